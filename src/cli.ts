@@ -1,0 +1,207 @@
+// The command line: a thin layer that parses flags and hands them to the planners. Every mutating
+// command goes through core.mutate (plan, then --dry-run or execute).
+import { Command, CommanderError, Option } from "commander";
+import { UsageError, exitCodeOf } from "./errors.js";
+import { mutate, openStore, readState, type GlobalOptions } from "./core.js";
+import { printJson, printTable, useColor, checkFormat } from "./output.js";
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+function globals(cmd: Command): GlobalOptions {
+  return cmd.optsWithGlobals() as GlobalOptions;
+}
+
+/** Adds the options every mutating command shares. */
+function mutating(cmd: Command): Command {
+  return cmd.option("--dry-run", "print the plan as a shell script and change nothing").option("-v, --verbose", "echo each command as it runs, like set -x");
+}
+
+function format(opts: { format?: string }) {
+  try {
+    return checkFormat(opts.format);
+  } catch (err: any) {
+    throw new UsageError(err.message);
+  }
+}
+
+export function buildProgram(): Command {
+  const program = new Command("ctnet")
+    .description("Docker's container networking with plain Linux tools; every change is an ordered shell plan")
+    .version("0.1.0")
+    .option("--state-dir <dir>", "state directory (default $CTNET_STATE_DIR or /var/lib/ctnet)")
+    .enablePositionalOptions()
+    .showSuggestionAfterError(false)
+    .exitOverride();
+
+  const net = program.command("net").alias("network").description("manage networks");
+
+  mutating(net.command("create").description("create a bridge network").argument("<name>"))
+    .option("-d, --driver <driver>", "network driver", "bridge")
+    .option("--subnet <cidr>", "subnet, e.g. 10.10.0.0/24 (default: next free 172.18-31.0.0/16)")
+    .option("--gateway <ip>", "gateway address (default: first host address)")
+    .option("--ip-range <cidr>", "allocate container addresses from this sub-range")
+    .option("--internal", "no traffic in or out of the network")
+    .option("-o, --opt <key=value>", "driver option: icc, masquerade, mtu (repeatable)", collect)
+    .option("--label <key=value>", "label (repeatable)", collect)
+    .action(async (name, opts, cmd) => {
+      const { planNetCreate } = await import("./networks.js");
+      await mutate(globals(cmd), (draft) => ({ plan: planNetCreate(draft, name, opts) }));
+      if (!opts.dryRun) console.log(readState(globals(cmd)).networks[name].id);
+    });
+
+  net.command("ls").alias("list").description("list networks")
+    .option("-q, --quiet", "only ids")
+    .option("--format <format>", "table or json")
+    .action(async (opts, cmd) => {
+      const fmt = format(opts);
+      const { listNetworks } = await import("./networks.js");
+      const rows = listNetworks(readState(globals(cmd)));
+      if (opts.quiet) return rows.forEach((r) => console.log(r.id.slice(0, 12)));
+      if (fmt === "json") return printJson(rows);
+      await printTable(["NETWORK ID", "NAME", "DRIVER", "SCOPE"], rows.map((r) => [r.id.slice(0, 12), r.name, r.driver, r.scope]));
+    });
+
+  net.command("inspect").description("show networks as JSON (docker network inspect)").argument("<name...>")
+    .action(async (names: string[], _opts, cmd) => {
+      const { inspectNetwork } = await import("./networks.js");
+      const state = readState(globals(cmd));
+      printJson(names.map((n) => inspectNetwork(state, n)));
+    });
+
+  mutating(net.command("rm").alias("remove").description("remove networks").argument("<name...>"))
+    .action(async (names: string[], opts, cmd) => {
+      const { planNetRm } = await import("./networks.js");
+      await mutate(globals(cmd), (draft) => ({ plan: planNetRm(draft, names) }));
+      if (!opts.dryRun) names.forEach((n) => console.log(n));
+    });
+
+  mutating(net.command("prune").description("remove all networks without containers"))
+    .action(async (opts, cmd) => {
+      const { planNetPrune } = await import("./networks.js");
+      const removed = await mutate(globals(cmd), (draft) => {
+        const { plan, removed } = planNetPrune(draft);
+        return { plan, commit: () => removed };
+      });
+      removed?.forEach((n) => console.log(n));
+    });
+
+  mutating(net.command("connect").description("connect a container to a network").argument("<network>").argument("<container>"))
+    .option("--ip <ip>", "address on the network")
+    .option("--alias <name>", "network-scoped alias (repeatable)", collect)
+    .action(async (network, container, opts, cmd) => {
+      const { planConnect } = await import("./networks.js");
+      await mutate(globals(cmd), (draft) => ({ plan: planConnect(draft, network, container, { ip: opts.ip, aliases: opts.alias }) }));
+    });
+
+  mutating(net.command("disconnect").description("disconnect a container from a network").argument("<network>").argument("<container>"))
+    .action(async (network, container, _opts, cmd) => {
+      const { planDisconnect } = await import("./networks.js");
+      await mutate(globals(cmd), (draft) => ({ plan: planDisconnect(draft, network, container) }));
+    });
+
+  mutating(program.command("run").description("run a command in a new container").argument("[command...]", "command and arguments (default: an idle process; a shell with -it)"))
+    .passThroughOptions()
+    .option("-d, --detach", "run in the background and print the container id")
+    .option("-i, --interactive", "keep stdin open")
+    .option("-t, --tty", "use the terminal")
+    .option("--rm", "remove the container when its process exits")
+    .option("--name <name>", "container name (also its namespace and hostname)")
+    .option("--hostname <name>", "hostname inside the container")
+    .addOption(new Option("--net, --network <mode>", "bridge | host | none | container:NAME | NETWORK").default("bridge"))
+    .option("--ip <ip>", "address on a user network")
+    .option("--network-alias <name>", "extra name on a user network (repeatable)", collect)
+    .option("-e, --env <key=value>", "environment variable (repeatable)", collect)
+    .action(async (command: string[], opts, cmd) => {
+      const { runContainer } = await import("./run.js");
+      process.exitCode = await runContainer(globals(cmd), { ...opts, net: opts.network, command });
+    });
+
+  mutating(program.command("rm").description("remove containers").argument("<name...>"))
+    .option("-f, --force", "kill running containers first")
+    .action(async (names: string[], opts, cmd) => {
+      const { planRm } = await import("./containers.js");
+      const g = globals(cmd);
+      await mutate(g, (draft) => ({ plan: planRm(draft, openStore(g).dir, names, !!opts.force) }));
+      if (!opts.dryRun) names.forEach((n) => console.log(n));
+    });
+
+  mutating(program.command("stop").description("stop containers (SIGTERM, then SIGKILL after 10 s); their network stays").argument("<name...>"))
+    .action(async (names: string[], opts, cmd) => {
+      const { planStop } = await import("./containers.js");
+      await mutate(globals(cmd), (draft) => ({ plan: planStop(draft, names) }));
+      if (!opts.dryRun) names.forEach((n) => console.log(n));
+    });
+
+  program.command("exec").description("run a command inside a running container").argument("<name>").argument("<command...>")
+    .passThroughOptions()
+    .option("-i, --interactive", "keep stdin open")
+    .option("-t, --tty", "use the terminal")
+    .option("-e, --env <key=value>", "environment variable (repeatable)", collect)
+    .action(async (name: string, command: string[], opts, cmd) => {
+      const { execInContainer } = await import("./run.js");
+      process.exitCode = await execInContainer(globals(cmd), name, command, opts);
+    });
+
+  program.command("ps").description("list containers")
+    .option("-a, --all", "include stopped containers")
+    .option("-q, --quiet", "only ids")
+    .option("--format <format>", "table or json")
+    .action(async (opts, cmd) => {
+      const fmt = format(opts);
+      const { listContainers } = await import("./containers.js");
+      const rows = listContainers(readState(globals(cmd)), !!opts.all);
+      if (opts.quiet) return rows.forEach((r) => console.log(r.ID));
+      if (fmt === "json") return printJson(rows);
+      await printTable(
+        ["CONTAINER ID", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES", "NETWORKS"],
+        rows.map((r) => [r.ID, JSON.stringify(r.Command.length > 20 ? r.Command.slice(0, 19) + "…" : r.Command), r.CreatedAt.replace("T", " ").slice(0, 19), r.Status, r.Ports, r.Names, r.Networks]),
+      );
+    });
+
+  program.command("inspect").description("show containers as JSON (docker inspect)").argument("<name...>")
+    .action(async (names: string[], _opts, cmd) => {
+      const { inspectContainer } = await import("./containers.js");
+      const { findContainer } = await import("./networks.js");
+      const state = readState(globals(cmd));
+      printJson(names.map((n) => inspectContainer(state, findContainer(state, n))));
+    });
+
+  program.command("logs").description("print a container's output").argument("<name>")
+    .action(async (name: string, _opts, cmd) => {
+      const { printLogs } = await import("./run.js");
+      printLogs(globals(cmd), name);
+    });
+
+  return program;
+}
+
+/** --state-dir may stand anywhere before "--" (scripts put it after the subcommand); the rest is commander's. */
+function hoistStateDir(argv: string[]): string[] {
+  const end = argv.indexOf("--") === -1 ? argv.length : argv.indexOf("--");
+  const out = argv.slice(0, 2);
+  const hoisted: string[] = [];
+  for (let i = 2; i < argv.length; i++) {
+    if (i < end && argv[i] === "--state-dir" && i + 1 < end) hoisted.push(argv[i], argv[++i]);
+    else if (i < end && argv[i].startsWith("--state-dir=")) hoisted.push(argv[i]);
+    else out.push(argv[i]);
+  }
+  return [...out.slice(0, 2), ...hoisted, ...out.slice(2)];
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(hoistStateDir(argv));
+  } catch (err: any) {
+    if (err instanceof CommanderError) {
+      // help and version are not errors; commander already printed its one-line message
+      process.exitCode = err.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    const message = String(err?.message ?? err).split("\n")[0];
+    if (process.env.CTNET_DEBUG) process.stderr.write(`${err?.stack ?? err}\n`);
+    const { default: chalk } = useColor() ? await import("chalk") : { default: null };
+    process.stderr.write(`${chalk ? chalk.red("ctnet:") : "ctnet:"} ${message}\n`);
+    process.exitCode = exitCodeOf(err);
+  }
+}

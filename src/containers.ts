@@ -1,0 +1,234 @@
+// Container commands: run in the four modes (bridge or a user network, host, none, container:X),
+// stop, rm, exec, and the ps/inspect views.
+import fs from "node:fs";
+import path from "node:path";
+import { UsageError } from "./errors.js";
+import { attachEndpoints, detachEndpoint } from "./drivers/bridge.js";
+import { DEFAULT_BRIDGE_NETWORK, newId, validateName } from "./naming.js";
+import {
+  ensureDefaultBridge, findContainer, findNetwork, newEndpoint, parseKeyValues, releaseDefaultBridge, routeNetwork,
+} from "./networks.js";
+import { Plan } from "./plan.js";
+import {
+  IDLE_COMMAND, checkExecutable, createNamespace, deleteNamespace, namespacePids, neighbours, processArgv, removeNameFiles, syncNameFiles,
+} from "./sandbox.js";
+import { processAlive } from "./store.js";
+import { netnsNames } from "./sys.js";
+import type { Spawned } from "./executor.js";
+import type { ContainerRecord, RunMode, State } from "./model.js";
+
+export interface RunOptions {
+  name?: string;
+  hostname?: string;
+  net?: string;
+  ip?: string;
+  networkAlias?: string[];
+  env?: string[];
+  detach?: boolean;
+  interactive?: boolean;
+  tty?: boolean;
+  rm?: boolean;
+  command: string[];
+  lab?: string;
+}
+
+const HOSTNAME_RE = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
+
+export const isRunning = (c: ContainerRecord) => c.pid !== null && processAlive(c.pid, c.pidStart);
+
+/** Parses --net: bridge (default), host, none, container:NAME or a user network. */
+function parseMode(state: State, spec: string): { mode: RunMode; network?: string; joined?: ContainerRecord } {
+  if (spec === "bridge" || spec === "default") return { mode: "bridge", network: DEFAULT_BRIDGE_NETWORK };
+  if (spec === "host" || spec === "none") return { mode: spec };
+  if (spec.startsWith("container:")) {
+    let joined = findContainer(state, spec.slice("container:".length));
+    if (joined.mode === "container") joined = state.containers[joined.joined!];
+    if (joined.mode === "host") throw new UsageError(`container ${joined.name} uses the host's network: use --net host instead`);
+    if (!isRunning(joined)) throw new UsageError(`cannot join container ${joined.name}: it is not running`);
+    return { mode: "container", joined };
+  }
+  return { mode: "bridge", network: findNetwork(state, spec).name };
+}
+
+export function parseEnv(pairs: string[] | undefined): string[] {
+  return (pairs ?? []).map((pair) => {
+    if (pair.includes("=")) {
+      if (pair.startsWith("=")) throw new UsageError(`invalid environment variable ${JSON.stringify(pair)}: expected KEY=VALUE`);
+      return pair;
+    }
+    const value = process.env[pair];
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(pair)) throw new UsageError(`invalid environment variable ${JSON.stringify(pair)}: expected KEY=VALUE`);
+    return value === undefined ? null : `${pair}=${value}`;
+  }).filter((p): p is string => p !== null);
+}
+
+export const logPath = (stateDir: string, name: string) => path.join(stateDir, "logs", `${name}.log`);
+
+export function defaultCommand(o: RunOptions): string[] {
+  if (o.command.length > 0) return o.command;
+  if (o.interactive || o.tty) return [fs.existsSync("/bin/bash") ? "/bin/bash" : "/bin/sh"];
+  return IDLE_COMMAND;
+}
+
+/** Plans `run`: the sandbox, its endpoints and names, and (detached) the container's process. */
+export function planRun(state: State, stateDir: string, o: RunOptions): { plan: Plan; container: ContainerRecord; argv: string[] } {
+  const id = newId();
+  const name = o.name ?? id.slice(0, 12);
+  validateName("container", name);
+  if (state.containers[name]) throw new UsageError(`container name ${name} is already in use`);
+  const modeSpec = o.net ?? "bridge";
+  const { mode, network, joined } = parseMode(state, modeSpec);
+  if (mode !== "bridge" && (o.ip || o.networkAlias?.length)) throw new UsageError(`--ip and --network-alias need a bridge network, not --net ${modeSpec}`);
+  if (mode === "container" && o.hostname) throw new UsageError("conflicting options: --hostname and --net container:NAME");
+  const ownNs = mode === "bridge" || mode === "none";
+  if (ownNs && netnsNames().has(name)) throw new UsageError(`a network namespace named ${name} already exists on this host`);
+  const hostname = o.hostname ?? (mode === "container" ? joined!.hostname : name);
+  if (!HOSTNAME_RE.test(hostname) || hostname.length > 63) throw new UsageError(`invalid hostname ${JSON.stringify(hostname)}`);
+  const command = defaultCommand(o);
+  checkExecutable(command);
+  const env = parseEnv(o.env);
+
+  const plan = new Plan(`run ${name}`);
+  const c: ContainerRecord = {
+    name, id, created: new Date().toISOString(), hostname, mode,
+    netns: ownNs ? name : mode === "container" ? joined!.netns : null,
+    ...(joined ? { joined: joined.name } : {}),
+    endpoints: [], command, env: parseKeyValues(env, "environment variable"), pid: null, pidStart: null, ports: [], expose: [],
+    ...(o.lab ? { lab: o.lab } : {}),
+  };
+  if (ownNs) createNamespace(plan, name);
+  if (network) {
+    const net = network === DEFAULT_BRIDGE_NETWORK ? ensureDefaultBridge(plan, state) : state.networks[network];
+    const ep = newEndpoint(state, c, net, { ip: o.ip, aliases: o.networkAlias });
+    c.endpoints.push(ep);
+    state.containers[name] = c;
+    attachEndpoints(plan, name, [{ net, ep }], routeNetwork(state, c));
+  }
+  state.containers[name] = c;
+  syncNameFiles(plan, state, [name, ...neighbours(state, c)]);
+  const argv = processArgv(state, c, command, env, true);
+  if (o.detach) plan.spawn(argv, name, logPath(stateDir, name), `start ${name}'s process: ${command.join(" ")}`);
+  return { plan, container: c, argv };
+}
+
+export function recordProcess(c: ContainerRecord, proc: Spawned | undefined): void {
+  c.pid = proc?.pid ?? null;
+  c.pidStart = proc?.start ?? null;
+}
+
+/** Plans `rm`: names first (peers stop resolving it), then processes, links, the namespace. */
+export function planRm(state: State, stateDir: string, names: string[], force: boolean): Plan {
+  const plan = new Plan(`rm ${names.join(" ")}`);
+  const removing = new Set(names.map((n) => findContainer(state, n).name));
+  for (const name of removing) {
+    const c = state.containers[name];
+    if (isRunning(c) && !force) throw new UsageError(`container ${name} is running: stop it first or use rm -f`);
+    const sharers = Object.values(state.containers).filter((o) => o.joined === name && !removing.has(o.name));
+    if (sharers.length > 0) throw new UsageError(`container ${name} shares its network namespace with ${sharers.map((s) => s.name).join(", ")}: remove them first`);
+  }
+  for (const name of removing) {
+    const c = state.containers[name];
+    const peers = neighbours(state, c);
+    delete state.containers[name];
+    syncNameFiles(plan, state, peers.filter((p) => !removing.has(p)));
+    const pids = new Set<number>();
+    if (isRunning(c)) pids.add(c.pid!);
+    if (c.mode === "bridge" || c.mode === "none") for (const pid of namespacePids(c.netns!)) pids.add(pid);
+    plan.kill([...pids], "SIGKILL", `stop ${name}'s processes`);
+    for (const ep of c.endpoints) detachEndpoint(plan, ep);
+    if (c.mode === "bridge" || c.mode === "none") {
+      deleteNamespace(plan, c.netns!);
+      removeNameFiles(plan, c.netns!);
+    }
+    const log = logPath(stateDir, name);
+    if (fs.existsSync(log)) plan.cmd(["rm", "-f", log], `remove ${name}'s log`, null);
+  }
+  releaseDefaultBridge(plan, state);
+  return plan;
+}
+
+export function planStop(state: State, names: string[], graceful = true): Plan {
+  const plan = new Plan(`stop ${names.join(" ")}`);
+  for (const name of names) {
+    const c = findContainer(state, name);
+    if (isRunning(c)) plan.kill([c.pid!], graceful ? "SIGTERM" : "SIGKILL", `stop ${c.name}'s process (SIGKILL after 10 s)`);
+    recordProcess(c, undefined);
+  }
+  return plan;
+}
+
+// ---- views -------------------------------------------------------------------------------------
+
+export function statusOf(c: ContainerRecord, now = Date.now()): string {
+  return isRunning(c) ? `Up ${ago(now - Date.parse(c.created))}` : "Exited";
+}
+
+export function ago(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s < 1) return "Less than a second";
+  if (s < 60) return `${s} second${s === 1 ? "" : "s"}`;
+  if (s < 3600) return `${Math.floor(s / 60)} minute${s < 120 ? "" : "s"}`;
+  if (s < 86400) return `${Math.floor(s / 3600)} hour${s < 7200 ? "" : "s"}`;
+  return `${Math.floor(s / 86400)} days`;
+}
+
+export function portsText(c: ContainerRecord): string {
+  return c.ports.map((p) => `${p.hostIp}:${p.hostPort}->${p.containerPort}/${p.proto}`).join(", ");
+}
+
+export const networkModeOf = (c: ContainerRecord) =>
+  c.mode === "container" ? `container:${c.joined}` : c.mode === "bridge" ? c.endpoints[0]?.network ?? "bridge" : c.mode;
+
+export interface ContainerSummary {
+  ID: string;
+  Names: string;
+  Command: string;
+  CreatedAt: string;
+  State: "running" | "exited";
+  Status: string;
+  Ports: string;
+  Networks: string;
+  Lab?: string;
+}
+
+export function listContainers(state: State, all: boolean): ContainerSummary[] {
+  const now = Date.now();
+  return Object.values(state.containers)
+    .filter((c) => all || isRunning(c))
+    .sort((a, b) => b.created.localeCompare(a.created))
+    .map((c) => ({
+      ID: c.id.slice(0, 12), Names: c.name, Command: c.command.join(" "), CreatedAt: c.created,
+      State: isRunning(c) ? "running" : "exited", Status: statusOf(c, now), Ports: portsText(c),
+      Networks: c.mode === "bridge" ? c.endpoints.map((e) => e.network).join(",") : networkModeOf(c),
+      ...(c.lab ? { Lab: c.lab } : {}),
+    }));
+}
+
+/** `docker inspect` shape, limited to what ctnet knows. */
+export function inspectContainer(state: State, c: ContainerRecord): object {
+  const networks: Record<string, object> = {};
+  for (const ep of c.endpoints) {
+    const net = state.networks[ep.network];
+    networks[ep.network] = {
+      IPAMConfig: null, Links: null,
+      Aliases: ep.network === DEFAULT_BRIDGE_NETWORK ? null : [c.id.slice(0, 12), ...ep.aliases],
+      MacAddress: ep.mac, NetworkID: net?.id ?? "", EndpointID: ep.id, Gateway: net?.gateway ?? "",
+      IPAddress: ep.ip, IPPrefixLen: ep.prefixLen, IPv6Gateway: "", GlobalIPv6Address: "", GlobalIPv6PrefixLen: 0,
+      DNSNames: ep.network === DEFAULT_BRIDGE_NETWORK ? null : [c.name, ...ep.aliases, c.id.slice(0, 12)],
+      Interface: ep.ifname, HostInterface: ep.hostIf,
+    };
+  }
+  const running = isRunning(c);
+  const ports: Record<string, Array<{ HostIp: string; HostPort: string }>> = {};
+  for (const p of c.ports) (ports[`${p.containerPort}/${p.proto}`] ??= []).push({ HostIp: p.hostIp, HostPort: String(p.hostPort) });
+  return {
+    Id: c.id, Created: c.created, Path: c.command[0], Args: c.command.slice(1),
+    State: { Status: running ? "running" : "exited", Running: running, Pid: running ? c.pid : 0 },
+    Name: `/${c.name}`,
+    Config: { Hostname: c.hostname, Env: Object.entries(c.env).map(([k, v]) => `${k}=${v}`), Cmd: c.command, ...(c.lab ? { Labels: { "ctnet.lab": c.lab } } : {}) },
+    HostConfig: { NetworkMode: networkModeOf(c) },
+    NetworkSettings: {
+      SandboxID: c.netns ?? "", SandboxKey: c.netns ? `/run/netns/${c.netns}` : "", Ports: ports, Networks: networks,
+    },
+  };
+}

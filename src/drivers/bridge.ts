@@ -1,0 +1,94 @@
+// The bridge network driver: a Linux bridge holding the gateway address, its firewall rules, and the
+// veth endpoints that plug sandboxes into it.
+import fs from "node:fs";
+import { addRule, baseInstalled, bridgesInKernel, deleteRule, installBase, networkRules, removeBase } from "../firewall.js";
+import { linkAlias } from "../naming.js";
+import type { Plan } from "../plan.js";
+import type { Endpoint, NetworkRecord, State } from "../model.js";
+
+const IP_FORWARD = "net.ipv4.ip_forward";
+
+/** Networks whose bridge is (or, after this plan, will be) up: user networks always, "bridge" while in use. */
+export const activeNetworks = (state: State) => Object.values(state.networks);
+
+/** Creates the bridge, its address and rules. Call before adding `net` to state.networks. */
+export function setUpNetwork(plan: Plan, state: State, net: NetworkRecord): void {
+  const br = net.bridge;
+  if (activeNetworks(state).length === 0 && !baseInstalled()) installBase(plan);
+  plan.cmd(["ip", "link", "add", br, "type", "bridge"], `bridge for network ${net.name}`, ["ip", "link", "del", br]);
+  plan.cmd(["ip", "link", "set", br, "alias", linkAlias("bridge", net.name)], "mark it as ctnet's", null);
+  if (net.options.mtu) plan.cmd(["ip", "link", "set", br, "mtu", net.options.mtu], `mtu ${net.options.mtu} (-o mtu)`, null);
+  const prefix = net.subnet.split("/")[1];
+  plan.cmd(["ip", "addr", "add", `${net.gateway}/${prefix}`, "dev", br], `gateway ${net.gateway} of ${net.subnet}`, null);
+  plan.cmd(["ip", "link", "set", br, "up"], `bring ${br} up`, ["ip", "link", "set", br, "down"]);
+  for (const rule of networkRules(net)) addRule(plan, rule);
+  if (!net.internal && !state.sysctls[IP_FORWARD] && readSysctl(IP_FORWARD) === "0") {
+    plan.cmd(["sysctl", "-w", `${IP_FORWARD}=1`], "the host must forward packets between bridges and the outside", ["sysctl", "-w", `${IP_FORWARD}=0`]);
+    state.sysctls[IP_FORWARD] = { key: IP_FORWARD, previous: "0", value: "1" };
+  }
+}
+
+/** Bridges each plan removes, so a plan removing several networks knows the kernel's rules for them go too. */
+const removedBy = new WeakMap<Plan, Set<string>>();
+
+/** Removes rules before the bridge, so no rule outlives the link it names. Call after removing `net` from state. */
+export function tearDownNetwork(plan: Plan, state: State, net: NetworkRecord): void {
+  for (const rule of networkRules(net).reverse()) deleteRule(plan, rule);
+  const removed = removedBy.get(plan) ?? new Set<string>();
+  removedBy.set(plan, removed.add(net.bridge));
+  const remaining = activeNetworks(state).filter((n) => n.name !== net.name);
+  if (remaining.length === 0) {
+    const others = [...bridgesInKernel()].filter((br) => !removed.has(br));
+    if (others.length === 0) removeBase(plan);
+    const fwd = state.sysctls[IP_FORWARD];
+    if (fwd && readSysctl(IP_FORWARD) === fwd.value) {
+      plan.cmd(["sysctl", "-w", `${IP_FORWARD}=${fwd.previous}`], "no ctnet network is left: restore the host's forwarding setting", ["sysctl", "-w", `${IP_FORWARD}=${fwd.value}`]);
+    }
+    delete state.sysctls[IP_FORWARD];
+  }
+  plan.cmd(["ip", "link", "del", net.bridge], `delete bridge of network ${net.name}`, null);
+}
+
+export function readSysctl(key: string): string {
+  try {
+    return fs.readFileSync(`/proc/sys/${key.replace(/\./g, "/")}`, "utf8").trim();
+  } catch {
+    return "";
+  }
+}
+
+export interface Attachment {
+  net: NetworkRecord;
+  ep: Endpoint;
+}
+
+/**
+ * Plugs a sandbox into bridges: veth pairs and addresses, plus a default route via `routeVia`'s gateway.
+ * Host-side commands come first and namespace-side ones after, so each side runs as one `ip -batch`.
+ */
+export function attachEndpoints(plan: Plan, netns: string, attachments: Attachment[], routeVia?: NetworkRecord): void {
+  for (const { net, ep } of attachments) {
+    plan.cmd(
+      ["ip", "link", "add", ep.hostIf, "type", "veth", "peer", "name", ep.ifname, "address", ep.mac, "netns", netns],
+      `veth pair for ${netns} on ${net.name}: ${ep.hostIf} on the host, ${ep.ifname} inside`,
+      ["ip", "link", "del", ep.hostIf],
+    );
+    plan.cmd(["ip", "link", "set", ep.hostIf, "alias", linkAlias("veth", `${netns}/${net.name}`)], "mark it as ctnet's", null);
+    if (net.options.mtu) plan.cmd(["ip", "link", "set", ep.hostIf, "mtu", net.options.mtu], `mtu of ${net.name}`, null);
+    plan.cmd(["ip", "link", "set", ep.hostIf, "master", net.bridge, "up"], `plug ${ep.hostIf} into ${net.bridge}`, null);
+  }
+  const inNs = (...args: string[]) => ["ip", "-n", netns, ...args];
+  for (const { net, ep } of attachments) {
+    if (net.options.mtu) plan.cmd(inNs("link", "set", ep.ifname, "mtu", net.options.mtu), `mtu of ${net.name}`, null);
+    plan.cmd(inNs("addr", "add", `${ep.ip}/${ep.prefixLen}`, "dev", ep.ifname), `${ep.ip} on ${net.name}`, null);
+    plan.cmd(inNs("link", "set", ep.ifname, "up"), `bring ${ep.ifname} up`, null);
+  }
+  if (routeVia) {
+    plan.cmd(inNs("route", "add", "default", "via", routeVia.gateway), `default route via ${routeVia.name}'s gateway`, null);
+  }
+}
+
+export function detachEndpoint(plan: Plan, ep: Endpoint): void {
+  // deleting one end of a veth pair deletes both, with the address and routes of the inner end
+  plan.cmd(["ip", "link", "del", ep.hostIf], `unplug ${ep.ifname} from ${ep.network}`, null);
+}

@@ -1,0 +1,121 @@
+// Address management: subnet choice for new networks and address choice for endpoints.
+// All CIDR arithmetic goes through ip-address; here we only decide policy.
+import { Address4 } from "ip-address";
+import { UsageError } from "./errors.js";
+
+export interface Cidr {
+  /** canonical "a.b.c.d/len" with host bits clear */
+  text: string;
+  first: bigint;
+  last: bigint;
+  prefix: number;
+}
+
+export function parseAddress(text: string, what: string): Address4 {
+  if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(text) || !Address4.isValid(text)) {
+    throw new UsageError(`invalid ${what} ${JSON.stringify(text)}: not an IPv4 address`);
+  }
+  return new Address4(text);
+}
+
+export function parseCidr(text: string, what = "subnet"): Cidr {
+  if (!/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(text) || !Address4.isValid(text)) {
+    throw new UsageError(`invalid ${what} ${JSON.stringify(text)}: expected a CIDR like 10.10.0.0/24`);
+  }
+  const addr = new Address4(text);
+  const start = addr.startAddress();
+  if (start.correctForm() !== addr.correctForm()) {
+    throw new UsageError(
+      `invalid ${what} ${text}: host bits are set (did you mean ${start.correctForm()}${addr.subnet}?)`,
+    );
+  }
+  return { text: `${start.correctForm()}${addr.subnet}`, first: start.bigInt(), last: addr.endAddress().bigInt(), prefix: addr.subnetMask };
+}
+
+/** The network an address with prefix belongs to ("10.1.2.3/8" -> 10.0.0.0/8). */
+export function networkOf(text: string): Cidr {
+  const addr = new Address4(text);
+  return parseCidr(`${addr.startAddress().correctForm()}${addr.subnet}`);
+}
+
+export const overlaps = (a: Cidr, b: Cidr) => a.first <= b.last && b.first <= a.last;
+export const contains = (outer: Cidr, addr: bigint) => outer.first <= addr && addr <= outer.last;
+export const addrText = (n: bigint) => Address4.fromBigInt(n).correctForm();
+export const addrValue = (text: string) => new Address4(text).bigInt();
+
+const RESERVED: Array<[string, string]> = [
+  ["0.0.0.0/8", "the 'this network' range"],
+  ["127.0.0.0/8", "loopback"],
+  ["169.254.0.0/16", "link-local"],
+  ["224.0.0.0/4", "multicast"],
+  ["240.0.0.0/4", "reserved (class E)"],
+];
+
+/** Refuses subnets a bridge network cannot use. */
+export function checkUsableSubnet(subnet: Cidr): void {
+  for (const [range, label] of RESERVED) {
+    if (overlaps(subnet, parseCidr(range))) {
+      throw new UsageError(`subnet ${subnet.text} overlaps ${range}, which is ${label}`);
+    }
+  }
+  if (subnet.prefix > 30) {
+    throw new UsageError(`subnet ${subnet.text} is too small: a network needs at least a /30 (gateway and one container)`);
+  }
+}
+
+/** First and last addresses a container or gateway may take in this subnet. */
+export function hostRange(subnet: Cidr): { low: bigint; high: bigint } {
+  return { low: subnet.first + 1n, high: subnet.last - 1n };
+}
+
+export function checkHostAddress(subnet: Cidr, addr: bigint, what: string, text: string): void {
+  const { low, high } = hostRange(subnet);
+  if (addr < low || addr > high) {
+    throw new UsageError(`${what} ${text} is not a usable host address of ${subnet.text}`);
+  }
+}
+
+/** A network's own address plan. */
+export interface Pool {
+  subnet: Cidr;
+  gateway: bigint;
+  /** where dynamic addresses come from (defaults to the whole subnet) */
+  range: Cidr;
+}
+
+/** Lowest free address of the pool: released addresses are reused first, like Docker. */
+export function allocateAddress(pool: Pool, taken: Set<bigint>): bigint | null {
+  const { low, high } = hostRange(pool.subnet);
+  const start = pool.range.first > low ? pool.range.first : low;
+  const end = pool.range.last < high ? pool.range.last : high;
+  for (let a = start; a <= end; a++) {
+    if (a !== pool.gateway && !taken.has(a)) return a;
+  }
+  return null;
+}
+
+/** Docker's default address pools: 172.17-31.0.0/16, then 192.168.0.0/16 cut into /20s. */
+export function* defaultSubnetCandidates(): Generator<Cidr> {
+  for (let second = 17; second <= 31; second++) yield parseCidr(`172.${second}.0.0/16`);
+  for (let third = 0; third < 256; third += 16) yield parseCidr(`192.168.${third}.0/20`);
+}
+
+/** The first default subnet that overlaps nothing in use; the default bridge prefers 172.17.0.0/16. */
+export function chooseSubnet(inUse: Cidr[], skipFirst: boolean): Cidr {
+  let first = true;
+  for (const candidate of defaultSubnetCandidates()) {
+    if (skipFirst && first) {
+      first = false;
+      continue;
+    }
+    first = false;
+    if (!inUse.some((used) => overlaps(used, candidate))) return candidate;
+  }
+  throw new UsageError("no free subnet left in the default pools: pass --subnet");
+}
+
+/** Docker derives container MACs from the address: 02:42 followed by the four octets. */
+export function macFor(addr: bigint): string {
+  const octets = addrText(addr).split(".").map((o) => Number(o).toString(16).padStart(2, "0"));
+  return ["02", "42", ...octets].join(":");
+}

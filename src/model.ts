@@ -1,0 +1,80 @@
+// Docker's container network model as ctnet stores it: Networks, Containers (each with a Sandbox, its
+// network namespace) and Endpoints (a veth pair plus an address on one network).
+
+export interface NetworkRecord {
+  name: string;
+  id: string;
+  created: string;
+  driver: "bridge";
+  /** Linux bridge interface name (see naming.ts) */
+  bridge: string;
+  subnet: string;
+  gateway: string;
+  ipRange?: string;
+  internal: boolean;
+  /** as given with -o, normalised to ctnet's short keys (icc, masquerade, mtu) */
+  options: Record<string, string>;
+  labels: Record<string, string>;
+  lab?: string;
+}
+
+export interface Endpoint {
+  network: string;
+  id: string;
+  /** interface name inside the sandbox: eth0, eth1, … */
+  ifname: string;
+  /** host-side veth, enslaved to the network's bridge */
+  hostIf: string;
+  ip: string;
+  prefixLen: number;
+  mac: string;
+  aliases: string[];
+}
+
+export type RunMode = "bridge" | "host" | "none" | "container";
+
+export interface PortMapping {
+  hostIp: string;
+  hostPort: number;
+  containerPort: number;
+  proto: "tcp" | "udp";
+}
+
+export interface ContainerRecord {
+  name: string;
+  id: string;
+  created: string;
+  hostname: string;
+  mode: RunMode;
+  /** the network namespace the processes live in; null for host mode */
+  netns: string | null;
+  /** container:X mode: the container whose namespace this one joined */
+  joined?: string;
+  endpoints: Endpoint[];
+  command: string[];
+  env: Record<string, string>;
+  /** main process; null once stopped */
+  pid: number | null;
+  /** the process start time from /proc/PID/stat, so a reused pid is not mistaken for ours */
+  pidStart: string | null;
+  ports: PortMapping[];
+  expose: PortMapping[];
+  lab?: string;
+}
+
+export interface SysctlChange {
+  key: string;
+  previous: string;
+  value: string;
+}
+
+export interface State {
+  version: 1;
+  networks: Record<string, NetworkRecord>;
+  containers: Record<string, ContainerRecord>;
+  sysctls: Record<string, SysctlChange>;
+}
+
+export const emptyState = (): State => ({ version: 1, networks: {}, containers: {}, sysctls: {} });
+
+export const isUserNetwork = (net: NetworkRecord) => net.name !== "bridge";

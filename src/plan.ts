@@ -1,0 +1,135 @@
+// A plan is the ordered list of kernel and file changes one command makes. Every step says why it
+// exists and how to undo it; the executor runs them, and `--dry-run` prints them as a POSIX sh script.
+
+export interface CmdStep {
+  kind: "cmd";
+  argv: string[];
+  why: string;
+  /** argv that reverts this step; null when it cannot be reverted (it is then placed late in the plan). */
+  undo: string[] | null;
+}
+
+/** Writes a file in place (same inode, so bind mounts of it see the change); content null removes it. */
+export interface WriteStep {
+  kind: "write";
+  path: string;
+  content: string | null;
+  /** What the file held before, null when it did not exist: the undo restores it. */
+  previous: string | null;
+  why: string;
+}
+
+/** Starts a container's process in the background; its pid is handed to the plan's result. */
+export interface SpawnStep {
+  kind: "spawn";
+  argv: string[];
+  container: string;
+  log: string;
+  why: string;
+}
+
+/** Stops processes (SIGKILL, or SIGTERM with a grace period). Cannot be undone. */
+export interface KillStep {
+  kind: "kill";
+  pids: number[];
+  signal: "SIGTERM" | "SIGKILL";
+  why: string;
+}
+
+export type Step = CmdStep | WriteStep | SpawnStep | KillStep;
+
+export class Plan {
+  readonly steps: Step[] = [];
+
+  constructor(readonly title: string) {}
+
+  cmd(argv: string[], why: string, undo: string[] | null = null): this {
+    this.steps.push({ kind: "cmd", argv, why, undo });
+    return this;
+  }
+
+  write(path: string, content: string | null, previous: string | null, why: string): this {
+    if (content === previous) return this;
+    this.steps.push({ kind: "write", path, content, previous, why });
+    return this;
+  }
+
+  spawn(argv: string[], container: string, log: string, why: string): this {
+    this.steps.push({ kind: "spawn", argv, container, log, why });
+    return this;
+  }
+
+  kill(pids: number[], signal: KillStep["signal"], why: string): this {
+    if (pids.length > 0) this.steps.push({ kind: "kill", pids, signal, why });
+    return this;
+  }
+
+  append(other: Plan): this {
+    this.steps.push(...other.steps);
+    return this;
+  }
+
+  get empty(): boolean {
+    return this.steps.length === 0;
+  }
+}
+
+// ---- rendering as sh -------------------------------------------------------------------------
+
+const SAFE_WORD = /^[A-Za-z0-9_@%+=:,./-]+$/;
+
+/** Quotes one word for POSIX sh. */
+export function shQuote(word: string): string {
+  if (word !== "" && SAFE_WORD.test(word)) return word;
+  return `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+export const shJoin = (argv: string[]) => argv.map(shQuote).join(" ");
+
+function heredocMarker(content: string): string {
+  let marker = "EOF";
+  while (content.split("\n").includes(marker)) marker += "_";
+  return marker;
+}
+
+/** One step as the sh lines that do the same thing. */
+export function renderStep(step: Step): string {
+  switch (step.kind) {
+    case "cmd":
+      return shJoin(step.argv);
+    case "write": {
+      if (step.content === null) return shJoin(["rm", "-f", step.path]);
+      const dir = step.path.slice(0, step.path.lastIndexOf("/"));
+      const body = step.content.endsWith("\n") ? step.content : step.content + "\n";
+      const marker = heredocMarker(body);
+      return `mkdir -p ${shQuote(dir)} && cat > ${shQuote(step.path)} <<'${marker}'\n${body}${marker}`;
+    }
+    case "spawn":
+      return `setsid ${shJoin(step.argv)} </dev/null >>${shQuote(step.log)} 2>&1 &`;
+    case "kill":
+      return shJoin(["kill", step.signal === "SIGKILL" ? "-KILL" : "-TERM", ...step.pids.map(String)]);
+  }
+}
+
+export function renderUndo(step: Step): string | null {
+  switch (step.kind) {
+    case "cmd":
+      return step.undo ? shJoin(step.undo) : null;
+    case "write":
+      return renderStep({ ...step, content: step.previous, previous: step.content });
+    case "spawn":
+      return `kill -KILL <pid of ${step.container}>`;
+    case "kill":
+      return null;
+  }
+}
+
+/** The whole plan as a runnable script, each step preceded by its reason. */
+export function renderScript(plan: Plan): string {
+  const lines = ["#!/bin/sh", `# ctnet plan: ${plan.title}`, "set -e"];
+  if (plan.empty) lines.push("# nothing to do");
+  plan.steps.forEach((step, i) => {
+    lines.push("", `# ${i + 1}. ${step.why}`, renderStep(step));
+  });
+  return lines.join("\n") + "\n";
+}
