@@ -1,0 +1,157 @@
+// The core story on the real kernel: red/blue, the four run modes, the default bridge, dry-run.
+import fs from "node:fs";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { Lab, ctnetLeftovers, hostSnapshot, sh, uniq } from "./harness.js";
+
+let before: Record<string, string>;
+const labs: Lab[] = [];
+const newLab = () => {
+  const lab = new Lab();
+  labs.push(lab);
+  return lab;
+};
+
+beforeAll(() => {
+  before = hostSnapshot();
+});
+afterEach(() => {
+  while (labs.length) labs.pop()!.cleanup();
+});
+afterAll(() => {
+  expect(hostSnapshot()).toEqual(before);
+});
+
+describe("red/blue (seed 001)", () => {
+  it("resolves names only on shared user networks and isolates networks by address too", () => {
+    const lab = newLab();
+    const [red, blue] = [uniq("red"), uniq("blu")];
+    const [u1, u2, u3, u4] = [1, 2, 3, 4].map((i) => uniq(`u${i}`));
+    lab.ok("net", "create", red);
+    lab.ok("net", "create", blue);
+    lab.ok("run", "-d", "--net", red, "--name", u1);
+    lab.ok("run", "-d", "--net", red, "--name", u2);
+    lab.ok("run", "-d", "--net", blue, "--name", u3);
+    lab.ok("run", "-d", "--net", blue, "--name", u4);
+
+    const unknown = lab.inNs(u4, "ping", "-c1", "-W1", u2);
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.stderr).toMatch(/Name or service not known|unknown host/);
+    expect(lab.ping(u4, u3)).toBe(true);
+
+    const inspect = JSON.parse(lab.ok("inspect", u2))[0];
+    const u2Ip = inspect.NetworkSettings.Networks[red].IPAddress;
+    expect(u2Ip).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+    expect(lab.ping(u1, u2Ip)).toBe(true);
+    expect(lab.ping(u4, u2Ip)).toBe(false);
+
+    lab.ok("net", "connect", blue, u1);
+    expect(lab.ping(u4, u1)).toBe(true);
+    lab.ok("net", "disconnect", blue, u1);
+    expect(lab.ping(u4, u1)).toBe(false);
+    expect(lab.inNs(u4, "getent", "hosts", u1).code).not.toBe(0);
+  });
+
+  it("inspects networks the way docker network inspect does", () => {
+    const lab = newLab();
+    const net = uniq("ins");
+    const c = uniq("c");
+    lab.ok("net", "create", "--subnet", "10.211.0.0/24", "--label", "course=net101", net);
+    lab.ok("run", "-d", "--net", net, "--name", c);
+    const [doc] = JSON.parse(lab.ok("net", "inspect", net));
+    expect(doc).toMatchObject({
+      Name: net, Scope: "local", Driver: "bridge", Internal: false,
+      IPAM: { Config: [{ Subnet: "10.211.0.0/24", Gateway: "10.211.0.1" }] },
+      Labels: { course: "net101" },
+    });
+    const [entry] = Object.values(doc.Containers) as any[];
+    expect(entry).toMatchObject({ Name: c, IPv4Address: "10.211.0.2/24", MacAddress: "02:42:0a:d3:00:02" });
+    expect(sh(["ip", "-br", "addr", "show", "dev", doc.Options["com.docker.network.bridge.name"]]).stdout).toContain("10.211.0.1/24");
+  });
+});
+
+describe("run modes", () => {
+  it("none: only lo inside", () => {
+    const lab = newLab();
+    const c = uniq("n");
+    lab.ok("run", "-d", "--net", "none", "--name", c);
+    const links = lab.inNs(c, "ip", "-o", "link").stdout.trim().split("\n");
+    expect(links).toHaveLength(1);
+    expect(links[0]).toContain("lo:");
+    expect(lab.inNs(c, "ip", "route").stdout.trim()).toBe("");
+  });
+
+  it("host: the process sees the host's interfaces", () => {
+    const lab = newLab();
+    const c = uniq("h");
+    lab.ok("run", "-d", "--net", "host", "--name", c);
+    const hostLinks = sh(["ip", "-o", "link"]).stdout.split("\n").length;
+    expect(lab.run("exec", c, "ip", "-o", "link").stdout.split("\n").length).toBe(hostLinks);
+    expect(lab.run("net", "inspect", "host").stdout).toContain(c);
+  });
+
+  it("container:X shares X's interfaces and address", () => {
+    const lab = newLab();
+    const net = uniq("cm");
+    const [x, y] = [uniq("x"), uniq("y")];
+    lab.ok("net", "create", net);
+    lab.ok("run", "-d", "--net", net, "--name", x);
+    lab.ok("run", "-d", "--net", `container:${x}`, "--name", y, "--", "sleep", "600");
+    const ofX = lab.ok("exec", x, "ip", "-4", "-o", "addr");
+    const ofY = lab.ok("exec", y, "ip", "-4", "-o", "addr");
+    expect(ofY).toBe(ofX);
+    expect(ofY).toContain("eth0");
+    expect(lab.run("rm", "-f", x).code).toBe(2);
+  });
+
+  it("the default bridge: reachable by address, not by name, and gone with its last container", () => {
+    const lab = newLab();
+    const [a, b] = [uniq("a"), uniq("b")];
+    lab.ok("run", "-d", "--name", a);
+    lab.ok("run", "-d", "--name", b);
+    const bIp = JSON.parse(lab.ok("inspect", b))[0].NetworkSettings.Networks.bridge.IPAddress;
+    expect(lab.ping(a, bIp)).toBe(true);
+    expect(lab.ping(a, b)).toBe(false);
+    expect(sh(["ip", "link", "show", "ctnet0"]).code).toBe(0);
+    expect(lab.ok("exec", a, "hostname").trim()).toBe(a);
+    lab.ok("rm", "-f", a, b);
+    expect(sh(["ip", "link", "show", "ctnet0"]).code).not.toBe(0);
+    expect(ctnetLeftovers()).toEqual([]);
+  });
+});
+
+describe("plans", () => {
+  it("--dry-run prints a script and changes nothing, even without a state dir", () => {
+    const lab = newLab();
+    const snap = hostSnapshot();
+    const net = uniq("dry");
+    const out = lab.ok("net", "create", "--dry-run", net);
+    expect(out).toMatch(/^#!\/bin\/sh/);
+    expect(out).toContain(`ip link add ctbr-${net} type bridge`);
+    const run = lab.ok("run", "--dry-run", "-d", "--name", uniq("d"));
+    expect(run).toContain("ip netns add");
+    expect(hostSnapshot()).toEqual(snap);
+    expect(sh(["ls", lab.stateDir]).stdout.trim()).toBe("");
+  });
+
+  it("a failing step rolls back the steps before it and leaves state as it was", () => {
+    const lab = newLab();
+    const net = uniq("rb");
+    lab.ok("net", "create", net);
+    const c = uniq("c");
+    const snap = hostSnapshot();
+    const stateBefore = lab.state();
+    // a plain file where the hosts directory must go makes a late step fail, after the namespace,
+    // veth and addresses were made: all of those must be undone
+    fs.mkdirSync("/etc/netns", { recursive: true });
+    fs.writeFileSync(`/etc/netns/${c}`, "in the way\n");
+    try {
+      const r = lab.run("run", "-d", "--net", net, "--name", c);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain("rolled back");
+    } finally {
+      fs.rmSync(`/etc/netns/${c}`);
+    }
+    expect(lab.state()).toEqual(stateBefore);
+    expect(hostSnapshot()).toEqual(snap);
+  });
+});
