@@ -3,7 +3,8 @@
 # Run as root from the repository (after scripts/setup.sh). Removes everything it made when it ends.
 set -u
 ctnet() { "$(dirname "$0")/../bin/ctnet" "$@"; }
-say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+# commands in bold on a terminal; plain when piped or NO_COLOR is set
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }; else say() { printf '\n$ %s\n' "$*"; }; fi
 
 cleanup() {
   ctnet rm -f ubuntu1 ubuntu2 ubuntu3 ubuntu4 >/dev/null 2>&1

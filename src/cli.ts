@@ -52,12 +52,14 @@ export function buildProgram(): Command {
   net.command("ls").alias("list").description("list networks")
     .option("-q, --quiet", "only ids")
     .option("--format <format>", "table or json")
+    .option("--lab <name>", "only networks of this lab (see up)")
     .action(async (opts, cmd) => {
       const fmt = format(opts);
       const { listNetworks } = await import("./networks.js");
-      const rows = listNetworks(readState(globals(cmd)));
+      const rows = listNetworks(readState(globals(cmd))).filter((r) => opts.lab === undefined || r.lab === opts.lab);
       if (opts.quiet) return rows.forEach((r) => console.log(r.id.slice(0, 12)));
-      if (fmt === "json") return printJson(rows);
+      // the same capitalised keys as ps --format json and docker network ls --format json
+      if (fmt === "json") return printJson(rows.map(({ id, name, driver, scope, subnet, internal, containers, lab, ...rest }) => ({ ID: id, Name: name, Driver: driver, Scope: scope, Subnet: subnet, Internal: internal, Containers: containers, ...(lab ? { Lab: lab } : {}), ...rest })));
       await printTable(["NETWORK ID", "NAME", "DRIVER", "SCOPE"], rows.map((r) => [r.id.slice(0, 12), r.name, r.driver, r.scope]));
     });
 
@@ -111,6 +113,9 @@ export function buildProgram(): Command {
     .option("--ip <ip>", "address on a user network")
     .option("--network-alias <name>", "extra name on a user network (repeatable)", collect)
     .option("-e, --env <key=value>", "environment variable (repeatable)", collect)
+    .option("-p, --publish <spec>", "publish [HOSTIP:][HOSTPORT[-END]:]PORT[-END][/tcp|/udp] (repeatable)", collect)
+    .option("-P, --publish-all", "publish every exposed port on a free host port")
+    .option("--expose <port>", "expose PORT[-END][/tcp|/udp] for -P (repeatable)", collect)
     .action(async (command: string[], opts, cmd) => {
       const { runContainer } = await import("./run.js");
       process.exitCode = await runContainer(globals(cmd), { ...opts, net: opts.network, command });
@@ -146,15 +151,17 @@ export function buildProgram(): Command {
     .option("-a, --all", "include stopped containers")
     .option("-q, --quiet", "only ids")
     .option("--format <format>", "table or json")
+    .option("--lab <name>", "only containers of this lab (see up)")
     .action(async (opts, cmd) => {
       const fmt = format(opts);
-      const { listContainers } = await import("./containers.js");
-      const rows = listContainers(readState(globals(cmd)), !!opts.all);
+      const { listContainers, ago } = await import("./containers.js");
+      const createdAgo = (iso: string) => `${ago(Date.now() - Date.parse(iso))} ago`;
+      const rows = listContainers(readState(globals(cmd)), !!opts.all).filter((r) => opts.lab === undefined || r.Lab === opts.lab);
       if (opts.quiet) return rows.forEach((r) => console.log(r.ID));
       if (fmt === "json") return printJson(rows);
       await printTable(
         ["CONTAINER ID", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES", "NETWORKS"],
-        rows.map((r) => [r.ID, JSON.stringify(r.Command.length > 20 ? r.Command.slice(0, 19) + "…" : r.Command), r.CreatedAt.replace("T", " ").slice(0, 19), r.Status, r.Ports, r.Names, r.Networks]),
+        rows.map((r) => [r.ID, JSON.stringify(r.Command.length > 20 ? r.Command.slice(0, 19) + "…" : r.Command), createdAgo(r.CreatedAt), r.Status, r.Ports, r.Names, r.Networks]),
       );
     });
 
@@ -170,6 +177,95 @@ export function buildProgram(): Command {
     .action(async (name: string, _opts, cmd) => {
       const { printLogs } = await import("./run.js");
       printLogs(globals(cmd), name);
+    });
+
+  // ---- ports (issue 3): docker port, plus publishing on a running container -------------------------
+
+  const port = program.command("port").description("list a container's published ports (docker port), or publish/unpublish")
+    .argument("<container>").argument("[port]", "PORT[/proto]: print only its host addresses")
+    .action(async (name: string, portFilter: string | undefined, _opts, cmd) => {
+      const { portLines } = await import("./ports.js");
+      const { findContainer } = await import("./networks.js");
+      portLines(findContainer(readState(globals(cmd)), name), portFilter).forEach((l) => console.log(l));
+    });
+
+  mutating(port.command("publish").description("publish ports of an existing container").argument("<container>").argument("<spec...>", "[HOSTIP:][HOSTPORT[-END]:]PORT[-END][/tcp|/udp]"))
+    .action(async (name: string, specs: string[], opts, cmd) => {
+      const { planPublish, portLines } = await import("./ports.js");
+      const { findContainer } = await import("./networks.js");
+      const g = globals(cmd);
+      await mutate(g, (draft) => ({ plan: planPublish(draft, name, specs) }));
+      if (!opts.dryRun) portLines(findContainer(readState(g), name)).forEach((l) => console.log(l));
+    });
+
+  mutating(port.command("unpublish").description("remove published ports of a container").argument("<container>").argument("<spec...>", "a -p spec, or PORT[-END][/proto] for all its mappings"))
+    .action(async (name: string, specs: string[], _opts, cmd) => {
+      const { planUnpublish } = await import("./ports.js");
+      await mutate(globals(cmd), (draft) => ({ plan: planUnpublish(draft, name, specs) }));
+    });
+
+  // ---- labs (issue 4): whole topologies from a YAML file, the live picture, reachability ----------
+
+  mutating(program.command("up").description("create or converge a lab from a lab file (one plan: all or nothing)"))
+    .option("-f, --file <file>", "lab file", "ctnet.yaml")
+    .action(async (opts, cmd) => {
+      const { upCommand } = await import("./lab.js");
+      await upCommand(globals(cmd), { file: opts.file });
+    });
+
+  mutating(program.command("down").description("remove a lab's containers and networks, and nothing else"))
+    .option("-f, --file <file>", "lab file naming the lab (default ./ctnet.yaml)")
+    .option("--lab <name>", "the lab to remove, instead of reading a file")
+    .action(async (opts, cmd) => {
+      const { downCommand } = await import("./lab.js");
+      await downCommand(globals(cmd), { file: opts.lab ? opts.file : opts.file ?? "ctnet.yaml", lab: opts.lab });
+    });
+
+  program.command("lab").description("labs made with up").command("ls").alias("list").description("list labs")
+    .option("-q, --quiet", "only names")
+    .option("--format <format>", "table or json")
+    .action(async (opts, cmd) => {
+      const fmt = format(opts);
+      const { listLabs } = await import("./lab.js");
+      const rows = listLabs(readState(globals(cmd)));
+      if (opts.quiet) return rows.forEach((r) => console.log(r.Name));
+      if (fmt === "json") return printJson(rows);
+      await printTable(["NAME", "NETWORKS", "CONTAINERS", "RUNNING"], rows.map((r) => [r.Name, String(r.Networks), String(r.Containers), String(r.Running)]));
+    });
+
+  program.command("graph").description("draw the live topology read from the kernel: bridges, veth pairs, namespaces, published ports")
+    .option("--format <format>", "text, dot (Graphviz), svg or json", "text")
+    .option("--lab <name>", "only this lab's objects")
+    .action(async (opts, cmd) => {
+      const { graphCommand } = await import("./graph.js");
+      await graphCommand(readState(globals(cmd)), opts);
+    });
+
+  program.command("trace").description("explain whether container FROM can reach TO (a container or an address) and why, then probe for real")
+    .argument("<from>", "container the traffic starts in")
+    .argument("<to>", "container name or IPv4 address")
+    .argument("[port]", "TCP port (probed with nc -z); without it, ping")
+    .option("--format <format>", "text or json", "text")
+    .option("--no-probe", "explain only, send nothing")
+    .action(async (from: string, to: string, port: string | undefined, opts, cmd) => {
+      const { traceCommand } = await import("./trace.js");
+      await traceCommand(readState(globals(cmd)), from, to, port, opts);
+    });
+
+  // ---- robustness (issue 5): drift between state and kernel, and a clean slate ---------------------
+
+  mutating(program.command("doctor").description("compare ctnet's state with the kernel and list every difference (exit 1 if any)"))
+    .option("--fix", "repair: release containers whose namespace is gone, recreate what is missing, remove ctnet-marked orphans")
+    .action(async (opts, cmd) => {
+      const { doctorCommand } = await import("./doctor.js");
+      process.exitCode = await doctorCommand(globals(cmd), { fix: !!opts.fix });
+    });
+
+  mutating(program.command("reset").description("remove everything ctnet made on this host, and its state (asks first on a terminal)"))
+    .option("-y, --yes", "do not ask")
+    .action(async (opts, cmd) => {
+      const { resetCommand } = await import("./reset.js");
+      await resetCommand(globals(cmd), { yes: !!opts.yes });
     });
 
   return program;

@@ -9,6 +9,7 @@ import {
   ensureDefaultBridge, findContainer, findNetwork, newEndpoint, parseKeyValues, releaseDefaultBridge, routeNetwork,
 } from "./networks.js";
 import { Plan } from "./plan.js";
+import { formatPorts, portLayer, publishOnRun, retirePorts, type PublishOptions } from "./ports.js";
 import {
   IDLE_COMMAND, checkExecutable, createNamespace, deleteNamespace, namespacePids, neighbours, processArgv, removeNameFiles, syncNameFiles,
 } from "./sandbox.js";
@@ -17,7 +18,7 @@ import { netnsNames } from "./sys.js";
 import type { Spawned } from "./executor.js";
 import type { ContainerRecord, RunMode, State } from "./model.js";
 
-export interface RunOptions {
+export interface RunOptions extends PublishOptions {
   name?: string;
   hostname?: string;
   net?: string;
@@ -30,6 +31,8 @@ export interface RunOptions {
   rm?: boolean;
   command: string[];
   lab?: string;
+  /** `up`: the container joined with --net container:NAME starts earlier in the same plan */
+  joinsPending?: boolean;
 }
 
 const HOSTNAME_RE = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
@@ -37,14 +40,14 @@ const HOSTNAME_RE = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9](
 export const isRunning = (c: ContainerRecord) => c.pid !== null && processAlive(c.pid, c.pidStart);
 
 /** Parses --net: bridge (default), host, none, container:NAME or a user network. */
-function parseMode(state: State, spec: string): { mode: RunMode; network?: string; joined?: ContainerRecord } {
+function parseMode(state: State, spec: string, joinsPending = false): { mode: RunMode; network?: string; joined?: ContainerRecord } {
   if (spec === "bridge" || spec === "default") return { mode: "bridge", network: DEFAULT_BRIDGE_NETWORK };
   if (spec === "host" || spec === "none") return { mode: spec };
   if (spec.startsWith("container:")) {
     let joined = findContainer(state, spec.slice("container:".length));
     if (joined.mode === "container") joined = state.containers[joined.joined!];
     if (joined.mode === "host") throw new UsageError(`container ${joined.name} uses the host's network: use --net host instead`);
-    if (!isRunning(joined)) throw new UsageError(`cannot join container ${joined.name}: it is not running`);
+    if (!isRunning(joined) && !joinsPending) throw new UsageError(`cannot join container ${joined.name}: it is not running`);
     return { mode: "container", joined };
   }
   return { mode: "bridge", network: findNetwork(state, spec).name };
@@ -66,6 +69,8 @@ export const logPath = (stateDir: string, name: string) => path.join(stateDir, "
 
 export function defaultCommand(o: RunOptions): string[] {
   if (o.command.length > 0) return o.command;
+  // a detached shell would read EOF from /dev/null and exit at once: -itd keeps the container up idle
+  if (o.detach) return IDLE_COMMAND;
   if (o.interactive || o.tty) return [fs.existsSync("/bin/bash") ? "/bin/bash" : "/bin/sh"];
   return IDLE_COMMAND;
 }
@@ -77,8 +82,9 @@ export function planRun(state: State, stateDir: string, o: RunOptions): { plan: 
   validateName("container", name);
   if (state.containers[name]) throw new UsageError(`container name ${name} is already in use`);
   const modeSpec = o.net ?? "bridge";
-  const { mode, network, joined } = parseMode(state, modeSpec);
+  const { mode, network, joined } = parseMode(state, modeSpec, o.joinsPending);
   if (mode !== "bridge" && (o.ip || o.networkAlias?.length)) throw new UsageError(`--ip and --network-alias need a bridge network, not --net ${modeSpec}`);
+  if (o.detach && o.rm) throw new UsageError("--rm needs a foreground run: ctnet has no daemon to remove a detached container when it exits (use ctnet rm -f)");
   if (mode === "container" && o.hostname) throw new UsageError("conflicting options: --hostname and --net container:NAME");
   const ownNs = mode === "bridge" || mode === "none";
   if (ownNs && netnsNames().has(name)) throw new UsageError(`a network namespace named ${name} already exists on this host`);
@@ -106,6 +112,7 @@ export function planRun(state: State, stateDir: string, o: RunOptions): { plan: 
   }
   state.containers[name] = c;
   syncNameFiles(plan, state, [name, ...neighbours(state, c)]);
+  publishOnRun(plan, state, c, o);
   const argv = processArgv(state, c, command, env, true);
   if (o.detach) plan.spawn(argv, name, logPath(stateDir, name), `start ${name}'s process: ${command.join(" ")}`);
   return { plan, container: c, argv };
@@ -129,7 +136,9 @@ export function planRm(state: State, stateDir: string, names: string[], force: b
   for (const name of removing) {
     const c = state.containers[name];
     const peers = neighbours(state, c);
+    const portsBefore = portLayer(state);
     delete state.containers[name];
+    retirePorts(plan, state, portsBefore, portLayer(state));
     syncNameFiles(plan, state, peers.filter((p) => !removing.has(p)));
     const pids = new Set<number>();
     if (isRunning(c)) pids.add(c.pid!);
@@ -172,9 +181,7 @@ export function ago(ms: number): string {
   return `${Math.floor(s / 86400)} days`;
 }
 
-export function portsText(c: ContainerRecord): string {
-  return c.ports.map((p) => `${p.hostIp}:${p.hostPort}->${p.containerPort}/${p.proto}`).join(", ");
-}
+export const portsText = (c: ContainerRecord): string => formatPorts(c);
 
 export const networkModeOf = (c: ContainerRecord) =>
   c.mode === "container" ? `container:${c.joined}` : c.mode === "bridge" ? c.endpoints[0]?.network ?? "bridge" : c.mode;
@@ -219,8 +226,9 @@ export function inspectContainer(state: State, c: ContainerRecord): object {
     };
   }
   const running = isRunning(c);
-  const ports: Record<string, Array<{ HostIp: string; HostPort: string }>> = {};
+  const ports: Record<string, Array<{ HostIp: string; HostPort: string }> | null> = {};
   for (const p of c.ports) (ports[`${p.containerPort}/${p.proto}`] ??= []).push({ HostIp: p.hostIp, HostPort: String(p.hostPort) });
+  for (const e of c.expose) ports[`${e.containerPort}/${e.proto}`] ??= null;
   return {
     Id: c.id, Created: c.created, Path: c.command[0], Args: c.command.slice(1),
     State: { Status: running ? "running" : "exited", Running: running, Pid: running ? c.pid : 0 },

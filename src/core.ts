@@ -1,7 +1,8 @@
 // How every mutating command runs: read state, build the plan against a draft of it (validation throws
 // before anything changes), then either print the plan (--dry-run) or execute it and save the draft.
 import { UsageError } from "./errors.js";
-import { execute, finishJournal, recoverJournal, type Spawned } from "./executor.js";
+import fs from "node:fs";
+import { commitJournal, execute, finishJournal, recoverJournal, testPause, type Spawned } from "./executor.js";
 import { renderScript, type Plan } from "./plan.js";
 import { Store, resolveStateDir } from "./store.js";
 import { isRoot, requireTools } from "./sys.js";
@@ -17,6 +18,8 @@ export interface Outcome<T> {
   plan: Plan;
   /** called after execution with the processes the plan started, to record them in the draft */
   commit?: (spawned: Map<string, Spawned>) => T;
+  /** reports execution progress (steps done), for commands that change many objects at once */
+  progress?: (done: number) => void;
 }
 
 export function openStore(opts: GlobalOptions): Store {
@@ -32,7 +35,11 @@ export function readState(opts: GlobalOptions): State {
  * Builds and runs one plan under the store's lock. `build` mutates the draft state it is given into
  * the state the host will be in after the plan; it must throw UsageError for bad input.
  */
-export async function mutate<T>(opts: GlobalOptions, build: (draft: State) => Outcome<T>): Promise<T | undefined> {
+export async function mutate<T>(
+  opts: GlobalOptions,
+  build: (draft: State) => Outcome<T>,
+  recovery: { discardUnreadableJournal?: boolean } = {},
+): Promise<T | undefined> {
   const store = openStore(opts);
   if (opts.dryRun) {
     const { plan } = build(store.read());
@@ -41,14 +48,18 @@ export async function mutate<T>(opts: GlobalOptions, build: (draft: State) => Ou
   }
   if (!isRoot()) throw new UsageError("ctnet must run as root to change the network (try sudo, or --dry-run to see the plan)");
   requireTools("ip", "iptables", "iptables-restore", "iptables-save", "sysctl", "nsenter", "unshare");
+  // bad input on a host ctnet never touched must not leave even an empty state dir behind
+  if (!fs.existsSync(store.dir)) build(store.read());
   store.lock();
   try {
-    await recoverJournal(store, opts.verbose);
+    await recoverJournal(store, opts.verbose, recovery.discardUnreadableJournal);
     const draft = store.read();
-    const { plan, commit } = build(draft);
-    const spawned = await execute(plan, { store, verbose: opts.verbose });
+    const { plan, commit, progress } = build(draft);
+    const spawned = await execute(plan, { store, verbose: opts.verbose, progress, after: draft });
     const result = commit?.(spawned);
+    commitJournal(store, draft);
     store.write(draft);
+    await testPause("commit");
     finishJournal(store);
     return result;
   } finally {

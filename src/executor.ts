@@ -7,6 +7,7 @@ import fs from "node:fs";
 import { OpError } from "./errors.js";
 import { renderStep, shJoin, type Step, type Plan, type CmdStep } from "./plan.js";
 import { processStartTime, processAlive, type Store } from "./store.js";
+import type { State } from "./model.js";
 import { runAsync, type RunResult } from "./sys.js";
 
 export interface Spawned {
@@ -17,22 +18,79 @@ export interface Spawned {
 export interface ExecOptions {
   verbose?: boolean;
   store?: Store;
+  /** called after each batch of steps with how many of the plan's steps are done */
+  progress?: (done: number) => void;
+  /** the state once the plan has run: a plan past its point of no return is completed towards it */
+  after?: State;
 }
 
-/** On disk while a plan runs: enough to roll it back if this process dies. */
-interface Journal {
+/**
+ * On disk while a plan runs, enough to roll it back, or forward, if this process dies: the plan itself in
+ * journal.json, written once, and its progress in journal.progress.json, rewritten after every batch.
+ */
+interface Journal extends Progress {
   pid: number;
   pidStart: string | null;
   title: string;
   steps: Step[];
+  after?: State;
+  /** every step ran and `after` is being saved as the state */
+  committing?: boolean;
+}
+
+interface Progress {
   /** steps [0, started) have been attempted; the last of them may be half done */
   started: number;
   spawned: Record<string, Spawned>;
+  /** the process running the current batch: after a crash it may still be at work */
+  child: Spawned | null;
 }
 
+const progressFile = (store: Store) => store.journalFile.replace(/\.json$/, "") + ".progress.json";
+
 let interrupted: NodeJS.Signals | null = null;
+let inFlight: number | null = null;
 function onSignal(sig: NodeJS.Signals) {
+  // the first signal lets the running step finish and then rolls back; a second one also stops that step
+  if (interrupted && inFlight !== null) {
+    try {
+      process.kill(inFlight, "SIGTERM");
+    } catch {
+      /* it just finished */
+    }
+  }
   interrupted = sig;
+  process.stderr.write(`ctnet: ${sig}: rolling back once the current step ends\n`);
+}
+
+/**
+ * Steps no undo can bring back (stopping processes, deleting links, namespaces, files, rules without an
+ * undo). Once one has run, failing or crashing plans are completed instead of undone: half a deletion
+ * undone would leave state and kernel disagreeing about what was deleted.
+ */
+export function irreversible(step: Step): boolean {
+  if (step.kind === "kill") return true;
+  if (step.kind !== "cmd" || step.undo) return false;
+  const { argv } = step;
+  return argv[0] === "rm" || argv.some((w) => ["del", "delete", "flush", "replace", "-D", "-F", "-X"].includes(w));
+}
+
+const pastNoReturn = (steps: Step[], count: number) => steps.slice(0, count).some(irreversible);
+
+// ---- the test hook ---------------------------------------------------------------------------
+
+/**
+ * CTNET_TEST_PAUSE_AFTER_STEP=N (tests only; off when unset): the plan stops after exactly N steps
+ * (0 = after the journal is written, before any step; batches are cut at N so every step boundary can be
+ * reached) and waits for a signal; "commit" pauses after the state file is written but before the journal
+ * is closed. Tests kill ctnet there to prove that the next command repairs the host.
+ */
+const pausePoint = (): string | undefined => process.env.CTNET_TEST_PAUSE_AFTER_STEP || undefined;
+
+export async function testPause(at: string, total?: number): Promise<void> {
+  if (pausePoint() !== at) return;
+  process.stderr.write(`ctnet: test pause after step ${at}${total === undefined ? "" : ` of ${total}`} (pid ${process.pid})\n`);
+  while (!interrupted) await new Promise((r) => setTimeout(r, 20));
 }
 
 /** Runs the plan; returns the processes it started, by container name. */
@@ -44,61 +102,199 @@ export async function execute(plan: Plan, opts: ExecOptions = {}): Promise<Map<s
     steps: plan.steps,
     started: 0,
     spawned: {},
+    child: null,
+    ...(opts.after ? { after: opts.after } : {}),
   };
-  const saveJournal = () => opts.store && writeJournal(opts.store, journal);
+  const saveJournal = () => opts.store && writeAtomically(progressFile(opts.store), { started: journal.started, spawned: journal.spawned, child: journal.child });
+  const track = (pid: number) => {
+    inFlight = pid;
+    journal.child = { pid, start: processStartTime(pid) };
+    saveJournal();
+  };
+  const pauseAt = Number(pausePoint() ?? NaN);
+  interrupted = null;
   saveJournal();
+  if (opts.store) writeJournal(opts.store, journal);
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   try {
+    await testPause("0", plan.steps.length);
     let i = 0;
-    while (i < plan.steps.length) {
-      const group = batchAt(plan.steps, i);
+    while (i < plan.steps.length && !interrupted) {
+      const group = batchAt(plan.steps, i, pauseAt > i ? pauseAt : plan.steps.length);
       journal.started = i + group.length;
+      journal.child = null;
       saveJournal();
       for (const step of group) if (opts.verbose) process.stderr.write(`+ ${renderStep(step)}\n`);
-      const failure = await runGroup(group, journal.spawned);
+      const failure = await runGroup(group, journal.spawned, track);
+      inFlight = null;
       if (group[0].kind === "spawn") saveJournal();
       if (failure) {
-        await rollback(plan.steps, i + failure.succeeded, journal.spawned, opts.verbose);
-        throw new OpError(`${failure.command} failed: ${failure.stderr.trim() || "no error output"} (plan rolled back)`);
+        const done = i + failure.succeeded;
+        if (interrupted || !pastNoReturn(plan.steps, done)) {
+          await rollback(plan.steps, done, journal.spawned, opts.verbose);
+          const why = interrupted ? `interrupted by ${interrupted}` : `${failure.command} failed: ${failure.stderr.trim() || "no error output"}`;
+          throw new OpError(`${why} (plan "${plan.title}" rolled back)`);
+        }
+        // the failed step is tried once more on its own, then the rest; each failure is reported
+        await rollForward(plan.steps, done, journal.spawned, opts.verbose, track);
+        return new Map(Object.entries(journal.spawned));
       }
       i += group.length;
-      if (interrupted) {
-        await rollback(plan.steps, i, journal.spawned, opts.verbose);
-        throw new OpError(`interrupted by ${interrupted}: plan "${plan.title}" rolled back`);
-      }
+      opts.progress?.(i);
+      await testPause(String(i), plan.steps.length);
     }
+    if (interrupted && !pastNoReturn(plan.steps, i)) {
+      await rollback(plan.steps, i, journal.spawned, opts.verbose);
+      throw new OpError(`interrupted by ${interrupted}: plan "${plan.title}" rolled back`);
+    }
+    // a plan past its point of no return is finished even when interrupted: it cannot be undone
+    if (i < plan.steps.length) await rollForward(plan.steps, i, journal.spawned, opts.verbose, track);
     return new Map(Object.entries(journal.spawned));
   } finally {
+    inFlight = null;
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
   }
 }
 
-/** Called once the new state is on disk: the plan is now part of history, not in flight. */
-export function finishJournal(store: Store): void {
-  fs.rmSync(store.journalFile, { force: true });
-}
-
-function writeJournal(store: Store, journal: Journal): void {
-  fs.writeFileSync(store.journalFile, JSON.stringify(journal), { mode: 0o600 });
+function warn(failure: Failure): void {
+  process.stderr.write(`ctnet: warning: ${failure.command} failed: ${failure.stderr.trim() || "no error output"} (the plan had deleted something already, so it was completed)\n`);
 }
 
 /**
- * If a previous invocation died in the middle of a plan, undo what it did. Returns the plan's title
- * when something was rolled back. Must be called with the lock held.
+ * Runs steps [from, end), going on past failures (each is reported unless quiet): a batch that fails is
+ * run again step by step from where it stopped, so every step is tried once on its own.
  */
-export async function recoverJournal(store: Store, verbose = false): Promise<string | null> {
-  let journal: Journal;
+async function rollForward(steps: Step[], from: number, spawned: Record<string, Spawned>, verbose: boolean | undefined, track?: Track, quiet = false): Promise<void> {
+  let i = from;
+  while (i < steps.length) {
+    const group = batchAt(steps, i, steps.length);
+    for (const step of group) if (verbose) process.stderr.write(`+ ${renderStep(step)}\n`);
+    const failure = group.length > 1 ? await runGroup(group, spawned, track) : null;
+    if (group.length > 1 && !failure) {
+      i += group.length;
+      continue;
+    }
+    for (const step of group.slice(failure?.succeeded ?? 0)) {
+      const single = await runSingle(step, spawned, track);
+      if (single && !quiet) warn(single);
+    }
+    i += group.length;
+  }
+}
+
+/** The plan ran; its state is about to be saved. A crash from here on saves `after` on recovery. */
+export function commitJournal(store: Store, after: State): void {
+  const journal = readJournal(store);
+  if (journal) writeJournal(store, { ...journal, after, committing: true });
+}
+
+/** Called once the new state is on disk: the plan is now part of history, not in flight. */
+export function finishJournal(store: Store): void {
+  fs.rmSync(store.journalFile, { force: true });
+  fs.rmSync(progressFile(store), { force: true });
+}
+
+function writeJournal(store: Store, journal: Journal): void {
+  const { started: _s, spawned: _p, child: _c, ...plan } = journal;
+  writeAtomically(store.journalFile, plan);
+}
+
+/** A crash mid-write must not leave a journal nobody can read: write aside, then rename into place. */
+function writeAtomically(file: string, value: unknown): void {
+  const tmp = `${file}.tmp`;
+  fs.writeFileSync(tmp, JSON.stringify(value), { mode: 0o600 });
+  fs.renameSync(tmp, file);
+}
+
+export interface PendingPlan {
+  title: string;
+  pid: number;
+  started: number;
+  total: number;
+  /** what recovery will do with it */
+  action: "roll back" | "complete" | "save its state";
+}
+
+/** The unfinished plan of a dead invocation, if any; throws when the journal cannot be read. */
+export function pendingPlan(store: Store): PendingPlan | null {
+  const journal = readJournal(store);
+  if (!journal || (journal.pid !== process.pid && processAlive(journal.pid, journal.pidStart))) return null;
+  const action = journal.committing ? "save its state" : journal.after && pastNoReturn(journal.steps, journal.started) ? "complete" : "roll back";
+  return { title: journal.title, pid: journal.pid, started: journal.started, total: journal.steps.length, action };
+}
+
+function readJournal(store: Store): Journal | null {
+  let text: string;
   try {
-    journal = JSON.parse(fs.readFileSync(store.journalFile, "utf8"));
-  } catch {
+    text = fs.readFileSync(store.journalFile, "utf8");
+  } catch (err: any) {
+    if (err.code === "ENOENT") return null;
+    throw new OpError(`cannot read journal ${store.journalFile}: ${err.message}`);
+  }
+  try {
+    const journal = JSON.parse(text) as Journal;
+    if (!Array.isArray(journal.steps) || typeof journal.title !== "string") throw new Error("not a ctnet journal");
+    let progress: Progress = { started: 0, spawned: {}, child: null };
+    try {
+      progress = JSON.parse(fs.readFileSync(progressFile(store), "utf8"));
+    } catch (err: any) {
+      // written before the journal, so only a journal of a plan that saved no progress yet lacks it
+      if (err.code !== "ENOENT") throw new Error(`its progress file: ${err.message}`);
+    }
+    return { ...journal, ...progress };
+  } catch (err: any) {
+    throw new OpError(
+      `journal ${store.journalFile} of an interrupted plan is unreadable (${err.message}): ` +
+        "see what it left with 'ctnet doctor' and clean up with 'ctnet doctor --fix'",
+    );
+  }
+}
+
+/**
+ * If a previous invocation died in the middle of a plan, undo what it did, or finish it when it was past
+ * its point of no return (then its state is saved). Returns the plan's title when there was one. Must be
+ * called with the lock held. `discardUnreadable` (doctor --fix) drops a journal that cannot be parsed.
+ */
+export async function recoverJournal(store: Store, verbose = false, discardUnreadable = false): Promise<string | null> {
+  let journal: Journal | null;
+  try {
+    journal = readJournal(store);
+  } catch (err) {
+    if (!discardUnreadable) throw err;
+    process.stderr.write(`ctnet: ${(err as Error).message.split(":")[0]}: discarded\n`);
+    finishJournal(store);
     return null;
   }
+  if (!journal) return null;
   if (journal.pid !== process.pid && processAlive(journal.pid, journal.pidStart)) return null;
-  await rollback(journal.steps, journal.started, journal.spawned, verbose, true);
+  await waitForExit(journal.child);
+  const spawned = journal.spawned ?? {};
+  if (journal.committing && journal.after) {
+    store.write(journal.after);
+  } else if (journal.after && pastNoReturn(journal.steps, journal.started)) {
+    // re-run the step that may be half done, then the rest; errors are expected where it was done
+    await rollForward(journal.steps, Math.max(journal.started - 1, 0), spawned, verbose, undefined, true);
+    for (const [name, proc] of Object.entries(spawned)) {
+      const c = journal.after.containers[name];
+      if (c) Object.assign(c, { pid: proc.pid, pidStart: proc.start });
+    }
+    store.write(journal.after);
+  } else {
+    await rollback(journal.steps, journal.started, spawned, verbose, true);
+  }
   finishJournal(store);
+  process.stderr.write(`ctnet: recovered the interrupted plan "${journal.title}" of pid ${journal.pid}\n`);
   return journal.title;
+}
+
+/** A command the dead invocation started may still be running: let it end before undoing its work. */
+async function waitForExit(child: Spawned | null): Promise<void> {
+  if (!child) return;
+  const deadline = Date.now() + 10_000;
+  while (processAlive(child.pid, child.start) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  if (processAlive(child.pid, child.start)) await killAll([child.pid], "SIGKILL");
 }
 
 // ---- batching --------------------------------------------------------------------------------
@@ -112,11 +308,12 @@ function batchKey(step: Step): string | null {
   return null;
 }
 
-function batchAt(steps: Step[], i: number): Step[] {
+/** The batch starting at step i, ending before step `end` at the latest (the test hook cuts batches). */
+function batchAt(steps: Step[], i: number, end: number): Step[] {
   const key = batchKey(steps[i]);
   if (key === null) return [steps[i]];
   let j = i + 1;
-  while (j < steps.length && batchKey(steps[j]) === key) j++;
+  while (j < end && batchKey(steps[j]) === key) j++;
   return steps.slice(i, j);
 }
 
@@ -130,13 +327,15 @@ interface Failure {
   succeeded: number;
 }
 
-async function runGroup(group: Step[], spawned: Record<string, Spawned>): Promise<Failure | null> {
-  if (group.length === 1) return runSingle(group[0], spawned);
+type Track = (pid: number) => void;
+
+async function runGroup(group: Step[], spawned: Record<string, Spawned>, track?: Track): Promise<Failure | null> {
+  if (group.length === 1) return runSingle(group[0], spawned, track);
   const cmds = group as CmdStep[];
   if (cmds[0].argv[0] === "ip") {
     const prefix = cmds[0].argv[1] === "-n" ? ["-n", cmds[0].argv[2]] : [];
     const input = cmds.map((s) => s.argv.slice(1 + prefix.length).map(batchWord).join(" ")).join("\n") + "\n";
-    const res = await runAsync(["ip", ...prefix, "-batch", "-"], input);
+    const res = await runAsync(["ip", ...prefix, "-batch", "-"], input, track);
     if (res.code === 0) return null;
     // ip stops at the first failing line and names it: "Command failed -:N"
     const line = Number(/Command failed -:(\d+)/.exec(res.stderr)?.[1] ?? 1);
@@ -144,7 +343,7 @@ async function runGroup(group: Step[], spawned: Record<string, Spawned>): Promis
   }
   const table = cmds[0].argv[3];
   const input = `*${table}\n${cmds.map((s) => restoreLine(s.argv.slice(4))).join("\n")}\nCOMMIT\n`;
-  const res = await runAsync(["iptables-restore", "-w", "--noflush"], input);
+  const res = await runAsync(["iptables-restore", "-w", "--noflush"], input, track);
   if (res.code === 0) return null;
   // iptables-restore commits a table atomically: nothing took effect
   const line = Number(/Error occurred at line: (\d+)/.exec(res.stderr)?.[1] ?? 2);
@@ -155,10 +354,10 @@ async function runGroup(group: Step[], spawned: Record<string, Spawned>): Promis
 /** One iptables argv (after "-w -t TABLE") as an iptables-restore line. */
 const restoreLine = (args: string[]) => args.map((w) => (/[\s"']/.test(w) ? `"${w.replace(/"/g, '\\"')}"` : w)).join(" ");
 
-async function runSingle(step: Step, spawned: Record<string, Spawned>): Promise<Failure | null> {
+async function runSingle(step: Step, spawned: Record<string, Spawned>, track?: Track): Promise<Failure | null> {
   switch (step.kind) {
     case "cmd": {
-      const res: RunResult = await runAsync(step.argv);
+      const res: RunResult = await runAsync(step.argv, undefined, track);
       return res.code === 0 ? null : { command: shJoin(step.argv), stderr: res.stderr, succeeded: 0 };
     }
     case "write":
@@ -259,10 +458,19 @@ async function rollback(
         process.stderr.write(`ctnet: undo failed: ${shJoin(step.undo)}: ${res.stderr.trim()}\n`);
       }
     } else if (step.kind === "write") {
-      writeInPlace(step.path, step.previous);
+      try {
+        writeInPlace(step.path, step.previous);
+      } catch (err: any) {
+        if (!afterCrash) process.stderr.write(`ctnet: undo failed: restore ${step.path}: ${err.message}\n`);
+      }
     } else if (step.kind === "spawn") {
       const proc = spawned[step.container];
       if (proc && processAlive(proc.pid, proc.start)) await killAll([proc.pid], "SIGKILL");
+      // killed between starting the process and journaling its pid: its namespace still names it
+      else if (!proc && step.argv[0] === "ip" && step.argv[1] === "netns" && step.argv[2] === "exec") {
+        const pids = (await runAsync(["ip", "netns", "pids", step.argv[3]])).stdout.split(/\s+/).filter(Boolean).map(Number);
+        await killAll(pids, "SIGKILL");
+      }
     }
   }
 }

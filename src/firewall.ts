@@ -2,13 +2,18 @@
 //
 //   filter FORWARD      -> CTNET-FORWARD (inserted first, so a DROP policy or others' rules come after)
 //   CTNET-FORWARD       -> CTNET-ISOLATION first, then per network: replies in, published ports in,
-//                          out of the bridge, and within the bridge (ACCEPT, or DROP with icc=false)
+//                          out of the bridge, within the bridge (ACCEPT, or DROP with icc=false), and a
+//                          final DROP of anything else entering the bridge (an outside host that routes
+//                          the subnet via this one reaches published ports only)
 //   CTNET-ISOLATION     per network: leaving its bridge for another -> CTNET-ISOLATION-2; internal networks
 //                          drop anything not to or from their own subnet
-//   CTNET-ISOLATION-2   per network: entering its bridge (from another ctnet network) -> DROP
-//   CTNET-PORTS         published ports: ACCEPT to the container's address and port
-//   nat POSTROUTING     -> CTNET-POSTROUTING: MASQUERADE of each network's subnet leaving its bridge
-//   nat PREROUTING, OUTPUT (dst-type LOCAL) -> CTNET-DNAT: DNAT of published ports
+//   CTNET-ISOLATION-2   per network: entering its bridge (from another ctnet network) -> DROP, except
+//                          DNATed traffic, which CTNET-PORTS then judges (published ports via a host address)
+//   CTNET-PORTS         published ports (src/ports.ts): ACCEPT of DNATed traffic to the container's port
+//   CTNET-INPUT         (filter INPUT) where route_localnet is on: drop new traffic from a bridge to 127/8
+//   nat POSTROUTING     -> CTNET-POSTROUTING: MASQUERADE of each network's subnet leaving its bridge, and
+//                          (src/ports.ts) hairpin and loopback-sourced traffic to published ports
+//   nat PREROUTING, OUTPUT (dst-type LOCAL) -> CTNET-DNAT: DNAT of published ports (src/ports.ts)
 import { Plan } from "./plan.js";
 import { run } from "./sys.js";
 import type { NetworkRecord } from "./model.js";
@@ -34,6 +39,7 @@ export const CHAINS: Chain[] = [
   { table: "filter", name: "CTNET-ISOLATION" },
   { table: "filter", name: "CTNET-ISOLATION-2" },
   { table: "filter", name: "CTNET-PORTS" },
+  { table: "filter", name: "CTNET-INPUT" },
   { table: "nat", name: "CTNET-POSTROUTING" },
   { table: "nat", name: "CTNET-DNAT" },
 ];
@@ -44,6 +50,7 @@ const LOCAL = ["-m", "addrtype", "--dst-type", "LOCAL"];
 export const BASE_RULES: Rule[] = [
   { table: "filter", chain: "CTNET-FORWARD", spec: ["-j", "CTNET-ISOLATION"], why: "isolation between ctnet networks is checked before any accept" },
   { table: "filter", chain: "FORWARD", spec: ["-j", "CTNET-FORWARD"], why: "send forwarded traffic through ctnet's rules first", first: true },
+  { table: "filter", chain: "INPUT", spec: ["-j", "CTNET-INPUT"], why: "guard the host's loopback on bridges where published ports need route_localnet", first: true },
   { table: "nat", chain: "POSTROUTING", spec: ["-j", "CTNET-POSTROUTING"], why: "let ctnet masquerade container traffic leaving the host" },
   { table: "nat", chain: "PREROUTING", spec: [...LOCAL, "-j", "CTNET-DNAT"], why: "published ports: traffic arriving for a host address" },
   { table: "nat", chain: "OUTPUT", spec: [...LOCAL, "-j", "CTNET-DNAT"], why: "published ports: traffic from the host itself to a host address" },
@@ -66,17 +73,74 @@ export function baseInstalled(): boolean {
   return run(ipt("filter", "-S", "CTNET-FORWARD", "1")).code === 0;
 }
 
+// ---- what the kernel holds -----------------------------------------------------------------------
+// A host may hold rules made by an older ctnet (an upgrade while networks exist) or by another state dir:
+// the base is completed rather than assumed, and teardown deletes only the rules that are there.
+
+interface KernelRules {
+  chains: Set<string>;
+  rules: Set<string>;
+}
+
+/** A rule as its option groups ("! -o br", "-m conntrack", …) in sorted order: iptables -S reorders options. */
+function ruleKey(table: Table, chain: string, spec: string[]): string {
+  const groups: string[][] = [];
+  for (const w of spec) {
+    const last = groups[groups.length - 1];
+    const opens = w === "!" || (w.startsWith("-") && !(last?.length === 1 && last[0] === "!"));
+    if (opens || !last) groups.push([w]);
+    else last.push(w);
+  }
+  return `${table} ${chain} ${groups.map((g) => g.join(" ")).sort().join(" | ")}`;
+}
+
+/** One `iptables -S` per table, read once per plan (a plan's own steps do not change what it read). */
+const snapshots = new WeakMap<Plan, KernelRules>();
+/** Plans that remove the base: a later step of the same plan that sets it up again must add all of it. */
+const baseRemovedBy = new WeakSet<Plan>();
+
+function kernelRules(plan: Plan): KernelRules {
+  let snap = snapshots.get(plan);
+  if (snap) return snap;
+  snap = { chains: new Set(), rules: new Set() };
+  for (const table of ["filter", "nat"] as Table[]) {
+    const res = run(ipt(table, "-S"));
+    if (res.code !== 0) continue;
+    for (const line of res.stdout.split("\n")) {
+      const words = line.split(" ");
+      if (words[0] === "-N") snap.chains.add(`${table} ${words[1]}`);
+      if (words[0] === "-A") snap.rules.add(ruleKey(table, words[1], words.slice(2)));
+    }
+  }
+  snapshots.set(plan, snap);
+  return snap;
+}
+
+/** The given rules that the kernel holds (before `plan` runs). */
+export function presentRules(plan: Plan, rules: Rule[]): Rule[] {
+  const have = kernelRules(plan).rules;
+  return rules.filter((r) => have.has(ruleKey(r.table, r.chain, r.spec)));
+}
+
+/** Adds whatever part of the base the kernel lacks: all of it on a fresh host. */
 export function installBase(plan: Plan): void {
-  for (const c of CHAINS) plan.cmd(ipt(c.table, "-N", c.name), `create ctnet's chain ${c.name} (${c.table})`, ipt(c.table, "-X", c.name));
-  for (const r of BASE_RULES) addRule(plan, r);
+  const fresh = baseRemovedBy.has(plan);
+  const have = kernelRules(plan);
+  for (const c of CHAINS) {
+    if (fresh || !have.chains.has(`${c.table} ${c.name}`)) plan.cmd(ipt(c.table, "-N", c.name), `create ctnet's chain ${c.name} (${c.table})`, ipt(c.table, "-X", c.name));
+  }
+  for (const r of BASE_RULES) if (fresh || presentRules(plan, [r]).length === 0) addRule(plan, r);
 }
 
 /** Removes the jumps first, so no packet meets a chain while it is being emptied. */
 export function removeBase(plan: Plan): void {
-  for (const r of [...BASE_RULES].reverse()) deleteRule(plan, r);
+  const have = kernelRules(plan);
+  for (const r of presentRules(plan, [...BASE_RULES].reverse())) deleteRule(plan, r);
   for (const c of [...CHAINS].reverse()) {
+    if (!have.chains.has(`${c.table} ${c.name}`)) continue;
     plan.cmd(ipt(c.table, "-X", c.name), `delete ctnet's chain ${c.name} (${c.table})`, ipt(c.table, "-N", c.name));
   }
+  baseRemovedBy.add(plan);
 }
 
 /**
@@ -102,12 +166,16 @@ export function networkRules(net: NetworkRecord): Rule[] {
   } else {
     f("CTNET-ISOLATION", ["-i", br, "!", "-o", br, "-j", "CTNET-ISOLATION-2"], `traffic leaving ${net.name} is checked against other ctnet networks`);
   }
+  if (!net.internal) {
+    f("CTNET-ISOLATION-2", ["-o", br, "-m", "conntrack", "--ctstate", "DNAT", "-j", "RETURN"], `other ctnet networks may use ${net.name}'s published ports (CTNET-PORTS decides)`);
+  }
   f("CTNET-ISOLATION-2", ["-o", br, "-j", "DROP"], `other ctnet networks cannot reach ${net.name}`);
   f("CTNET-FORWARD", ["-o", br, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"], `replies reach containers on ${net.name}`);
   f("CTNET-FORWARD", ["-o", br, "-j", "CTNET-PORTS"], `published ports of ${net.name} are accepted from outside`);
   if (!net.internal) f("CTNET-FORWARD", ["-i", br, "!", "-o", br, "-j", "ACCEPT"], `containers on ${net.name} reach the outside`);
   const icc = option(net, "icc", "true") === "true";
   f("CTNET-FORWARD", ["-i", br, "-o", br, "-j", icc ? "ACCEPT" : "DROP"], icc ? `containers on ${net.name} reach each other` : `icc=false: containers on ${net.name} cannot reach each other`);
+  f("CTNET-FORWARD", ["-o", br, "-j", "DROP"], `nothing else enters ${net.name}: hosts routing ${net.subnet} via this one reach published ports only`);
   if (!net.internal && option(net, "masquerade", "true") === "true") {
     rules.push({ table: "nat", chain: "CTNET-POSTROUTING", spec: ["-s", net.subnet, "!", "-o", br, "-j", "MASQUERADE"], why: `traffic from ${net.name} leaves with the host's address` });
   }

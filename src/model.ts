@@ -16,6 +16,8 @@ export interface NetworkRecord {
   options: Record<string, string>;
   labels: Record<string, string>;
   lab?: string;
+  /** `up`: digest of the lab file entry this network was made from; a changed entry is recreated */
+  labDigest?: string;
 }
 
 export interface Endpoint {
@@ -40,6 +42,9 @@ export interface PortMapping {
   proto: "tcp" | "udp";
 }
 
+/** a container port declared with --expose (or by -p): what -P publishes */
+export type ExposedPort = Pick<PortMapping, "containerPort" | "proto">;
+
 export interface ContainerRecord {
   name: string;
   id: string;
@@ -58,8 +63,10 @@ export interface ContainerRecord {
   /** the process start time from /proc/PID/stat, so a reused pid is not mistaken for ours */
   pidStart: string | null;
   ports: PortMapping[];
-  expose: PortMapping[];
+  expose: ExposedPort[];
   lab?: string;
+  /** `up`: digest of the lab file entry this container was made from; a changed entry is recreated */
+  labDigest?: string;
 }
 
 export interface SysctlChange {

@@ -20,7 +20,7 @@ export const IFNAMSIZ = 15;
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
 
 /** Docker's rule for container and network names. Also keeps names safe as paths and argv. */
-export function validateName(kind: "network" | "container" | "lab", name: string): void {
+export function validateName(kind: "network" | "container" | "lab" | "alias", name: string): void {
   if (!NAME_RE.test(name)) {
     throw new UsageError(
       `invalid ${kind} name ${JSON.stringify(name)}: must match [a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}`,

@@ -9,6 +9,7 @@ import {
 import { attachEndpoints, detachEndpoint, setUpNetwork, tearDownNetwork } from "./drivers/bridge.js";
 import { DEFAULT_BRIDGE_NETWORK, PREDEFINED_NETWORKS, bridgeIfname, hostVethIfname, newId, validateName } from "./naming.js";
 import { Plan } from "./plan.js";
+import { dropUnpublishable, installPorts, portLayer, retirePorts } from "./ports.js";
 import { neighbours, syncNameFiles } from "./sandbox.js";
 import { hostSubnetsInUse, linkExists } from "./sys.js";
 import type { ContainerRecord, Endpoint, NetworkRecord, State } from "./model.js";
@@ -200,7 +201,7 @@ export function newEndpoint(state: State, c: ContainerRecord, net: NetworkRecord
     ip = free;
   }
   if (req.aliases?.length && net.name === DEFAULT_BRIDGE_NETWORK) throw new UsageError("network-scoped aliases are supported on user-defined networks only");
-  for (const alias of req.aliases ?? []) validateName("container", alias);
+  for (const alias of req.aliases ?? []) validateName("alias", alias);
   const used = new Set(c.endpoints.map((e) => e.ifname));
   let n = 0;
   while (used.has(`eth${n}`)) n++;
@@ -247,12 +248,18 @@ export function planDisconnect(state: State, netName: string, ctrName: string): 
   if (!ep) throw new UsageError(`container ${c.name} is not connected to network ${netName}`);
   const before = routeNetwork(state, c);
   const peers = neighbours(state, c, [netName]);
+  const portsBefore = portLayer(state);
   c.endpoints = c.endpoints.filter((e) => e !== ep);
+  // published ports follow the default route to the next network, or go when none can carry them
+  dropUnpublishable(state, c);
+  const portsAfter = portLayer(state);
+  retirePorts(plan, state, portsBefore, portsAfter);
   detachEndpoint(plan, ep);
   const after = routeNetwork(state, c);
   if (after && after !== before) {
     plan.cmd(["ip", "-n", c.netns!, "route", "replace", "default", "via", after.gateway], `default route now via ${after.name}'s gateway`, null);
   }
+  installPorts(plan, state, portsBefore, portsAfter);
   syncNameFiles(plan, state, [c.name, ...peers]);
   releaseDefaultBridge(plan, state);
   return plan;

@@ -129,7 +129,8 @@ export function renderScript(plan: Plan): string {
   const lines = ["#!/bin/sh", `# ctnet plan: ${plan.title}`, "set -e"];
   if (plan.empty) lines.push("# nothing to do");
   plan.steps.forEach((step, i) => {
-    lines.push("", `# ${i + 1}. ${step.why}`, renderStep(step));
+    // a reason may quote user words (a command with newlines): every line of it stays a comment
+    lines.push("", `# ${i + 1}. ${step.why.replace(/\n/g, "\n#    ")}`, renderStep(step));
   });
   return lines.join("\n") + "\n";
 }

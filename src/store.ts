@@ -2,29 +2,37 @@
 // previous good version kept beside it, and a lock file that serialises every mutating invocation.
 import fs from "node:fs";
 import path from "node:path";
-import { OpError } from "./errors.js";
+import { OpError, UsageError } from "./errors.js";
 import { emptyState, type State } from "./model.js";
 
 export const DEFAULT_STATE_DIR = "/var/lib/ctnet";
 const LOCK_WAIT_MS = 60_000;
 
 export function resolveStateDir(flag?: string): string {
-  return path.resolve(flag ?? process.env.CTNET_STATE_DIR ?? DEFAULT_STATE_DIR);
+  // an empty flag would resolve to the working directory: refuse it rather than write state there
+  if (flag === "") throw new UsageError("--state-dir must not be empty");
+  return path.resolve(flag ?? (process.env.CTNET_STATE_DIR || DEFAULT_STATE_DIR));
 }
 
-/** Start time of a process (field 22 of /proc/PID/stat), or null when it is gone. */
-export function processStartTime(pid: number): string | null {
+/** /proc/PID/stat after the command name: [0] is the state, [19] the start time; null when gone. */
+function statFields(pid: number): string[] | null {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? null;
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   } catch {
     return null;
   }
 }
 
+/** Start time of a process (field 22 of /proc/PID/stat), or null when it is gone. */
+export function processStartTime(pid: number): string | null {
+  return statFields(pid)?.[19] ?? null;
+}
+
+/** Whether pid is still the process that started at `start`; a zombie (exited, not yet reaped) is not. */
 export function processAlive(pid: number, start: string | null): boolean {
-  const now = processStartTime(pid);
-  return now !== null && (start === null || now === start);
+  const fields = statFields(pid);
+  return fields !== null && fields[0] !== "Z" && (start === null || fields[19] === start);
 }
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
@@ -53,6 +61,7 @@ export class Store {
       text = fs.readFileSync(this.file, "utf8");
     } catch (err: any) {
       if (err.code === "ENOENT") return emptyState();
+      if (err.code === "EACCES") throw new OpError(`cannot read state file ${this.file}: permission denied (ctnet's state is private to root: use sudo)`);
       throw new OpError(`cannot read state file ${this.file}: ${err.message}`);
     }
     try {
@@ -73,6 +82,8 @@ export class Store {
   ensureDir(): void {
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     fs.mkdirSync(this.logDir, { recursive: true, mode: 0o700 });
+    // a directory made beforehand (mkdir under umask 022) would expose logs and state: keep both private
+    for (const dir of [this.dir, this.logDir]) if ((fs.statSync(dir).mode & 0o777) !== 0o700) fs.chmodSync(dir, 0o700);
   }
 
   write(state: State): void {
@@ -103,14 +114,11 @@ export class Store {
     const me = `${process.pid} ${processStartTime(process.pid)}`;
     const deadline = Date.now() + LOCK_WAIT_MS;
     for (let attempt = 0; ; attempt++) {
-      try {
-        fs.writeFileSync(this.lockFile, me, { flag: "wx", mode: 0o600 });
+      if (createWithContent(this.lockFile, me)) {
         this.locked = true;
         return;
-      } catch (err: any) {
-        if (err.code !== "EEXIST") throw new OpError(`cannot create lock ${this.lockFile}: ${err.message}`);
       }
-      this.breakStaleLock();
+      breakIfStale(this.lockFile);
       if (Date.now() > deadline) {
         throw new OpError(`timed out waiting for the lock ${this.lockFile} (held by pid ${this.lockHolder() ?? "?"})`);
       }
@@ -119,33 +127,64 @@ export class Store {
   }
 
   private lockHolder(): string | null {
-    try {
-      return fs.readFileSync(this.lockFile, "utf8");
-    } catch {
-      return null;
-    }
-  }
-
-  private breakStaleLock(): void {
-    const holder = this.lockHolder();
-    if (holder === null) return;
-    const [pid, start] = holder.split(" ");
-    // a lock file still being written has no pid yet: leave it to its writer
-    if (!pid || processAlive(Number(pid), start === "null" ? null : start)) return;
-    const aside = `${this.lockFile}.stale.${process.pid}`;
-    try {
-      fs.renameSync(this.lockFile, aside);
-      // another waiter may have replaced the stale lock with a live one between our read and rename
-      if (fs.readFileSync(aside, "utf8") !== holder) fs.renameSync(aside, this.lockFile);
-      else fs.rmSync(aside, { force: true });
-    } catch {
-      /* somebody else broke it first */
-    }
+    return readOrNull(this.lockFile);
   }
 
   unlock(): void {
     if (!this.locked) return;
     fs.rmSync(this.lockFile, { force: true });
     this.locked = false;
+  }
+}
+
+function readOrNull(file: string): string | null {
+  try {
+    return fs.readFileSync(file, "utf8");
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Creates `file` holding `content`, or returns false when it exists. The content is written to a
+ * private temp file first and linked into place, so nobody ever sees the file empty: a holder killed
+ * between create and write would otherwise leave a lock no one can judge.
+ */
+function createWithContent(file: string, content: string): boolean {
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, content, { mode: 0o600 });
+  try {
+    fs.linkSync(tmp, file);
+    return true;
+  } catch (err: any) {
+    if (err.code === "EEXIST") return false;
+    throw new OpError(`cannot create lock ${file}: ${err.message}`);
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
+}
+
+/**
+ * Removes `file` (a lock: "PID START") if its holder is dead. Two waiters may find the same dead
+ * holder; removing by name would let the slower one delete the lock the faster one just took. So a
+ * breaker first claims the right to break this holder's lock with a token named after the holder
+ * (created exclusively, so one breaker wins), re-reads the lock, and only removes it if the dead holder
+ * still owns it. A breaker that dies holding a token is itself a dead holder: its token is broken the
+ * same way.
+ */
+function breakIfStale(file: string): void {
+  const holder = readOrNull(file);
+  if (holder === null) return;
+  const [pid, start] = holder.split(" ");
+  if (!/^\d+$/.test(pid ?? "") || processAlive(Number(pid), start === "null" ? null : start ?? null)) return;
+  const token = `${file}.break-${pid}-${start}`;
+  if (!createWithContent(token, `${process.pid} ${processStartTime(process.pid)}`)) {
+    breakIfStale(token);
+    return;
+  }
+  try {
+    if (readOrNull(file) === holder) fs.rmSync(file, { force: true });
+  } finally {
+    fs.rmSync(token, { force: true });
   }
 }

@@ -55,11 +55,17 @@ export function requireTools(...programs: string[]): void {
 
 // ---- the host's view -------------------------------------------------------------------------
 
-export const linkExists = (ifname: string) => fs.existsSync(`/sys/class/net/${ifname}`);
+/**
+ * Links and namespaces that an earlier part of the plan being built deletes (`up` recreating what changed):
+ * a later part may take their names again, and their routes do not count as in use.
+ */
+export const goingAway = { links: new Set<string>(), netns: new Set<string>() };
+
+export const linkExists = (ifname: string) => !goingAway.links.has(ifname) && fs.existsSync(`/sys/class/net/${ifname}`);
 
 export function netnsNames(): Set<string> {
   try {
-    return new Set(fs.readdirSync("/run/netns"));
+    return new Set(fs.readdirSync("/run/netns").filter((ns) => !goingAway.netns.has(ns)));
   } catch {
     return new Set();
   }
@@ -88,7 +94,7 @@ export interface SubnetUse {
 export function hostSubnetsInUse(): SubnetUse[] {
   const out: SubnetUse[] = [];
   for (const route of JSON.parse(query(["ip", "-j", "-4", "route", "show", "table", "main"]) || "[]")) {
-    if (route.dst === "default") continue;
+    if (route.dst === "default" || goingAway.links.has(route.dev)) continue;
     const dst = route.dst.includes("/") ? route.dst : `${route.dst}/32`;
     try {
       out.push({ cidr: networkOf(dst), where: `route ${route.dst}${route.dev ? ` dev ${route.dev}` : ""}`, dev: route.dev ?? "" });
@@ -97,7 +103,7 @@ export function hostSubnetsInUse(): SubnetUse[] {
     }
   }
   for (const a of hostAddresses()) {
-    if (a.address.startsWith("127.")) continue;
+    if (a.address.startsWith("127.") || goingAway.links.has(a.ifname)) continue;
     out.push({ cidr: networkOf(`${a.address}/${a.prefix}`), where: `address ${a.address}/${a.prefix} on ${a.ifname}`, dev: a.ifname });
   }
   return out;
@@ -105,10 +111,14 @@ export function hostSubnetsInUse(): SubnetUse[] {
 
 export const isRoot = () => process.getuid?.() === 0;
 
-/** Async twin of run(): lets signal handlers fire between plan steps. */
-export function runAsync(argv: string[], input?: string): Promise<RunResult> {
+/**
+ * Async twin of run(): lets signal handlers fire between plan steps. The child runs in its own process
+ * group, so Ctrl-C reaches ctnet alone and a step is never cut in half by it; `started` learns its pid.
+ */
+export function runAsync(argv: string[], input?: string, started?: (pid: number) => void): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(argv[0], argv.slice(1), { stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
+    const child = spawn(argv[0], argv.slice(1), { stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"], detached: true });
+    if (child.pid !== undefined) started?.(child.pid);
     let stdout = "";
     let stderr = "";
     child.stdout!.setEncoding("utf8").on("data", (d) => (stdout += d));

@@ -1,7 +1,7 @@
 // The bridge network driver: a Linux bridge holding the gateway address, its firewall rules, and the
 // veth endpoints that plug sandboxes into it.
 import fs from "node:fs";
-import { addRule, baseInstalled, bridgesInKernel, deleteRule, installBase, networkRules, removeBase } from "../firewall.js";
+import { addRule, bridgesInKernel, deleteRule, installBase, networkRules, presentRules, removeBase } from "../firewall.js";
 import { linkAlias } from "../naming.js";
 import type { Plan } from "../plan.js";
 import type { Endpoint, NetworkRecord, State } from "../model.js";
@@ -14,7 +14,8 @@ export const activeNetworks = (state: State) => Object.values(state.networks);
 /** Creates the bridge, its address and rules. Call before adding `net` to state.networks. */
 export function setUpNetwork(plan: Plan, state: State, net: NetworkRecord): void {
   const br = net.bridge;
-  if (activeNetworks(state).length === 0 && !baseInstalled()) installBase(plan);
+  // adds only what the kernel lacks: another state dir (or an older ctnet) may have installed it
+  if (activeNetworks(state).length === 0) installBase(plan);
   plan.cmd(["ip", "link", "add", br, "type", "bridge"], `bridge for network ${net.name}`, ["ip", "link", "del", br]);
   plan.cmd(["ip", "link", "set", br, "alias", linkAlias("bridge", net.name)], "mark it as ctnet's", null);
   if (net.options.mtu) plan.cmd(["ip", "link", "set", br, "mtu", net.options.mtu], `mtu ${net.options.mtu} (-o mtu)`, null);
@@ -33,7 +34,8 @@ const removedBy = new WeakMap<Plan, Set<string>>();
 
 /** Removes rules before the bridge, so no rule outlives the link it names. Call after removing `net` from state. */
 export function tearDownNetwork(plan: Plan, state: State, net: NetworkRecord): void {
-  for (const rule of networkRules(net).reverse()) deleteRule(plan, rule);
+  // only the rules that are there: a network made by an older ctnet may lack some
+  for (const rule of presentRules(plan, networkRules(net)).reverse()) deleteRule(plan, rule);
   const removed = removedBy.get(plan) ?? new Set<string>();
   removedBy.set(plan, removed.add(net.bridge));
   const remaining = activeNetworks(state).filter((n) => n.name !== net.name);

@@ -1,0 +1,125 @@
+// `ctnet reset`: remove everything ctnet made on this host, and its state (like Mininet's `mn -c`).
+// What counts as ctnet's is what carries its marks (see doctor.ts) plus what its state names; a bridge,
+// namespace or chain somebody else made has none of them and is left alone.
+import fs from "node:fs";
+import path from "node:path";
+import { UsageError } from "./errors.js";
+import { openStore, type GlobalOptions } from "./core.js";
+import { readSysctl } from "./drivers/bridge.js";
+import { hasCtnetMark, isCtnetChain, isCtnetRule, readKernel, sysctlPath } from "./doctor.js";
+import { execute, finishJournal, recoverJournal } from "./executor.js";
+import { LINK_ALIAS_PREFIX } from "./naming.js";
+import { Plan, renderScript } from "./plan.js";
+import { processAlive, type Store } from "./store.js";
+import { isRoot, requireTools, run } from "./sys.js";
+import { emptyState, type State } from "./model.js";
+
+/** The state, or an empty one (with a warning) when it is unreadable: reset then goes by the marks alone. */
+function stateForReset(store: Store): State {
+  try {
+    return store.read();
+  } catch (err: any) {
+    process.stderr.write(`ctnet: ${err.message.split(";")[0]}: resetting by ctnet's marks alone\n`);
+    return emptyState();
+  }
+}
+
+export function planReset(store: Store, state: State): Plan {
+  const plan = new Plan("reset: remove everything ctnet made, and its state");
+  const kernel = readKernel();
+  const ours = (ns: string) => Object.values(state.containers).some((c) => c.netns === ns) || hasCtnetMark(kernel.etcNetns.get(ns));
+
+  // processes first, so nothing keeps using what is removed next
+  const pids = new Set<number>();
+  for (const c of Object.values(state.containers)) if (c.pid !== null && processAlive(c.pid, c.pidStart)) pids.add(c.pid);
+  const namespaces = [...kernel.netns].filter(ours).sort();
+  for (const ns of namespaces) for (const pid of run(["ip", "netns", "pids", ns]).stdout.split(/\s+/).filter(Boolean)) pids.add(Number(pid));
+  plan.kill([...pids].sort((a, b) => a - b), "SIGKILL", "stop every container process");
+
+  // iptables: the jumps into ctnet's chains, then the chains, emptied
+  const ipt = (table: string, ...args: string[]) => ["iptables", "-w", "-t", table, ...args];
+  for (const r of kernel.rules) {
+    if (isCtnetRule(r) && !isCtnetChain(r.chain)) plan.cmd(ipt(r.table, "-D", r.chain, ...r.spec), `remove the jump from ${r.chain} into ctnet's chains`, null);
+  }
+  const chains = kernel.chains.filter((c) => isCtnetChain(c.name));
+  for (const c of chains) plan.cmd(ipt(c.table, "-F", c.name), `empty ctnet's chain ${c.name}`, null);
+  for (const c of chains) plan.cmd(ipt(c.table, "-X", c.name), `delete ctnet's chain ${c.name}`, null);
+
+  // links: veths (and whatever else is marked) before bridges, then namespaces and their files
+  const marked = [...kernel.links.values()].filter((l) => l.alias?.startsWith(LINK_ALIAS_PREFIX));
+  for (const l of marked.sort((a, b) => Number(a.kind === "bridge") - Number(b.kind === "bridge"))) {
+    plan.cmd(["ip", "link", "del", l.ifname], `delete ${l.ifname} (${l.alias})`, null);
+  }
+  for (const ns of namespaces) plan.cmd(["ip", "netns", "del", ns], `delete namespace ${ns}`, null);
+  for (const [dir, hosts] of kernel.etcNetns) {
+    if (!hasCtnetMark(hosts) && !Object.values(state.containers).some((c) => c.netns === dir)) continue;
+    for (const f of ["hosts", "hostname"]) {
+      const p = `/etc/netns/${dir}/${f}`;
+      if (fs.existsSync(p)) plan.write(p, null, fs.readFileSync(p, "utf8"), `remove ${p}`);
+    }
+  }
+
+  // sysctls ctnet changed go back, unless someone changed them since
+  for (const s of Object.values(state.sysctls)) {
+    const file = sysctlPath(s.key);
+    if (fs.existsSync(file) && readSysctl(s.key) !== "" && fs.readFileSync(file, "utf8").trim() === s.value) {
+      plan.cmd(["sysctl", "-w", `${file.slice("/proc/sys/".length)}=${s.previous}`], `restore ${s.key} (ctnet set it to ${s.value})`, null);
+    }
+  }
+
+  // the state itself; the lock and journal go last, when the plan is over
+  const files = ["state.json", "state.json.bak", "logs"].map((f) => path.join(store.dir, f)).filter((f) => fs.existsSync(f));
+  if (files.length) plan.cmd(["rm", "-rf", "--", ...files], "remove ctnet's state", null);
+  return plan;
+}
+
+async function confirm(store: Store, state: State): Promise<boolean> {
+  const n = (count: number, what: string) => `${count} ${what}${count === 1 ? "" : "s"}`;
+  const question =
+    `This removes ${n(Object.keys(state.containers).length, "container")}, ${n(Object.keys(state.networks).length, "network")}, ` +
+    `everything else on this host that carries ctnet's marks, and the state in ${store.dir}.\nContinue? [y/N] `;
+  const { createInterface } = await import("node:readline/promises");
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question(question)).trim());
+  } finally {
+    rl.close();
+  }
+}
+
+export async function resetCommand(g: GlobalOptions, o: { yes?: boolean }): Promise<void> {
+  const store = openStore(g);
+  if (g.dryRun) {
+    process.stdout.write(renderScript(planReset(store, stateForReset(store))));
+    return;
+  }
+  if (!isRoot()) throw new UsageError("ctnet must run as root to change the network (try sudo, or --dry-run to see the plan)");
+  requireTools("ip", "iptables", "iptables-save", "sysctl");
+  if (!o.yes) {
+    if (!process.stdin.isTTY) throw new UsageError("reset asks for confirmation on a terminal: pass -y to reset from a script");
+    if (!(await confirm(store, stateForReset(store)))) {
+      process.stderr.write("reset cancelled: nothing was changed\n");
+      return;
+    }
+  }
+  const existed = fs.existsSync(store.dir);
+  store.lock();
+  try {
+    // an unfinished plan may have started processes only its journal knows about
+    await recoverJournal(store, g.verbose, true);
+    const plan = planReset(store, stateForReset(store));
+    await execute(plan, { store, verbose: g.verbose });
+    finishJournal(store);
+  } finally {
+    store.unlock();
+  }
+  if (!existed) fs.rmSync(store.dir, { recursive: true, force: true });
+  else {
+    try {
+      fs.rmdirSync(store.dir);
+    } catch {
+      /* something that is not ctnet's lives there too: leave the directory */
+    }
+  }
+  process.stdout.write("ctnet reset: nothing of ctnet is left on this host\n");
+}

@@ -1,0 +1,156 @@
+// Issue 5, point 1: ctnet killed (SIGKILL) at every step boundary of run, net create, net connect and up
+// leaves nothing the next command cannot repair; Ctrl-C (SIGINT/SIGTERM) mid-plan rolls back before exit.
+// The test hook CTNET_TEST_PAUSE_AFTER_STEP=N stops a plan after exactly N steps (batches are cut there,
+// so every boundary is reachable) and waits for a signal.
+import fs from "node:fs";
+import path from "node:path";
+import type { ChildProcess } from "node:child_process";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { IsolatedHost } from "./isolated.js";
+
+let host: IsolatedHost;
+beforeAll(async () => {
+  host = await IsolatedHost.start();
+});
+afterAll(async () => {
+  await host?.stop();
+});
+
+interface Paused {
+  child: ChildProcess;
+  /** null when the plan ended before reaching the pause point */
+  pid: string | null;
+  total: number;
+  stderr: () => string;
+  exit: Promise<number>;
+}
+
+/** Starts ctnet with the pause hook; resolves once it is paused, or once it exited without pausing. */
+async function startPaused(args: string[], at: string): Promise<Paused> {
+  const child = host.spawnCtnet(args, { CTNET_TEST_PAUSE_AFTER_STEP: at });
+  let err = "";
+  const exit = new Promise<number>((resolve) => child.on("close", (code) => resolve(code ?? 128)));
+  const paused = await new Promise<{ pid: string | null; total: number }>((resolve) => {
+    child.stderr!.on("data", (d) => {
+      err += d;
+      const m = /test pause after step \S+(?: of (\d+))? \(pid (\d+)\)/.exec(err);
+      if (m) resolve({ pid: m[2], total: Number(m[1] ?? -1) });
+    });
+    exit.then(() => resolve({ pid: null, total: -1 }));
+  });
+  return { child, ...paused, stderr: () => err, exit };
+}
+
+const journalFiles = () => fs.readdirSync(host.stateDir).filter((f) => f.startsWith("journal"));
+const stateText = () => (fs.existsSync(path.join(host.stateDir, "state.json")) ? fs.readFileSync(path.join(host.stateDir, "state.json"), "utf8") : "");
+
+function expectAgree(): void {
+  const doc = host.ctnet("doctor");
+  expect(doc.stdout, doc.stderr).toContain("no differences");
+  expect(doc.code).toBe(0);
+}
+
+/**
+ * For every pause point of `args` (0..steps, then "commit"): kill ctnet there, repair with doctor --fix
+ * (odd points) or by running the command again (even points), and check state and kernel: rolled back
+ * exactly to where they were, or (when the command was re-run or had committed) forward to its result.
+ * `undo` brings the host back to the baseline after a successful run.
+ */
+async function killAtEveryStep(args: string[], undo: string[][]): Promise<number> {
+  const kernel0 = host.kernel();
+  const state0 = stateText();
+  let total = Infinity;
+  let points = 0;
+  for (let n = 0; n <= total + 1; n++) {
+    const at = n === total + 1 ? "commit" : String(n);
+    const p = await startPaused(args, at);
+    expect(p.pid, `ctnet ${args.join(" ")} did not pause at ${at}: ${p.stderr()}`).not.toBeNull();
+    if (p.total >= 0) total = p.total;
+    expect(journalFiles()).toContain("journal.json");
+    host.sh(["kill", "-KILL", p.pid!]);
+    await p.exit;
+    points++;
+    const committed = at === "commit";
+    if (committed || n % 2 === 1) {
+      const fix = host.ctnet("doctor", "--fix");
+      expect(fix.code, `doctor --fix after a kill at ${at}: ${fix.stdout}${fix.stderr}`).toBe(0);
+      expect(fix.stderr).toContain("recovered the interrupted plan");
+      expect(journalFiles()).toEqual([]);
+      expectAgree();
+      // before the commit point the plan is rolled back; after it, its state is kept (and undone here)
+      if (committed) for (const u of undo) host.ok(...u);
+      else expect(stateText(), `state after a kill at ${at}`).toBe(state0);
+    } else {
+      const again = host.ctnet(...args);
+      expect(again.code, `re-running after a kill at ${at}: ${again.stderr}`).toBe(0);
+      expect(again.stderr).toContain("recovered the interrupted plan");
+      expectAgree();
+      for (const u of undo) host.ok(...u);
+    }
+    expect(journalFiles()).toEqual([]);
+    expectAgree();
+    expect(host.kernel(), `kernel after a kill at ${at}`).toEqual(kernel0);
+  }
+  return points;
+}
+
+describe("SIGKILL at every step", () => {
+  it("net create on a fresh host (chains and sysctl included) and on one with networks", async () => {
+    const points = await killAtEveryStep(["net", "create", "--subnet", "10.252.1.0/24", "crn"], [["net", "rm", "crn"]]);
+    expect(points).toBeGreaterThan(15);
+    host.ok("net", "create", "--subnet", "10.252.0.0/24", "base");
+    expect(await killAtEveryStep(["net", "create", "--subnet", "10.252.1.0/24", "-o", "mtu=1400", "crn"], [["net", "rm", "crn"]])).toBeGreaterThan(8);
+  }, 600_000);
+
+  it("run -d on a user network, with a neighbour whose hosts file changes", async () => {
+    host.ok("run", "-d", "--net", "base", "--name", "b1");
+    const points = await killAtEveryStep(["run", "-d", "--net", "base", "--name", "c2"], [["rm", "-f", "c2"]]);
+    expect(points).toBeGreaterThan(8);
+    // the survivors still talk, by name
+    host.ok("run", "-d", "--net", "base", "--name", "c2");
+    expect(host.ping("c2", "b1")).toBe(true);
+    host.ok("rm", "-f", "c2");
+  }, 600_000);
+
+  it("net connect", async () => {
+    host.ok("net", "create", "--subnet", "10.252.2.0/24", "other");
+    const points = await killAtEveryStep(["net", "connect", "other", "b1"], [["net", "disconnect", "other", "b1"]]);
+    expect(points).toBeGreaterThan(6);
+  }, 600_000);
+
+  it("up -f LAB", async () => {
+    const lab = path.join(host.stateDir, "..", `ctnet-crash-lab-${process.pid}.yaml`);
+    fs.writeFileSync(lab, "name: crashlab\nnetworks:\n  labnet:\n    subnet: 10.252.3.0/24\ncontainers:\n  l1:\n    networks: [labnet]\n  l2:\n    networks: [labnet]\n");
+    try {
+      const points = await killAtEveryStep(["up", "-f", lab], [["down", "-f", lab]]);
+      expect(points).toBeGreaterThan(15);
+    } finally {
+      fs.rmSync(lab, { force: true });
+    }
+  }, 600_000);
+});
+
+describe("SIGINT and SIGTERM during a plan", () => {
+  for (const sig of ["INT", "TERM"] as const) {
+    it(`SIG${sig} rolls the plan back before ctnet exits`, async () => {
+      const kernel0 = host.kernel();
+      const state0 = stateText();
+      const p = await startPaused(["run", "-d", "--net", "base", "--name", "sig"], "6");
+      expect(p.pid).not.toBeNull();
+      host.sh(["kill", `-${sig}`, p.pid!]);
+      const code = await p.exit;
+      expect(code).toBe(1);
+      expect(p.stderr()).toMatch(new RegExp(`interrupted by SIG${sig}.*rolled back`));
+      // no journal is left for the next command: ctnet cleaned up itself
+      expect(journalFiles()).toEqual([]);
+      expect(stateText()).toBe(state0);
+      expect(host.kernel()).toEqual(kernel0);
+      expectAgree();
+    });
+  }
+
+  it("the hook is off by default: a plain run does not pause", () => {
+    host.ok("run", "-d", "--net", "base", "--name", "plain");
+    host.ok("rm", "-f", "plain");
+  });
+});
