@@ -179,6 +179,13 @@ export function buildProgram(): Command {
       printLogs(globals(cmd), name);
     });
 
+  // ---- run -d --rm: the watcher a run plan starts; not for people (src/autoremove.ts) ---------------
+  program.command("autoremove", { hidden: true }).description("wait for a container's process to end, then remove it").argument("<id>")
+    .action(async (id: string, _opts, cmd) => {
+      const { watchAndRemove } = await import("./autoremove.js");
+      await watchAndRemove(globals(cmd), id);
+    });
+
   // ---- ports (issue 3): docker port, plus publishing on a running container -------------------------
 
   const port = program.command("port").description("list a container's published ports (docker port), or publish/unpublish")

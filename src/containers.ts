@@ -84,7 +84,6 @@ export function planRun(state: State, stateDir: string, o: RunOptions): { plan: 
   const modeSpec = o.net ?? "bridge";
   const { mode, network, joined } = parseMode(state, modeSpec, o.joinsPending);
   if (mode !== "bridge" && (o.ip || o.networkAlias?.length)) throw new UsageError(`--ip and --network-alias need a bridge network, not --net ${modeSpec}`);
-  if (o.detach && o.rm) throw new UsageError("--rm needs a foreground run: ctnet has no daemon to remove a detached container when it exits (use ctnet rm -f)");
   if (mode === "container" && o.hostname) throw new UsageError("conflicting options: --hostname and --net container:NAME");
   const ownNs = mode === "bridge" || mode === "none";
   if (ownNs && netnsNames().has(name)) throw new UsageError(`a network namespace named ${name} already exists on this host`);
@@ -115,6 +114,11 @@ export function planRun(state: State, stateDir: string, o: RunOptions): { plan: 
   publishOnRun(plan, state, c, o);
   const argv = processArgv(state, c, command, env, true);
   if (o.detach) plan.spawn(argv, name, logPath(stateDir, name), `start ${name}'s process: ${command.join(" ")}`);
+  if (o.detach && o.rm) {
+    // no daemon to notice the exit: a watcher from this same ctnet does it (src/autoremove.ts)
+    const watcher = [process.execPath, process.argv[1], "--state-dir", stateDir, "autoremove", id];
+    plan.spawn(watcher, `${name}'s --rm watcher`, logPath(stateDir, name), `remove ${name} once its process ends (--rm)`);
+  }
   return { plan, container: c, argv };
 }
 
@@ -139,7 +143,7 @@ export function planRm(state: State, stateDir: string, names: string[], force: b
     const portsBefore = portLayer(state);
     delete state.containers[name];
     retirePorts(plan, state, portsBefore, portLayer(state));
-    syncNameFiles(plan, state, peers.filter((p) => !removing.has(p)));
+    syncNameFiles(plan, state, peers.filter((p) => !removing.has(p)), c.endpoints.map((e) => e.network));
     const pids = new Set<number>();
     if (isRunning(c)) pids.add(c.pid!);
     if (c.mode === "bridge" || c.mode === "none") for (const pid of namespacePids(c.netns!)) pids.add(pid);

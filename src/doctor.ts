@@ -499,8 +499,8 @@ export async function doctorCommand(g: GlobalOptions, o: { fix?: boolean }): Pro
     process.stdout.write(`${err.message}\n${restoreAdvice(store)}`);
     return 1;
   }
-  for (const s of Object.values(state.sysctls)) process.stdout.write(`sysctl ${s.key} = ${s.value} (set by ctnet; was ${s.previous}, restored when its last user goes)\n`);
   if (!o.fix) {
+    for (const s of Object.values(state.sysctls)) process.stdout.write(`sysctl ${s.key} = ${s.value} (set by ctnet; was ${s.previous}, restored when its last user goes)\n`);
     let findings: Finding[];
     try {
       findings = diagnose(store, state);

@@ -133,6 +133,7 @@ export async function execute(plan: Plan, opts: ExecOptions = {}): Promise<Map<s
         const done = i + failure.succeeded;
         if (interrupted || !pastNoReturn(plan.steps, done)) {
           await rollback(plan.steps, done, journal.spawned, opts.verbose);
+          if (opts.store) finishJournal(opts.store);
           const why = interrupted ? `interrupted by ${interrupted}` : `${failure.command} failed: ${failure.stderr.trim() || "no error output"}`;
           throw new OpError(`${why} (plan "${plan.title}" rolled back)`);
         }
@@ -146,6 +147,7 @@ export async function execute(plan: Plan, opts: ExecOptions = {}): Promise<Map<s
     }
     if (interrupted && !pastNoReturn(plan.steps, i)) {
       await rollback(plan.steps, i, journal.spawned, opts.verbose);
+      if (opts.store) finishJournal(opts.store);
       throw new OpError(`interrupted by ${interrupted}: plan "${plan.title}" rolled back`);
     }
     // a plan past its point of no return is finished even when interrupted: it cannot be undone
@@ -367,6 +369,13 @@ async function runSingle(step: Step, spawned: Record<string, Spawned>, track?: T
       } catch (err: any) {
         return { command: `write ${step.path}`, stderr: err.message, succeeded: 0 };
       }
+    case "link":
+      try {
+        linkInPlace(step.path, step.target);
+        return null;
+      } catch (err: any) {
+        return { command: `ln -sfn ${step.target} ${step.path}`, stderr: err.message, succeeded: 0 };
+      }
     case "spawn":
       try {
         spawned[step.container] = spawnDetached(step.argv, step.log);
@@ -382,14 +391,39 @@ async function runSingle(step: Step, spawned: Record<string, Spawned>, track?: T
 
 /** Writes through the existing inode so bind mounts (ip netns exec's /etc/hosts) see the change. */
 function writeInPlace(path: string, content: string | null): void {
-  if (content === null) {
-    fs.rmSync(path, { force: true });
-    const dir = path.slice(0, path.lastIndexOf("/"));
-    if (dir.startsWith("/etc/netns/") && fs.existsSync(dir) && fs.readdirSync(dir).length === 0) fs.rmdirSync(dir);
-    return;
+  if (content === null) return removeNameFile(path);
+  inDir(path, () => fs.writeFileSync(path, content));
+}
+
+/** Points `path` at `target` (replacing what was there), or removes it when target is null. */
+function linkInPlace(path: string, target: string | null): void {
+  if (target === null) return removeNameFile(path);
+  fs.rmSync(path, { force: true });
+  inDir(path, () => fs.symlinkSync(target, path));
+}
+
+/** Runs `make` with path's directory present; another state dir may remove an emptied /etc/netns dir meanwhile. */
+function inDir(path: string, make: () => void): void {
+  for (let attempt = 0; ; attempt++) {
+    fs.mkdirSync(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+    try {
+      return make();
+    } catch (err: any) {
+      if (err.code !== "ENOENT" || attempt > 2) throw err;
+    }
   }
-  fs.mkdirSync(path.slice(0, path.lastIndexOf("/")), { recursive: true });
-  fs.writeFileSync(path, content);
+}
+
+/** Removes a file (or link) and, under /etc/netns, the directory it leaves empty. */
+function removeNameFile(path: string): void {
+  fs.rmSync(path, { force: true });
+  const dir = path.slice(0, path.lastIndexOf("/"));
+  try {
+    if (dir.startsWith("/etc/netns/") && fs.readdirSync(dir).length === 0) fs.rmdirSync(dir);
+  } catch (err: any) {
+    // gone already, or refilled by another ctnet between the two calls: either way not ours to remove
+    if (!["ENOENT", "ENOTEMPTY"].includes(err.code)) throw err;
+  }
 }
 
 function spawnDetached(argv: string[], log: string): Spawned {
@@ -457,9 +491,10 @@ async function rollback(
       if (res.code !== 0 && !afterCrash) {
         process.stderr.write(`ctnet: undo failed: ${shJoin(step.undo)}: ${res.stderr.trim()}\n`);
       }
-    } else if (step.kind === "write") {
+    } else if (step.kind === "write" || step.kind === "link") {
       try {
-        writeInPlace(step.path, step.previous);
+        if (step.kind === "write") writeInPlace(step.path, step.previous);
+        else linkInPlace(step.path, step.previous);
       } catch (err: any) {
         if (!afterCrash) process.stderr.write(`ctnet: undo failed: restore ${step.path}: ${err.message}\n`);
       }

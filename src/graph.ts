@@ -25,6 +25,8 @@ export interface GraphBridge {
   lab?: string;
   /** host-side veths plugged into it, in the kernel's order */
   ports: string[];
+  /** veths of containers outside the lab shown (the default bridge is shared) */
+  hiddenPorts: number;
 }
 
 export interface GraphSandbox {
@@ -71,12 +73,15 @@ export function readTopology(state: State, lab?: string): Topology {
   const hostLinks = json(["ip", "-j", "-d", "addr", "show"]);
   const byName = new Map(hostLinks.map((l) => [l.ifname as string, l]));
   const byIndex = new Map(hostLinks.map((l) => [l.ifindex as number, l]));
+  const shown = new Set(containers.map((c) => c.name));
+  const elsewhere = new Set(Object.values(state.containers).filter((c) => !shown.has(c.name)).flatMap((c) => c.endpoints.map((e) => e.hostIf)));
   const bridges: GraphBridge[] = networks.map((n) => {
     const link = byName.get(n.bridge);
+    const plugged = hostLinks.filter((l) => l.master === n.bridge).map((l) => l.ifname as string);
     return {
       network: n.name, ifname: n.bridge, present: !!link, up: !!link && isUp(link), addrs: link ? v4(link) : [],
       internal: n.internal, ...(n.lab ? { lab: n.lab } : {}),
-      ports: hostLinks.filter((l) => l.master === n.bridge).map((l) => l.ifname),
+      ports: plugged.filter((p) => !elsewhere.has(p)), hiddenPorts: plugged.filter((p) => elsewhere.has(p)).length,
     };
   });
 
@@ -125,7 +130,8 @@ export function renderText(t: Topology): string {
       const shared = end && end.s.sharedBy.length ? ` (shared with ${end.s.sharedBy.join(", ")})` : "";
       out.push(`  ${branch} ${p} ⇄ ${end ? `${end.s.container}: ${ifaceText(end.i)}${shared}` : "(other end not in a container shown)"}`);
     });
-    if (b.ports.length === 0) out.push("  (no containers)");
+    if (b.hiddenPorts) out.push(`  (and ${b.hiddenPorts} veth${b.hiddenPorts > 1 ? "s" : ""} of containers outside this lab)`);
+    else if (b.ports.length === 0) out.push("  (no containers)");
   }
   const others = t.sandboxes.filter((s) => s.mode !== "bridge");
   if (others.length) out.push("other sandboxes:");
@@ -155,7 +161,7 @@ export function renderDot(t: Topology): string {
     '  edge [fontname="Helvetica", fontsize=9];',
     '  subgraph cluster_host { label="host"; style="rounded"; color="#888888";',
   ];
-  if (t.ports.length || t.sandboxes.some((s) => s.mode === "host")) lines.push(`    host [label="host network namespace", shape=box3d, fillcolor="#eeeeee"];`);
+  if (t.ports.length || t.sandboxes.some((s) => s.mode === "host")) lines.push(`    host [label="host network\\nnamespace", shape=box3d, fillcolor="#eeeeee"];`);
   for (const b of t.bridges) {
     const flags = [b.internal ? "internal" : "", !b.present ? "MISSING" : !b.up ? "DOWN" : ""].filter(Boolean).join(", ");
     lines.push(`    ${q(`br:${b.ifname}`)} [label=${label([`network ${b.network}`, `bridge ${b.ifname}`, ...b.addrs, ...(flags ? [flags] : [])])}, fillcolor="#dbeafe"];`);

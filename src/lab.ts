@@ -6,8 +6,8 @@ import { UsageError } from "./errors.js";
 import { mutate, openStore, type GlobalOptions } from "./core.js";
 import { isRunning, planRm, planRun, recordProcess } from "./containers.js";
 import { planConnect, planNetCreate, planNetRm } from "./networks.js";
-import { Plan, type WriteStep } from "./plan.js";
-import { hostsFileFor } from "./sandbox.js";
+import { Plan, type Step, type WriteStep } from "./plan.js";
+import { nameFileContent } from "./sandbox.js";
 import { goingAway } from "./sys.js";
 import type { ContainerSpec, LabSpec, NetworkSpec, Where } from "./labfile.js";
 import type { Spawned } from "./executor.js";
@@ -49,6 +49,8 @@ class LabPlanBuilder {
   private readonly owner: number[] = [];
   private readonly pieces: Array<Omit<Piece, "end">> = [];
   private readonly writes = new Map<string, WriteStep>();
+  /** steps from here on only create things (see finish) */
+  private creationStart: number | null = null;
 
   constructor(title: string, private readonly file: string | null) {
     this.plan = new Plan(title);
@@ -82,16 +84,46 @@ class LabPlanBuilder {
     }
   }
 
+  beginCreation(): void {
+    this.creationStart = this.plan.steps.length;
+  }
+
+  /**
+   * Orders the creating steps in three phases so the executor needs few processes: every host-side `ip`
+   * command (namespaces, bridges, veth pairs: one `ip -batch`), then each namespace's own `ip -n NS`
+   * commands (one batch per namespace), then the rest (firewall rules, name files, processes) in plan
+   * order. Each phase only depends on earlier ones: a namespace and a veth exist before they are
+   * configured, a bridge before its rules, a hosts file before the process that bind-mounts it.
+   */
+  private phase(): void {
+    const start = this.creationStart;
+    if (start === null) return;
+    const rank = (step: Step) => (step.kind !== "cmd" || step.argv[0] !== "ip" ? 2 : step.argv[1] === "-n" ? 1 : 0);
+    const idx = this.plan.steps.map((_, i) => i).slice(start);
+    const byNs = (i: number) => (this.plan.steps[i] as { argv?: string[] }).argv?.[2] ?? "";
+    const firstOfNs = new Map<string, number>();
+    for (const i of idx) if (rank(this.plan.steps[i]) === 1 && !firstOfNs.has(byNs(i))) firstOfNs.set(byNs(i), i);
+    idx.sort((a, b) => {
+      const ra = rank(this.plan.steps[a]);
+      const rb = rank(this.plan.steps[b]);
+      if (ra !== rb) return ra - rb;
+      if (ra === 1 && byNs(a) !== byNs(b)) return firstOfNs.get(byNs(a))! - firstOfNs.get(byNs(b))!;
+      return a - b;
+    });
+    const steps = idx.map((i) => this.plan.steps[i]);
+    const owner = idx.map((i) => this.owner[i]);
+    this.plan.steps.splice(start, steps.length, ...steps);
+    this.owner.splice(start, owner.length, ...owner);
+  }
+
   /** Settles every name file on what the final state needs; drops writes that turn out to change nothing. */
   finish(state: State): Piece[] {
-    const byNs = new Map<string, ContainerRecord>();
-    for (const c of Object.values(state.containers)) if (c.mode === "bridge" || c.mode === "none") byNs.set(c.netns!, c);
+    this.phase();
     const keep = this.plan.steps.map((step) => {
       if (step.kind !== "write") return true;
-      const m = /^\/etc\/netns\/([^/]+)\/(hosts|hostname)$/.exec(step.path);
-      if (!m) return true;
-      const c = byNs.get(m[1]);
-      step.content = !c ? null : m[2] === "hosts" ? hostsFileFor(state, c) : `${c.hostname}\n`;
+      const content = nameFileContent(state, step.path);
+      if (content === undefined) return true;
+      step.content = content;
       return step.content !== step.previous;
     });
     const steps = this.plan.steps.filter((_, i) => keep[i]);
@@ -174,6 +206,7 @@ function planUpInner(draft: State, stateDir: string, spec: LabSpec): LabPlan {
     b.add("container", c.name, "removed", null, () => planRm(draft, stateDir, [c.name], true));
   }
   for (const n of netsToRemove) b.add("network", n.name, "removed", wantedNets.get(n.name)?.where ?? null, () => planNetRm(draft, [n.name]));
+  b.beginCreation();
   for (const n of netsToCreate) {
     b.add("network", n.name, replacedNets.has(n.name) ? "recreated" : "created", n.where, () => {
       const plan = planNetCreate(draft, n.name, {
@@ -247,6 +280,10 @@ export function listLabs(state: State): Array<{ Name: string; Networks: number; 
 /** Reports pieces as they finish: a redrawn line on a terminal (stderr), plain lines otherwise. */
 function reporter(pieces: Piece[]) {
   const tty = !!process.stderr.isTTY && process.env.TERM !== "dumb";
+  // a reader that goes away (| head) must not stop a plan halfway: lines it misses are only a report
+  process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code !== "EPIPE") throw err;
+  });
   const lines: string[] = [];
   let next = 0;
   const say = (p: Piece) => `${p.kind} ${p.name} ${p.change}`;

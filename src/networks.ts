@@ -81,6 +81,9 @@ export function planNetCreate(state: State, name: string, o: CreateNetworkOption
   const bridge = bridgeIfname(name);
   const clash = Object.values(state.networks).find((n) => n.bridge === bridge);
   if (clash || linkExists(bridge)) throw new UsageError(`interface ${bridge} for network ${name} already exists on the host${clash ? ` (network ${clash.name})` : ""}`);
+  for (const [flag, value] of [["--subnet", o.subnet], ["--gateway", o.gateway], ["--ip-range", o.ipRange]]) {
+    if (value === "") throw new UsageError(`${flag} must not be empty`);
+  }
   if (o.gateway && !o.subnet) throw new UsageError("--gateway needs --subnet");
   if (o.ipRange && !o.subnet) throw new UsageError("--ip-range needs --subnet");
 
@@ -260,7 +263,7 @@ export function planDisconnect(state: State, netName: string, ctrName: string): 
     plan.cmd(["ip", "-n", c.netns!, "route", "replace", "default", "via", after.gateway], `default route now via ${after.name}'s gateway`, null);
   }
   installPorts(plan, state, portsBefore, portsAfter);
-  syncNameFiles(plan, state, [c.name, ...peers]);
+  syncNameFiles(plan, state, [c.name, ...peers], [netName]);
   releaseDefaultBridge(plan, state);
   return plan;
 }

@@ -36,7 +36,20 @@ export interface KillStep {
   why: string;
 }
 
-export type Step = CmdStep | WriteStep | SpawnStep | KillStep;
+/**
+ * Makes `path` a symbolic link to `target` (null removes the link). ip netns exec follows it when it
+ * bind-mounts /etc/netns/NAME/hosts, so containers can share one hosts file that is updated in place.
+ */
+export interface LinkStep {
+  kind: "link";
+  path: string;
+  target: string | null;
+  /** the link's target before, null when there was no link: the undo restores it */
+  previous: string | null;
+  why: string;
+}
+
+export type Step = CmdStep | WriteStep | SpawnStep | KillStep | LinkStep;
 
 export class Plan {
   readonly steps: Step[] = [];
@@ -51,6 +64,12 @@ export class Plan {
   write(path: string, content: string | null, previous: string | null, why: string): this {
     if (content === previous) return this;
     this.steps.push({ kind: "write", path, content, previous, why });
+    return this;
+  }
+
+  link(path: string, target: string | null, previous: string | null, why: string): this {
+    if (target === previous) return this;
+    this.steps.push({ kind: "link", path, target, previous, why });
     return this;
   }
 
@@ -104,6 +123,11 @@ export function renderStep(step: Step): string {
       const marker = heredocMarker(body);
       return `mkdir -p ${shQuote(dir)} && cat > ${shQuote(step.path)} <<'${marker}'\n${body}${marker}`;
     }
+    case "link": {
+      if (step.target === null) return shJoin(["rm", "-f", step.path]);
+      const dir = step.path.slice(0, step.path.lastIndexOf("/"));
+      return `mkdir -p ${shQuote(dir)} && ${shJoin(["ln", "-sfn", step.target, step.path])}`;
+    }
     case "spawn":
       return `setsid ${shJoin(step.argv)} </dev/null >>${shQuote(step.log)} 2>&1 &`;
     case "kill":
@@ -117,6 +141,8 @@ export function renderUndo(step: Step): string | null {
       return step.undo ? shJoin(step.undo) : null;
     case "write":
       return renderStep({ ...step, content: step.previous, previous: step.content });
+    case "link":
+      return renderStep({ ...step, target: step.previous, previous: step.target });
     case "spawn":
       return `kill -KILL <pid of ${step.container}>`;
     case "kill":

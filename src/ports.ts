@@ -12,6 +12,9 @@
 //   nat    CTNET-POSTROUTING  -s 127.0.0.0/8 -o BR -j MASQUERADE (the container answers the gateway)
 //   filter CTNET-INPUT        -i BR -d 127.0.0.0/8 ! --ctstate RELATED,ESTABLISHED -j DROP (route_localnet
 //                             must not let containers reach the host's loopback services)
+// Per publishing endpoint: hairpin mode on its bridge port. With br_netfilter the DNAT of a container's
+// own request to its published port happens while the frame is bridged, and the answer must leave
+// through the port the request came in by.
 //
 // Every change is planned as a difference between the rules the state implies before and after it, so
 // run, rm, disconnect, publish and unpublish add or remove exactly their own rules, and rules shared by
@@ -241,13 +244,15 @@ function checkCanPublish(state: State, c: ContainerRecord): void {
 
 // ---- rules ---------------------------------------------------------------------------------------
 
-/** Install order; removal runs it backwards. Packets never meet a DNAT whose ACCEPT is missing. */
-const CHAIN_ORDER = ["CTNET-INPUT", "CTNET-PORTS", "sysctl", "CTNET-POSTROUTING", "CTNET-DNAT"];
+/** Install order ("links": route_localnet and hairpin); removal runs it backwards, so packets never meet a DNAT whose ACCEPT is missing. */
+const CHAIN_ORDER = ["CTNET-INPUT", "CTNET-PORTS", "links", "CTNET-POSTROUTING", "CTNET-DNAT"];
 
-/** The port rules and route_localnet bridges a state implies. */
+/** The port rules, route_localnet bridges and hairpin ports a state implies. */
 export interface PortLayer {
   rules: Map<string, Rule>;
   localnet: Map<string, NetworkRecord>;
+  /** host-side veth -> its container's name */
+  hairpin: Map<string, string>;
 }
 
 const ruleKey = (r: Rule) => `${r.table} ${r.chain} ${r.spec.join(" ")}`;
@@ -294,12 +299,13 @@ function localnetRules(net: NetworkRecord): Rule[] {
 }
 
 export function portLayer(state: State): PortLayer {
-  const layer: PortLayer = { rules: new Map(), localnet: new Map() };
+  const layer: PortLayer = { rules: new Map(), localnet: new Map(), hairpin: new Map() };
   const add = (r: Rule) => layer.rules.set(ruleKey(r), r);
   for (const c of Object.values(state.containers)) {
     const ep = publishingEndpoint(state, c);
     if (!ep || c.ports.length === 0) continue;
     const net = state.networks[ep.network];
+    layer.hairpin.set(ep.hostIf, c.name);
     for (const m of c.ports) {
       mappingRules(c, ep, net, m).forEach(add);
       if (loopbackReachable(m.hostIp)) layer.localnet.set(net.bridge, net);
@@ -330,15 +336,15 @@ const byChain = (rules: Rule[]) => [...rules].sort((a, b) => CHAIN_ORDER.indexOf
 /** Removes what `before` has and `after` lacks: DNAT first, so no packet is forwarded into a missing rule. */
 export function retirePorts(plan: Plan, state: State, before: PortLayer, after: PortLayer): void {
   const gone = byChain([...before.rules].filter(([k]) => !after.rules.has(k)).map(([, r]) => r)).reverse();
-  const sysctlAt = gone.findIndex((r) => CHAIN_ORDER.indexOf(r.chain) < CHAIN_ORDER.indexOf("sysctl"));
+  const linksAt = gone.findIndex((r) => CHAIN_ORDER.indexOf(r.chain) < CHAIN_ORDER.indexOf("links"));
   gone.forEach((r, i) => {
-    if (i === sysctlAt) restoreLocalnet(plan, state, before, after);
+    if (i === linksAt) restoreLinkSettings(plan, state, before, after);
     deleteRule(plan, r);
   });
-  if (sysctlAt === -1) restoreLocalnet(plan, state, before, after);
+  if (linksAt === -1) restoreLinkSettings(plan, state, before, after);
 }
 
-function restoreLocalnet(plan: Plan, state: State, before: PortLayer, after: PortLayer): void {
+function restoreLinkSettings(plan: Plan, state: State, before: PortLayer, after: PortLayer): void {
   for (const br of before.localnet.keys()) {
     if (after.localnet.has(br)) continue;
     const rec = state.sysctls[localnetKey(br)];
@@ -348,26 +354,34 @@ function restoreLocalnet(plan: Plan, state: State, before: PortLayer, after: Por
     }
     delete state.sysctls[localnetKey(br)];
   }
+  for (const hostIf of before.hairpin.keys()) {
+    if (!after.hairpin.has(hostIf)) plan.cmd(hairpinArgv(hostIf, "off"), `${before.hairpin.get(hostIf)} publishes nothing here any more: hairpin off`, hairpinArgv(hostIf, "on"));
+  }
 }
+
+const hairpinArgv = (hostIf: string, mode: "on" | "off") => ["ip", "link", "set", "dev", hostIf, "type", "bridge_slave", "hairpin", mode];
 
 /** Adds what `after` has and `before` lacks: ACCEPT and route_localnet before the DNAT that needs them. */
 export function installPorts(plan: Plan, state: State, before: PortLayer, after: PortLayer): void {
   const added = byChain([...after.rules].filter(([k]) => !before.rules.has(k)).map(([, r]) => r));
-  const sysctlAt = added.findIndex((r) => CHAIN_ORDER.indexOf(r.chain) > CHAIN_ORDER.indexOf("sysctl"));
+  const linksAt = added.findIndex((r) => CHAIN_ORDER.indexOf(r.chain) > CHAIN_ORDER.indexOf("links"));
   added.forEach((r, i) => {
-    if (i === sysctlAt) setLocalnet(plan, state, before, after);
+    if (i === linksAt) applyLinkSettings(plan, state, before, after);
     addRule(plan, r);
   });
-  if (sysctlAt === -1) setLocalnet(plan, state, before, after);
+  if (linksAt === -1) applyLinkSettings(plan, state, before, after);
 }
 
-function setLocalnet(plan: Plan, state: State, before: PortLayer, after: PortLayer): void {
+function applyLinkSettings(plan: Plan, state: State, before: PortLayer, after: PortLayer): void {
   for (const [br, net] of after.localnet) {
     if (before.localnet.has(br)) continue;
     const previous = readLocalnet(br);
     if (previous === "1") continue;
     plan.cmd(["sysctl", "-w", localnetArg(br, "1")], `${net.name} publishes a port on 127.0.0.1: let ${br} route loopback-sourced packets (route_localnet)`, ["sysctl", "-w", localnetArg(br, previous)]);
     state.sysctls[localnetKey(br)] = { key: localnetKey(br), previous, value: "1" };
+  }
+  for (const [hostIf, name] of after.hairpin) {
+    if (!before.hairpin.has(hostIf)) plan.cmd(hairpinArgv(hostIf, "on"), `hairpin on ${hostIf}: ${name} can reach its own published ports via the host's address`, hairpinArgv(hostIf, "off"));
   }
 }
 

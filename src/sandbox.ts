@@ -3,9 +3,9 @@
 import fs from "node:fs";
 import path from "node:path";
 import { UsageError } from "./errors.js";
-import { netnsEtcDir } from "./naming.js";
+import { DEFAULT_BRIDGE_NETWORK, netnsEtcDir } from "./naming.js";
 import type { Plan } from "./plan.js";
-import type { ContainerRecord, State } from "./model.js";
+import type { ContainerRecord, Endpoint, State } from "./model.js";
 import { run } from "./sys.js";
 
 export function createNamespace(plan: Plan, ns: string): void {
@@ -26,26 +26,74 @@ const HOSTS_HEADER = [
   "ff02::2\tip6-allrouters",
 ];
 
+// Names resolve through /etc/hosts: `ip netns exec NAME` bind-mounts /etc/netns/NAME/hosts over it. A
+// container on exactly one user network, whose hostname is its name, sees exactly that network's members,
+// so all such containers share one file per network: their /etc/netns/NAME/hosts is a symbolic link to
+// NETWORK_HOSTS_DIR/NET.hosts (the bind mount follows it), and one in-place rewrite of that file updates
+// every one of them, processes already running included. A run or rm on a network of n containers thus
+// writes one file of n lines instead of n files of n lines. The others (several networks, a hostname of
+// their own, the default bridge, --net none) keep a file of their own. See docs/performance.md.
+
+export const NETWORK_HOSTS_DIR = "/etc/netns/.ctnet-hosts";
+export const networkHostsPath = (network: string) => `${NETWORK_HOSTS_DIR}/${network}.hosts`;
+const hostsPath = (ns: string) => path.join(netnsEtcDir(ns), "hosts");
+
+/** The user network whose shared hosts file container `c` links to, or null when it keeps its own file. */
+export function sharedHostsNetwork(c: ContainerRecord): string | null {
+  if (c.mode !== "bridge" || c.endpoints.length !== 1 || c.hostname !== c.name) return null;
+  const network = c.endpoints[0].network;
+  return network === DEFAULT_BRIDGE_NETWORK ? null : network;
+}
+
+const memberLine = (c: ContainerRecord, ep: Endpoint) => `${ep.ip}\t${[c.name, ...ep.aliases.filter((a) => a !== c.name)].join(" ")}`;
+
+/** The shared hosts file of a user network: every member under its name and aliases; null when it has none. */
+export function networkHostsFile(state: State, network: string): string | null {
+  const lines = [`# ctnet: /etc/hosts of the containers on network ${network} that link here, rewritten on run, connect, disconnect and rm`, ...HOSTS_HEADER];
+  const before = lines.length;
+  for (const c of Object.values(state.containers)) {
+    for (const ep of c.endpoints) if (ep.network === network) lines.push(memberLine(c, ep));
+  }
+  return lines.length === before ? null : lines.join("\n") + "\n";
+}
+
 /**
  * /etc/hosts as container `c` sees it: its own addresses under its hostname, then every container it
- * shares a user network with, under its name and aliases on that network. The default bridge gives no
- * names, as in Docker.
+ * shares a user network with, under its name and aliases on that network (the shared file when it links
+ * to one). The default bridge gives no names, as in Docker.
  */
 export function hostsFileFor(state: State, c: ContainerRecord): string {
+  const shared = sharedHostsNetwork(c);
+  if (shared) return networkHostsFile(state, shared)!;
   const lines = [`# ctnet: /etc/hosts of container ${c.name}, rewritten on run, connect, disconnect and rm`, ...HOSTS_HEADER];
   const own = [...new Set([c.hostname, c.name])].join(" ");
   for (const ep of c.endpoints) lines.push(`${ep.ip}\t${own}`);
   if (c.endpoints.length === 0 && c.mode === "none") lines.push(`127.0.1.1\t${own}`);
-  const mine = new Set(c.endpoints.filter((ep) => ep.network !== "bridge").map((ep) => ep.network));
+  const mine = new Set(c.endpoints.filter((ep) => ep.network !== DEFAULT_BRIDGE_NETWORK).map((ep) => ep.network));
   if (mine.size > 0) {
     for (const other of Object.values(state.containers)) {
       if (other.name === c.name) continue;
-      for (const ep of other.endpoints) {
-        if (mine.has(ep.network)) lines.push(`${ep.ip}\t${[other.name, ...ep.aliases.filter((a) => a !== other.name)].join(" ")}`);
-      }
+      for (const ep of other.endpoints) if (mine.has(ep.network)) lines.push(memberLine(other, ep));
     }
   }
   return lines.join("\n") + "\n";
+}
+
+/**
+ * What a ctnet name file should hold in `state`: a container's hosts or hostname, or a network's shared
+ * hosts file. null: it should not exist; undefined: not a file ctnet's names use.
+ */
+export function nameFileContent(state: State, file: string): string | null | undefined {
+  if (file.startsWith(`${NETWORK_HOSTS_DIR}/`) && file.endsWith(".hosts")) {
+    const network = file.slice(NETWORK_HOSTS_DIR.length + 1, -".hosts".length);
+    return state.networks[network] ? networkHostsFile(state, network) : null;
+  }
+  const m = /^\/etc\/netns\/([^/]+)\/(hosts|hostname)$/.exec(file);
+  if (!m) return undefined;
+  const c = Object.values(state.containers).find((o) => o.netns === m[1] && (o.mode === "bridge" || o.mode === "none"));
+  if (!c) return null;
+  if (m[2] === "hostname") return `${c.hostname}\n`;
+  return sharedHostsNetwork(c) ? null : hostsFileFor(state, c);
 }
 
 function readOrNull(file: string): string | null {
@@ -56,32 +104,71 @@ function readOrNull(file: string): string | null {
   }
 }
 
-/** Brings the hosts (and hostname) files of the given containers in line with `state`. */
-export function syncNameFiles(plan: Plan, state: State, names: Iterable<string>): void {
+function linkTarget(file: string): string | null {
+  try {
+    return fs.readlinkSync(file);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Brings the name files of the given containers, and the shared hosts files of their user networks and
+ * of `networks`, in line with `state`. Containers that link to a shared file need nothing more: pass
+ * only those that keep their own (see neighbours()).
+ */
+export function syncNameFiles(plan: Plan, state: State, names: Iterable<string>, networks: Iterable<string> = []): void {
+  const nets = new Set(networks);
+  const containers: ContainerRecord[] = [];
   for (const name of new Set(names)) {
     const c = state.containers[name];
     if (!c || c.mode === "host" || c.mode === "container") continue;
+    containers.push(c);
+    for (const ep of c.endpoints) if (ep.network !== DEFAULT_BRIDGE_NETWORK) nets.add(ep.network);
+  }
+  // shared files first, so a link never points at a file that is not there yet
+  for (const network of nets) {
+    const file = networkHostsPath(network);
+    plan.write(file, networkHostsFile(state, network), readOrNull(file), `names on network ${network}, shared by its single-network containers`);
+  }
+  for (const c of containers) {
     const dir = netnsEtcDir(c.netns!);
-    const hosts = path.join(dir, "hosts");
-    plan.write(hosts, hostsFileFor(state, c), readOrNull(hosts), `names ${c.name} can resolve`);
     const hostname = path.join(dir, "hostname");
     plan.write(hostname, `${c.hostname}\n`, readOrNull(hostname), `hostname of ${c.name}`);
+    const hosts = hostsPath(c.netns!);
+    const shared = sharedHostsNetwork(c);
+    const target = linkTarget(hosts);
+    if (shared) {
+      const own = target === null ? readOrNull(hosts) : null;
+      if (own !== null) plan.write(hosts, null, own, `${c.name} now shares network ${shared}'s names`);
+      plan.link(hosts, networkHostsPath(shared), target, `names ${c.name} can resolve: network ${shared}'s shared file`);
+    } else {
+      if (target !== null) plan.link(hosts, null, target, `${c.name} now needs a hosts file of its own`);
+      plan.write(hosts, hostsFileFor(state, c), target === null ? readOrNull(hosts) : null, `names ${c.name} can resolve`);
+    }
   }
 }
 
 export function removeNameFiles(plan: Plan, ns: string): void {
-  for (const file of ["hosts", "hostname"]) {
+  const hosts = hostsPath(ns);
+  const target = linkTarget(hosts);
+  if (target !== null) plan.link(hosts, null, target, `remove ${hosts}`);
+  for (const file of target === null ? ["hosts", "hostname"] : ["hostname"]) {
     const p = path.join(netnsEtcDir(ns), file);
     const previous = readOrNull(p);
     if (previous !== null) plan.write(p, null, previous, `remove ${p}`);
   }
 }
 
-/** Containers that share a user network with `c` (their hosts files list it). */
+/**
+ * Containers whose own hosts file lists `c` on one of `networks`: they share a user network with it but
+ * do not link to that network's shared file (which syncNameFiles rewrites for all the others at once).
+ */
 export function neighbours(state: State, c: ContainerRecord, networks = c.endpoints.map((e) => e.network)): string[] {
-  const nets = new Set(networks.filter((n) => n !== "bridge"));
+  const nets = new Set(networks.filter((n) => n !== DEFAULT_BRIDGE_NETWORK));
+  if (nets.size === 0) return [];
   return Object.values(state.containers)
-    .filter((o) => o.name !== c.name && o.endpoints.some((e) => nets.has(e.network)))
+    .filter((o) => o.name !== c.name && o.endpoints.length > 0 && sharedHostsNetwork(o) === null && o.endpoints.some((e) => nets.has(e.network)))
     .map((o) => o.name);
 }
 

@@ -48,9 +48,13 @@ function words(line: string): string[] {
 }
 
 export function readFilterTable(): FilterTable {
-  const res = run(["iptables-save", "-t", "filter"]);
+  return parseFilterTable(run(["iptables-save", "-t", "filter"]).stdout);
+}
+
+/** The filter table from iptables-save text: chain policies and rules in order. */
+export function parseFilterTable(text: string): FilterTable {
   const table: FilterTable = { policies: new Map(), rules: new Map() };
-  for (const line of res.stdout.split("\n")) {
+  for (const line of text.split("\n")) {
     const policy = /^:(\S+) (\S+)/.exec(line);
     if (policy) table.policies.set(policy[1], policy[2]);
     if (!line.startsWith("-A ")) continue;
@@ -126,9 +130,9 @@ export function walkForward(table: FilterTable, p: Packet): { verdict: string; p
         continue;
       }
       if (!match || target === null) continue;
+      if (target === "RETURN") return null;
       path.push(rule.text);
       if (TERMINAL.has(target)) return target;
-      if (target === "RETURN") return null;
       if (table.rules.has(target) || table.policies.has(target)) {
         const verdict = walk(target, depth + 1);
         if (verdict) return verdict;

@@ -141,18 +141,35 @@ describe("subnets and addresses", () => {
   });
 });
 
+/**
+ * The built CLI copied where user nobody can run it: the checkout may sit under a directory only root
+ * may enter (/root). The bundle in dist/ needs nothing from node_modules.
+ */
+function cliForEveryone(): { cli: string; dir: string } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ctnet-cli-"));
+  fs.chmodSync(dir, 0o755);
+  const root = path.dirname(path.dirname(CTNET));
+  for (const part of ["package.json", "bin", "dist"]) fs.cpSync(path.join(root, part), path.join(dir, part), { recursive: true });
+  return { cli: path.join(dir, "bin", "ctnet"), dir };
+}
+
 describe("the environment", () => {
-  const nobody = (...args: string[]) =>
-    sh(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", CTNET, ...args], undefined, { ...process.env, CTNET_STATE_DIR: lab.stateDir, NO_COLOR: "1" });
+  const asNobody = (cli: string, args: string[], env: NodeJS.ProcessEnv = {}) =>
+    sh(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", cli, ...args], undefined, { ...process.env, CTNET_STATE_DIR: lab.stateDir, NO_COLOR: "1", ...env });
 
   it("not root: refused, but --dry-run still prints the plan", () => {
-    expectRefused(() => nobody("net", "create", "--subnet", "10.250.10.0/24", fresh), 2, "ctnet must run as root to change the network (try sudo, or --dry-run to see the plan)");
-    expectRefused(() => nobody("rm", "-f", c1), 2, /must run as root/);
-    const unborn = path.join(os.tmpdir(), uniq("ctnet-nobody-"));
-    const dry = sh(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", CTNET, "--state-dir", unborn, "net", "create", "--dry-run", "--subnet", "10.250.10.0/24", fresh]);
-    expect(dry.code, dry.stderr).toBe(0);
-    expect(dry.stdout).toContain(`ip link add ctbr-${fresh} type bridge`);
-    expect(fs.existsSync(unborn)).toBe(false);
+    const { cli, dir } = cliForEveryone();
+    try {
+      expectRefused(() => asNobody(cli, ["net", "create", "--subnet", "10.250.10.0/24", fresh]), 2, "ctnet must run as root to change the network (try sudo, or --dry-run to see the plan)");
+      expectRefused(() => asNobody(cli, ["rm", "-f", c1]), 2, /must run as root/);
+      const unborn = path.join(os.tmpdir(), uniq("ctnet-nobody-"));
+      const dry = asNobody(cli, ["net", "create", "--dry-run", "--subnet", "10.250.10.0/24", fresh], { CTNET_STATE_DIR: unborn });
+      expect(dry.code, dry.stderr).toBe(0);
+      expect(dry.stdout).toContain(`ip link add ctbr-${fresh} type bridge`);
+      expect(fs.existsSync(unborn)).toBe(false);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   /** A PATH holding node and the given programs only. */

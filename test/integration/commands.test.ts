@@ -4,6 +4,7 @@
 import fs from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
 import { CTNET, Lab, hostSnapshot, sh, uniq } from "./harness.js";
+import { IsolatedHost } from "./isolated.js";
 
 const labs: Lab[] = [];
 const newLab = () => {
@@ -98,7 +99,51 @@ describe("run -it: the seed's interactive shell", () => {
     // a shell with /dev/null as its terminal would have exited at once
     expect(sh(["sleep", "0.5"]).code).toBe(0);
     expect(lab.ok("ps", "-q").trim().split("\n")).toEqual([lab.state().containers[bg].id.slice(0, 12)]);
-    expect(lab.run("run", "-d", "--rm", "--net", net, "--name", uniq("x")).code).toBe(2);
+  });
+});
+
+describe("run -d --rm (seed 002: docker run --rm -dit --network none …)", () => {
+  /** pids of --rm watchers for this lab's state dir */
+  const watchers = (lab: Lab) =>
+    fs.readdirSync("/proc").filter((pid) => {
+      try {
+        const argv = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+        return argv.includes("autoremove") && argv.includes(lab.stateDir);
+      } catch {
+        return false;
+      }
+    });
+  const waitFor = (what: () => boolean) => {
+    for (let i = 0; i < 100 && !what(); i++) sh(["sleep", "0.1"]);
+    return what();
+  };
+
+  it("removes the container when its process ends, by itself or by stop", () => {
+    const lab = newLab();
+    const [short, idle] = [uniq("s"), uniq("i")];
+    lab.ok("run", "--rm", "-dit", "--network", "none", "--name", idle);
+    expect(lab.ok("exec", idle, "ip", "-o", "link").trim().split("\n")).toHaveLength(1);
+    lab.ok("run", "-d", "--rm", "--net", "none", "--name", short, "--", "sleep", "1");
+    expect(watchers(lab)).toHaveLength(2);
+    expect(waitFor(() => !lab.state().containers[short])).toBe(true);
+    expect(lab.state().containers[idle]).toBeDefined();
+    lab.ok("stop", idle);
+    expect(waitFor(() => !lab.state().containers[idle])).toBe(true);
+    expect(leftoversOf([short, idle])).toEqual([]);
+    expect(waitFor(() => watchers(lab).length === 0)).toBe(true);
+  });
+
+  it("the watcher goes away when the container is removed first", () => {
+    const lab = newLab();
+    const c = uniq("w");
+    lab.ok("run", "-d", "--rm", "--net", "none", "--name", c);
+    expect(watchers(lab)).toHaveLength(1);
+    lab.ok("rm", "-f", c);
+    expect(waitFor(() => watchers(lab).length === 0)).toBe(true);
+    // a new container of the same name is not the one the watcher was for
+    lab.ok("run", "-d", "--net", "none", "--name", c);
+    sh(["sleep", "0.5"]);
+    expect(lab.state().containers[c]).toBeDefined();
   });
 });
 
@@ -304,6 +349,42 @@ describe("cleanup", () => {
     expect(leftoversOf(mine)).toEqual([]);
     expect(lab.state()).toEqual({ version: 1, networks: {}, containers: {}, sysctls: {} });
     expect(sh(["ip", "-o", "link", "show"]).stdout).not.toMatch(new RegExp(`ctnet:(veth|bridge):(${cs.join("|")}|${n1}|${n2})\\b`));
+  });
+});
+
+describe("cleanup of a whole host", () => {
+  it("the last container and network take the default bridge, every chain and rule, and ip_forward with them", async () => {
+    // a private host: here "nothing of ctnet" can be checked whole, chains included, whatever else runs
+    const host = await IsolatedHost.start();
+    try {
+      const before = host.kernel();
+      expect(before.iptables).not.toContain("CTNET");
+      host.ok("net", "create", "red");
+      host.ok("net", "create", "--internal", "blue");
+      host.ok("run", "-d", "--name", "web");
+      host.ok("run", "-d", "--net", "red", "--name", "u1", "--network-alias", "one");
+      host.ok("run", "-d", "--net", "blue", "--name", "u2");
+      host.ok("run", "-d", "--net", "none", "--name", "lonely");
+      host.ok("run", "-d", "--net", "host", "--name", "hosty");
+      host.ok("run", "-d", "--net", "container:u1", "--name", "side");
+      host.ok("net", "connect", "blue", "u1");
+      host.ok("net", "connect", "bridge", "u2");
+      const during = host.kernel();
+      expect(during.links).toMatch(/^ctnet0 bridge/m);
+      expect(during.iptables).toContain("-A FORWARD -j CTNET-FORWARD");
+      expect(during.sysctl.split("\n")[0]).toBe("1");
+      host.ok("rm", "-f", "side", "web", "u1");
+      // the default bridge stays while u2 is connected to it, and goes with its last endpoint
+      expect(host.kernel().links).toMatch(/^ctnet0 bridge/m);
+      host.ok("net", "disconnect", "bridge", "u2");
+      expect(host.kernel().links).not.toMatch(/^ctnet0/m);
+      host.ok("rm", "-f", "u2", "lonely", "hosty");
+      host.ok("net", "rm", "red", "blue");
+      expect(host.kernel()).toEqual(before);
+      expect(host.state()).toEqual({ version: 1, networks: {}, containers: {}, sysctls: {} });
+    } finally {
+      await host.stop();
+    }
   });
 });
 

@@ -42,7 +42,11 @@ async function startPaused(args: string[], at: string): Promise<Paused> {
 }
 
 const journalFiles = () => fs.readdirSync(host.stateDir).filter((f) => f.startsWith("journal"));
-const stateText = () => (fs.existsSync(path.join(host.stateDir, "state.json")) ? fs.readFileSync(path.join(host.stateDir, "state.json"), "utf8") : "");
+/** The state as ctnet reads it: no file is the empty state. */
+const stateText = () => {
+  const file = path.join(host.stateDir, "state.json");
+  return fs.existsSync(file) ? fs.readFileSync(file, "utf8") : JSON.stringify({ version: 1, networks: {}, containers: {}, sysctls: {} }, null, 1) + "\n";
+};
 
 function expectAgree(): void {
   const doc = host.ctnet("doctor");

@@ -170,6 +170,19 @@ describe("a two-tier app on a user bridge (seed 002)", () => {
 });
 
 describe("published ports web1 -p 8080:80 and web2 -P (seed 002)", () => {
+  it("ports.sh", () => {
+    const lab = newLab();
+    const out = runScript(lab, "ports.sh");
+    expect(after(out, "ctnet port web1")).toBe("80/tcp -> 0.0.0.0:8080\n");
+    const web2 = after(out, "ctnet port web2 80").trim();
+    expect(web2).toMatch(/^0\.0\.0\.0:\d+$/);
+    expect(after(out, "curl -s http://") ).toContain("Welcome to web1!");
+    expect(after(out, `curl -s http://localhost:${web2.split(":")[1]}/`)).toContain("Welcome to web2!");
+    expect(after(out, "iptables -t nat -nL CTNET-DNAT")).toMatch(/DNAT .*dpt:8080 to:\d+\.\d+\.\d+\.\d+:80/);
+    expect(lab.run("ps", "-aq").stdout).toBe("");
+    gone(["web1", "web2"]);
+  });
+
   it("ports.yaml", async () => {
     const lab = newLab();
     const file = path.join(EXAMPLES, "ports.yaml");

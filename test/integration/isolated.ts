@@ -11,6 +11,8 @@ import { CTNET, type Result } from "./harness.js";
 
 const SETUP = [
   "mount -t proc proc /proc",
+  // sysfs shows the network namespace of whoever mounts it: /sys/class/net must list this host's links
+  "mount -t sysfs sysfs /sys",
   "mount -t tmpfs -o mode=0755 ctnet-test /run/netns",
   "mount -t tmpfs -o mode=0755 ctnet-test /etc/netns",
   "ip link set lo up",
@@ -26,14 +28,15 @@ const SETUP = [
   "iptables -w -t filter -N setup-tmp && iptables -w -t filter -X setup-tmp",
   "iptables -w -t nat -N setup-tmp && iptables -w -t nat -X setup-tmp",
   "echo ready",
-  "exec sleep infinity",
+  // pid 1 of the private host reaps orphans (containers whose ctnet exited), as a real init does
+  `exec python3 -c 'import os, time\nwhile True:\n  try: os.wait()\n  except ChildProcessError: time.sleep(0.2)'`,
 ].join(" && ");
 
-/** The stable facts of each link (no timers or counters): name, kind, master, alias, flags, mtu, MAC. */
+/** The stable facts of each link (no timers, counters or carrier): name, kind, master, alias, flags, mtu, MAC. */
 function linkSummary(json: string): string {
   return (JSON.parse(json || "[]") as any[])
     // a bridge's MAC follows its ports (the lowest of theirs): it is not a fact ctnet sets
-    .map((l) => [l.ifname, l.linkinfo?.info_kind ?? "", l.master ?? "", l.ifalias ?? "", (l.flags ?? []).join(","), l.mtu, l.linkinfo?.info_kind === "bridge" ? "" : l.address].join(" "))
+    .map((l) => [l.ifname, l.linkinfo?.info_kind ?? "", l.master ?? "", l.ifalias ?? "", (l.flags ?? []).filter((f: string) => !["LOWER_UP", "NO-CARRIER", "M-DOWN"].includes(f)).join(","), l.mtu, l.linkinfo?.info_kind === "bridge" ? "" : l.address].join(" "))
     .join("\n") + "\n";
 }
 
@@ -121,14 +124,14 @@ export class IsolatedHost {
     const out: Record<string, string> = {
       links: linkSummary(q("ip", "-d", "-j", "link", "show")),
       addrs: q("ip", "-o", "-4", "addr", "show"),
-      routes: q("ip", "-4", "route", "show", "table", "all"),
+      routes: q("ip", "-4", "route", "show", "table", "all").replace(/ linkdown/g, ""),
       iptables: q("iptables-save").split("\n").filter((l) => !l.startsWith("#")).map((l) => l.replace(/\[\d+:\d+\]/, "")).join("\n"),
       netns: netns.join(" "),
       etcNetns: q("sh", "-c", "cd /etc/netns && for f in $(find . -type f | sort); do echo \"== $f\"; cat \"$f\"; done"),
       sysctl: q("sysctl", "-n", "net.ipv4.ip_forward", "net.ipv4.conf.all.route_localnet"),
     };
     for (const ns of netns) {
-      out[`ns ${ns}`] = linkSummary(q("ip", "-n", ns, "-d", "-j", "link", "show")) + q("ip", "-n", ns, "-o", "-4", "addr", "show") + q("ip", "-n", ns, "route", "show");
+      out[`ns ${ns}`] = linkSummary(q("ip", "-n", ns, "-d", "-j", "link", "show")) + q("ip", "-n", ns, "-o", "-4", "addr", "show") + q("ip", "-n", ns, "route", "show").replace(/ linkdown/g, "");
     }
     return out;
   }

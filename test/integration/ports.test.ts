@@ -68,12 +68,16 @@ function realWorld(): World {
   return { sh: (argv, input) => sh(argv, input), ctnet: (...args) => lab.run(...args), state: () => JSON.stringify(lab.state()) };
 }
 
-/** Stand-in servers: TCP and UDP on 80 and 81, each answering with its name and the peer's address. */
+/**
+ * Stand-in servers: TCP and UDP on 80 and 81, each answering with its name and the peer's address. The
+ * short sleep keeps socat's child alive until the answer is sent (socat may drop it when the child exits).
+ */
+const answer = (what: string) => `SYSTEM:'echo ${what} $SOCAT_PEERADDR; sleep 0.2'`;
 const SERVER = [
-  "socat TCP-LISTEN:80,fork,reuseaddr SYSTEM:'echo tcp80 $SOCAT_PEERADDR' &",
-  "socat TCP-LISTEN:81,fork,reuseaddr SYSTEM:'echo tcp81 $SOCAT_PEERADDR' &",
-  "socat UDP-RECVFROM:81,fork SYSTEM:'echo udp81 $SOCAT_PEERADDR' &",
-  "exec socat UDP-RECVFROM:80,fork SYSTEM:'echo udp80 $SOCAT_PEERADDR'",
+  `socat TCP-LISTEN:80,fork,reuseaddr ${answer("tcp80")} &`,
+  `socat TCP-LISTEN:81,fork,reuseaddr ${answer("tcp81")} &`,
+  `socat UDP-RECVFROM:81,fork ${answer("udp81")} &`,
+  `exec socat UDP-RECVFROM:80,fork ${answer("udp80")}`,
 ].join(" ");
 
 const inNs = (ns: string | null, argv: string[]) => (ns ? ["ip", "netns", "exec", ns, ...argv] : argv);
@@ -219,7 +223,7 @@ describe("published ports (seed 002: -p 8080:80)", () => {
     expect(tcp(w, out.ns, out.hostAddr, P)).toMatch(/^tcp80 /);
     expect(udp(w, out.ns, out.hostAddr, P)).toMatch(/^udp80 /);
     expect(tcp(w, out.ns, out.hostAddr, P + 2)).toMatch(/^tcp81 /);
-    expect(JSON.parse(ok(w, "ps", "--format", "json"))[0].Ports).toBe(`0.0.0.0:${P}-${P + 2}->80-81/tcp, 0.0.0.0:${P}->80/udp`);
+    expect(JSON.parse(ok(w, "ps", "--format", "json"))[0].Ports).toBe(`0.0.0.0:${P}->80/tcp, 0.0.0.0:${P + 1}-${P + 2}->80-81/tcp, 0.0.0.0:${P}->80/udp`);
 
     ok(w, "port", "unpublish", web, "80/udp");
     expect(udp(w, out.ns, out.hostAddr, P)).toBe("");
@@ -311,7 +315,7 @@ describe("reaching the outside", () => {
     const out = makeOutside(w, 8);
     // the outside host echoes who it sees; it can answer untranslated containers through this host
     expect(w.sh(["ip", "-n", out.ns, "route", "add", "10.218.9.0/24", "via", out.hostAddr]).code).toBe(0);
-    const echo = `socat TCP-LISTEN:${P},fork,reuseaddr SYSTEM:'echo $SOCAT_PEERADDR' >/dev/null 2>&1 & socat UDP-RECVFROM:${P},fork SYSTEM:'echo $SOCAT_PEERADDR' >/dev/null 2>&1 &`;
+    const echo = `socat TCP-LISTEN:${P},fork,reuseaddr ${answer("")} >/dev/null 2>&1 & socat UDP-RECVFROM:${P},fork ${answer("")} >/dev/null 2>&1 &`;
     expect(w.sh(["ip", "netns", "exec", out.ns, "sh", "-c", echo]).code).toBe(0);
     waitListening(w, out.ns, [String(P)]);
     const [c1, c2, c3] = [name("cm"), name("cn"), name("ci")];

@@ -96,7 +96,6 @@ describe("run refuses", () => {
     [{ name: "c1", net: "red", command: ["no-such-program-xyz"] }, "executable file not found in $PATH: no-such-program-xyz"],
     [{ name: "c1", net: "red", command: ["/no/such/file"] }, "executable not found: /no/such/file"],
     [{ name: "c1", net: "red", env: ["=x"] }, 'invalid environment variable "=x": expected KEY=VALUE'],
-    [{ name: "c1", net: "red", rm: true }, "--rm needs a foreground run: ctnet has no daemon to remove a detached container when it exits (use ctnet rm -f)"],
   ])("%j", (o, message) => {
     expect(refusal(run(o))).toBe(message);
   });
@@ -125,19 +124,20 @@ describe("valid input", () => {
     const state = fixture();
     const { plan, container } = planRun(state, "/var/lib/ctnet", { name: "c9", net: "red", networkAlias: ["web"], command: [], detach: true });
     expect(container.endpoints[0]).toMatchObject({ ip: "10.9.0.4", ifname: "eth0", hostIf: "ve-c9.red", mac: "02:42:0a:09:00:04", aliases: ["web"] });
-    const lines = plan.steps.map((s) => (s.kind === "cmd" || s.kind === "spawn" ? s.argv.join(" ") : s.kind === "write" ? `write ${s.path}` : s.kind));
+    const lines = plan.steps.map((s) => (s.kind === "cmd" || s.kind === "spawn" ? s.argv.join(" ") : s.kind === "write" || s.kind === "link" ? `${s.kind} ${s.path}` : s.kind));
     const order = [
       "ip netns add c9",
       "ip link add ve-c9.red type veth peer name eth0 address 02:42:0a:09:00:04 netns c9",
       "ip link set ve-c9.red master ctbr-red up",
       "ip -n c9 addr add 10.9.0.4/24 dev eth0",
       "ip -n c9 route add default via 10.9.0.1",
-      "write /etc/netns/c9/hosts",
+      "write /etc/netns/.ctnet-hosts/red.hosts",
+      "link /etc/netns/c9/hosts",
     ].map((l) => lines.indexOf(l));
     expect(order.every((i) => i >= 0), lines.join("\n")).toBe(true);
     expect([...order].sort((a, b) => a - b)).toEqual(order);
-    // its neighbours on red learn its name; the process starts last
-    expect(lines).toContain("write /etc/netns/u1/hosts");
+    // its neighbours on red learn its name through red's shared hosts file; the process starts last
+    expect(lines).not.toContain("write /etc/netns/u1/hosts");
     expect(plan.steps.at(-1)).toMatchObject({ kind: "spawn", argv: expect.arrayContaining(["ip", "netns", "exec", "c9", "sleep", "infinity"]) });
     expect(state.containers.c9).toBe(container);
   });
@@ -147,6 +147,13 @@ describe("valid input", () => {
     expect(container.command).toEqual(["sleep", "infinity"]);
     const fg = planRun(fixture(), "/x", { name: "c9", net: "red", interactive: true, tty: true, command: [] });
     expect(fg.container.command[0]).toMatch(/\/bin\/(ba)?sh$/);
+  });
+
+  it("-d --rm adds a watcher, started after the container's process, that removes it by id", () => {
+    const { plan, container } = planRun(fixture(), "/var/lib/ctnet", { name: "c9", net: "red", rm: true, detach: true, command: [] });
+    const [main, watcher] = plan.steps.slice(-2);
+    expect(main).toMatchObject({ kind: "spawn", container: "c9" });
+    expect(watcher).toMatchObject({ kind: "spawn", argv: expect.arrayContaining(["--state-dir", "/var/lib/ctnet", "autoremove", container.id]) });
   });
 
   it("rm plans name updates before kills and the namespace after its links", () => {
