@@ -38,10 +38,19 @@ const procState = (pid: number) => {
   }
 };
 
+/** Every path under /etc/netns, files in subdirectories (shared hosts files) included. */
+function etcNetnsPaths(): string[] {
+  try {
+    return (fs.readdirSync("/etc/netns", { recursive: true }) as string[]).map((p) => `/etc/netns/${p}`);
+  } catch {
+    return [];
+  }
+}
+
 /** Everything the host holds whose name mentions one of `names`. */
 function leftoversOf(names: string[]): string[] {
   const snap = hostSnapshot();
-  return [...snap.links.split(" "), ...snap.netns.split(" "), ...snap.etcNetns.split(" "), ...snap.iptables.split("\n")].filter((item) => names.some((n) => item.includes(n)));
+  return [...snap.links.split(" "), ...snap.netns.split(" "), ...etcNetnsPaths(), ...snap.iptables.split("\n")].filter((item) => names.some((n) => item.includes(n)));
 }
 
 describe("run -it: the seed's interactive shell", () => {
