@@ -359,7 +359,8 @@ const restoreLine = (args: string[]) => args.map((w) => (/[\s"']/.test(w) ? `"${
 async function runSingle(step: Step, spawned: Record<string, Spawned>, track?: Track): Promise<Failure | null> {
   switch (step.kind) {
     case "cmd": {
-      const res: RunResult = await runAsync(step.argv, undefined, track);
+      // a program that cannot be started is a failed step like any other: the plan is rolled back
+      const res: RunResult = await runAsync(step.argv, undefined, track).catch((err: Error) => ({ code: 127, stdout: "", stderr: err.message }));
       return res.code === 0 ? null : { command: shJoin(step.argv), stderr: res.stderr, succeeded: 0 };
     }
     case "write":
@@ -487,7 +488,7 @@ async function rollback(
     const step = steps[i];
     if (step.kind === "cmd" && step.undo) {
       if (verbose) process.stderr.write(`+ ${shJoin(step.undo)}   # undo\n`);
-      const res = await runAsync(step.undo);
+      const res = await runAsync(step.undo).catch((err: Error) => ({ code: 127, stdout: "", stderr: err.message }));
       if (res.code !== 0 && !afterCrash) {
         process.stderr.write(`ctnet: undo failed: ${shJoin(step.undo)}: ${res.stderr.trim()}\n`);
       }
