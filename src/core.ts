@@ -57,7 +57,7 @@ export async function mutate<T>(
     const { plan, commit, progress } = build(draft);
     const spawned = await execute(plan, { store, verbose: opts.verbose, progress, after: draft });
     const result = commit?.(spawned);
-    commitJournal(store, draft);
+    commitJournal(store);
     store.write(draft);
     await testPause("commit");
     finishJournal(store);

@@ -18,7 +18,7 @@ import { DEFAULT_BRIDGE_NETWORK, LINK_ALIAS_PREFIX, linkAlias } from "./naming.j
 import { membersOf, routeNetwork } from "./networks.js";
 import { Plan } from "./plan.js";
 import { portLayer } from "./ports.js";
-import { hostsFileFor, syncNameFiles } from "./sandbox.js";
+import { NETWORK_HOSTS_DIR, hostsFileFor, networkHostsFile, networkHostsPath, sharedHostsNetwork, syncNameFiles } from "./sandbox.js";
 import { processAlive, type Store } from "./store.js";
 import { isRoot, netnsNames, run } from "./sys.js";
 import type { ContainerRecord, State } from "./model.js";
@@ -285,6 +285,7 @@ export function compare(state: State, kernel: Kernel): Finding[] {
     out.push({ text: `orphan /etc/netns/${dir}: ctnet's hosts file for a namespace that does not exist`, phase: 2, fix: (plan) => removeEtcFiles(plan, dir) });
   }
   for (const c of containers) out.push(...compareContainer(state, c, kernel));
+  out.push(...compareSharedHosts(state));
 
   // -- iptables --------------------------------------------------------------------------------------
   out.push(...compareRules(state, kernel));
@@ -385,15 +386,55 @@ function compareContainer(state: State, c: ContainerRecord, kernel: Kernel): Fin
     }
   }
   if (kernel.netns.has(ns)) {
-    const hosts = readOrNull(`/etc/netns/${ns}/hosts`);
+    // a single-network container links to its network's shared hosts file (compared once, below)
+    const shared = sharedHostsNetwork(c);
+    const hostsFile = `/etc/netns/${ns}/hosts`;
     const hostname = readOrNull(`/etc/netns/${ns}/hostname`);
-    if (hosts !== hostsFileFor(state, c) || hostname !== `${c.hostname}\n`) {
-      out.push({
-        text: `container ${c.name}: /etc/netns/${ns}/${hosts !== hostsFileFor(state, c) ? "hosts" : "hostname"} ${hosts === null ? "is missing" : "differs from ctnet's state"}`,
-        phase: 8,
-        fix: (plan) => syncNameFiles(plan, state, [c.name]),
-      });
+    let problem: string | null = null;
+    if (shared) {
+      if (linkTarget(hostsFile) !== networkHostsPath(shared)) problem = `hosts is not linked to network ${shared}'s shared file`;
+    } else {
+      const hosts = linkTarget(hostsFile) === null ? readOrNull(hostsFile) : null;
+      if (hosts !== hostsFileFor(state, c)) problem = `hosts ${hosts === null ? "is missing" : "differs from ctnet's state"}`;
     }
+    if (!problem && hostname !== `${c.hostname}\n`) problem = `hostname ${hostname === null ? "is missing" : "differs from ctnet's state"}`;
+    if (problem) out.push({ text: `container ${c.name}: /etc/netns/${ns}/${problem}`, phase: 8, fix: (plan) => syncNameFiles(plan, state, [c.name]) });
+  }
+  return out;
+}
+
+function linkTarget(file: string): string | null {
+  try {
+    return fs.readlinkSync(file);
+  } catch {
+    return null;
+  }
+}
+
+/** The shared hosts files of user networks (see sandbox.ts): content, and orphans of gone networks. */
+function compareSharedHosts(state: State): Finding[] {
+  const out: Finding[] = [];
+  let files: string[] = [];
+  try {
+    files = fs.readdirSync(NETWORK_HOSTS_DIR).map((f) => `${NETWORK_HOSTS_DIR}/${f}`);
+  } catch {
+    /* none yet */
+  }
+  const wanted = new Map<string, string>();
+  for (const net of Object.values(state.networks)) {
+    const content = networkHostsFile(state, net.name);
+    if (content !== null) wanted.set(networkHostsPath(net.name), content);
+  }
+  for (const [file, content] of wanted) {
+    const now = readOrNull(file);
+    if (now !== content) {
+      out.push({ text: `${file} ${now === null ? "is missing" : "differs from ctnet's state"}`, phase: 8, fix: (plan) => plan.write(file, content, now, `names on the network, from ctnet's state`) });
+    }
+  }
+  for (const file of files) {
+    const now = readOrNull(file);
+    if (wanted.has(file) || !hasCtnetMark(now)) continue;
+    out.push({ text: `orphan ${file}: a shared hosts file of a network not in ctnet's state`, phase: 2, fix: (plan) => plan.write(file, null, now, `remove orphan ${file}`) });
   }
   return out;
 }

@@ -34,11 +34,11 @@ interface Journal extends Progress {
   title: string;
   steps: Step[];
   after?: State;
-  /** every step ran and `after` is being saved as the state */
-  committing?: boolean;
 }
 
 interface Progress {
+  /** every step ran and `after` (with `spawned`) is being saved as the state */
+  committing?: boolean;
   /** steps [0, started) have been attempted; the last of them may be half done */
   started: number;
   spawned: Record<string, Spawned>;
@@ -186,10 +186,19 @@ async function rollForward(steps: Step[], from: number, spawned: Record<string, 
   }
 }
 
-/** The plan ran; its state is about to be saved. A crash from here on saves `after` on recovery. */
-export function commitJournal(store: Store, after: State): void {
-  const journal = readJournal(store);
-  if (journal) writeJournal(store, { ...journal, after, committing: true });
+/**
+ * The plan ran; its state is about to be saved. A crash from here on saves the journal's `after` on
+ * recovery, with the processes the plan started: all a command's commit adds to it. Only the small
+ * progress file is rewritten, not the journal that holds the whole state.
+ */
+export function commitJournal(store: Store): void {
+  let progress: Progress;
+  try {
+    progress = JSON.parse(fs.readFileSync(progressFile(store), "utf8"));
+  } catch {
+    return;
+  }
+  writeAtomically(progressFile(store), { ...progress, committing: true });
 }
 
 /** Called once the new state is on disk: the plan is now part of history, not in flight. */
@@ -273,15 +282,19 @@ export async function recoverJournal(store: Store, verbose = false, discardUnrea
   if (journal.pid !== process.pid && processAlive(journal.pid, journal.pidStart)) return null;
   await waitForExit(journal.child);
   const spawned = journal.spawned ?? {};
+  const recordSpawned = (after: State) => {
+    for (const [name, proc] of Object.entries(spawned)) {
+      const c = after.containers[name];
+      if (c) Object.assign(c, { pid: proc.pid, pidStart: proc.start });
+    }
+  };
   if (journal.committing && journal.after) {
+    recordSpawned(journal.after);
     store.write(journal.after);
   } else if (journal.after && pastNoReturn(journal.steps, journal.started)) {
     // re-run the step that may be half done, then the rest; errors are expected where it was done
     await rollForward(journal.steps, Math.max(journal.started - 1, 0), spawned, verbose, undefined, true);
-    for (const [name, proc] of Object.entries(spawned)) {
-      const c = journal.after.containers[name];
-      if (c) Object.assign(c, { pid: proc.pid, pidStart: proc.start });
-    }
+    recordSpawned(journal.after);
     store.write(journal.after);
   } else {
     await rollback(journal.steps, journal.started, spawned, verbose, true);
@@ -359,6 +372,12 @@ const restoreLine = (args: string[]) => args.map((w) => (/[\s"']/.test(w) ? `"${
 async function runSingle(step: Step, spawned: Record<string, Spawned>, track?: Track): Promise<Failure | null> {
   switch (step.kind) {
     case "cmd": {
+      const files = plainRemoval(step.argv);
+      if (files) {
+        // what `rm -f FILE…` does, without a process: spawning one costs more than the removal
+        for (const file of files) fs.rmSync(file, { force: true });
+        return null;
+      }
       // a program that cannot be started is a failed step like any other: the plan is rolled back
       const res: RunResult = await runAsync(step.argv, undefined, track).catch((err: Error) => ({ code: 127, stdout: "", stderr: err.message }));
       return res.code === 0 ? null : { command: shJoin(step.argv), stderr: res.stderr, succeeded: 0 };
@@ -388,6 +407,13 @@ async function runSingle(step: Step, spawned: Record<string, Spawned>, track?: T
       await killAll(step.pids, step.signal);
       return null;
   }
+}
+
+/** The files of `rm -f FILE…` (absolute paths, none a directory), or null for any other command. */
+function plainRemoval(argv: string[]): string[] | null {
+  if (argv[0] !== "rm" || argv[1] !== "-f" || argv.length < 3) return null;
+  const files = argv.slice(2);
+  return files.every((f) => f.startsWith("/") && !fs.lstatSync(f, { throwIfNoEntry: false })?.isDirectory()) ? files : null;
 }
 
 /** Writes through the existing inode so bind mounts (ip netns exec's /etc/hosts) see the change. */

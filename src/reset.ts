@@ -9,10 +9,19 @@ import { readSysctl } from "./drivers/bridge.js";
 import { hasCtnetMark, isCtnetChain, isCtnetRule, readKernel, sysctlPath } from "./doctor.js";
 import { execute, finishJournal, recoverJournal } from "./executor.js";
 import { LINK_ALIAS_PREFIX } from "./naming.js";
+import { NETWORK_HOSTS_DIR } from "./sandbox.js";
 import { Plan, renderScript } from "./plan.js";
 import { processAlive, type Store } from "./store.js";
 import { isRoot, requireTools, run } from "./sys.js";
 import { emptyState, type State } from "./model.js";
+
+function readlinkOrNull(file: string): string | null {
+  try {
+    return fs.readlinkSync(file);
+  } catch {
+    return null;
+  }
+}
 
 /** The state, or an empty one (with a warning) when it is unreadable: reset then goes by the marks alone. */
 function stateForReset(store: Store): State {
@@ -53,10 +62,25 @@ export function planReset(store: Store, state: State): Plan {
   for (const ns of namespaces) plan.cmd(["ip", "netns", "del", ns], `delete namespace ${ns}`, null);
   for (const [dir, hosts] of kernel.etcNetns) {
     if (!hasCtnetMark(hosts) && !Object.values(state.containers).some((c) => c.netns === dir)) continue;
+    if (dir === NETWORK_HOSTS_DIR.split("/").pop()) continue;
     for (const f of ["hosts", "hostname"]) {
       const p = `/etc/netns/${dir}/${f}`;
-      if (fs.existsSync(p)) plan.write(p, null, fs.readFileSync(p, "utf8"), `remove ${p}`);
+      const target = readlinkOrNull(p);
+      if (target !== null) plan.link(p, null, target, `remove ${p}`);
+      else if (fs.existsSync(p)) plan.write(p, null, fs.readFileSync(p, "utf8"), `remove ${p}`);
     }
+  }
+
+  // the shared hosts files of networks (see sandbox.ts), each carrying ctnet's mark
+  let shared: string[] = [];
+  try {
+    shared = fs.readdirSync(NETWORK_HOSTS_DIR).map((f) => `${NETWORK_HOSTS_DIR}/${f}`);
+  } catch {
+    /* none */
+  }
+  for (const file of shared) {
+    const content = fs.readFileSync(file, "utf8");
+    if (hasCtnetMark(content)) plan.write(file, null, content, `remove ${file}`);
   }
 
   // sysctls ctnet changed go back, unless someone changed them since

@@ -8,8 +8,13 @@ import type { Plan } from "./plan.js";
 import type { ContainerRecord, Endpoint, State } from "./model.js";
 import { run } from "./sys.js";
 
+/** The namespace alone: a host-side `ip` command, so it joins the host's batch (veth pairs follow it). */
 export function createNamespace(plan: Plan, ns: string): void {
   plan.cmd(["ip", "netns", "add", ns], `network namespace for container ${ns}`, ["ip", "netns", "del", ns]);
+}
+
+/** Planned after the endpoints' inner commands, so it runs in the same `ip -n NS -batch`. */
+export function loopbackUp(plan: Plan, ns: string): void {
   plan.cmd(["ip", "-n", ns, "link", "set", "lo", "up"], "loopback up inside", null);
 }
 

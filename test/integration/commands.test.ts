@@ -317,6 +317,33 @@ describe("names and addresses", () => {
     expect(lab.inNs(db, "getent", "hosts", "www").code).not.toBe(0);
   });
 
+  it("running processes see names follow run, connect, disconnect and rm, their own container's included", () => {
+    const lab = newLab();
+    const [red, blue] = [uniq("nr"), uniq("nb")];
+    lab.ok("net", "create", "--subnet", subnet(), red);
+    lab.ok("net", "create", "--subnet", subnet(), blue);
+    const [watcher, peer, late] = [uniq("w"), uniq("p"), uniq("l")];
+    lab.ok("run", "-d", "--net", blue, "--name", peer);
+    // one long-lived process, started before any of the changes, reports what it can resolve
+    const script = `while :; do for n in ${peer} ${late}; do getent hosts $n >/dev/null && echo "$n yes" || echo "$n no"; done; echo ---; sleep 0.2; done`;
+    lab.ok("run", "-d", "--net", red, "--name", watcher, "--", "sh", "-c", script);
+    // the last complete report (the one after the last "---" may be half written)
+    const seen = () => lab.ok("logs", watcher).split("---\n").at(-2) ?? "";
+    const eventually = (want: string) => {
+      for (let i = 0; i < 50 && seen() !== want; i++) sh(["sleep", "0.2"]);
+      return seen();
+    };
+    expect(eventually(`${peer} no\n${late} no\n`)).toBe(`${peer} no\n${late} no\n`);
+    lab.ok("net", "connect", blue, watcher);
+    expect(eventually(`${peer} yes\n${late} no\n`)).toBe(`${peer} yes\n${late} no\n`);
+    lab.ok("run", "-d", "--net", blue, "--name", late);
+    expect(eventually(`${peer} yes\n${late} yes\n`)).toBe(`${peer} yes\n${late} yes\n`);
+    lab.ok("rm", "-f", late);
+    expect(eventually(`${peer} yes\n${late} no\n`)).toBe(`${peer} yes\n${late} no\n`);
+    lab.ok("net", "disconnect", blue, watcher);
+    expect(eventually(`${peer} no\n${late} no\n`)).toBe(`${peer} no\n${late} no\n`);
+  });
+
   it("--ip picks the address; net connect --ip too", () => {
     const lab = newLab();
     const [n1, n2] = [uniq("i1"), uniq("i2")];

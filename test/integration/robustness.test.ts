@@ -113,7 +113,7 @@ describe("doctor", () => {
       /stale rule -t nat -A CTNET-DNAT .*--dport 8080 -j DNAT --to-destination 10\.253\.2\.99:80/,
       /orphan bridge ctbr-old/,
       /orphan namespace ghost/,
-      /container d2: \/etc\/netns\/d2\/hosts differs/,
+      /\/etc\/netns\/\.ctnet-hosts\/dn\.hosts differs from ctnet.s state/,
       /sysctl net\.ipv4\.ip_forward is 0, but ctnet set it to 1/,
     ]) expect(report.stdout).toMatch(expected);
     expect(report.stdout).toMatch(/^sysctl net\.ipv4\.ip_forward = 1 \(set by ctnet; was 0/m);
