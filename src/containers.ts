@@ -76,7 +76,7 @@ export function defaultCommand(o: RunOptions): string[] {
 }
 
 /** Plans `run`: the sandbox, its endpoints and names, and (detached) the container's process. */
-export function planRun(state: State, stateDir: string, o: RunOptions): { plan: Plan; container: ContainerRecord; argv: string[] } {
+export function planRun(state: State, stateDir: string, o: RunOptions): { plan: Plan; container: ContainerRecord; argv: string[]; warnings: string[] } {
   const id = newId();
   const name = o.name ?? id.slice(0, 12);
   validateName("container", name);
@@ -112,7 +112,7 @@ export function planRun(state: State, stateDir: string, o: RunOptions): { plan: 
   if (ownNs) loopbackUp(plan, name);
   state.containers[name] = c;
   syncNameFiles(plan, state, [name, ...neighbours(state, c)]);
-  publishOnRun(plan, state, c, o);
+  const warnings = publishOnRun(plan, state, c, o);
   const argv = processArgv(state, c, command, env, true);
   if (o.detach) plan.spawn(argv, name, logPath(stateDir, name), `start ${name}'s process: ${command.join(" ")}`);
   if (o.detach && o.rm) {
@@ -120,7 +120,7 @@ export function planRun(state: State, stateDir: string, o: RunOptions): { plan: 
     const watcher = [process.execPath, process.argv[1], "--state-dir", stateDir, "autoremove", id];
     plan.spawn(watcher, `${name}'s --rm watcher`, logPath(stateDir, name), `remove ${name} once its process ends (--rm)`);
   }
-  return { plan, container: c, argv };
+  return { plan, container: c, argv, warnings };
 }
 
 export function recordProcess(c: ContainerRecord, proc: Spawned | undefined): void {

@@ -41,6 +41,8 @@ interface Progress {
   committing?: boolean;
   /** steps [0, started) have been attempted; the last of them may be half done */
   started: number;
+  /** where the batch being run began: a batch ctnet runs itself (file steps) dies with it, part done */
+  from?: number;
   spawned: Record<string, Spawned>;
   /** the process running the current batch: after a crash it may still be at work */
   child: Spawned | null;
@@ -105,7 +107,7 @@ export async function execute(plan: Plan, opts: ExecOptions = {}): Promise<Map<s
     child: null,
     ...(opts.after ? { after: opts.after } : {}),
   };
-  const saveJournal = () => opts.store && writeAtomically(progressFile(opts.store), { started: journal.started, spawned: journal.spawned, child: journal.child });
+  const saveJournal = () => opts.store && writeAtomically(progressFile(opts.store), { started: journal.started, from: journal.from, spawned: journal.spawned, child: journal.child });
   const track = (pid: number) => {
     inFlight = pid;
     journal.child = { pid, start: processStartTime(pid) };
@@ -123,6 +125,7 @@ export async function execute(plan: Plan, opts: ExecOptions = {}): Promise<Map<s
     while (i < plan.steps.length && !interrupted) {
       const group = batchAt(plan.steps, i, pauseAt > i ? pauseAt : plan.steps.length);
       journal.started = i + group.length;
+      journal.from = i;
       journal.child = null;
       saveJournal();
       for (const step of group) if (opts.verbose) process.stderr.write(`+ ${renderStep(step)}\n`);
@@ -293,7 +296,9 @@ export async function recoverJournal(store: Store, verbose = false, discardUnrea
     store.write(journal.after);
   } else if (journal.after && pastNoReturn(journal.steps, journal.started)) {
     // re-run the step that may be half done, then the rest; errors are expected where it was done
-    await rollForward(journal.steps, Math.max(journal.started - 1, 0), spawned, verbose, undefined, true);
+    // a batch of file steps may have stopped anywhere in it, and each of them can be run again
+    const from = journal.from !== undefined && journal.steps.slice(journal.from, journal.started).every((s) => batchKey(s) === "files") ? journal.from : journal.started - 1;
+    await rollForward(journal.steps, Math.max(from, 0), spawned, verbose, undefined, true);
     recordSpawned(journal.after);
     store.write(journal.after);
   } else {
@@ -316,10 +321,13 @@ async function waitForExit(child: Spawned | null): Promise<void> {
 
 /** The key under which consecutive steps may share one process, or null when a step runs alone. */
 function batchKey(step: Step): string | null {
+  // file steps run inside ctnet: one journal save for a run of them instead of one each
+  if (step.kind === "write" || step.kind === "link" || (step.kind === "cmd" && plainRemoval(step.argv))) return "files";
   if (step.kind !== "cmd") return null;
   const [prog, ...args] = step.argv;
   if (prog === "ip") return args[0] === "-n" ? `ip -n ${args[1]}` : "ip";
-  if (prog === "iptables" && args[0] === "-w" && args[1] === "-t") return `iptables ${args[2]}`;
+  // every table: iptables-restore takes one section per table, in plan order
+  if (prog === "iptables" && args[0] === "-w" && args[1] === "-t") return "iptables";
   return null;
 }
 
@@ -346,6 +354,13 @@ type Track = (pid: number) => void;
 
 async function runGroup(group: Step[], spawned: Record<string, Spawned>, track?: Track): Promise<Failure | null> {
   if (group.length === 1) return runSingle(group[0], spawned, track);
+  if (batchKey(group[0]) === "files") {
+    for (const [k, step] of group.entries()) {
+      const failure = await runSingle(step, spawned, track);
+      if (failure) return { ...failure, succeeded: k };
+    }
+    return null;
+  }
   const cmds = group as CmdStep[];
   if (cmds[0].argv[0] === "ip") {
     const prefix = cmds[0].argv[1] === "-n" ? ["-n", cmds[0].argv[2]] : [];
@@ -356,14 +371,31 @@ async function runGroup(group: Step[], spawned: Record<string, Spawned>, track?:
     const line = Number(/Command failed -:(\d+)/.exec(res.stderr)?.[1] ?? 1);
     return { command: shJoin(cmds[line - 1].argv), stderr: res.stderr.replace(/Command failed -:\d+\s*/, ""), succeeded: line - 1 };
   }
-  const table = cmds[0].argv[3];
-  const input = `*${table}\n${cmds.map((s) => restoreLine(s.argv.slice(4))).join("\n")}\nCOMMIT\n`;
-  const res = await runAsync(["iptables-restore", "-w", "--noflush"], input, track);
+  // one section per run of steps on the same table; lineOf[i] is step i's line in the input
+  const lines: string[] = [];
+  const lineOf: number[] = [];
+  const sectionEnd: number[] = [];
+  cmds.forEach((step, i) => {
+    if (i === 0 || step.argv[3] !== cmds[i - 1].argv[3]) {
+      if (i > 0) lines.push("COMMIT");
+      lines.push(`*${step.argv[3]}`);
+    }
+    lines.push(restoreLine(step.argv.slice(4)));
+    lineOf.push(lines.length);
+  });
+  lines.push("COMMIT");
+  cmds.forEach((step, i) => (sectionEnd[i] = i + 1 < cmds.length && cmds[i + 1].argv[3] === step.argv[3] ? 0 : lineOf[i] + 1));
+  const res = await runAsync(["iptables-restore", "-w", "--noflush"], lines.join("\n") + "\n", track);
   if (res.code === 0) return null;
-  // iptables-restore commits a table atomically: nothing took effect
-  const line = Number(/Error occurred at line: (\d+)/.exec(res.stderr)?.[1] ?? 2);
-  const culprit = cmds[Math.min(Math.max(line - 2, 0), cmds.length - 1)];
-  return { command: shJoin(culprit.argv), stderr: res.stderr.split("\n")[0], succeeded: 0 };
+  // each section commits its table atomically, in order: the sections before the failing one took effect,
+  // nothing of the failing one did. The error names a rule's line, or its section's COMMIT (nf_tables).
+  const line = Number(/Error occurred at line: (\d+)/.exec(res.stderr)?.[1] ?? lineOf[0]);
+  let culprit = cmds.findIndex((_, i) => lineOf[i] >= line || (sectionEnd[i] !== 0 && sectionEnd[i] >= line));
+  if (culprit === -1) culprit = cmds.length - 1;
+  const table = cmds[culprit].argv[3];
+  let first = culprit;
+  while (first > 0 && cmds[first - 1].argv[3] === table) first--;
+  return { command: shJoin(cmds[culprit].argv), stderr: res.stderr.split("\n")[0], succeeded: first };
 }
 
 /** One iptables argv (after "-w -t TABLE") as an iptables-restore line. */
@@ -380,7 +412,7 @@ async function runSingle(step: Step, spawned: Record<string, Spawned>, track?: T
       }
       // a program that cannot be started is a failed step like any other: the plan is rolled back
       const res: RunResult = await runAsync(step.argv, undefined, track).catch((err: Error) => ({ code: 127, stdout: "", stderr: err.message }));
-      return res.code === 0 ? null : { command: shJoin(step.argv), stderr: res.stderr, succeeded: 0 };
+      return res.code === 0 || res.code === step.alsoOk ? null : { command: shJoin(step.argv), stderr: res.stderr, succeeded: 0 };
     }
     case "write":
       try {

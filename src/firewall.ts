@@ -144,6 +144,14 @@ export function removeBase(plan: Plan): void {
 }
 
 /**
+ * Rules of the built-in FORWARD chain other than ctnet's jump: some other tool (Docker, netavark, libvirt…)
+ * forwards through this host and may count on the net.ipv4.ip_forward that ctnet turned on before it came.
+ */
+export function othersForwarding(): string[] {
+  return run(ipt("filter", "-S", "FORWARD")).stdout.split("\n").filter((l) => l.startsWith("-A FORWARD ") && !l.includes(" CTNET-"));
+}
+
+/**
  * Bridges of ctnet networks present in the kernel's isolation chain (each network has one rule there),
  * including those of other state dirs: the base chains stay while any remain.
  */

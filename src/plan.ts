@@ -7,6 +7,8 @@ export interface CmdStep {
   why: string;
   /** argv that reverts this step; null when it cannot be reverted (it is then placed late in the plan). */
   undo: string[] | null;
+  /** an exit status besides 0 that also means done (conntrack -D exits 1 when nothing matched) */
+  alsoOk?: number;
 }
 
 /** Writes a file in place (same inode, so bind mounts of it see the change); content null removes it. */
@@ -56,8 +58,8 @@ export class Plan {
 
   constructor(readonly title: string) {}
 
-  cmd(argv: string[], why: string, undo: string[] | null = null): this {
-    this.steps.push({ kind: "cmd", argv, why, undo });
+  cmd(argv: string[], why: string, undo: string[] | null = null, alsoOk?: number): this {
+    this.steps.push({ kind: "cmd", argv, why, undo, ...(alsoOk === undefined ? {} : { alsoOk }) });
     return this;
   }
 
@@ -71,6 +73,20 @@ export class Plan {
     if (target === previous) return this;
     this.steps.push({ kind: "link", path, target, previous, why });
     return this;
+  }
+
+  /**
+   * What `path` holds once the steps planned so far have run (`kind` "write": its content, "link": its link
+   * target): the last such step for it in this plan, else `onDisk()`. A plan that changes one file twice
+   * must undo each change to what the change before it left.
+   */
+  pending(kind: "write" | "link", path: string, onDisk: () => string | null): string | null {
+    for (let i = this.steps.length - 1; i >= 0; i--) {
+      const step = this.steps[i];
+      if (step.kind === "write" && kind === "write" && step.path === path) return step.content;
+      if (step.kind === "link" && kind === "link" && step.path === path) return step.target;
+    }
+    return onDisk();
   }
 
   spawn(argv: string[], container: string, log: string, why: string): this {
@@ -115,7 +131,7 @@ function heredocMarker(content: string): string {
 export function renderStep(step: Step): string {
   switch (step.kind) {
     case "cmd":
-      return shJoin(step.argv);
+      return step.alsoOk === undefined ? shJoin(step.argv) : `${shJoin(step.argv)} || [ $? -eq ${step.alsoOk} ]`;
     case "write": {
       if (step.content === null) return shJoin(["rm", "-f", step.path]);
       const dir = step.path.slice(0, step.path.lastIndexOf("/"));

@@ -15,6 +15,9 @@
 // Per publishing endpoint: hairpin mode on its bridge port. With br_netfilter the DNAT of a container's
 // own request to its published port happens while the frame is bridged, and the answer must leave
 // through the port the request came in by.
+// Per UDP mapping that goes away (unpublish, rm, disconnect), when the conntrack tool is there:
+//   conntrack -D of the flows it translated. A UDP flow has no end: a client that keeps sending from one
+//   source port would otherwise keep the old translation for as long as it sends.
 //
 // Every change is planned as a difference between the rules the state implies before and after it, so
 // run, rm, disconnect, publish and unpublish add or remove exactly their own rules, and rules shared by
@@ -25,7 +28,7 @@ import { addRule, deleteRule, type Rule } from "./firewall.js";
 import { addrText, parseAddress } from "./ipam.js";
 import { findContainer } from "./networks.js";
 import { Plan } from "./plan.js";
-import { hostAddresses, run } from "./sys.js";
+import { hasTool, hostAddresses, run } from "./sys.js";
 import type { ContainerRecord, Endpoint, ExposedPort, NetworkRecord, PortMapping, State } from "./model.js";
 
 export type Proto = PortMapping["proto"];
@@ -138,9 +141,13 @@ function ephemeralRange(): Range {
   return [32768, 60999];
 }
 
-/** Listening TCP and bound UDP sockets of the host's namespace, from `ss -ltnup`. */
+/**
+ * Listening TCP and bound UDP sockets of the host's namespace, from `ss -ltnu`. Which process holds one
+ * is looked up (`ss -p`, which reads every process's file descriptors: 20-100 ms on a busy host) only
+ * when a conflict is reported.
+ */
 export function listeningSockets(): HeldPort[] {
-  const res = run(["ss", "-H", "-ltnup"]);
+  const res = run(["ss", "-H", "-ltnu"]);
   if (res.code !== 0) return [];
   const out: HeldPort[] = [];
   for (const line of res.stdout.split("\n")) {
@@ -153,11 +160,25 @@ export function listeningSockets(): HeldPort[] {
     // *, [::] and 0.0.0.0 take the port on every IPv4 address; other IPv6 addresses do not clash
     const hostIp = addr === "*" || addr === "[::]" || addr === ANY_ADDRESS ? ANY_ADDRESS : /^\d+(\.\d+){3}$/.test(addr) ? addr : null;
     if (!hostIp) continue;
-    const users = /users:\(\("([^"]+)",pid=(\d+)/.exec(line);
-    const who = users ? `"${users[1]}" (pid ${users[2]})` : "a process";
-    out.push({ hostIp, hostPort: Number(m[2]), proto, why: `in use on the host: ${who} is listening on ${addr}:${m[2]}/${proto}` });
+    out.push({
+      hostIp, hostPort: Number(m[2]), proto,
+      get why() {
+        return `in use on the host: ${socketOwner(proto, cols[4]) ?? "a process"} is listening on ${addr}:${m[2]}/${proto}`;
+      },
+    });
   }
   return out;
+}
+
+/** The process holding a listening socket, as `"name" (pid N)`, from `ss -p`. */
+function socketOwner(proto: Proto, local: string): string | null {
+  for (const line of run(["ss", "-H", "-ltnup"]).stdout.split("\n")) {
+    const cols = line.trim().split(/\s+/);
+    if (cols[0] !== proto || cols[4] !== local) continue;
+    const users = /users:\(\("([^"]+)",pid=(\d+)/.exec(line);
+    if (users) return `"${users[1]}" (pid ${users[2]})`;
+  }
+  return null;
 }
 
 /** DNAT rules in the kernel's CTNET-DNAT chain, which other ctnet state dirs may have made. */
@@ -253,6 +274,8 @@ export interface PortLayer {
   localnet: Map<string, NetworkRecord>;
   /** host-side veth -> its container's name */
   hairpin: Map<string, string>;
+  /** UDP mappings by "HOSTIP:HOSTPORT>IP:PORT": their conntrack entries go when they do */
+  udp: Map<string, { mapping: PortMapping; ip: string; container: string }>;
 }
 
 const ruleKey = (r: Rule) => `${r.table} ${r.chain} ${r.spec.join(" ")}`;
@@ -299,7 +322,7 @@ function localnetRules(net: NetworkRecord): Rule[] {
 }
 
 export function portLayer(state: State): PortLayer {
-  const layer: PortLayer = { rules: new Map(), localnet: new Map(), hairpin: new Map() };
+  const layer: PortLayer = { rules: new Map(), localnet: new Map(), hairpin: new Map(), udp: new Map() };
   const add = (r: Rule) => layer.rules.set(ruleKey(r), r);
   for (const c of Object.values(state.containers)) {
     const ep = publishingEndpoint(state, c);
@@ -309,6 +332,7 @@ export function portLayer(state: State): PortLayer {
     for (const m of c.ports) {
       mappingRules(c, ep, net, m).forEach(add);
       if (loopbackReachable(m.hostIp)) layer.localnet.set(net.bridge, net);
+      if (m.proto === "udp") layer.udp.set(`${m.hostIp}:${m.hostPort}>${ep.ip}:${m.containerPort}`, { mapping: m, ip: ep.ip, container: c.name });
     }
   }
   for (const net of layer.localnet.values()) localnetRules(net).forEach(add);
@@ -342,6 +366,22 @@ export function retirePorts(plan: Plan, state: State, before: PortLayer, after: 
     deleteRule(plan, r);
   });
   if (linksAt === -1) restoreLinkSettings(plan, state, before, after);
+  forgetFlows(plan, before, after);
+}
+
+/** Last, since it cannot be undone: with the DNAT gone no new flow is translated, and these end the old ones. */
+function forgetFlows(plan: Plan, before: PortLayer, after: PortLayer): void {
+  const gone = [...before.udp].filter(([k]) => !after.udp.has(k));
+  if (gone.length === 0 || !hasTool("conntrack")) return;
+  for (const [, { mapping: m, ip, container }] of gone) {
+    const dst = m.hostIp === ANY_ADDRESS ? [] : ["--orig-dst", m.hostIp];
+    plan.cmd(
+      ["conntrack", "-D", "-p", "udp", ...dst, "--orig-port-dst", String(m.hostPort), "--reply-src", ip, "--reply-port-src", String(m.containerPort)],
+      `forget UDP flows of ${mappingText(m)} (to ${container}): a client still sending would keep the old translation (exit 1: there were none)`,
+      null,
+      1,
+    );
+  }
 }
 
 function restoreLinkSettings(plan: Plan, state: State, before: PortLayer, after: PortLayer): void {
@@ -393,15 +433,23 @@ export interface PublishOptions {
   expose?: string[];
 }
 
-/** `run -p/-P/--expose`: records the container's ports and installs their rules. `c` is in state already. */
-export function publishOnRun(plan: Plan, state: State, c: ContainerRecord, o: PublishOptions): void {
+/**
+ * `run -p/-P/--expose`: records the container's ports and installs their rules. `c` is in state already.
+ * Returns warnings for the user: like Docker, ports published in host mode are discarded, not refused.
+ */
+export function publishOnRun(plan: Plan, state: State, c: ContainerRecord, o: PublishOptions): string[] {
   const specs = (o.publish ?? []).map(parsePublishSpec);
   const exposed = (o.expose ?? []).flatMap(parseExposeSpec);
+  if (c.mode === "host") {
+    // the container's sockets are the host's own: there is nothing to map (docker ps shows no ports either)
+    const given = [...(o.publish ?? []).map((p) => `-p ${p}`), ...(o.publishAll ? ["-P"] : [])];
+    return given.length ? [`published ports are discarded when using host network mode (${given.join(" ")}): the container listens on the host's ports itself`] : [];
+  }
   for (const s of specs) {
     for (let p = s.containerPorts[0]; p <= s.containerPorts[1]; p++) exposed.push({ containerPort: p, proto: s.proto });
   }
   c.expose = dedupe(exposed, (e) => `${e.containerPort}/${e.proto}`).sort(byPort);
-  if (specs.length === 0 && !o.publishAll) return;
+  if (specs.length === 0 && !o.publishAll) return [];
   checkCanPublish(state, c);
   const explicit = new Set(specs.flatMap((s) => portsOf(s).map((p) => `${p}/${s.proto}`)));
   if (o.publishAll) {
@@ -412,6 +460,7 @@ export function publishOnRun(plan: Plan, state: State, c: ContainerRecord, o: Pu
   const before = portLayer(state);
   c.ports = resolveMappings(specs, gatherHostPorts(state), c.name);
   installPorts(plan, state, before, portLayer(state));
+  return [];
 }
 
 /** `port publish NAME SPEC…` on an existing container. */

@@ -12,6 +12,7 @@ import { LINK_ALIAS_PREFIX } from "./naming.js";
 import { NETWORK_HOSTS_DIR } from "./sandbox.js";
 import { Plan, renderScript } from "./plan.js";
 import { processAlive, type Store } from "./store.js";
+import { othersForwarding } from "./firewall.js";
 import { isRoot, requireTools, run } from "./sys.js";
 import { emptyState, type State } from "./model.js";
 
@@ -83,9 +84,10 @@ export function planReset(store: Store, state: State): Plan {
     if (hasCtnetMark(content)) plan.write(file, null, content, `remove ${file}`);
   }
 
-  // sysctls ctnet changed go back, unless someone changed them since
+  // sysctls ctnet changed go back, unless someone changed them since, or (forwarding) another tool uses it
   for (const s of Object.values(state.sysctls)) {
     const file = sysctlPath(s.key);
+    if (s.key === "net.ipv4.ip_forward" && othersForwarding().length > 0) continue;
     if (fs.existsSync(file) && readSysctl(s.key) !== "" && fs.readFileSync(file, "utf8").trim() === s.value) {
       plan.cmd(["sysctl", "-w", `${file.slice("/proc/sys/".length)}=${s.previous}`], `restore ${s.key} (ctnet set it to ${s.value})`, null);
     }

@@ -13,12 +13,15 @@ export async function runContainer(g: GlobalOptions, o: RunOptions): Promise<num
   const stateDir = openStore(g).dir;
   let argv: string[] = [];
   let name = "";
+  let warnings: string[] = [];
   await mutate(g, (draft) => {
     const planned = planRun(draft, stateDir, o);
     argv = planned.argv;
     name = planned.container.name;
+    warnings = planned.warnings;
     return { plan: planned.plan, commit: (spawned) => recordProcess(planned.container, spawned.get(name)) };
   });
+  for (const w of warnings) process.stderr.write(`ctnet: warning: ${w}\n`);
   if (g.dryRun) {
     if (!o.detach) process.stdout.write(`\n# then, in the foreground:\n${shJoin(argv)}\n`);
     return 0;

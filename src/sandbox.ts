@@ -123,7 +123,7 @@ function linkTarget(file: string): string | null {
  * only those that keep their own (see neighbours()).
  */
 export function syncNameFiles(plan: Plan, state: State, names: Iterable<string>, networks: Iterable<string> = []): void {
-  const nets = new Set(networks);
+  const nets = new Set([...networks].filter((n) => n !== DEFAULT_BRIDGE_NETWORK));
   const containers: ContainerRecord[] = [];
   for (const name of new Set(names)) {
     const c = state.containers[name];
@@ -134,33 +134,33 @@ export function syncNameFiles(plan: Plan, state: State, names: Iterable<string>,
   // shared files first, so a link never points at a file that is not there yet
   for (const network of nets) {
     const file = networkHostsPath(network);
-    plan.write(file, networkHostsFile(state, network), readOrNull(file), `names on network ${network}, shared by its single-network containers`);
+    plan.write(file, networkHostsFile(state, network), plan.pending("write", file, () => readOrNull(file)), `names on network ${network}, shared by its single-network containers`);
   }
   for (const c of containers) {
     const dir = netnsEtcDir(c.netns!);
     const hostname = path.join(dir, "hostname");
-    plan.write(hostname, `${c.hostname}\n`, readOrNull(hostname), `hostname of ${c.name}`);
+    plan.write(hostname, `${c.hostname}\n`, plan.pending("write", hostname, () => readOrNull(hostname)), `hostname of ${c.name}`);
     const hosts = hostsPath(c.netns!);
     const shared = sharedHostsNetwork(c);
-    const target = linkTarget(hosts);
+    const target = plan.pending("link", hosts, () => linkTarget(hosts));
+    const own = target === null ? plan.pending("write", hosts, () => readOrNull(hosts)) : null;
     if (shared) {
-      const own = target === null ? readOrNull(hosts) : null;
       if (own !== null) plan.write(hosts, null, own, `${c.name} now shares network ${shared}'s names`);
       plan.link(hosts, networkHostsPath(shared), target, `names ${c.name} can resolve: network ${shared}'s shared file`);
     } else {
       if (target !== null) plan.link(hosts, null, target, `${c.name} now needs a hosts file of its own`);
-      plan.write(hosts, hostsFileFor(state, c), target === null ? readOrNull(hosts) : null, `names ${c.name} can resolve`);
+      plan.write(hosts, hostsFileFor(state, c), own, `names ${c.name} can resolve`);
     }
   }
 }
 
 export function removeNameFiles(plan: Plan, ns: string): void {
   const hosts = hostsPath(ns);
-  const target = linkTarget(hosts);
+  const target = plan.pending("link", hosts, () => linkTarget(hosts));
   if (target !== null) plan.link(hosts, null, target, `remove ${hosts}`);
   for (const file of target === null ? ["hosts", "hostname"] : ["hostname"]) {
     const p = path.join(netnsEtcDir(ns), file);
-    const previous = readOrNull(p);
+    const previous = plan.pending("write", p, () => readOrNull(p));
     if (previous !== null) plan.write(p, null, previous, `remove ${p}`);
   }
 }

@@ -46,11 +46,14 @@ export function query(argv: string[]): string {
   return res.stdout;
 }
 
-export function requireTools(...programs: string[]): void {
+/** Whether `program` is on the PATH (for tools ctnet uses when present, like conntrack). */
+export function hasTool(program: string): boolean {
   const dirs = (process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin").split(":");
-  for (const p of programs) {
-    if (!dirs.some((d) => fs.existsSync(`${d}/${p}`))) throw missingTool(p);
-  }
+  return dirs.some((d) => fs.existsSync(`${d}/${program}`));
+}
+
+export function requireTools(...programs: string[]): void {
+  for (const p of programs) if (!hasTool(p)) throw missingTool(p);
 }
 
 // ---- the host's view -------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 // The bridge network driver: a Linux bridge holding the gateway address, its firewall rules, and the
 // veth endpoints that plug sandboxes into it.
 import fs from "node:fs";
-import { addRule, bridgesInKernel, deleteRule, installBase, networkRules, presentRules, removeBase } from "../firewall.js";
+import { addRule, bridgesInKernel, deleteRule, installBase, networkRules, othersForwarding, presentRules, removeBase } from "../firewall.js";
 import { linkAlias } from "../naming.js";
 import type { Plan } from "../plan.js";
 import type { Endpoint, NetworkRecord, State } from "../model.js";
@@ -43,7 +43,8 @@ export function tearDownNetwork(plan: Plan, state: State, net: NetworkRecord): v
     const others = [...bridgesInKernel()].filter((br) => !removed.has(br));
     if (others.length === 0) removeBase(plan);
     const fwd = state.sysctls[IP_FORWARD];
-    if (fwd && readSysctl(IP_FORWARD) === fwd.value) {
+    // a dockerd started after ctnet found forwarding on and left it so: turning it off would cut Docker off
+    if (fwd && readSysctl(IP_FORWARD) === fwd.value && othersForwarding().length === 0) {
       plan.cmd(["sysctl", "-w", `${IP_FORWARD}=${fwd.previous}`], "no ctnet network is left: restore the host's forwarding setting", ["sysctl", "-w", `${IP_FORWARD}=${fwd.value}`]);
     }
     delete state.sysctls[IP_FORWARD];

@@ -286,7 +286,6 @@ describe("refusals change nothing", () => {
       [run("-p", `${P + 2}:80/sctp`), `unknown protocol "sctp" in "${P + 2}:80/sctp": ctnet publishes tcp and udp`],
       [run("-p", `10.218.250.1:${P + 2}:80`), `host address 10.218.250.1 in "10.218.250.1:${P + 2}:80" is not an address of this host`],
       [["run", "-d", "--net", internal, "--name", x, "-p", `${P + 2}:80`], `container ${x} is only on internal networks (${internal}): internal networks cannot publish ports`],
-      [["run", "-d", "--net", "host", "--name", x, "-p", `${P + 2}:80`], `container ${x} uses --net host: ports are published from bridge networks only`],
       [["port", "publish", web, `${P}:80`], `is already published by container ${web}`],
       [["port", "publish", web, "80/icmp"], 'unknown protocol "icmp"'],
       [["port", "unpublish", web, "81"], `"81" is not published by container ${web} (it publishes 0.0.0.0:${P}->80/tcp)`],
