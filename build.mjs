@@ -1,5 +1,9 @@
 // Bundles src/ into dist/: one small entry plus lazily loaded chunks, so each command loads only what it uses.
+import fs from "node:fs";
 import { build } from "esbuild";
+
+// chunk names carry content hashes: stale ones from earlier builds would pile up
+fs.rmSync("dist", { recursive: true, force: true });
 
 await build({
   entryPoints: ["src/cli.ts"],
@@ -12,6 +16,6 @@ await build({
   minify: false,
   legalComments: "none",
   logLevel: "warning",
-  // commander and cli-table3 are CommonJS: give the ESM bundle a require() for their built-in imports
+  // commander is CommonJS: give the ESM bundle a require() for their built-in imports
   banner: { js: 'import { createRequire as __ctnetRequire } from "node:module"; const require = __ctnetRequire(import.meta.url);' },
 });

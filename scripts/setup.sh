@@ -3,7 +3,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 need=""
-for pair in ip:iproute2 iptables:iptables ping:iputils-ping socat:socat nc:netcat-openbsd nsenter:util-linux sysctl:procps ss:iproute2 brctl:bridge-utils; do
+for pair in ip:iproute2 iptables:iptables ping:iputils-ping socat:socat nc:netcat-openbsd nsenter:util-linux sysctl:procps ss:iproute2 brctl:bridge-utils conntrack:conntrack; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need="$need ${pair#*:}"
 done
 if [ -n "$need" ]; then

@@ -3,7 +3,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { UsageError } from "./errors.js";
-import { attachEndpoints, detachEndpoint } from "./drivers/bridge.js";
+import { attachEndpoints } from "./drivers/bridge.js";
 import { DEFAULT_BRIDGE_NETWORK, newId, validateName } from "./naming.js";
 import {
   ensureDefaultBridge, findContainer, findNetwork, newEndpoint, parseKeyValues, releaseDefaultBridge, routeNetwork,
@@ -149,9 +149,9 @@ export function planRm(state: State, stateDir: string, names: string[], force: b
     if (isRunning(c)) pids.add(c.pid!);
     if (c.mode === "bridge" || c.mode === "none") for (const pid of namespacePids(c.netns!)) pids.add(pid);
     plan.kill([...pids], "SIGKILL", `stop ${name}'s processes`);
-    for (const ep of c.endpoints) detachEndpoint(plan, ep);
     if (c.mode === "bridge" || c.mode === "none") {
-      deleteNamespace(plan, c.netns!);
+      // the namespace takes its veth pairs with it (see deleteNamespace)
+      deleteNamespace(plan, c.netns!, c.endpoints.map((ep) => ep.hostIf));
       removeNameFiles(plan, c.netns!);
     }
     const log = logPath(stateDir, name);

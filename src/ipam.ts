@@ -1,6 +1,7 @@
 // Address management: subnet choice for new networks and address choice for endpoints.
 // All CIDR arithmetic goes through ip-address; here we only decide policy.
-import { Address4 } from "ip-address";
+// the IPv4 class alone: the package index also loads its IPv6 half (three times the code) on every start
+import { Address4 } from "ip-address/dist/ipv4.js";
 import { UsageError } from "./errors.js";
 
 export interface Cidr {

@@ -2,11 +2,12 @@
 // run -d, net connect, rm, net rm) run one after another against one draft state and their steps are
 // collected, so a lab goes up all or nothing, and `--dry-run` shows the whole script.
 import { createHash } from "node:crypto";
+import path from "node:path";
 import { UsageError } from "./errors.js";
 import { mutate, openStore, type GlobalOptions } from "./core.js";
 import { isRunning, planRm, planRun, recordProcess } from "./containers.js";
 import { planConnect, planNetCreate, planNetRm } from "./networks.js";
-import { Plan, type Step, type WriteStep } from "./plan.js";
+import { Plan, WAIT_GONE, type Step, type WriteStep } from "./plan.js";
 import { nameFileContent } from "./sandbox.js";
 import { goingAway } from "./sys.js";
 import type { ContainerSpec, LabSpec, NetworkSpec, Where } from "./labfile.js";
@@ -73,6 +74,10 @@ class LabPlanBuilder {
         if (step.argv[1] === "link") goingAway.links.add(step.argv[3]);
         if (step.argv[1] === "netns") goingAway.netns.add(step.argv[3]);
       }
+      // a deleted namespace takes its veth pairs along: the plan waits for their host ends to go
+      if (step.kind === "cmd" && step.argv[0] === "sh" && step.argv[2] === WAIT_GONE) {
+        for (const p of step.argv.slice(4)) goingAway.links.add(path.basename(p));
+      }
       if (step.kind === "write") {
         // the first write keeps its place (the file must exist before the process that bind-mounts it
         // starts) and, after finish(), the content of the last one
@@ -89,16 +94,16 @@ class LabPlanBuilder {
   }
 
   /**
-   * Orders the creating steps in three phases so the executor needs few processes: every host-side `ip`
+   * Orders the creating steps in four phases so the executor needs few processes: every host-side `ip`
    * command (namespaces, bridges, veth pairs: one `ip -batch`), then each namespace's own `ip -n NS`
-   * commands (one batch per namespace), then the rest (firewall rules, name files, processes) in plan
-   * order. Each phase only depends on earlier ones: a namespace and a veth exist before they are
-   * configured, a bridge before its rules, a hosts file before the process that bind-mounts it.
+   * commands (one batch per namespace), then the rest (firewall rules, name files) in plan order, then the
+   * processes in plan order. Each phase only depends on earlier ones: a namespace and a veth exist before
+   * they are configured, a bridge before its rules, a hosts file before the process that bind-mounts it.
    */
   private phase(): void {
     const start = this.creationStart;
     if (start === null) return;
-    const rank = (step: Step) => (step.kind !== "cmd" || step.argv[0] !== "ip" ? 2 : step.argv[1] === "-n" ? 1 : 0);
+    const rank = (step: Step) => (step.kind === "spawn" ? 3 : step.kind !== "cmd" || step.argv[0] !== "ip" ? 2 : step.argv[1] === "-n" ? 1 : 0);
     const idx = this.plan.steps.map((_, i) => i).slice(start);
     const byNs = (i: number) => (this.plan.steps[i] as { argv?: string[] }).argv?.[2] ?? "";
     const firstOfNs = new Map<string, number>();

@@ -51,6 +51,9 @@ export interface LinkStep {
   why: string;
 }
 
+/** sh that waits until none of the paths given as its arguments exists (the executor polls in-process). */
+export const WAIT_GONE = 'for p; do while [ -e "$p" ]; do sleep 0.01; done; done';
+
 export type Step = CmdStep | WriteStep | SpawnStep | KillStep | LinkStep;
 
 export class Plan {

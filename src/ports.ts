@@ -193,6 +193,22 @@ function kernelMappings(): Array<HeldPort & { to: string }> {
   return out;
 }
 
+/**
+ * Ports Docker publishes (its nat chain DOCKER). Its docker-proxy listens on them too, and `ss` finds it;
+ * with "userland-proxy": false the DNAT rule is all there is. Whichever DNAT comes first in PREROUTING
+ * would take the port, so both publishing it would be a coin toss: it is refused.
+ */
+function dockerMappings(): HeldPort[] {
+  const res = run(["iptables", "-w", "-t", "nat", "-S", "DOCKER"]);
+  if (res.code !== 0) return [];
+  const out: HeldPort[] = [];
+  for (const line of res.stdout.split("\n")) {
+    const m = /^-A DOCKER (?:-d (\S+)\/32 )?.*-p (tcp|udp) .*--dport (\d+) -j DNAT --to-destination (\S+)$/.exec(line);
+    if (m) out.push({ hostIp: m[1] ?? ANY_ADDRESS, proto: m[2] as Proto, hostPort: Number(m[3]), why: `published by Docker (DNAT to ${m[4]} in its nat chain DOCKER)` });
+  }
+  return out;
+}
+
 export function gatherHostPorts(state: State): HostPorts {
   const held: HeldPort[] = [];
   const ours = new Set<string>();
@@ -204,7 +220,7 @@ export function gatherHostPorts(state: State): HostPorts {
     }
   }
   for (const k of kernelMappings()) if (!ours.has(`${k.hostIp}:${k.hostPort}/${k.proto}>${k.to}`)) held.push(k);
-  held.push(...listeningSockets());
+  held.push(...dockerMappings(), ...listeningSockets());
   return { held, addresses: new Set(hostAddresses().map((a) => a.address)), ephemeral: ephemeralRange() };
 }
 

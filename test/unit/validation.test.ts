@@ -156,12 +156,15 @@ describe("valid input", () => {
     expect(watcher).toMatchObject({ kind: "spawn", argv: expect.arrayContaining(["--state-dir", "/var/lib/ctnet", "autoremove", container.id]) });
   });
 
-  it("rm plans name updates before kills and the namespace after its links", () => {
+  it("rm deletes the namespace with its veth pairs and waits until their host ends are gone", () => {
     const state = fixture();
     state.containers.u1.pid = null;
     const plan = planRm(state, "/x", ["u2"], false);
     const lines = plan.steps.map((s) => (s.kind === "cmd" ? s.argv.join(" ") : s.kind === "write" ? `write ${s.path}` : s.kind));
-    expect(lines.indexOf("ip link del ve-u2.red")).toBeLessThan(lines.indexOf("ip netns del u2"));
+    const del = lines.indexOf("ip netns del u2");
+    expect(del).toBeGreaterThanOrEqual(0);
+    expect(lines[del + 1]).toMatch(/^sh -c .* sh \/sys\/class\/net\/ve-u2\.red$/);
+    expect(lines).not.toContain("ip link del ve-u2.red");
     expect(state.containers.u2).toBeUndefined();
   });
 });
