@@ -5,19 +5,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CTNET, Lab, hostSnapshot, sh, uniq, type Result } from "./harness.js";
-
-/** The parts of hostSnapshot() that mention one of `tokens`: other tests may change the rest meanwhile. */
-function scopedSnapshot(tokens: string[]): Record<string, string[]> {
-  const snap = hostSnapshot();
-  const mine = (items: string[]) => items.filter((item) => tokens.some((t) => item.includes(t)));
-  return {
-    links: mine(snap.links.split(" ")),
-    netns: mine(snap.netns.split(" ")),
-    etcNetns: mine(snap.etcNetns.split(" ")),
-    iptables: mine(snap.iptables.split("\n")),
-  };
-}
+import { CTNET, Lab, sh, uniq, type Result, scopedSnapshot } from "./harness.js";
 
 const lab = new Lab();
 const other = new Lab();

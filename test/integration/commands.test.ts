@@ -2,19 +2,11 @@
 // terminal (the seed types `ping ubuntu3` inside `docker run -it`), --rm, logs, stop, ps and net ls
 // output for scripts, net prune, --ip-range/--gateway/--internal, aliases, --ip, -e, --hostname, cleanup.
 import fs from "node:fs";
-import { afterEach, describe, expect, it } from "vitest";
-import { CTNET, Lab, hostSnapshot, sh, uniq } from "./harness.js";
+import { describe, expect, it } from "vitest";
+import { CTNET, Lab, hostSnapshot, sh, uniq, useLabs } from "./harness.js";
 import { IsolatedHost } from "./isolated.js";
 
-const labs: Lab[] = [];
-const newLab = () => {
-  const lab = new Lab();
-  labs.push(lab);
-  return lab;
-};
-afterEach(() => {
-  while (labs.length) labs.pop()!.cleanup();
-});
+const newLab = useLabs();
 
 /** An unusual /24 of its own for each network, so parallel test runs do not collide. */
 let nextSubnet = 0;

@@ -1,25 +1,9 @@
 // The core story on the real kernel: red/blue, the four run modes, the default bridge, dry-run.
 import fs from "node:fs";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { Lab, ctnetLeftovers, hostSnapshot, sh, uniq } from "./harness.js";
+import { describe, expect, it } from "vitest";
+import { ctnetLeftovers, hostSnapshot, sh, uniq, useLabs } from "./harness.js";
 
-let before: Record<string, string>;
-const labs: Lab[] = [];
-const newLab = () => {
-  const lab = new Lab();
-  labs.push(lab);
-  return lab;
-};
-
-beforeAll(() => {
-  before = hostSnapshot();
-});
-afterEach(() => {
-  while (labs.length) labs.pop()!.cleanup();
-});
-afterAll(() => {
-  expect(hostSnapshot()).toEqual(before);
-});
+const newLab = useLabs({ hostUnchanged: true });
 
 describe("red/blue (seed 001)", () => {
   it("resolves names only on shared user networks and isolates networks by address too", () => {

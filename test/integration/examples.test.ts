@@ -4,19 +4,11 @@
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
-import { Lab, ROOT, ctnetLeftovers, hostSnapshot, sh } from "./harness.js";
+import { describe, expect, it } from "vitest";
+import { Lab, ROOT, ctnetLeftovers, hostSnapshot, sh, useLabs } from "./harness.js";
 
 const EXAMPLES = path.join(ROOT, "examples");
-const labs: Lab[] = [];
-const newLab = () => {
-  const lab = new Lab();
-  labs.push(lab);
-  return lab;
-};
-afterEach(() => {
-  while (labs.length) labs.pop()!.cleanup();
-});
+const newLab = useLabs();
 
 /** Runs an example script the way its header says, with this test's state dir. */
 function runScript(lab: Lab, script: string): string {

@@ -5,7 +5,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { expect } from "vitest";
+import { afterAll, afterEach, beforeAll, expect } from "vitest";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const CTNET = path.join(ROOT, "bin/ctnet");
@@ -100,4 +100,35 @@ export function ctnetLeftovers(): string[] {
     ...s.links.split(" ").filter((l) => /^(ctnet0|ctbr-|ve-)/.test(l)),
     ...s.iptables.split("\n").filter((l) => l.includes("CTNET")),
   ];
+}
+
+/**
+ * Registers the hooks a test file needs for its Labs: each is cleaned up after its test, also when the
+ * test failed. With `hostUnchanged`, the whole host must end the file as it began it.
+ */
+export function useLabs(opts: { hostUnchanged?: boolean } = {}): () => Lab {
+  const labs: Lab[] = [];
+  let before: Record<string, string> | undefined;
+  if (opts.hostUnchanged) beforeAll(() => void (before = hostSnapshot()));
+  afterEach(() => {
+    while (labs.length) labs.pop()!.cleanup();
+  });
+  if (opts.hostUnchanged) afterAll(() => expect(hostSnapshot()).toEqual(before));
+  return () => {
+    const lab = new Lab();
+    labs.push(lab);
+    return lab;
+  };
+}
+
+/** The parts of hostSnapshot() that mention one of `tokens`: other tests may change the rest meanwhile. */
+export function scopedSnapshot(tokens: string[]): Record<string, string[]> {
+  const snap = hostSnapshot();
+  const mine = (items: string[]) => items.filter((item) => tokens.some((t) => item.includes(t)));
+  return {
+    links: mine(snap.links.split(" ")),
+    netns: mine(snap.netns.split(" ")),
+    etcNetns: mine(snap.etcNetns.split(" ")),
+    iptables: mine(snap.iptables.split("\n")),
+  };
 }

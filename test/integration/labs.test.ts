@@ -4,19 +4,11 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { Lab, hostSnapshot, uniq } from "./harness.js";
+import { afterAll, describe, expect, it } from "vitest";
+import { uniq, useLabs, scopedSnapshot } from "./harness.js";
 
-const labs: Lab[] = [];
 const dirs: string[] = [];
-const newLab = () => {
-  const lab = new Lab();
-  labs.push(lab);
-  return lab;
-};
-afterEach(() => {
-  while (labs.length) labs.pop()!.cleanup();
-});
+const newLab = useLabs();
 afterAll(() => {
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
 });
@@ -28,18 +20,6 @@ function labFile(text: string): string {
   const file = path.join(dir, "ctnet.yaml");
   fs.writeFileSync(file, text);
   return file;
-}
-
-/** The parts of hostSnapshot() that mention one of `tokens`: other tests may change the rest meanwhile. */
-function scopedSnapshot(tokens: string[]): Record<string, string[]> {
-  const snap = hostSnapshot();
-  const mine = (items: string[]) => items.filter((item) => tokens.some((t) => item.includes(t)));
-  return {
-    links: mine(snap.links.split(" ")),
-    netns: mine(snap.netns.split(" ")),
-    etcNetns: mine(snap.etcNetns.split(" ")),
-    iptables: mine(snap.iptables.split("\n")),
-  };
 }
 
 const oct = () => 200 + Math.floor(Math.random() * 50);

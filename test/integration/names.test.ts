@@ -2,26 +2,10 @@
 // it, a running process sees names added after it started, the others keep files of their own, and the
 // shared file goes with the network's last member.
 import fs from "node:fs";
-import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
-import { Lab, hostSnapshot, uniq } from "./harness.js";
+import { expect, it } from "vitest";
+import { uniq, useLabs } from "./harness.js";
 
-let before: Record<string, string>;
-const labs: Lab[] = [];
-const newLab = () => {
-  const lab = new Lab();
-  labs.push(lab);
-  return lab;
-};
-
-beforeAll(() => {
-  before = hostSnapshot();
-});
-afterEach(() => {
-  while (labs.length) labs.pop()!.cleanup();
-});
-afterAll(() => {
-  expect(hostSnapshot()).toEqual(before);
-});
+const newLab = useLabs({ hostUnchanged: true });
 
 const shared = (net: string) => `/etc/netns/.ctnet-hosts/${net}.hosts`;
 const hostsOf = (c: string) => `/etc/netns/${c}/hosts`;
