@@ -18,7 +18,7 @@ import { DEFAULT_BRIDGE_NETWORK, LINK_ALIAS_PREFIX, linkAlias } from "./naming.j
 import { membersOf, routeNetwork } from "./networks.js";
 import { Plan } from "./plan.js";
 import { portLayer } from "./ports.js";
-import { NETWORK_HOSTS_DIR, hostsFileFor, networkHostsFile, networkHostsPath, sharedHostsNetwork, syncNameFiles } from "./sandbox.js";
+import { NETWORK_HOSTS_DIR, hostsFileFor, linkTarget, networkHostsFile, networkHostsPath, sharedHostsNetwork, syncNameFiles } from "./sandbox.js";
 import { processAlive, type Store } from "./store.js";
 import { isRoot, netnsNames, run } from "./sys.js";
 import type { ContainerRecord, State } from "./model.js";
@@ -401,14 +401,6 @@ function compareContainer(state: State, c: ContainerRecord, kernel: Kernel): Fin
     if (problem) out.push({ text: `container ${c.name}: /etc/netns/${ns}/${problem}`, phase: 8, fix: (plan) => syncNameFiles(plan, state, [c.name]) });
   }
   return out;
-}
-
-function linkTarget(file: string): string | null {
-  try {
-    return fs.readlinkSync(file);
-  } catch {
-    return null;
-  }
 }
 
 /** The shared hosts files of user networks (see sandbox.ts): content, and orphans of gone networks. */

@@ -116,7 +116,8 @@ function readOrNull(file: string): string | null {
   }
 }
 
-function linkTarget(file: string): string | null {
+/** Where a symbolic link points, or null when `file` is not one (or does not exist). */
+export function linkTarget(file: string): string | null {
   try {
     return fs.readlinkSync(file);
   } catch {
@@ -173,23 +174,15 @@ export function syncNameFiles(plan: Plan, state: State, names: Iterable<string>,
  * are never touched: that /etc/hosts is the host's.
  */
 function remountHosts(plan: Plan, c: ContainerRecord, file: string, replacing?: string): void {
-  const host = readlinkOrNull("/proc/self/ns/mnt");
+  const host = linkTarget("/proc/self/ns/mnt");
   const seen = new Set<string>();
   for (const pid of namespacePids(c.netns!)) {
-    const mnt = readlinkOrNull(`/proc/${pid}/ns/mnt`);
+    const mnt = linkTarget(`/proc/${pid}/ns/mnt`);
     if (mnt === null || mnt === host || seen.has(mnt)) continue;
     seen.add(mnt);
     const enter = ["nsenter", `--mount=/proc/${pid}/ns/mnt`];
     if (replacing) plan.cmd([...enter, "umount", "/etc/hosts"], `take ${c.name}'s own hosts file off process ${pid}'s /etc/hosts`, [...enter, "mount", "--bind", replacing, "/etc/hosts"]);
     plan.cmd([...enter, "mount", "--bind", file, "/etc/hosts"], `running process ${pid} of ${c.name} sees the new names too`, [...enter, "umount", "/etc/hosts"]);
-  }
-}
-
-function readlinkOrNull(file: string): string | null {
-  try {
-    return fs.readlinkSync(file);
-  } catch {
-    return null;
   }
 }
 
