@@ -1,7 +1,7 @@
 // The command line: a thin layer that parses flags and hands them to the planners. Every mutating
 // command goes through core.mutate (plan, then --dry-run or execute).
 import { Command, CommanderError, Option } from "commander";
-import { UsageError, exitCodeOf } from "./errors.js";
+import { exitCodeOf } from "./errors.js";
 import { mutate, openStore, readState, type GlobalOptions } from "./core.js";
 import { printJson, printTable, useColor, checkFormat } from "./output.js";
 
@@ -14,14 +14,6 @@ function globals(cmd: Command): GlobalOptions {
 /** Adds the options every mutating command shares. */
 function mutating(cmd: Command): Command {
   return cmd.option("--dry-run", "print the plan as a shell script and change nothing").option("-v, --verbose", "echo each command as it runs, like set -x");
-}
-
-function format(opts: { format?: string }) {
-  try {
-    return checkFormat(opts.format);
-  } catch (err: any) {
-    throw new UsageError(err.message);
-  }
 }
 
 export function buildProgram(): Command {
@@ -54,13 +46,12 @@ export function buildProgram(): Command {
     .option("--format <format>", "table or json")
     .option("--lab <name>", "only networks of this lab (see up)")
     .action(async (opts, cmd) => {
-      const fmt = format(opts);
+      const fmt = checkFormat(opts.format);
       const { listNetworks } = await import("./networks.js");
-      const rows = listNetworks(readState(globals(cmd))).filter((r) => opts.lab === undefined || r.lab === opts.lab);
-      if (opts.quiet) return rows.forEach((r) => console.log(r.id.slice(0, 12)));
-      // the same capitalised keys as ps --format json and docker network ls --format json
-      if (fmt === "json") return printJson(rows.map(({ id, name, driver, scope, subnet, internal, containers, lab, ...rest }) => ({ ID: id, Name: name, Driver: driver, Scope: scope, Subnet: subnet, Internal: internal, Containers: containers, ...(lab ? { Lab: lab } : {}), ...rest })));
-      await printTable(["NETWORK ID", "NAME", "DRIVER", "SCOPE"], rows.map((r) => [r.id.slice(0, 12), r.name, r.driver, r.scope]));
+      const rows = listNetworks(readState(globals(cmd))).filter((r) => opts.lab === undefined || r.Lab === opts.lab);
+      if (opts.quiet) return rows.forEach((r) => console.log(r.ID.slice(0, 12)));
+      if (fmt === "json") return printJson(rows);
+      await printTable(["NETWORK ID", "NAME", "DRIVER", "SCOPE"], rows.map((r) => [r.ID.slice(0, 12), r.Name, r.Driver, r.Scope]));
     });
 
   net.command("inspect").description("show networks as JSON (docker network inspect)").argument("<name...>")
@@ -153,7 +144,7 @@ export function buildProgram(): Command {
     .option("--format <format>", "table or json")
     .option("--lab <name>", "only containers of this lab (see up)")
     .action(async (opts, cmd) => {
-      const fmt = format(opts);
+      const fmt = checkFormat(opts.format);
       const { listContainers, ago } = await import("./containers.js");
       const createdAgo = (iso: string) => `${ago(Date.now() - Date.parse(iso))} ago`;
       const rows = listContainers(readState(globals(cmd)), !!opts.all).filter((r) => opts.lab === undefined || r.Lab === opts.lab);
@@ -232,7 +223,7 @@ export function buildProgram(): Command {
     .option("-q, --quiet", "only names")
     .option("--format <format>", "table or json")
     .action(async (opts, cmd) => {
-      const fmt = format(opts);
+      const fmt = checkFormat(opts.format);
       const { listLabs } = await import("./lab.js");
       const rows = listLabs(readState(globals(cmd)));
       if (opts.quiet) return rows.forEach((r) => console.log(r.Name));

@@ -13,14 +13,14 @@ import { OpError, UsageError } from "./errors.js";
 import { mutate, openStore, type GlobalOptions } from "./core.js";
 import { attachEndpoints, readSysctl } from "./drivers/bridge.js";
 import { pendingPlan } from "./executor.js";
-import { BASE_RULES, CHAINS, addRule, networkRules, type Rule, type Table } from "./firewall.js";
+import { BASE_RULES, CHAINS, addRule, ipt, networkRules, type Rule, type Table } from "./firewall.js";
 import { DEFAULT_BRIDGE_NETWORK, LINK_ALIAS_PREFIX, linkAlias } from "./naming.js";
 import { membersOf, routeNetwork } from "./networks.js";
 import { Plan } from "./plan.js";
 import { portLayer } from "./ports.js";
 import { NETWORK_HOSTS_DIR, hostsFileFor, linkTarget, networkHostsFile, networkHostsPath, sharedHostsNetwork, syncNameFiles } from "./sandbox.js";
 import { processAlive, type Store } from "./store.js";
-import { isRoot, netnsNames, run } from "./sys.js";
+import { isRoot, netnsNames, readOrNull, run } from "./sys.js";
 import type { ContainerRecord, State } from "./model.js";
 
 // ---- the kernel's view ---------------------------------------------------------------------------
@@ -131,14 +131,6 @@ export function readIptables(): { chains: Kernel["chains"]; rules: KernelRule[] 
   return { chains, rules };
 }
 
-function readOrNull(file: string): string | null {
-  try {
-    return fs.readFileSync(file, "utf8");
-  } catch {
-    return null;
-  }
-}
-
 export function readEtcNetns(): Map<string, string | null> {
   let dirs: string[] = [];
   try {
@@ -175,7 +167,6 @@ export interface Finding {
   fix?: (plan: Plan) => void;
 }
 
-const ipt = (table: Table, ...args: string[]) => ["iptables", "-w", "-t", table, ...args];
 const ownNamespace = (c: ContainerRecord) => (c.mode === "bridge" || c.mode === "none") && !!c.netns;
 
 /** Rules the state implies, in installation order. */

@@ -581,19 +581,11 @@ export async function killAll(pids: number[], signal: NodeJS.Signals): Promise<v
   for (const pid of pids) send(pid, signal);
   if (signal === "SIGKILL") return;
   const deadline = Date.now() + STOP_GRACE_MS;
-  const alive = () => pids.filter((pid) => processStartTime(pid) !== null && !isZombie(pid));
+  const alive = () => pids.filter((pid) => processAlive(pid, null));
   while (alive().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   for (const pid of alive()) send(pid, "SIGKILL");
 }
 
-function isZombie(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
-  } catch {
-    return true;
-  }
-}
 
 // ---- undo ------------------------------------------------------------------------------------
 

@@ -56,7 +56,7 @@ export const BASE_RULES: Rule[] = [
   { table: "nat", chain: "OUTPUT", spec: [...LOCAL, "-j", "CTNET-DNAT"], why: "published ports: traffic from the host itself to a host address" },
 ];
 
-const ipt = (table: Table, ...args: string[]) => ["iptables", "-w", "-t", table, ...args];
+export const ipt = (table: Table, ...args: string[]) => ["iptables", "-w", "-t", table, ...args];
 
 export function addRule(plan: Plan, r: Rule): void {
   const add = r.first ? ["-I", r.chain, "1"] : ["-A", r.chain];

@@ -272,15 +272,16 @@ export function planDisconnect(state: State, netName: string, ctrName: string): 
 
 export const predefinedId = (name: string) => createHash("sha256").update(`ctnet-predefined:${name}`).digest("hex");
 
+/** One `net ls` row, with the keys `docker network ls --format json` and `ps --format json` use. */
 export interface NetworkSummary {
-  id: string;
-  name: string;
-  driver: string;
-  scope: "local";
-  subnet: string;
-  internal: boolean;
-  containers: number;
-  lab?: string;
+  ID: string;
+  Name: string;
+  Driver: string;
+  Scope: "local";
+  Subnet: string;
+  Internal: boolean;
+  Containers: number;
+  Lab?: string;
 }
 
 export function listNetworks(state: State): NetworkSummary[] {
@@ -289,16 +290,16 @@ export function listNetworks(state: State): NetworkSummary[] {
   for (const name of PREDEFINED_NETWORKS) {
     const net = name === DEFAULT_BRIDGE_NETWORK ? bridge : undefined;
     rows.push({
-      id: predefinedId(name), name, driver: name === "none" ? "null" : name === "host" ? "host" : "bridge", scope: "local",
-      subnet: net?.subnet ?? "", internal: false,
-      containers: Object.values(state.containers).filter((c) => (name === "bridge" ? c.endpoints.some((e) => e.network === name) : c.mode === name)).length,
+      ID: predefinedId(name), Name: name, Driver: name === "none" ? "null" : name === "host" ? "host" : "bridge", Scope: "local",
+      Subnet: net?.subnet ?? "", Internal: false,
+      Containers: Object.values(state.containers).filter((c) => (name === "bridge" ? c.endpoints.some((e) => e.network === name) : c.mode === name)).length,
     });
   }
   for (const net of Object.values(state.networks)) {
     if (net.name === DEFAULT_BRIDGE_NETWORK) continue;
-    rows.push({ id: net.id, name: net.name, driver: net.driver, scope: "local", subnet: net.subnet, internal: net.internal, containers: membersOf(state, net.name).length, ...(net.lab ? { lab: net.lab } : {}) });
+    rows.push({ ID: net.id, Name: net.name, Driver: net.driver, Scope: "local", Subnet: net.subnet, Internal: net.internal, Containers: membersOf(state, net.name).length, ...(net.lab ? { Lab: net.lab } : {}) });
   }
-  return rows.sort((a, b) => a.name.localeCompare(b.name));
+  return rows.sort((a, b) => a.Name.localeCompare(b.Name));
 }
 
 /** `docker network inspect` shape. */

@@ -1,10 +1,11 @@
 // Printing for people and for scripts: borderless tables like docker's, stable JSON, -q ids.
+import { UsageError } from "./errors.js";
 
 export type Format = "table" | "json";
 
 export function checkFormat(format: string | undefined): Format {
   const f = format ?? "table";
-  if (f !== "table" && f !== "json") throw Object.assign(new Error(`invalid --format ${JSON.stringify(f)}: table or json`), { usage: true });
+  if (f !== "table" && f !== "json") throw new UsageError(`invalid --format ${JSON.stringify(f)}: table or json`);
   return f;
 }
 

@@ -9,11 +9,11 @@ import { readSysctl } from "./drivers/bridge.js";
 import { hasCtnetMark, isCtnetChain, isCtnetRule, readKernel, sysctlPath } from "./doctor.js";
 import { execute, finishJournal, recoverJournal } from "./executor.js";
 import { LINK_ALIAS_PREFIX } from "./naming.js";
-import { NETWORK_HOSTS_DIR } from "./sandbox.js";
+import { NETWORK_HOSTS_DIR, namespacePids } from "./sandbox.js";
 import { Plan, renderScript } from "./plan.js";
 import { processAlive, type Store } from "./store.js";
-import { othersForwarding } from "./firewall.js";
-import { isRoot, requireTools, run } from "./sys.js";
+import { ipt, othersForwarding } from "./firewall.js";
+import { isRoot, requireTools } from "./sys.js";
 import { emptyState, type State } from "./model.js";
 
 function readlinkOrNull(file: string): string | null {
@@ -43,11 +43,10 @@ export function planReset(store: Store, state: State): Plan {
   const pids = new Set<number>();
   for (const c of Object.values(state.containers)) if (c.pid !== null && processAlive(c.pid, c.pidStart)) pids.add(c.pid);
   const namespaces = [...kernel.netns].filter(ours).sort();
-  for (const ns of namespaces) for (const pid of run(["ip", "netns", "pids", ns]).stdout.split(/\s+/).filter(Boolean)) pids.add(Number(pid));
+  for (const ns of namespaces) for (const pid of namespacePids(ns)) pids.add(pid);
   plan.kill([...pids].sort((a, b) => a - b), "SIGKILL", "stop every container process");
 
   // iptables: the jumps into ctnet's chains, then the chains, emptied
-  const ipt = (table: string, ...args: string[]) => ["iptables", "-w", "-t", table, ...args];
   for (const r of kernel.rules) {
     if (isCtnetRule(r) && !isCtnetChain(r.chain)) plan.cmd(ipt(r.table, "-D", r.chain, ...r.spec), `remove the jump from ${r.chain} into ctnet's chains`, null);
   }

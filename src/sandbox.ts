@@ -6,6 +6,7 @@ import { UsageError } from "./errors.js";
 import { DEFAULT_BRIDGE_NETWORK, netnsEtcDir, netnsPath } from "./naming.js";
 import { WAIT_GONE, type Plan } from "./plan.js";
 import type { ContainerRecord, Endpoint, State } from "./model.js";
+import { readOrNull } from "./sys.js";
 
 /** The namespace alone: a host-side `ip` command, so it joins the host's batch (veth pairs follow it). */
 export function createNamespace(plan: Plan, ns: string): void {
@@ -106,14 +107,6 @@ export function nameFileContent(state: State, file: string): string | null | und
   if (!c) return null;
   if (m[2] === "hostname") return `${c.hostname}\n`;
   return sharedHostsNetwork(c) ? null : hostsFileFor(state, c);
-}
-
-function readOrNull(file: string): string | null {
-  try {
-    return fs.readFileSync(file, "utf8");
-  } catch {
-    return null;
-  }
 }
 
 /** Where a symbolic link points, or null when `file` is not one (or does not exist). */

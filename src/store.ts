@@ -4,6 +4,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { OpError, UsageError } from "./errors.js";
 import { emptyState, type State } from "./model.js";
+import { readOrNull } from "./sys.js";
 
 export const DEFAULT_STATE_DIR = "/var/lib/ctnet";
 const LOCK_WAIT_MS = 60_000;
@@ -134,14 +135,6 @@ export class Store {
     if (!this.locked) return;
     fs.rmSync(this.lockFile, { force: true });
     this.locked = false;
-  }
-}
-
-function readOrNull(file: string): string | null {
-  try {
-    return fs.readFileSync(file, "utf8");
-  } catch {
-    return null;
   }
 }
 

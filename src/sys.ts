@@ -64,6 +64,15 @@ export function requireTools(...programs: string[]): void {
  */
 export const goingAway = { links: new Set<string>(), netns: new Set<string>() };
 
+/** A file's text, or null when it cannot be read (most often: it does not exist). */
+export function readOrNull(file: string): string | null {
+  try {
+    return fs.readFileSync(file, "utf8");
+  } catch {
+    return null;
+  }
+}
+
 export const linkExists = (ifname: string) => !goingAway.links.has(ifname) && fs.existsSync(`/sys/class/net/${ifname}`);
 
 export function netnsNames(): Set<string> {
