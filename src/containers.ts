@@ -5,6 +5,7 @@ import path from "node:path";
 import { UsageError } from "./errors.js";
 import { attachEndpoints } from "./drivers/bridge.js";
 import { DEFAULT_BRIDGE_NETWORK, newId, validateName } from "./naming.js";
+import { netnsExists } from "./sys.js";
 import {
   ensureDefaultBridge, findContainer, findNetwork, newEndpoint, parseKeyValues, releaseDefaultBridge, routeNetwork,
 } from "./networks.js";
@@ -14,7 +15,6 @@ import {
   IDLE_COMMAND, checkExecutable, createNamespace, deleteNamespace, loopbackUp, namespacePids, neighbours, processArgv, removeNameFiles, syncNameFiles,
 } from "./sandbox.js";
 import { processAlive } from "./store.js";
-import { netnsNames } from "./sys.js";
 import type { Spawned } from "./executor.js";
 import type { ContainerRecord, RunMode, State } from "./model.js";
 
@@ -86,7 +86,7 @@ export function planRun(state: State, stateDir: string, o: RunOptions): { plan: 
   if (mode !== "bridge" && (o.ip || o.networkAlias?.length)) throw new UsageError(`--ip and --network-alias need a bridge network, not --net ${modeSpec}`);
   if (mode === "container" && o.hostname) throw new UsageError("conflicting options: --hostname and --net container:NAME");
   const ownNs = mode === "bridge" || mode === "none";
-  if (ownNs && netnsNames().has(name)) throw new UsageError(`a network namespace named ${name} already exists on this host`);
+  if (ownNs && netnsExists(name)) throw new UsageError(`a network namespace named ${name} already exists on this host`);
   const hostname = o.hostname ?? (mode === "container" ? joined!.hostname : name);
   if (!HOSTNAME_RE.test(hostname) || hostname.length > 63) throw new UsageError(`invalid hostname ${JSON.stringify(hostname)}`);
   const command = defaultCommand(o);

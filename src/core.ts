@@ -2,7 +2,7 @@
 // before anything changes), then either print the plan (--dry-run) or execute it and save the draft.
 import { UsageError } from "./errors.js";
 import fs from "node:fs";
-import { commitJournal, execute, finishJournal, recoverJournal, testPause, type Spawned } from "./executor.js";
+import { execute, finishJournal, recoverJournal, testPause, type Spawned } from "./executor.js";
 import { renderScript, type Plan } from "./plan.js";
 import { Store, resolveStateDir } from "./store.js";
 import { isRoot, requireTools } from "./sys.js";
@@ -55,9 +55,9 @@ export async function mutate<T>(
     await recoverJournal(store, opts.verbose, recovery.discardUnreadableJournal);
     const draft = store.read();
     const { plan, commit, progress } = build(draft);
+    draft.generation = (draft.generation ?? 0) + 1;
     const spawned = await execute(plan, { store, verbose: opts.verbose, progress, after: draft });
     const result = commit?.(spawned);
-    commitJournal(store);
     store.write(draft);
     await testPause("commit");
     finishJournal(store);

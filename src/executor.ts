@@ -21,7 +21,7 @@ export interface ExecOptions {
   store?: Store;
   /** called after each batch of steps with how many of the plan's steps are done */
   progress?: (done: number) => void;
-  /** the state once the plan has run: a plan past its point of no return is completed towards it */
+  /** the state once the plan has run, with its generation: how recovery tells whether it was saved */
   after?: State;
 }
 
@@ -34,12 +34,14 @@ interface Journal extends Progress {
   pidStart: string | null;
   title: string;
   steps: Step[];
+  /** the state's generation once the plan's state is saved: when the state file has it, the plan is done */
+  generation?: number;
+  /** the state the plan leads to, kept only when the plan has a step no undo brings back: it is then
+   * completed towards it. Reversible plans are rolled back instead, and spare writing the whole state. */
   after?: State;
 }
 
 interface Progress {
-  /** every step ran and `after` (with `spawned`) is being saved as the state */
-  committing?: boolean;
   /** steps [0, started) have been attempted; the last of them may be half done */
   started: number;
   /** where the batch being run began: a batch ctnet runs itself (file steps) dies with it, part done */
@@ -106,7 +108,8 @@ export async function execute(plan: Plan, opts: ExecOptions = {}): Promise<Map<s
     started: 0,
     spawned: {},
     child: null,
-    ...(opts.after ? { after: opts.after } : {}),
+    ...(opts.after ? { generation: opts.after.generation } : {}),
+    ...(opts.after && plan.steps.some(irreversible) ? { after: opts.after } : {}),
   };
   const saveJournal = () => opts.store && writeAtomically(progressFile(opts.store), { started: journal.started, from: journal.from, spawned: journal.spawned, child: journal.child });
   const track = (pid: number) => {
@@ -191,21 +194,6 @@ async function rollForward(steps: Step[], from: number, spawned: Record<string, 
   }
 }
 
-/**
- * The plan ran; its state is about to be saved. A crash from here on saves the journal's `after` on
- * recovery, with the processes the plan started: all a command's commit adds to it. Only the small
- * progress file is rewritten, not the journal that holds the whole state.
- */
-export function commitJournal(store: Store): void {
-  let progress: Progress;
-  try {
-    progress = JSON.parse(fs.readFileSync(progressFile(store), "utf8"));
-  } catch {
-    return;
-  }
-  writeAtomically(progressFile(store), { ...progress, committing: true });
-}
-
 /** Called once the new state is on disk: the plan is now part of history, not in flight. */
 export function finishJournal(store: Store): void {
   fs.rmSync(store.journalFile, { force: true });
@@ -230,16 +218,19 @@ export interface PendingPlan {
   started: number;
   total: number;
   /** what recovery will do with it */
-  action: "roll back" | "complete" | "save its state";
+  action: "roll back" | "complete" | "close";
 }
 
 /** The unfinished plan of a dead invocation, if any; throws when the journal cannot be read. */
 export function pendingPlan(store: Store): PendingPlan | null {
   const journal = readJournal(store);
   if (!journal || (journal.pid !== process.pid && processAlive(journal.pid, journal.pidStart))) return null;
-  const action = journal.committing ? "save its state" : journal.after && pastNoReturn(journal.steps, journal.started) ? "complete" : "roll back";
+  const action = stateSaved(store, journal) ? "close" : journal.after && pastNoReturn(journal.steps, journal.started) ? "complete" : "roll back";
   return { title: journal.title, pid: journal.pid, started: journal.started, total: journal.steps.length, action };
 }
+
+/** Whether the plan's state was saved before its process died (only the journal's removal was left). */
+const stateSaved = (store: Store, journal: Journal) => journal.generation !== undefined && store.read().generation === journal.generation;
 
 function readJournal(store: Store): Journal | null {
   let text: string;
@@ -287,21 +278,17 @@ export async function recoverJournal(store: Store, verbose = false, discardUnrea
   if (journal.pid !== process.pid && processAlive(journal.pid, journal.pidStart)) return null;
   await waitForExit(journal.child);
   const spawned = journal.spawned ?? {};
-  const recordSpawned = (after: State) => {
-    for (const [name, proc] of Object.entries(spawned)) {
-      const c = after.containers[name];
-      if (c) Object.assign(c, { pid: proc.pid, pidStart: proc.start });
-    }
-  };
-  if (journal.committing && journal.after) {
-    recordSpawned(journal.after);
-    store.write(journal.after);
+  if (stateSaved(store, journal)) {
+    // the plan ran and its state was saved: only removing the journal was left
   } else if (journal.after && pastNoReturn(journal.steps, journal.started)) {
     // re-run the step that may be half done, then the rest; errors are expected where it was done
     // a batch of file steps may have stopped anywhere in it, and each of them can be run again
     const from = journal.from !== undefined && journal.steps.slice(journal.from, journal.started).every((s) => batchKey(s) === "files") ? journal.from : journal.started - 1;
     await rollForward(journal.steps, Math.max(from, 0), spawned, verbose, undefined, true);
-    recordSpawned(journal.after);
+    for (const [name, proc] of Object.entries(spawned)) {
+      const c = journal.after.containers[name];
+      if (c) Object.assign(c, { pid: proc.pid, pidStart: proc.start });
+    }
     store.write(journal.after);
   } else {
     await rollback(journal.steps, journal.started, spawned, verbose, true);

@@ -42,7 +42,11 @@ export function networkOf(text: string): Cidr {
 export const overlaps = (a: Cidr, b: Cidr) => a.first <= b.last && b.first <= a.last;
 export const contains = (outer: Cidr, addr: bigint) => outer.first <= addr && addr <= outer.last;
 export const addrText = (n: bigint) => Address4.fromBigInt(n).correctForm();
-export const addrValue = (text: string) => new Address4(text).bigInt();
+/** A dotted quad's value, by hand: Address4 takes ~4 µs per address, and `run` reads every member's. */
+export function addrValue(text: string): bigint {
+  const [a, b, c, d] = text.split(".").map(Number);
+  return BigInt(a * 2 ** 24 + b * 2 ** 16 + c * 2 ** 8 + d);
+}
 
 const RESERVED: Array<[string, string]> = [
   ["0.0.0.0/8", "the 'this network' range"],

@@ -80,6 +80,8 @@ export interface State {
   networks: Record<string, NetworkRecord>;
   containers: Record<string, ContainerRecord>;
   sysctls: Record<string, SysctlChange>;
+  /** counts saved plans: a journal names the generation its plan saves, so recovery sees whether it did */
+  generation?: number;
 }
 
 export const emptyState = (): State => ({ version: 1, networks: {}, containers: {}, sysctls: {} });

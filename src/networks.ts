@@ -185,10 +185,24 @@ export interface EndpointRequest {
   aliases?: string[];
 }
 
+/** BR_MAX_PORTS (1024) in the kernel's bridge, less port number 0, which it never hands out */
+const BRIDGE_MAX_PORTS = 1023;
+
 /** Picks the address, interface names and MAC of a new endpoint; validates --ip. */
 export function newEndpoint(state: State, c: ContainerRecord, net: NetworkRecord, req: EndpointRequest): Endpoint {
   const subnet = parseCidr(net.subnet);
-  const taken = new Set(membersOf(state, net.name).flatMap((m) => m.endpoints.filter((e) => e.network === net.name).map((e) => addrValue(e.ip))));
+  const hostIf = hostVethIfname(c.name, net.name);
+  // one pass over every endpoint: `run` on a network of 1000 pays for each one it reads
+  const taken = new Set<bigint>();
+  let hostIfTaken = false;
+  for (const other of Object.values(state.containers)) {
+    for (const e of other.endpoints) {
+      if (e.network === net.name) taken.add(addrValue(e.ip));
+      if (e.hostIf === hostIf) hostIfTaken = true;
+    }
+  }
+  // the kernel's limit; past it the veth's `master` fails with a bare "Exchange full"
+  if (taken.size >= BRIDGE_MAX_PORTS) throw new UsageError(`network ${net.name} is full: a Linux bridge takes at most ${BRIDGE_MAX_PORTS} interfaces`);
   let ip: bigint;
   if (req.ip) {
     if (net.name === DEFAULT_BRIDGE_NETWORK) throw new UsageError("--ip is supported on user-defined networks only");
@@ -208,8 +222,7 @@ export function newEndpoint(state: State, c: ContainerRecord, net: NetworkRecord
   const used = new Set(c.endpoints.map((e) => e.ifname));
   let n = 0;
   while (used.has(`eth${n}`)) n++;
-  const hostIf = hostVethIfname(c.name, net.name);
-  if (linkExists(hostIf) || Object.values(state.containers).some((o) => o.endpoints.some((e) => e.hostIf === hostIf))) {
+  if (hostIfTaken || linkExists(hostIf)) {
     throw new UsageError(`interface ${hostIf} for ${c.name} on ${net.name} already exists on the host`);
   }
   return {

@@ -13,11 +13,13 @@ export async function runContainer(g: GlobalOptions, o: RunOptions): Promise<num
   const stateDir = openStore(g).dir;
   let argv: string[] = [];
   let name = "";
+  let id = "";
   let warnings: string[] = [];
   await mutate(g, (draft) => {
     const planned = planRun(draft, stateDir, o);
     argv = planned.argv;
     name = planned.container.name;
+    id = planned.container.id;
     warnings = planned.warnings;
     return { plan: planned.plan, commit: (spawned) => recordProcess(planned.container, spawned.get(name)) };
   });
@@ -27,7 +29,7 @@ export async function runContainer(g: GlobalOptions, o: RunOptions): Promise<num
     return 0;
   }
   if (o.detach) {
-    console.log(readState(g).containers[name].id);
+    console.log(id);
     return 0;
   }
   const code = await foreground(argv, !!o.interactive, async (pid) => {

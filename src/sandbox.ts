@@ -206,21 +206,33 @@ export function neighbours(state: State, c: ContainerRecord, networks = c.endpoi
 
 export const IDLE_COMMAND = ["sleep", "infinity"];
 
-/** Sets the UTS namespace's hostname, then becomes the command: a fixed script, arguments passed as argv. */
-const SET_HOSTNAME = 'echo "$0" > /proc/sys/kernel/hostname && exec "$@"';
+/**
+ * Every /run/netns/NAME is a bind mount, and `ip netns exec` gives a process a mount namespace that is a
+ * slave of the host's, holding a copy of each of them: every namespace added or deleted later would be
+ * mounted or unmounted in every running container too, so with n containers each run and rm did n mount
+ * operations. A container's main process therefore first detaches /run/netns from its own mount namespace
+ * (one lazy unmount takes the whole subtree; a Docker container never sees it either). Unmounting in a
+ * slave does not reach the host.
+ */
+const DETACH_NETNS_DIR = "umount --lazy /run/netns 2>/dev/null";
 
-/** argv that runs `cmd` inside container `c` the way its main process runs. */
-export function processArgv(state: State, c: ContainerRecord, cmd: string[], envPairs: string[], newUts: boolean): string[] {
+/** Detaches /run/netns, sets the new UTS namespace's hostname, becomes the command; arguments go as argv. */
+const START_MAIN = `${DETACH_NETNS_DIR}; echo "$0" > /proc/sys/kernel/hostname && exec "$@"`;
+/** The same for a main process that shares another container's UTS namespace (--net container:X). */
+const START_JOINED = `${DETACH_NETNS_DIR}; exec "$@"`;
+
+/** argv that runs `cmd` inside container `c`: as its main process (`main`), or beside it (exec). */
+export function processArgv(state: State, c: ContainerRecord, cmd: string[], envPairs: string[], main: boolean): string[] {
   const withEnv = envPairs.length > 0 ? ["env", ...envPairs, ...cmd] : cmd;
   switch (c.mode) {
     case "host":
       return withEnv;
     case "container": {
       const owner = state.containers[c.joined!];
-      return ["ip", "netns", "exec", owner.netns!, ...utsEnter(owner), ...withEnv];
+      return ["ip", "netns", "exec", owner.netns!, ...utsEnter(owner), ...(main ? ["sh", "-c", START_JOINED, "sh"] : []), ...withEnv];
     }
     default:
-      if (newUts) return ["ip", "netns", "exec", c.netns!, "unshare", "--uts", "--", "sh", "-c", SET_HOSTNAME, c.hostname, ...withEnv];
+      if (main) return ["ip", "netns", "exec", c.netns!, "unshare", "--uts", "--", "sh", "-c", START_MAIN, c.hostname, ...withEnv];
       return ["ip", "netns", "exec", c.netns!, ...utsEnter(c), ...withEnv];
   }
 }

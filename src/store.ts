@@ -91,7 +91,8 @@ export class Store {
     const tmp = `${this.file}.${process.pid}.tmp`;
     const fd = fs.openSync(tmp, "w", 0o600);
     try {
-      fs.writeSync(fd, JSON.stringify(state, null, 1) + "\n");
+      // compact: indentation made the file a third bigger, and every command parses it
+      fs.writeSync(fd, JSON.stringify(state) + "\n");
       fs.fsyncSync(fd);
     } finally {
       fs.closeSync(fd);

@@ -3,6 +3,7 @@ import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import { OpError, UsageError } from "./errors.js";
 import { networkOf, type Cidr } from "./ipam.js";
+import { netnsPath } from "./naming.js";
 
 /** Debian package that provides each program ctnet runs, for the "please install" message. */
 const PACKAGE_OF: Record<string, string> = {
@@ -74,6 +75,8 @@ export function readOrNull(file: string): string | null {
 }
 
 export const linkExists = (ifname: string) => !goingAway.links.has(ifname) && fs.existsSync(`/sys/class/net/${ifname}`);
+
+export const netnsExists = (ns: string) => !goingAway.netns.has(ns) && fs.existsSync(netnsPath(ns));
 
 export function netnsNames(): Set<string> {
   try {

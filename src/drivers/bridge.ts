@@ -71,18 +71,19 @@ export interface Attachment {
  */
 export function attachEndpoints(plan: Plan, netns: string, attachments: Attachment[], routeVia?: NetworkRecord): void {
   for (const { net, ep } of attachments) {
+    // one netlink request makes the pair, plugs the host end into the bridge and brings it up: each
+    // separate `ip link set` looks the link up again, which costs more the more links the host has
+    const mtu = net.options.mtu ? ["mtu", net.options.mtu] : [];
     plan.cmd(
-      ["ip", "link", "add", ep.hostIf, "type", "veth", "peer", "name", ep.ifname, "address", ep.mac, "netns", netns],
-      `veth pair for ${netns} on ${net.name}: ${ep.hostIf} on the host, ${ep.ifname} inside`,
+      ["ip", "link", "add", ep.hostIf, ...mtu, "master", net.bridge, "up", "type", "veth", "peer", "name", ep.ifname, ...mtu, "address", ep.mac, "netns", netns],
+      `veth pair for ${netns} on ${net.name}: ${ep.hostIf} on the host, plugged into ${net.bridge}; ${ep.ifname} inside`,
       ["ip", "link", "del", ep.hostIf],
     );
+    // the kernel ignores an alias given at creation
     plan.cmd(["ip", "link", "set", ep.hostIf, "alias", linkAlias("veth", `${netns}/${net.name}`)], "mark it as ctnet's", null);
-    if (net.options.mtu) plan.cmd(["ip", "link", "set", ep.hostIf, "mtu", net.options.mtu], `mtu of ${net.name}`, null);
-    plan.cmd(["ip", "link", "set", ep.hostIf, "master", net.bridge, "up"], `plug ${ep.hostIf} into ${net.bridge}`, null);
   }
   const inNs = (...args: string[]) => ["ip", "-n", netns, ...args];
   for (const { net, ep } of attachments) {
-    if (net.options.mtu) plan.cmd(inNs("link", "set", ep.ifname, "mtu", net.options.mtu), `mtu of ${net.name}`, null);
     plan.cmd(inNs("addr", "add", `${ep.ip}/${ep.prefixLen}`, "dev", ep.ifname), `${ep.ip} on ${net.name}`, null);
     plan.cmd(inNs("link", "set", ep.ifname, "up"), `bring ${ep.ifname} up`, null);
   }

@@ -103,6 +103,33 @@ describe("run modes", () => {
   });
 });
 
+describe("the sandbox's mounts", () => {
+  it("a container's process holds no copy of /run/netns: namespaces made later are not mounted into it", async () => {
+    const lab = newLab();
+    const net = uniq("mnt");
+    const [a, j, b] = [uniq("ma"), uniq("mj"), uniq("mb")];
+    lab.ok("net", "create", "--subnet", "10.247.9.0/24", net);
+    lab.ok("run", "-d", "--net", net, "--name", a);
+    lab.ok("run", "-d", "--net", `container:${a}`, "--name", j);
+    lab.ok("run", "-d", "--net", net, "--name", b);
+    const mountsOf = async (name: string) => {
+      const pid = lab.state().containers[name].pid;
+      // the process detaches /run/netns before it execs its command
+      for (let i = 0; i < 100 && !fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").startsWith("sleep"); i++) await new Promise((r) => setTimeout(r, 20));
+      return fs.readFileSync(`/proc/${pid}/mountinfo`, "utf8");
+    };
+    // the host holds b's namespace as a mount under /run/netns; a's and j's processes hold none at all
+    expect(fs.readFileSync("/proc/self/mountinfo", "utf8")).toContain(`/run/netns/${b} `);
+    for (const name of [a, j, b]) {
+      const mounts = await mountsOf(name);
+      expect(mounts, name).not.toMatch(/ nsfs |\/run\/netns\//);
+      expect(mounts, name).toMatch(/ \/etc\/hosts /);
+    }
+    expect(lab.ping(b, a)).toBe(true);
+    expect(lab.ok("exec", j, "hostname").trim()).toBe(a);
+  });
+});
+
 describe("plans", () => {
   it("--dry-run prints a script and changes nothing, even without a state dir", () => {
     const lab = newLab();

@@ -42,10 +42,11 @@ async function startPaused(args: string[], at: string): Promise<Paused> {
 }
 
 const journalFiles = () => fs.readdirSync(host.stateDir).filter((f) => f.startsWith("journal"));
-/** The state as ctnet reads it: no file is the empty state. */
+/** The state as ctnet reads it (no file is the empty state), without the generation every saved plan counts up. */
 const stateText = () => {
   const file = path.join(host.stateDir, "state.json");
-  return fs.existsSync(file) ? fs.readFileSync(file, "utf8") : JSON.stringify({ version: 1, networks: {}, containers: {}, sysctls: {} }, null, 1) + "\n";
+  const { generation: _, ...state } = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, "utf8")) : { version: 1, networks: {}, containers: {}, sysctls: {} };
+  return JSON.stringify(state, null, 1);
 };
 
 function expectAgree(): void {
@@ -132,6 +133,34 @@ describe("SIGKILL at every step", () => {
       fs.rmSync(lab, { force: true });
     }
   }, 600_000);
+});
+
+describe("the journal", () => {
+  /** The journal of `args` as written before its first step; the plan is then killed and rolled back. */
+  async function journalOf(args: string[]): Promise<any> {
+    const p = await startPaused(args, "0");
+    expect(p.pid, p.stderr()).not.toBeNull();
+    const journal = JSON.parse(fs.readFileSync(path.join(host.stateDir, "journal.json"), "utf8"));
+    host.sh(["kill", "-KILL", p.pid!]);
+    await p.exit;
+    expect(host.ctnet("doctor", "--fix").code).toBe(0);
+    return journal;
+  }
+  const generation = () => JSON.parse(fs.readFileSync(path.join(host.stateDir, "state.json"), "utf8")).generation;
+
+  it("holds the whole state only for a plan that deletes something no undo brings back", async () => {
+    const before = generation();
+    const run = await journalOf(["run", "-d", "--net", "base", "--name", "jr"]);
+    expect(run.generation).toBe(before + 1);
+    expect(run).not.toHaveProperty("after");
+    host.ok("run", "-d", "--net", "base", "--name", "jr");
+    const rm = await journalOf(["rm", "-f", "jr"]);
+    expect(rm.generation).toBe(rm.after.generation);
+    expect(rm.after.containers).not.toHaveProperty("jr");
+    expect(Object.keys(host.state().containers)).toContain("jr");
+    host.ok("rm", "-f", "jr");
+    expectAgree();
+  }, 60_000);
 });
 
 describe("SIGINT and SIGTERM during a plan", () => {

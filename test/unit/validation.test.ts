@@ -99,6 +99,22 @@ describe("run refuses", () => {
   ])("%j", (o, message) => {
     expect(refusal(run(o))).toBe(message);
   });
+
+  it("a 1024th endpoint on one network: the kernel's bridge takes 1023 ports", () => {
+    const full = fixture();
+    full.networks.red.subnet = "10.9.0.0/20";
+    const template = full.containers.u2;
+    for (let i = 3; i <= 1023; i++) {
+      const name = `f${i}`;
+      full.containers[name] = { ...template, name, netns: name, endpoints: [{ ...template.endpoints[0], hostIf: `ve-${name}.red`, ip: `10.9.${(i + 1) >> 8}.${(i + 1) & 255}` }] };
+    }
+    expect(Object.keys(full.containers)).toHaveLength(1023);
+    expect(() => planRun(full, "/x", { name: "c1", net: "red", command: [], detach: true })).toThrow(
+      new UsageError("network red is full: a Linux bridge takes at most 1023 interfaces"),
+    );
+    delete full.containers.f1023;
+    expect(planRun(full, "/x", { name: "c1", net: "red", command: [], detach: true }).container.endpoints[0].ip).toBe("10.9.4.0");
+  });
 });
 
 describe("other commands refuse", () => {
@@ -127,8 +143,8 @@ describe("valid input", () => {
     const lines = plan.steps.map((s) => (s.kind === "cmd" || s.kind === "spawn" ? s.argv.join(" ") : s.kind === "write" || s.kind === "link" ? `${s.kind} ${s.path}` : s.kind));
     const order = [
       "ip netns add c9",
-      "ip link add ve-c9.red type veth peer name eth0 address 02:42:0a:09:00:04 netns c9",
-      "ip link set ve-c9.red master ctbr-red up",
+      "ip link add ve-c9.red master ctbr-red up type veth peer name eth0 address 02:42:0a:09:00:04 netns c9",
+      "ip link set ve-c9.red alias ctnet:veth:c9/red",
       "ip -n c9 addr add 10.9.0.4/24 dev eth0",
       "ip -n c9 route add default via 10.9.0.1",
       "write /etc/netns/.ctnet-hosts/red.hosts",
