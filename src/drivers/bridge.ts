@@ -71,8 +71,8 @@ export interface Attachment {
  */
 export function attachEndpoints(plan: Plan, netns: string, attachments: Attachment[], routeVia?: NetworkRecord): void {
   for (const { net, ep } of attachments) {
-    // one netlink request makes the pair, plugs the host end into the bridge and brings it up: each
-    // separate `ip link set` looks the link up again, which costs more the more links the host has
+    // one netlink request makes the pair, plugs the host end into the bridge and brings it up, where
+    // separate `ip link set … master`, `… up` and `… mtu` commands each took another request
     const mtu = net.options.mtu ? ["mtu", net.options.mtu] : [];
     plan.cmd(
       ["ip", "link", "add", ep.hostIf, ...mtu, "master", net.bridge, "up", "type", "veth", "peer", "name", ep.ifname, ...mtu, "address", ep.mac, "netns", netns],
