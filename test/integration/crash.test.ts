@@ -1,5 +1,5 @@
-// Issue 5, point 1: ctnet killed (SIGKILL) at every step boundary of run, net create, net connect and up
-// leaves nothing the next command cannot repair; Ctrl-C (SIGINT/SIGTERM) mid-plan rolls back before exit.
+// Issue 5, point 1: ctnet killed (SIGKILL) at every step boundary of run, net create, net connect, up and
+// rm leaves nothing the next command cannot repair; Ctrl-C (SIGINT/SIGTERM) mid-plan rolls back before exit.
 // The test hook CTNET_TEST_PAUSE_AFTER_STEP=N stops a plan after exactly N steps (batches are cut there,
 // so every boundary is reachable) and waits for a signal.
 import fs from "node:fs";
@@ -132,6 +132,44 @@ describe("SIGKILL at every step", () => {
     } finally {
       fs.rmSync(lab, { force: true });
     }
+  }, 600_000);
+});
+
+describe("SIGKILL at every step of a deleting plan", () => {
+  it("rm -f: the container is afterwards either whole (rolled back) or gone entirely (completed)", async () => {
+    host.ok("net", "create", "--subnet", "10.252.9.0/24", "kbase");
+    const kernel0 = host.kernel();
+    const state0 = stateText();
+    let total = Infinity;
+    const outcomes = new Set<string>();
+    for (let n = 0; n <= total + 1; n++) {
+      const at = n === total + 1 ? "commit" : String(n);
+      host.ok("run", "-d", "--net", "kbase", "--name", "kr");
+      const kernel1 = host.kernel();
+      const state1 = stateText();
+      const p = await startPaused(["rm", "-f", "kr"], at);
+      expect(p.pid, `rm did not pause at ${at}: ${p.stderr()}`).not.toBeNull();
+      if (p.total >= 0) total = p.total;
+      host.sh(["kill", "-KILL", p.pid!]);
+      await p.exit;
+      const fix = host.ctnet("doctor", "--fix");
+      expect(fix.code, `doctor --fix after a kill at ${at}: ${fix.stdout}${fix.stderr}`).toBe(0);
+      expect(journalFiles()).toEqual([]);
+      expectAgree();
+      if ("kr" in host.state().containers) {
+        outcomes.add("whole");
+        expect(stateText(), `state after a kill at ${at}`).toBe(state1);
+        expect(host.kernel(), `kernel after a kill at ${at}`).toEqual(kernel1);
+        host.ok("rm", "-f", "kr");
+      } else {
+        outcomes.add("gone");
+      }
+      expect(stateText()).toBe(state0);
+      expect(host.kernel(), `kernel after a kill at ${at}`).toEqual(kernel0);
+    }
+    // both sides of the point of no return were reached
+    expect([...outcomes].sort()).toEqual(["gone", "whole"]);
+    host.ok("net", "rm", "kbase");
   }, 600_000);
 });
 
