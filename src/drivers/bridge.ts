@@ -85,7 +85,10 @@ export function attachEndpoints(plan: Plan, netns: string, attachments: Attachme
   const inNs = (...args: string[]) => ["ip", "-n", netns, ...args];
   for (const { net, ep } of attachments) {
     plan.cmd(inNs("addr", "add", `${ep.ip}/${ep.prefixLen}`, "dev", ep.ifname), `${ep.ip} on ${net.name}`, null);
-    plan.cmd(inNs("link", "set", ep.ifname, "up"), `bring ${ep.ifname} up`, null);
+    // ctnet's networks are IPv4 only, and Docker 20.10 leaves such an eth0 without IPv6 too. A link-local
+    // address would make the kernel send DAD, MLD and router solicitations, multicast the bridge floods
+    // to every port: with n containers, each run cost n deliveries in the other namespaces.
+    plan.cmd(inNs("link", "set", ep.ifname, "addrgenmode", "none", "up"), `bring ${ep.ifname} up, without an IPv6 link-local address`, null);
   }
   if (routeVia) {
     plan.cmd(inNs("route", "add", "default", "via", routeVia.gateway), `default route via ${routeVia.name}'s gateway`, null);

@@ -130,6 +130,30 @@ describe("the sandbox's mounts", () => {
   });
 });
 
+describe("IPv6 on an IPv4 network", () => {
+  it("eth0 has no IPv6 address and sends no IPv6 packets (Docker 20.10 does the same); lo keeps ::1", async () => {
+    const lab = newLab();
+    const [net, other] = [uniq("v6"), uniq("v6o")];
+    const [a, b] = [uniq("6a"), uniq("6b")];
+    lab.ok("net", "create", "--subnet", "10.247.10.0/24", net);
+    lab.ok("net", "create", "--subnet", "10.247.11.0/24", other);
+    lab.ok("run", "-d", "--net", net, "--name", a);
+    lab.ok("run", "-d", "--net", other, "--name", b);
+    lab.ok("net", "connect", net, b);
+    // a link-local address would be made at once and its DAD, MLD and router solicitations sent within
+    // about a second: wait past that, then read what each interface sent
+    await new Promise((r) => setTimeout(r, 1500));
+    for (const [c, dev] of [[a, "eth0"], [b, "eth0"], [b, "eth1"]]) {
+      expect(lab.inNs(c, "ip", "-6", "-o", "addr", "show", "dev", dev).stdout, `${c} ${dev}`).toBe("");
+      const sent = lab.inNs(c, "cat", `/proc/net/dev_snmp6/${dev}`).stdout;
+      expect(sent, `${c} ${dev}`).toMatch(/^Ip6OutRequests\s+0$/m);
+      expect(sent, `${c} ${dev}`).toMatch(/^Icmp6OutMsgs\s+0$/m);
+      expect(lab.inNs(c, "ip", "-6", "-o", "addr", "show", "dev", "lo").stdout, c).toContain("::1/128");
+    }
+    expect(lab.ping(b, a)).toBe(true);
+  });
+});
+
 describe("plans", () => {
   it("--dry-run prints a script and changes nothing, even without a state dir", () => {
     const lab = newLab();
