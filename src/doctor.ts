@@ -11,7 +11,7 @@
 import fs from "node:fs";
 import { OpError, UsageError } from "./errors.js";
 import { mutate, openStore, type GlobalOptions } from "./core.js";
-import { attachEndpoints, readSysctl } from "./drivers/bridge.js";
+import { addBridgeArgv, attachEndpoints, readSysctl } from "./drivers/bridge.js";
 import { pendingPlan } from "./executor.js";
 import { BASE_RULES, CHAINS, addRule, ipt, networkRules, type Rule, type Table } from "./firewall.js";
 import { DEFAULT_BRIDGE_NETWORK, LINK_ALIAS_PREFIX, linkAlias } from "./naming.js";
@@ -231,7 +231,7 @@ export function compare(state: State, kernel: Kernel): Finding[] {
         text: `${what} is missing`,
         phase: 6,
         fix: (plan) => {
-          plan.cmd(["ip", "link", "add", net.bridge, "type", "bridge"], `recreate the bridge of ${net.name}`, ["ip", "link", "del", net.bridge]);
+          plan.cmd(addBridgeArgv(net), `recreate the bridge of ${net.name}`, ["ip", "link", "del", net.bridge]);
           plan.cmd(["ip", "link", "set", net.bridge, "alias", linkAlias("bridge", net.name)], "mark it as ctnet's", null);
           if (net.options.mtu) plan.cmd(["ip", "link", "set", net.bridge, "mtu", net.options.mtu], `mtu ${net.options.mtu}`, null);
           plan.cmd(["ip", "addr", "add", gw, "dev", net.bridge], `gateway ${net.gateway}`, null);

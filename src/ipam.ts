@@ -40,12 +40,16 @@ export function networkOf(text: string): Cidr {
 }
 
 export const overlaps = (a: Cidr, b: Cidr) => a.first <= b.last && b.first <= a.last;
-export const contains = (outer: Cidr, addr: bigint) => outer.first <= addr && addr <= outer.last;
-export const addrText = (n: bigint) => Address4.fromBigInt(n).correctForm();
-/** A dotted quad's value, by hand: Address4 takes ~4 µs per address, and `run` reads every member's. */
-export function addrValue(text: string): bigint {
+/** bigint and number compare exactly, so an address may be either */
+export const contains = (outer: Cidr, addr: bigint | number) => outer.first <= addr && addr <= outer.last;
+export const addrText = (n: bigint | number) => Address4.fromBigInt(BigInt(n)).correctForm();
+/**
+ * A dotted quad's value as a plain number (IPv4 fits), by hand: Address4 takes ~4 µs per address, a
+ * BigInt is a heap object, and `run` reads every member's address.
+ */
+export function addrValue(text: string): number {
   const [a, b, c, d] = text.split(".").map(Number);
-  return BigInt(a * 2 ** 24 + b * 2 ** 16 + c * 2 ** 8 + d);
+  return a * 2 ** 24 + b * 2 ** 16 + c * 2 ** 8 + d;
 }
 
 const RESERVED: Array<[string, string]> = [
@@ -73,7 +77,7 @@ export function hostRange(subnet: Cidr): { low: bigint; high: bigint } {
   return { low: subnet.first + 1n, high: subnet.last - 1n };
 }
 
-export function checkHostAddress(subnet: Cidr, addr: bigint, what: string, text: string): void {
+export function checkHostAddress(subnet: Cidr, addr: bigint | number, what: string, text: string): void {
   const { low, high } = hostRange(subnet);
   if (addr < low || addr > high) {
     throw new UsageError(`${what} ${text} is not a usable host address of ${subnet.text}`);
@@ -83,16 +87,16 @@ export function checkHostAddress(subnet: Cidr, addr: bigint, what: string, text:
 /** A network's own address plan. */
 export interface Pool {
   subnet: Cidr;
-  gateway: bigint;
+  gateway: number;
   /** where dynamic addresses come from (defaults to the whole subnet) */
   range: Cidr;
 }
 
 /** Lowest free address of the pool: released addresses are reused first, like Docker. */
-export function allocateAddress(pool: Pool, taken: Set<bigint>): bigint | null {
+export function allocateAddress(pool: Pool, taken: Set<number>): number | null {
   const { low, high } = hostRange(pool.subnet);
-  const start = pool.range.first > low ? pool.range.first : low;
-  const end = pool.range.last < high ? pool.range.last : high;
+  const start = Number(pool.range.first > low ? pool.range.first : low);
+  const end = Number(pool.range.last < high ? pool.range.last : high);
   for (let a = start; a <= end; a++) {
     if (a !== pool.gateway && !taken.has(a)) return a;
   }
@@ -120,7 +124,7 @@ export function chooseSubnet(inUse: Cidr[], skipFirst: boolean): Cidr {
 }
 
 /** Docker derives container MACs from the address: 02:42 followed by the four octets. */
-export function macFor(addr: bigint): string {
-  const octets = addrText(addr).split(".").map((o) => Number(o).toString(16).padStart(2, "0"));
+export function macFor(addr: number): string {
+  const octets = [24, 16, 8, 0].map((shift) => ((addr >>> shift) & 255).toString(16).padStart(2, "0"));
   return ["02", "42", ...octets].join(":");
 }

@@ -193,7 +193,7 @@ export function newEndpoint(state: State, c: ContainerRecord, net: NetworkRecord
   const subnet = parseCidr(net.subnet);
   const hostIf = hostVethIfname(c.name, net.name);
   // one pass over every endpoint: `run` on a network of 1000 pays for each one it reads
-  const taken = new Set<bigint>();
+  const taken = new Set<number>();
   let hostIfTaken = false;
   for (const other of Object.values(state.containers)) {
     for (const e of other.endpoints) {
@@ -203,10 +203,10 @@ export function newEndpoint(state: State, c: ContainerRecord, net: NetworkRecord
   }
   // the kernel's limit; past it the veth's `master` fails with a bare "Exchange full"
   if (taken.size >= BRIDGE_MAX_PORTS) throw new UsageError(`network ${net.name} is full: a Linux bridge takes at most ${BRIDGE_MAX_PORTS} interfaces`);
-  let ip: bigint;
+  let ip: number;
   if (req.ip) {
     if (net.name === DEFAULT_BRIDGE_NETWORK) throw new UsageError("--ip is supported on user-defined networks only");
-    ip = parseAddress(req.ip, "--ip").bigInt();
+    ip = Number(parseAddress(req.ip, "--ip").bigInt());
     if (!contains(subnet, ip)) throw new UsageError(`--ip ${req.ip} is outside network ${net.name}'s subnet ${net.subnet}`);
     checkHostAddress(subnet, ip, "--ip", req.ip);
     if (ip === addrValue(net.gateway)) throw new UsageError(`--ip ${req.ip} is the gateway of network ${net.name}`);

@@ -2,6 +2,7 @@
 // veth endpoints that plug sandboxes into it.
 import fs from "node:fs";
 import { addRule, bridgesInKernel, deleteRule, installBase, networkRules, othersForwarding, presentRules, removeBase } from "../firewall.js";
+import { addrValue, macFor } from "../ipam.js";
 import { linkAlias } from "../naming.js";
 import type { Plan } from "../plan.js";
 import type { Endpoint, NetworkRecord, State } from "../model.js";
@@ -16,7 +17,7 @@ export function setUpNetwork(plan: Plan, state: State, net: NetworkRecord): void
   const br = net.bridge;
   // adds only what the kernel lacks: another state dir (or an older ctnet) may have installed it
   if (activeNetworks(state).length === 0) installBase(plan);
-  plan.cmd(["ip", "link", "add", br, "type", "bridge"], `bridge for network ${net.name}`, ["ip", "link", "del", br]);
+  plan.cmd(addBridgeArgv(net), `bridge for network ${net.name}`, ["ip", "link", "del", br]);
   plan.cmd(["ip", "link", "set", br, "alias", linkAlias("bridge", net.name)], "mark it as ctnet's", null);
   if (net.options.mtu) plan.cmd(["ip", "link", "set", br, "mtu", net.options.mtu], `mtu ${net.options.mtu} (-o mtu)`, null);
   const prefix = net.subnet.split("/")[1];
@@ -27,6 +28,15 @@ export function setUpNetwork(plan: Plan, state: State, net: NetworkRecord): void
     plan.cmd(["sysctl", "-w", `${IP_FORWARD}=1`], "the host must forward packets between bridges and the outside", ["sysctl", "-w", `${IP_FORWARD}=0`]);
     state.sysctls[IP_FORWARD] = { key: IP_FORWARD, previous: "0", value: "1" };
   }
+}
+
+/**
+ * The bridge gets a MAC of its own, derived from its gateway like a container's from its address: a
+ * bridge without one takes the lowest MAC among its ports, so the gateway's MAC would change as
+ * containers come and go and their ARP caches would point at a veth that left. Docker sets one too.
+ */
+export function addBridgeArgv(net: NetworkRecord): string[] {
+  return ["ip", "link", "add", net.bridge, "address", macFor(addrValue(net.gateway)), "type", "bridge"];
 }
 
 /** Bridges each plan removes, so a plan removing several networks knows the kernel's rules for them go too. */

@@ -153,7 +153,7 @@ describe("the environment", () => {
       const unborn = path.join(os.tmpdir(), uniq("ctnet-nobody-"));
       const dry = asNobody(cli, ["net", "create", "--dry-run", "--subnet", "10.250.10.0/24", fresh], { CTNET_STATE_DIR: unborn });
       expect(dry.code, dry.stderr).toBe(0);
-      expect(dry.stdout).toContain(`ip link add ctbr-${fresh} type bridge`);
+      expect(dry.stdout).toContain(`ip link add ctbr-${fresh} address 02:42:0a:fa:0a:01 type bridge`);
       expect(fs.existsSync(unborn)).toBe(false);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });

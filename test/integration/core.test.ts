@@ -152,6 +152,26 @@ describe("IPv6 on an IPv4 network", () => {
     }
     expect(lab.ping(b, a)).toBe(true);
   });
+
+  it("the gateway's MAC is the bridge's own (02:42 + gateway address) and stays as containers come and go", () => {
+    const lab = newLab();
+    const net = uniq("mac");
+    const cs = [uniq("m1"), uniq("m2"), uniq("m3")];
+    lab.ok("net", "create", "--subnet", "10.247.12.0/24", net);
+    const bridge = JSON.parse(lab.ok("net", "inspect", net))[0].Options["com.docker.network.bridge.name"];
+    const mac = () => fs.readFileSync(`/sys/class/net/${bridge}/address`, "utf8").trim();
+    expect(mac()).toBe("02:42:0a:f7:0c:01");
+    for (const [i, c] of cs.entries()) {
+      lab.ok("run", "-d", "--net", net, "--name", c);
+      // a bridge without a MAC of its own takes its ports' lowest: give this port one below 02:42:…
+      const port = lab.state().containers[c].endpoints[0].hostIf;
+      expect(sh(["ip", "link", "set", port, "address", `00:00:00:00:00:0${i + 1}`]).code).toBe(0);
+      expect(mac(), c).toBe("02:42:0a:f7:0c:01");
+    }
+    lab.ok("rm", "-f", cs[0]);
+    expect(mac()).toBe("02:42:0a:f7:0c:01");
+    expect(lab.ping(cs[1], "10.247.12.1")).toBe(true);
+  });
 });
 
 describe("plans", () => {
@@ -161,7 +181,7 @@ describe("plans", () => {
     const net = uniq("dry");
     const out = lab.ok("net", "create", "--dry-run", net);
     expect(out).toMatch(/^#!\/bin\/sh/);
-    expect(out).toContain(`ip link add ctbr-${net} type bridge`);
+    expect(out).toMatch(new RegExp(`ip link add ctbr-${net} address 02:42:(\\w\\w:){3}01 type bridge`));
     const run = lab.ok("run", "--dry-run", "-d", "--name", uniq("d"));
     expect(run).toContain("ip netns add");
     expect(hostSnapshot()).toEqual(snap);

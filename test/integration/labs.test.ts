@@ -57,7 +57,7 @@ describe("up and down", () => {
     const dry = lab.ok("up", "-f", file, "--dry-run");
     expect(dry).toMatch(/^#!\/bin\/sh/);
     expect(dry).toContain(`ip netns add ${s.n.web}`);
-    expect(dry).toContain(`ip link add ctbr-${s.n.front} type bridge`);
+    expect(dry).toContain(`ip link add ctbr-${s.n.front} address 02:42:`);
     expect(scopedSnapshot(s.tokens)).toEqual(before);
 
     const out = lab.ok("up", "-f", file);

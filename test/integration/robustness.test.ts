@@ -294,7 +294,7 @@ describe("privilege", () => {
     const fresh = `/tmp/ctnet-nobody-fresh-${process.pid}`;
     const dry = h.sh(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", CTNET, "--state-dir", fresh, "net", "create", "--dry-run", "--subnet", "10.253.9.0/24", "seen"]);
     expect(dry.code, dry.stderr).toBe(0);
-    expect(dry.stdout).toContain("ip link add ctbr-seen type bridge");
+    expect(dry.stdout).toContain("ip link add ctbr-seen address 02:42:0a:fd:09:01 type bridge");
     expect(fs.existsSync(fresh)).toBe(false);
     expect(h.kernel()).toEqual(kernel0);
 

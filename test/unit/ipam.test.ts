@@ -9,7 +9,7 @@ const pool = (subnet: string, gateway: string, range = subnet): Pool => ({
   subnet: parseCidr(subnet), gateway: addrValue(gateway), range: parseCidr(range),
 });
 const taken = (...ips: string[]) => new Set(ips.map(addrValue));
-const alloc = (p: Pool, used: Set<bigint>) => {
+const alloc = (p: Pool, used: Set<number>) => {
   const a = allocateAddress(p, used);
   return a === null ? null : addrText(a);
 };
@@ -124,5 +124,6 @@ describe("parsing and validation", () => {
   it("derives Docker's MAC from the address", () => {
     expect(macFor(addrValue("172.18.0.2"))).toBe("02:42:ac:12:00:02");
     expect(macFor(addrValue("10.211.0.255"))).toBe("02:42:0a:d3:00:ff");
+    expect(macFor(addrValue("192.168.255.254"))).toBe("02:42:c0:a8:ff:fe");
   });
 });
