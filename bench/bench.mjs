@@ -28,7 +28,7 @@ const PEER_DIR = process.env.CTNET_BENCH_PEERS ?? path.resolve(ROOT, "../shared/
 const SIZES = {
   // reps: samples per latency median; lab: containers/networks of the up/down lab; scale: containers on one
   // network; ports: published ports on one container; window: runs/publishes averaged at each end of a series
-  full: { reps: 15, netReps: 10, lab: 100, labNets: 4, scale: 1000, ports: 200, window: 5, peerN: 50, dockerN: 20 },
+  full: { reps: 15, netReps: 10, lab: 100, labNets: 4, scale: 1000, ports: 200, window: 10, peerN: 50, dockerN: 20 },
   tiny: { reps: 2, netReps: 2, lab: 4, labNets: 2, scale: 4, ports: 3, window: 1, peerN: 2, dockerN: 2 },
 };
 
