@@ -193,11 +193,11 @@ export function newEndpoint(state: State, c: ContainerRecord, net: NetworkRecord
   const subnet = parseCidr(net.subnet);
   const hostIf = hostVethIfname(c.name, net.name);
   // one pass over every endpoint: `run` on a network of 1000 pays for each one it reads
-  const taken = new Set<number>();
+  const taken = new Set<string>();
   let hostIfTaken = false;
   for (const other of Object.values(state.containers)) {
     for (const e of other.endpoints) {
-      if (e.network === net.name) taken.add(addrValue(e.ip));
+      if (e.network === net.name) taken.add(e.ip);
       if (e.hostIf === hostIf) hostIfTaken = true;
     }
   }
@@ -210,7 +210,7 @@ export function newEndpoint(state: State, c: ContainerRecord, net: NetworkRecord
     if (!contains(subnet, ip)) throw new UsageError(`--ip ${req.ip} is outside network ${net.name}'s subnet ${net.subnet}`);
     checkHostAddress(subnet, ip, "--ip", req.ip);
     if (ip === addrValue(net.gateway)) throw new UsageError(`--ip ${req.ip} is the gateway of network ${net.name}`);
-    if (taken.has(ip)) throw new UsageError(`--ip ${req.ip} is already in use on network ${net.name}`);
+    if (taken.has(addrText(ip))) throw new UsageError(`--ip ${req.ip} is already in use on network ${net.name}`);
   } else {
     const range = net.ipRange ? parseCidr(net.ipRange) : subnet;
     const free = allocateAddress({ subnet, gateway: addrValue(net.gateway), range }, taken);

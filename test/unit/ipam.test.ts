@@ -8,8 +8,8 @@ import {
 const pool = (subnet: string, gateway: string, range = subnet): Pool => ({
   subnet: parseCidr(subnet), gateway: addrValue(gateway), range: parseCidr(range),
 });
-const taken = (...ips: string[]) => new Set(ips.map(addrValue));
-const alloc = (p: Pool, used: Set<number>) => {
+const taken = (...ips: string[]) => new Set(ips);
+const alloc = (p: Pool, used: Set<string>) => {
   const a = allocateAddress(p, used);
   return a === null ? null : addrText(a);
 };
@@ -119,6 +119,14 @@ describe("parsing and validation", () => {
 
   it.each(["10.2.0", "10.2.0.1/24", "10.2.0.300", "x", " 10.2.0.1"])("refuses the address %j", (text) => {
     expect(() => parseAddress(text, "gateway")).toThrow(`invalid gateway ${JSON.stringify(text)}: not an IPv4 address`);
+  });
+
+  it("converts dotted quads and values both ways, above 2^31 too", () => {
+    for (const text of ["0.0.0.0", "10.236.19.238", "172.18.0.2", "192.168.255.254", "255.255.255.255"]) {
+      expect(addrText(addrValue(text))).toBe(text);
+      expect(addrValue(text)).toBe(Number(parseAddress(text, "address").bigInt()));
+    }
+    expect(addrText(parseAddress("203.0.113.9", "address").bigInt())).toBe("203.0.113.9");
   });
 
   it("derives Docker's MAC from the address", () => {
