@@ -11,6 +11,7 @@ import { DEFAULT_BRIDGE_NETWORK, PREDEFINED_NETWORKS, bridgeIfname, hostVethIfna
 import { Plan } from "./plan.js";
 import { dropUnpublishable, installPorts, portLayer, retirePorts } from "./ports.js";
 import { neighbours, syncNameFiles } from "./sandbox.js";
+import { containerDigests } from "./statefile.js";
 import { hostSubnetsInUse, linkExists } from "./sys.js";
 import type { ContainerRecord, Endpoint, NetworkRecord, State } from "./model.js";
 
@@ -195,7 +196,7 @@ export function newEndpoint(state: State, c: ContainerRecord, net: NetworkRecord
   // one pass over every endpoint: `run` on a network of 1000 pays for each one it reads
   const taken = new Set<string>();
   let hostIfTaken = false;
-  for (const other of Object.values(state.containers)) {
+  for (const other of containerDigests(state)) {
     for (const e of other.endpoints) {
       if (e.network === net.name) taken.add(e.ip);
       if (e.hostIf === hostIf) hostIfTaken = true;

@@ -5,7 +5,8 @@ import path from "node:path";
 import { UsageError } from "./errors.js";
 import { DEFAULT_BRIDGE_NETWORK, netnsEtcDir, netnsPath } from "./naming.js";
 import { WAIT_GONE, type Plan } from "./plan.js";
-import type { ContainerRecord, Endpoint, State } from "./model.js";
+import type { ContainerDigest, ContainerRecord, State } from "./model.js";
+import { containerDigests } from "./statefile.js";
 import { readOrNull } from "./sys.js";
 
 /** The namespace alone: a host-side `ip` command, so it joins the host's batch (veth pairs follow it). */
@@ -52,19 +53,19 @@ export const networkHostsPath = (network: string) => `${NETWORK_HOSTS_DIR}/${net
 const hostsPath = (ns: string) => path.join(netnsEtcDir(ns), "hosts");
 
 /** The user network whose shared hosts file container `c` links to, or null when it keeps its own file. */
-export function sharedHostsNetwork(c: ContainerRecord): string | null {
+export function sharedHostsNetwork(c: ContainerDigest): string | null {
   if (c.mode !== "bridge" || c.endpoints.length !== 1 || c.hostname !== c.name) return null;
   const network = c.endpoints[0].network;
   return network === DEFAULT_BRIDGE_NETWORK ? null : network;
 }
 
-const memberLine = (c: ContainerRecord, ep: Endpoint) => `${ep.ip}\t${[c.name, ...ep.aliases.filter((a) => a !== c.name)].join(" ")}`;
+const memberLine = (c: ContainerDigest, ep: ContainerDigest["endpoints"][number]) => `${ep.ip}\t${[c.name, ...ep.aliases.filter((a) => a !== c.name)].join(" ")}`;
 
 /** The shared hosts file of a user network: every member under its name and aliases; null when it has none. */
 export function networkHostsFile(state: State, network: string): string | null {
   const lines = [`# ctnet: /etc/hosts of the containers on network ${network} that link here, rewritten on run, connect, disconnect and rm`, ...HOSTS_HEADER];
   const before = lines.length;
-  for (const c of Object.values(state.containers)) {
+  for (const c of containerDigests(state)) {
     for (const ep of c.endpoints) if (ep.network === network) lines.push(memberLine(c, ep));
   }
   return lines.length === before ? null : lines.join("\n") + "\n";
@@ -84,7 +85,7 @@ export function hostsFileFor(state: State, c: ContainerRecord): string {
   if (c.endpoints.length === 0 && c.mode === "none") lines.push(`127.0.1.1\t${own}`);
   const mine = new Set(c.endpoints.filter((ep) => ep.network !== DEFAULT_BRIDGE_NETWORK).map((ep) => ep.network));
   if (mine.size > 0) {
-    for (const other of Object.values(state.containers)) {
+    for (const other of containerDigests(state)) {
       if (other.name === c.name) continue;
       for (const ep of other.endpoints) if (mine.has(ep.network)) lines.push(memberLine(other, ep));
     }
@@ -197,7 +198,7 @@ export function removeNameFiles(plan: Plan, ns: string): void {
 export function neighbours(state: State, c: ContainerRecord, networks = c.endpoints.map((e) => e.network)): string[] {
   const nets = new Set(networks.filter((n) => n !== DEFAULT_BRIDGE_NETWORK));
   if (nets.size === 0) return [];
-  return Object.values(state.containers)
+  return containerDigests(state)
     .filter((o) => o.name !== c.name && o.endpoints.length > 0 && sharedHostsNetwork(o) === null && o.endpoints.some((e) => nets.has(e.network)))
     .map((o) => o.name);
 }

@@ -1,9 +1,11 @@
 // The JSON store: one state file per state dir, written atomically (temp file, fsync, rename) with the
 // previous good version kept beside it, and a lock file that serialises every mutating invocation.
+// What is in the file, and how a record is read only when used: statefile.ts.
 import fs from "node:fs";
 import path from "node:path";
 import { OpError, UsageError } from "./errors.js";
 import { emptyState, type State } from "./model.js";
+import { decodeState, encodeState } from "./statefile.js";
 import { readOrNull } from "./sys.js";
 
 export const DEFAULT_STATE_DIR = "/var/lib/ctnet";
@@ -65,18 +67,15 @@ export class Store {
       if (err.code === "EACCES") throw new OpError(`cannot read state file ${this.file}: permission denied (ctnet's state is private to root: use sudo)`);
       throw new OpError(`cannot read state file ${this.file}: ${err.message}`);
     }
-    try {
-      const state = JSON.parse(text) as State;
-      if (state?.version !== 1 || typeof state.networks !== "object" || typeof state.containers !== "object") {
-        throw new Error("not a ctnet state (version 1)");
-      }
-      state.sysctls ??= {};
-      return state;
-    } catch (err: any) {
-      throw new OpError(
+    const corrupt = (err: Error) =>
+      new OpError(
         `state file ${this.file} is corrupt (${err.message}); the previous good version is ${this.backup} — ` +
           `inspect it, then copy it over the state file to restore`,
       );
+    try {
+      return decodeState(text, corrupt);
+    } catch (err: any) {
+      throw corrupt(err);
     }
   }
 
@@ -91,8 +90,7 @@ export class Store {
     const tmp = `${this.file}.${process.pid}.tmp`;
     const fd = fs.openSync(tmp, "w", 0o600);
     try {
-      // compact: indentation made the file a third bigger, and every command parses it
-      fs.writeSync(fd, JSON.stringify(state) + "\n");
+      fs.writeSync(fd, encodeState(state));
       fs.fsyncSync(fd);
     } finally {
       fs.closeSync(fd);

@@ -7,6 +7,7 @@ import path from "node:path";
 import type { ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { IsolatedHost } from "./isolated.js";
+import { decodeState } from "../../src/statefile.js";
 
 let host: IsolatedHost;
 beforeAll(async () => {
@@ -45,7 +46,7 @@ const journalFiles = () => fs.readdirSync(host.stateDir).filter((f) => f.startsW
 /** The state as ctnet reads it (no file is the empty state), without the generation every saved plan counts up. */
 const stateText = () => {
   const file = path.join(host.stateDir, "state.json");
-  const { generation: _, ...state } = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, "utf8")) : { version: 1, networks: {}, containers: {}, sysctls: {} };
+  const { generation: _, ...state } = fs.existsSync(file) ? decodeState(fs.readFileSync(file, "utf8")) : { version: 1, networks: {}, containers: {}, sysctls: {} };
   return JSON.stringify(state, null, 1);
 };
 
@@ -184,7 +185,7 @@ describe("the journal", () => {
     expect(host.ctnet("doctor", "--fix").code).toBe(0);
     return journal;
   }
-  const generation = () => JSON.parse(fs.readFileSync(path.join(host.stateDir, "state.json"), "utf8")).generation;
+  const generation = () => decodeState(fs.readFileSync(path.join(host.stateDir, "state.json"), "utf8")).generation!;
 
   it("holds the whole state only for a plan that deletes something no undo brings back", async () => {
     const before = generation();

@@ -6,6 +6,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, expect } from "vitest";
+import { decodeState } from "../../src/statefile.js";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const CTNET = path.join(ROOT, "bin/ctnet");
@@ -49,8 +50,9 @@ export class Lab {
     return this.inNs(from, "ping", "-c1", "-W1", to).code === 0;
   }
 
+  /** The state file, every record read (a plain object). */
   state(): any {
-    return JSON.parse(fs.readFileSync(path.join(this.stateDir, "state.json"), "utf8"));
+    return JSON.parse(JSON.stringify(decodeState(fs.readFileSync(path.join(this.stateDir, "state.json"), "utf8"))));
   }
 
   cleanup(): void {

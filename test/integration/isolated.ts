@@ -8,6 +8,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { CTNET, type Result } from "./harness.js";
+import { decodeState } from "../../src/statefile.js";
 
 const SETUP = [
   "mount -t proc proc /proc",
@@ -110,8 +111,9 @@ export class IsolatedHost {
     return this.inNs(from, "ping", "-c1", "-W1", to).code === 0;
   }
 
+  /** The state file, every record read (a plain object). */
   state(): any {
-    return JSON.parse(fs.readFileSync(path.join(this.stateDir, "state.json"), "utf8"));
+    return JSON.parse(JSON.stringify(decodeState(fs.readFileSync(path.join(this.stateDir, "state.json"), "utf8"))));
   }
 
   /**

@@ -6,6 +6,7 @@ import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { CTNET, sh } from "./harness.js";
 import { IsolatedHost } from "./isolated.js";
+import { decodeState } from "../../src/statefile.js";
 
 const hosts: IsolatedHost[] = [];
 async function newHost(): Promise<IsolatedHost> {
@@ -240,7 +241,7 @@ describe("the state file", () => {
     h.ok("net", "create", "--subnet", "10.253.7.0/24", "sf2");
     const file = path.join(h.stateDir, "state.json");
     const bak = `${file}.bak`;
-    expect(Object.keys(JSON.parse(fs.readFileSync(bak, "utf8")).networks)).toEqual(["sf1"]);
+    expect(Object.keys(decodeState(fs.readFileSync(bak, "utf8")).networks)).toEqual(["sf1"]);
     // modes: dir 0700, every file 0600, logs too
     h.ok("run", "-d", "--net", "sf1", "--name", "s1", "--", "sh", "-c", "echo hello; sleep infinity");
     const mode = (p: string) => (fs.statSync(p).mode & 0o777).toString(8);

@@ -7,6 +7,7 @@ import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { OpError } from "../../src/errors.js";
 import { emptyState, type State } from "../../src/model.js";
+import { decodeState } from "../../src/statefile.js";
 import { Store, processAlive, processStartTime, resolveStateDir } from "../../src/store.js";
 
 const dirs: string[] = [];
@@ -63,9 +64,9 @@ describe("reading and writing", () => {
     const reader = path.join(store.dir, "reader");
     fs.linkSync(store.file, reader);
     store.write(withNetwork("blue"));
-    expect(JSON.parse(fs.readFileSync(reader, "utf8")).networks.red).toBeDefined();
+    expect(decodeState(fs.readFileSync(reader, "utf8")).networks.red).toBeDefined();
     expect(Object.keys(store.read().networks)).toEqual(["blue"]);
-    expect(Object.keys(JSON.parse(fs.readFileSync(store.backup, "utf8")).networks)).toEqual(["red"]);
+    expect(Object.keys(decodeState(fs.readFileSync(store.backup, "utf8")).networks)).toEqual(["red"]);
     // no temp files are left behind, and the state is private to root
     expect(fs.readdirSync(store.dir).sort()).toEqual(["logs", "reader", "state.json", "state.json.bak"]);
     expect(fs.statSync(store.file).mode & 0o777).toBe(0o600);
@@ -79,7 +80,7 @@ describe("reading and writing", () => {
     fs.writeFileSync(store.file, '{"version": 1, "networks": {');
     expect(() => store.read()).toThrow(OpError);
     expect(() => store.read()).toThrow(/state file .*state\.json is corrupt .*state\.json\.bak/);
-    fs.writeFileSync(store.file, JSON.stringify({ version: 2, networks: {}, containers: {} }));
+    fs.writeFileSync(store.file, JSON.stringify({ version: 3, networks: {}, containers: {} }));
     expect(() => store.read()).toThrow(/not a ctnet state/);
     // the message's advice works: the backup is a good state
     fs.copyFileSync(store.backup, store.file);
