@@ -235,6 +235,34 @@ describe("reset", () => {
 });
 
 describe("the state file", () => {
+  it("a broken record fails only the commands that read it; run on its network reads digests and keeps the line", async () => {
+    const h = await newHost();
+    h.ok("net", "create", "--subnet", "10.253.9.0/24", "lz");
+    h.ok("run", "-d", "--net", "lz", "--name", "l1");
+    const file = path.join(h.stateDir, "state.json");
+    const lines = fs.readFileSync(file, "utf8").split("\n");
+    const at = lines.findIndex((l) => l.startsWith('{"name":"l1"'));
+    const broken = lines[at].replace('"command":', '"command"');
+    expect(broken).not.toBe(lines[at]);
+    fs.writeFileSync(file, [...lines.slice(0, at), broken, ...lines.slice(at + 1)].join("\n"));
+
+    // run picks an address and writes the network's hosts file from l1's digest, without its record
+    h.ok("run", "-d", "--net", "lz", "--name", "l2");
+    expect(fs.readFileSync(file, "utf8").split("\n")).toContain(broken);
+    expect(h.ping("l2", "l1")).toBe(true);
+    const ps = h.ctnet("ps");
+    expect(ps.code).toBe(1);
+    expect(ps.stderr).toMatch(/^ctnet: state file .*state\.json is corrupt \(record of container l1: .*JSON.*\); .*state\.json\.bak/);
+    expect(ps.stderr.trim().split("\n")).toHaveLength(1);
+    expect(h.ctnet("rm", "-f", "l1").code).toBe(1);
+
+    fs.writeFileSync(file, fs.readFileSync(file, "utf8").replace(broken, lines[at]));
+    expect(JSON.parse(h.ok("ps", "--format", "json")).map((r: any) => r.Names).sort()).toEqual(["l1", "l2"]);
+    h.ok("rm", "-f", "l1", "l2");
+    h.ok("net", "rm", "lz");
+    agree(h);
+  });
+
   it("corruption is reported with path and parse error, never reset; the backup is kept and doctor says how to restore", async () => {
     const h = await newHost();
     h.ok("net", "create", "--subnet", "10.253.6.0/24", "sf1");
