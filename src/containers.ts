@@ -14,6 +14,7 @@ import { formatPorts, portLayer, publishOnRun, retirePorts, type PublishOptions 
 import {
   IDLE_COMMAND, checkExecutable, createNamespace, deleteNamespace, loopbackUp, namespacePids, neighbours, processArgv, removeNameFiles, syncNameFiles,
 } from "./sandbox.js";
+import { containerDigests } from "./statefile.js";
 import { processAlive } from "./store.js";
 import type { Spawned } from "./executor.js";
 import type { ContainerRecord, RunMode, State } from "./model.js";
@@ -135,15 +136,17 @@ export function planRm(state: State, stateDir: string, names: string[], force: b
   for (const name of removing) {
     const c = state.containers[name];
     if (isRunning(c) && !force) throw new UsageError(`container ${name} is running: stop it first or use rm -f`);
-    const sharers = Object.values(state.containers).filter((o) => o.joined === name && !removing.has(o.name));
+    const sharers = containerDigests(state)
+      .filter((o) => o.mode === "container" && !removing.has(o.name) && state.containers[o.name].joined === name);
     if (sharers.length > 0) throw new UsageError(`container ${name} shares its network namespace with ${sharers.map((s) => s.name).join(", ")}: remove them first`);
   }
   for (const name of removing) {
     const c = state.containers[name];
     const peers = neighbours(state, c);
-    const portsBefore = portLayer(state);
+    // the port layer is every publishing container's rules: one that publishes nothing leaves it as it is
+    const portsBefore = c.ports.length > 0 ? portLayer(state) : null;
     delete state.containers[name];
-    retirePorts(plan, state, portsBefore, portLayer(state));
+    if (portsBefore) retirePorts(plan, state, portsBefore, portLayer(state));
     syncNameFiles(plan, state, peers.filter((p) => !removing.has(p)), c.endpoints.map((e) => e.network));
     const pids = new Set<number>();
     if (isRunning(c)) pids.add(c.pid!);

@@ -9,6 +9,7 @@ import { netnsPath } from "./naming.js";
 import { WAIT_GONE, renderStep, shJoin, type Step, type Plan, type CmdStep } from "./plan.js";
 import { processStartTime, processAlive, type Store } from "./store.js";
 import type { State } from "./model.js";
+import { stateJson } from "./statefile.js";
 import { runAsync, type RunResult } from "./sys.js";
 
 export interface Spawned {
@@ -111,7 +112,8 @@ export async function execute(plan: Plan, opts: ExecOptions = {}): Promise<Map<s
     ...(opts.after ? { generation: opts.after.generation } : {}),
     ...(opts.after && plan.steps.some(irreversible) ? { after: opts.after } : {}),
   };
-  const saveJournal = () => opts.store && writeAtomically(progressFile(opts.store), { started: journal.started, from: journal.from, spawned: journal.spawned, child: journal.child });
+  const saveJournal = () =>
+    opts.store && writeAtomically(progressFile(opts.store), JSON.stringify({ started: journal.started, from: journal.from, spawned: journal.spawned, child: journal.child }));
   const track = (pid: number) => {
     inFlight = pid;
     journal.child = { pid, start: processStartTime(pid) };
@@ -201,14 +203,15 @@ export function finishJournal(store: Store): void {
 }
 
 function writeJournal(store: Store, journal: Journal): void {
-  const { started: _s, spawned: _p, child: _c, ...plan } = journal;
-  writeAtomically(store.journalFile, plan);
+  const { started: _s, spawned: _p, child: _c, after, ...plan } = journal;
+  // the state goes in as text put together from its records' lines (statefile.ts), not re-serialised
+  writeAtomically(store.journalFile, after ? `${JSON.stringify(plan).slice(0, -1)},"after":${stateJson(after)}}` : JSON.stringify(plan));
 }
 
 /** A crash mid-write must not leave a journal nobody can read: write aside, then rename into place. */
-function writeAtomically(file: string, value: unknown): void {
+function writeAtomically(file: string, text: string): void {
   const tmp = `${file}.tmp`;
-  fs.writeFileSync(tmp, JSON.stringify(value), { mode: 0o600 });
+  fs.writeFileSync(tmp, text, { mode: 0o600 });
   fs.renameSync(tmp, file);
 }
 

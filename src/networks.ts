@@ -132,8 +132,9 @@ export function findNetwork(state: State, name: string): NetworkRecord {
   return net;
 }
 
+/** The containers on a network, as digests: counting or naming them reads no record. */
 export const membersOf = (state: State, network: string) =>
-  Object.values(state.containers).filter((c) => c.endpoints.some((e) => e.network === network));
+  containerDigests(state).filter((c) => c.endpoints.some((e) => e.network === network));
 
 export function planNetRm(state: State, names: string[]): Plan {
   const plan = new Plan(`net rm ${names.join(" ")}`);

@@ -2,7 +2,7 @@
 // when read and written back untouched when not.
 import { describe, expect, it } from "vitest";
 import { emptyState, type ContainerRecord, type State } from "../../src/model.js";
-import { containerDigests, decodeState, digestOf, encodeState } from "../../src/statefile.js";
+import { containerDigests, decodeState, digestOf, encodeState, stateJson } from "../../src/statefile.js";
 
 const container = (name: string, ip: string, extra: Partial<ContainerRecord> = {}): ContainerRecord => ({
   name, id: name.padEnd(64, "0"), created: "2026-01-01T00:00:00.000Z", hostname: name, mode: "bridge", netns: name,
@@ -93,5 +93,19 @@ describe("the state file", () => {
     [swapped[1], swapped[2]] = [swapped[2], swapped[1]];
     expect(() => decodeState(swapped.join("\n")).containers.a).toThrow(/listed as container a is "b"'s/);
     expect(() => decodeState('{"version":3}')).toThrow(/not a ctnet state/);
+  });
+
+  it("gives the state as one JSON object (what a journal holds) from the records' lines, parsing none", () => {
+    const original = stateOf(container("a", "10.0.0.2"), container("b", "10.0.0.3"));
+    const state = decodeState(encodeState(original));
+    state.containers.a.pid = null;
+    delete state.containers.b;
+    state.containers.c = container("c", "10.0.0.4");
+    const expected = JSON.parse(JSON.stringify({ ...original, containers: { a: { ...original.containers.a, pid: null }, c: state.containers.c } }));
+    expect(JSON.parse(stateJson(state))).toEqual(expected);
+    expect(JSON.parse(stateJson(original))).toEqual(JSON.parse(JSON.stringify(original)));
+    // an unread record is copied, not parsed: a broken one goes through as it is
+    const broken = decodeState(breakRecord(encodeState(original), "b"));
+    expect(stateJson(broken)).toContain(`"b":{"name":"b"`);
   });
 });
