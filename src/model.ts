@@ -72,7 +72,7 @@ export interface ContainerRecord {
 /**
  * What queries over every container need of each one: its name, how it resolves names, its addresses.
  * The state file keeps one per container beside the records, so that `run` on a busy network picks an
- * address and writes the network's hosts file without parsing a record but its own (store.ts).
+ * address and writes the network's hosts file without parsing a record but its own (statefile.ts).
  */
 export interface ContainerDigest extends Pick<ContainerRecord, "name" | "mode" | "hostname"> {
   endpoints: Pick<Endpoint, "network" | "ip" | "hostIf" | "aliases">[];
