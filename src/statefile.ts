@@ -24,6 +24,9 @@ class Unread {
 
 type Slot = ContainerRecord | Unread;
 
+/** A record's line in the file: as it was read when no one parsed it. */
+const lineOf = (slot: Slot) => (slot instanceof Unread ? slot.line : JSON.stringify(slot));
+
 /** The slots behind each state's containers read from a file (see decodeState), by its proxy. */
 const slotsOf = new WeakMap<State["containers"], Map<string, Slot>>();
 
@@ -52,7 +55,7 @@ export function encodeState(state: State): string {
     containers: Array.from(slots.values(), (slot) => (slot instanceof Unread ? slot.digest : digestOf(slot))),
   };
   let text = JSON.stringify(header) + "\n";
-  for (const slot of slots.values()) text += (slot instanceof Unread ? slot.line : JSON.stringify(slot)) + "\n";
+  for (const slot of slots.values()) text += lineOf(slot) + "\n";
   return text;
 }
 
@@ -64,7 +67,7 @@ export function stateJson(state: State): string {
   const slots = slotsOf.get(state.containers);
   if (!slots) return JSON.stringify(state);
   const { containers: _, ...rest } = state;
-  const records = Array.from(slots, ([name, slot]) => `${JSON.stringify(name)}:${slot instanceof Unread ? slot.line : JSON.stringify(slot)}`);
+  const records = Array.from(slots, ([name, slot]) => `${JSON.stringify(name)}:${lineOf(slot)}`);
   // rest always has version, networks and sysctls: its text ends in "}" after them
   return `${JSON.stringify(rest).slice(0, -1)},"containers":{${records.join(",")}}}`;
 }
