@@ -1,8 +1,10 @@
 // How every mutating command runs: read state, build the plan against a draft of it (validation throws
 // before anything changes), then either print the plan (--dry-run) or execute it and save the draft.
-import { UsageError } from "./errors.js";
 import fs from "node:fs";
-import { execute, finishJournal, recoverJournal, testPause, type Spawned } from "./executor.js";
+import path from "node:path";
+import { OpError, UsageError } from "./errors.js";
+import { abandon, execute, finishJournal, recoverJournal, testPause, type Spawned } from "./executor.js";
+import { encodeState } from "./statefile.js";
 import { renderScript, type Plan } from "./plan.js";
 import { Store, resolveStateDir } from "./store.js";
 import { isRoot, requireTools } from "./sys.js";
@@ -50,19 +52,46 @@ export async function mutate<T>(
   requireTools("ip", "iptables", "iptables-restore", "iptables-save", "sysctl", "nsenter", "unshare");
   // bad input on a host ctnet never touched must not leave even an empty state dir behind
   if (!fs.existsSync(store.dir)) build(store.read());
-  store.lock();
+  const made = await store.lock(commandLine());
   try {
     await recoverJournal(store, opts.verbose, recovery.discardUnreadableJournal);
     const draft = store.read();
     const { plan, commit, progress } = build(draft);
     draft.generation = (draft.generation ?? 0) + 1;
-    const spawned = await execute(plan, { store, verbose: opts.verbose, progress, after: draft });
+    if (made.length > 0) draft.madeDirs = [...new Set([...(draft.madeDirs ?? []), ...made])];
+    // the new state's room on disk is claimed before the first step: a full disk stops the command here,
+    // with nothing changed, instead of after its plan ran (the processes it starts add their pids)
+    store.reserve(Buffer.byteLength(encodeState(draft)) + 64 * plan.steps.filter((s) => s.kind === "spawn").length + 4096);
+    let spawned: Map<string, Spawned>;
+    try {
+      spawned = await execute(plan, { store, verbose: opts.verbose, progress, after: draft });
+    } catch (err) {
+      store.unreserve();
+      throw err;
+    }
     const result = commit?.(spawned);
-    store.write(draft);
+    try {
+      store.write(draft);
+    } catch (err: any) {
+      throw new OpError(`${err.message}: ${await abandon(plan, spawned, store)}`);
+    }
     await testPause("commit");
     finishJournal(store);
     return result;
   } finally {
     store.unlock();
+    // a first command that failed leaves no empty state dir behind
+    if (!fs.existsSync(store.file)) for (const dir of [...made].reverse()) rmdirIfEmpty(path.join(store.dir, dir));
+  }
+}
+
+/** What a waiting command is told about the lock's holder. */
+const commandLine = () => `ctnet ${process.argv.slice(2).join(" ")}`;
+
+function rmdirIfEmpty(dir: string): void {
+  try {
+    fs.rmdirSync(dir);
+  } catch {
+    /* not empty: something else lives there */
   }
 }

@@ -118,29 +118,58 @@ export async function execute(plan: Plan, opts: ExecOptions = {}): Promise<Map<s
   const track = (pid: number) => {
     inFlight = pid;
     journal.child = { pid, start: processStartTime(pid) };
-    saveJournal();
+    try {
+      saveJournal();
+    } catch {
+      /* recovery then does not wait for this batch's process: it is short-lived, and the undo follows */
+    }
   };
   const pauseAt = Number(pausePoint() ?? NaN);
   interrupted = null;
-  saveJournal();
-  if (opts.store) writeJournal(opts.store, journal);
+  if (opts.store) {
+    try {
+      saveJournal();
+      writeJournal(opts.store, journal);
+    } catch (err) {
+      finishJournal(opts.store);
+      throw err;
+    }
+  }
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   try {
     await testPause("0", plan.steps.length);
     let i = 0;
+    // removals of what was gone already: done, and not run again when the batch around them is
+    const gone = new Set<number>();
     while (i < plan.steps.length && !interrupted) {
-      const window = batchesAt(plan.steps, i, pauseAt > i ? pauseAt : plan.steps.length);
+      if (gone.has(i)) {
+        i++;
+        continue;
+      }
+      const window = batchesAt(plan.steps, i, pauseAt > i ? pauseAt : plan.steps.length, gone);
       const group = window.flat();
       journal.started = i + group.length;
       journal.from = i;
       journal.child = null;
-      saveJournal();
-      for (const step of group) if (opts.verbose) process.stderr.write(`+ ${renderStep(step)}\n`);
-      const failure = await runWindow(window, journal.spawned, track);
-      inFlight = null;
-      if (group[0].kind === "spawn") saveJournal();
+      let failure: Failure | null;
+      try {
+        saveJournal();
+        for (const step of group) if (opts.verbose) process.stderr.write(`+ ${renderStep(step)}\n`);
+        failure = await runWindow(window, journal.spawned, track);
+        inFlight = null;
+        if (group[0].kind === "spawn") saveJournal();
+      } catch (err: any) {
+        // the journal could not be saved (a full disk): what ran is known here, so it is undone here
+        failure = { command: "save the journal", stderr: err.message, succeeded: group[0].kind === "spawn" ? group.length : 0, culprit: 0 };
+      }
       if (failure) {
+        const culprit = i + failure.culprit;
+        if (alreadyGone(plan.steps[culprit], failure.stderr)) {
+          gone.add(culprit);
+          i += failure.succeeded;
+          continue;
+        }
         const done = i + failure.succeeded;
         if (interrupted || !pastNoReturn(plan.steps, done)) {
           await rollback(plan.steps, done, journal.spawned, opts.verbose);
@@ -176,11 +205,21 @@ function warn(failure: Failure): void {
 }
 
 /**
- * Runs steps [from, end), going on past failures (each is reported unless quiet): a batch that fails is
- * run again step by step from where it stopped, so every step is tried once on its own.
+ * Runs steps [from, end), going on past failures (each is reported, unless it removed what was gone): a
+ * batch that fails is run again step by step from where it stopped, so every step is tried once on its
+ * own. Recovery passes `rerun`, the end of the batch a dead command may have left half done: those steps
+ * run one by one, quietly, and an iptables rule is added only when the kernel does not hold it already.
  */
-async function rollForward(steps: Step[], from: number, spawned: Record<string, Spawned>, verbose: boolean | undefined, track?: Track, quiet = false): Promise<void> {
+async function rollForward(steps: Step[], from: number, spawned: Record<string, Spawned>, verbose: boolean | undefined, track?: Track, rerun = from): Promise<void> {
   let i = from;
+  const report = (step: Step, failure: Failure | null) => failure && !alreadyGone(step, failure.stderr) && warn(failure);
+  for (; i < rerun && i < steps.length; i++) {
+    const step = steps[i];
+    if (verbose) process.stderr.write(`+ ${renderStep(step)}\n`);
+    const check = step.kind === "cmd" ? ruleCheck(step.argv) : null;
+    if (check && (await runAsync(check).catch(() => null))?.code === 0) continue;
+    await runSingle(step, spawned, track);
+  }
   while (i < steps.length) {
     const group = batchAt(steps, i, steps.length);
     for (const step of group) if (verbose) process.stderr.write(`+ ${renderStep(step)}\n`);
@@ -189,12 +228,39 @@ async function rollForward(steps: Step[], from: number, spawned: Record<string, 
       i += group.length;
       continue;
     }
-    for (const step of group.slice(failure?.succeeded ?? 0)) {
-      const single = await runSingle(step, spawned, track);
-      if (single && !quiet) warn(single);
-    }
+    for (const step of group.slice(failure?.succeeded ?? 0)) report(step, await runSingle(step, spawned, track));
     i += group.length;
   }
+}
+
+/** `iptables -C` for a step that adds a rule (-A, or -I at a position), null for any other step. */
+function ruleCheck(argv: string[]): string[] | null {
+  if (argv[0] !== "iptables" || argv[1] !== "-w" || argv[2] !== "-t") return null;
+  const [op, chain, ...rest] = argv.slice(4);
+  if (op === "-A") return [...argv.slice(0, 4), "-C", chain, ...rest];
+  if (op === "-I") return [...argv.slice(0, 4), "-C", chain, ...(/^\d+$/.test(rest[0] ?? "") ? rest.slice(1) : rest)];
+  return null;
+}
+
+/** What the kernel says when a step re-adds what is there already. */
+const EXISTS = /File exists|already assigned|already exists/;
+
+/**
+ * Whether a failed step removed something that was gone already (deleted by hand, or by an earlier try):
+ * the removal's purpose is met, so it counts as done, not as a failure.
+ */
+export function alreadyGone(step: Step, stderr: string): boolean {
+  if (step.kind !== "cmd") return false;
+  const { argv } = step;
+  if (argv[0] === "ip") {
+    const removes = argv.some((w) => w === "del" || w === "delete");
+    return removes && /Cannot find device|No such file or directory|Address not found|Cannot assign requested address|No such process/.test(stderr);
+  }
+  if (argv[0] === "iptables") {
+    const removes = argv.some((w) => w === "-D" || w === "-X" || w === "-F");
+    return removes && /Bad rule \(does a matching rule exist|No chain\/target\/match by that name|does not exist/.test(stderr);
+  }
+  return false;
 }
 
 /** Called once the new state is on disk: the plan is now part of history, not in flight. */
@@ -209,11 +275,36 @@ function writeJournal(store: Store, journal: Journal): void {
   writeAtomically(store.journalFile, after ? `${JSON.stringify(plan).slice(0, -1)},"after":${stateJson(after)}}` : JSON.stringify(plan));
 }
 
-/** A crash mid-write must not leave a journal nobody can read: write aside, then rename into place. */
+/**
+ * A crash mid-write must not leave a journal nobody can read: write aside, then rename into place. A full
+ * disk is a one-line error, and leaves no temp file.
+ */
 function writeAtomically(file: string, text: string): void {
   const tmp = `${file}.tmp`;
-  fs.writeFileSync(tmp, text, { mode: 0o600 });
-  fs.renameSync(tmp, file);
+  try {
+    const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600);
+    try {
+      fs.writeFileSync(fd, text);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, file);
+  } catch (err: any) {
+    fs.rmSync(tmp, { force: true });
+    throw new OpError(`cannot write ${file}: ${err.code === "ENOSPC" ? "no space left on device" : err.message}`);
+  }
+}
+
+/**
+ * A plan that ran but whose state could not be saved: rolled back when it can be, and the journal removed;
+ * otherwise (it deleted something) the journal stays, and the next command completes it and saves its
+ * state. Returns what was done, for the error message.
+ */
+export async function abandon(plan: Plan, spawned: Map<string, Spawned>, store: Store): Promise<string> {
+  if (plan.steps.some(irreversible)) return "the plan ran; the next ctnet command saves its state once there is room";
+  await rollback(plan.steps, plan.steps.length, Object.fromEntries(spawned));
+  finishJournal(store);
+  return `plan "${plan.title}" rolled back`;
 }
 
 export interface PendingPlan {
@@ -285,10 +376,11 @@ export async function recoverJournal(store: Store, verbose = false, discardUnrea
   if (stateSaved(store, journal)) {
     // the plan ran and its state was saved: only removing the journal was left
   } else if (journal.after && pastNoReturn(journal.steps, journal.started)) {
-    // re-run the step that may be half done, then the rest; errors are expected where it was done
-    // a batch of file steps may have stopped anywhere in it, and each of them can be run again
-    const from = journal.from !== undefined && journal.steps.slice(journal.from, journal.started).every((s) => batchKey(s) === "files") ? journal.from : journal.started - 1;
-    await rollForward(journal.steps, Math.max(from, 0), spawned, verbose, undefined, true);
+    // the batch that was running may have stopped anywhere in it: each of its steps is run again, those
+    // that were done failing harmlessly (iptables rules are checked first: adding one twice would not
+    // fail), then the rest of the plan
+    const from = journal.from ?? journal.started - 1;
+    await rollForward(journal.steps, Math.max(from, 0), spawned, verbose, undefined, journal.started);
     for (const [name, proc] of Object.entries(spawned)) {
       const c = journal.after.containers[name];
       if (c) Object.assign(c, { pid: proc.pid, pidStart: proc.start });
@@ -327,12 +419,15 @@ function batchKey(step: Step): string | null {
   return null;
 }
 
-/** The batch starting at step i, ending before step `end` at the latest (the test hook cuts batches). */
-function batchAt(steps: Step[], i: number, end: number): Step[] {
+/**
+ * The batch starting at step i, ending before step `end` at the latest (the test hook cuts batches) and
+ * before any step in `done` (removals found done already).
+ */
+function batchAt(steps: Step[], i: number, end: number, done?: Set<number>): Step[] {
   const key = batchKey(steps[i]);
   if (key === null) return [steps[i]];
   let j = i + 1;
-  while (j < end && batchKey(steps[j]) === key) j++;
+  while (j < end && !done?.has(j) && batchKey(steps[j]) === key) j++;
   return steps.slice(i, j);
 }
 
@@ -350,13 +445,14 @@ function independentNsBatch(group: Step[]): string | null {
  * The batches to run next: one, or up to NS_BATCHES_AT_ONCE consecutive independent namespace batches
  * (up's 100 containers each configure their own namespace), which then run at the same time.
  */
-function batchesAt(steps: Step[], i: number, end: number): Step[][] {
-  const first = batchAt(steps, i, end);
+function batchesAt(steps: Step[], i: number, end: number, done: Set<number>): Step[][] {
+  const first = batchAt(steps, i, end, done);
   const window = [first];
   const seen = new Set([independentNsBatch(first)]);
   if (seen.has(null)) return window;
   for (let j = i + first.length; j < end && window.length < NS_BATCHES_AT_ONCE; ) {
-    const next = batchAt(steps, j, end);
+    if (done.has(j)) break;
+    const next = batchAt(steps, j, end, done);
     const key = independentNsBatch(next);
     if (key === null || seen.has(key)) break;
     seen.add(key);
@@ -372,7 +468,8 @@ async function runWindow(window: Step[][], spawned: Record<string, Spawned>, tra
   const results = await Promise.all(window.map((group) => runGroup(group, spawned, track)));
   let offset = 0;
   for (const [k, group] of window.entries()) {
-    if (results[k]) return { ...results[k]!, succeeded: offset + results[k]!.succeeded };
+    const failure = results[k];
+    if (failure) return { ...failure, succeeded: offset + failure.succeeded, culprit: offset + failure.culprit };
     offset += group.length;
   }
   return null;
@@ -386,6 +483,8 @@ interface Failure {
   stderr: string;
   /** how many steps of the group took effect before the failure */
   succeeded: number;
+  /** the step of the group that failed (after `succeeded` when its whole iptables table section failed) */
+  culprit: number;
 }
 
 type Track = (pid: number) => void;
@@ -396,7 +495,7 @@ async function runGroup(group: Step[], spawned: Record<string, Spawned>, track?:
   if (key === "files" || key === "spawns") {
     for (const [k, step] of group.entries()) {
       const failure = await runSingle(step, spawned, track);
-      if (failure) return { ...failure, succeeded: k };
+      if (failure) return { ...failure, succeeded: k, culprit: k };
     }
     return null;
   }
@@ -410,8 +509,9 @@ async function runGroup(group: Step[], spawned: Record<string, Spawned>, track?:
     const res = await runAsync(argv, input, track);
     if (res.code === 0) return null;
     // ip stops at the first failing line and names it: "Command failed -:N"
-    const line = Number(/Command failed -:(\d+)/.exec(res.stderr)?.[1] ?? 1);
-    return { command: shJoin(cmds[line - 1].argv), stderr: res.stderr.replace(/Command failed -:\d+\s*/, ""), succeeded: line - 1 };
+    const line = /Command failed -:(\d+)/.exec(res.stderr)?.[1];
+    if (line) return { command: shJoin(cmds[Number(line) - 1].argv), stderr: res.stderr.replace(/Command failed -:\d+\s*/, ""), succeeded: Number(line) - 1, culprit: Number(line) - 1 };
+    return findFailedLine(cmds, spawned, track);
   }
   // one section per run of steps on the same table; lineOf[i] is step i's line in the input
   const lines: string[] = [];
@@ -430,14 +530,30 @@ async function runGroup(group: Step[], spawned: Record<string, Spawned>, track?:
   const res = await runAsync(["iptables-restore", "-w", "--noflush"], lines.join("\n") + "\n", track);
   if (res.code === 0) return null;
   // each section commits its table atomically, in order: the sections before the failing one took effect,
-  // nothing of the failing one did. The error names a rule's line, or its section's COMMIT (nf_tables).
-  const line = Number(/Error occurred at line: (\d+)/.exec(res.stderr)?.[1] ?? lineOf[0]);
+  // nothing of the failing one did. The error names a rule's line ("line N failed", or "Error occurred at
+  // line: N"), or its section's COMMIT (nf_tables).
+  const line = Number(/(?:Error occurred at line: |line )(\d+)/.exec(res.stderr)?.[1] ?? lineOf[0]);
   let culprit = cmds.findIndex((_, i) => lineOf[i] >= line || (sectionEnd[i] !== 0 && sectionEnd[i] >= line));
   if (culprit === -1) culprit = cmds.length - 1;
   const table = cmds[culprit].argv[3];
   let first = culprit;
   while (first > 0 && cmds[first - 1].argv[3] === table) first--;
-  return { command: shJoin(cmds[culprit].argv), stderr: res.stderr.split("\n")[0], succeeded: first };
+  const message = res.stderr.split("\n").find((l) => / failed: /.test(l))?.replace(/^.* failed: /, "") ?? res.stderr.split("\n")[0];
+  return { command: shJoin(cmds[culprit].argv), stderr: message, succeeded: first, culprit };
+}
+
+/**
+ * An `ip -batch` that failed without naming its line (ip exits at once on some errors, such as a master
+ * device that does not exist): its lines ran in order up to the failing one. Running them again one by one
+ * finds it: a line that was done fails with "exists" (or changes nothing), a line that was not is done now,
+ * and the first other failure is the culprit, with every line before it done.
+ */
+async function findFailedLine(cmds: CmdStep[], spawned: Record<string, Spawned>, track?: Track): Promise<Failure> {
+  for (const [k, step] of cmds.entries()) {
+    const failure = await runSingle(step, spawned, track);
+    if (failure && !EXISTS.test(failure.stderr)) return { ...failure, succeeded: k, culprit: k };
+  }
+  return { command: shJoin(cmds[cmds.length - 1].argv), stderr: "ip -batch failed without naming the failing line, and every line succeeded on its own", succeeded: cmds.length, culprit: cmds.length - 1 };
 }
 
 /** One iptables argv (after "-w -t TABLE") as an iptables-restore line. */
@@ -455,28 +571,28 @@ async function runSingle(step: Step, spawned: Record<string, Spawned>, track?: T
       }
       // a program that cannot be started is a failed step like any other: the plan is rolled back
       const res: RunResult = await runAsync(step.argv, undefined, track).catch((err: Error) => ({ code: 127, stdout: "", stderr: err.message }));
-      return res.code === 0 || res.code === step.alsoOk ? null : { command: shJoin(step.argv), stderr: res.stderr, succeeded: 0 };
+      return res.code === 0 || res.code === step.alsoOk ? null : { command: shJoin(step.argv), stderr: res.stderr, succeeded: 0, culprit: 0 };
     }
     case "write":
       try {
         writeInPlace(step.path, step.content);
         return null;
       } catch (err: any) {
-        return { command: `write ${step.path}`, stderr: err.message, succeeded: 0 };
+        return { command: `write ${step.path}`, stderr: err.message, succeeded: 0, culprit: 0 };
       }
     case "link":
       try {
         linkInPlace(step.path, step.target);
         return null;
       } catch (err: any) {
-        return { command: `ln -sfn ${step.target} ${step.path}`, stderr: err.message, succeeded: 0 };
+        return { command: `ln -sfn ${step.target} ${step.path}`, stderr: err.message, succeeded: 0, culprit: 0 };
       }
     case "spawn":
       try {
         spawned[step.container] = spawnDetached(step.argv, step.log);
         return null;
       } catch (err: any) {
-        return { command: shJoin(step.argv), stderr: err.message, succeeded: 0 };
+        return { command: shJoin(step.argv), stderr: err.message, succeeded: 0, culprit: 0 };
       }
     case "kill":
       await killAll(step.pids, step.signal);
@@ -491,7 +607,7 @@ async function waitGone(paths: string[]): Promise<Failure | null> {
   const deadline = Date.now() + WAIT_GONE_MS;
   for (const p of paths) {
     while (fs.existsSync(p)) {
-      if (Date.now() > deadline) return { command: `wait for ${p} to go`, stderr: `still there after ${WAIT_GONE_MS / 1000} s`, succeeded: 0 };
+      if (Date.now() > deadline) return { command: `wait for ${p} to go`, stderr: `still there after ${WAIT_GONE_MS / 1000} s`, succeeded: 0, culprit: 0 };
       await new Promise((r) => setTimeout(r, 1));
     }
   }

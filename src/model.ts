@@ -91,6 +91,8 @@ export interface State {
   sysctls: Record<string, SysctlChange>;
   /** counts saved plans: a journal names the generation its plan saves, so recovery sees whether it did */
   generation?: number;
+  /** the directories ctnet made ("." is the state dir, "logs" its logs): reset removes only these */
+  madeDirs?: string[];
 }
 
 export const emptyState = (): State => ({ version: 1, networks: {}, containers: {}, sysctls: {} });

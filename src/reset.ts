@@ -92,10 +92,27 @@ export function planReset(store: Store, state: State): Plan {
     }
   }
 
-  // the state itself; the lock and journal go last, when the plan is over
-  const files = ["state.json", "state.json.bak", "logs"].map((f) => path.join(store.dir, f)).filter((f) => fs.existsSync(f));
-  if (files.length) plan.cmd(["rm", "-rf", "--", ...files], "remove ctnet's state", null);
+  // the state itself: only the files ctnet writes there, as the state dir may hold others' files too
+  const files = ownFiles(store, state).filter((f) => fs.lstatSync(f, { throwIfNoEntry: false }));
+  if (files.length) plan.cmd(["rm", "-f", ...files], "remove ctnet's state", null);
   return plan;
+}
+
+/**
+ * The files ctnet writes in a state dir: the state and its backup, the journal, an older ctnet's lock
+ * file, and the logs of containers, those the state knows or, in a logs dir ctnet made, any container's.
+ */
+function ownFiles(store: Store, state: State): string[] {
+  const names = ["state.json", "state.json.bak", "journal.json", "journal.progress.json", "lock"].map((f) => path.join(store.dir, f));
+  const logs = new Set(Object.keys(state.containers).map((name) => `${name}.log`));
+  if (state.madeDirs?.includes("logs")) {
+    try {
+      for (const f of fs.readdirSync(store.logDir)) if (/^[a-zA-Z0-9][a-zA-Z0-9_.-]*\.log$/.test(f)) logs.add(f);
+    } catch {
+      /* no logs dir */
+    }
+  }
+  return [...names, ...[...logs].map((f) => path.join(store.logDir, f))];
 }
 
 async function confirm(store: Store, state: State): Promise<boolean> {
@@ -127,21 +144,29 @@ export async function resetCommand(g: GlobalOptions, o: { yes?: boolean }): Prom
       return;
     }
   }
-  const existed = fs.existsSync(store.dir);
-  store.lock();
+  const made = await store.lock(`ctnet reset`);
+  let madeDirs: string[] = made;
   try {
-    // an unfinished plan may have started processes only its journal knows about
-    await recoverJournal(store, g.verbose, true);
-    const plan = planReset(store, stateForReset(store));
-    await execute(plan, { store, verbose: g.verbose });
+    // an unfinished plan may have started processes only its journal knows about; on a full disk its
+    // recovery may fail to save a state, which reset removes anyway
+    try {
+      await recoverJournal(store, g.verbose, true);
+    } catch (err: any) {
+      process.stderr.write(`ctnet: ${err.message.split("\n")[0]}: resetting anyway\n`);
+    }
+    const state = stateForReset(store);
+    madeDirs = [...new Set([...made, ...(state.madeDirs ?? [])])];
+    // no journal: reset needs no disk space (it works on a full disk), and a reset that was killed is
+    // finished by running it again
+    await execute(planReset(store, state), { verbose: g.verbose });
     finishJournal(store);
   } finally {
     store.unlock();
   }
-  if (!existed) fs.rmSync(store.dir, { recursive: true, force: true });
-  else {
+  // the directories ctnet made, when nothing else lives in them
+  for (const dir of ["logs", "."].filter((d) => madeDirs.includes(d))) {
     try {
-      fs.rmdirSync(store.dir);
+      fs.rmdirSync(path.join(store.dir, dir));
     } catch {
       /* something that is not ctnet's lives there too: leave the directory */
     }

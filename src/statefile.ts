@@ -9,6 +9,7 @@ import type { ContainerDigest, ContainerRecord, State } from "./model.js";
 interface Header {
   version: 2;
   generation?: number;
+  madeDirs?: string[];
   networks: State["networks"];
   sysctls: State["sysctls"];
   containers: ContainerDigest[];
@@ -50,6 +51,7 @@ export function encodeState(state: State): string {
   const header: Header = {
     version: 2,
     ...(state.generation === undefined ? {} : { generation: state.generation }),
+    ...(state.madeDirs === undefined ? {} : { madeDirs: state.madeDirs }),
     networks: state.networks,
     sysctls: state.sysctls,
     containers: Array.from(slots.values(), (slot) => (slot instanceof Unread ? slot.digest : digestOf(slot))),
@@ -126,5 +128,6 @@ export function decodeState(text: string, corrupt: (err: Error) => Error = (err)
   slotsOf.set(containers, slots);
   const state: State = { version: 1, networks: header.networks, containers, sysctls: header.sysctls };
   if (header.generation !== undefined) state.generation = header.generation;
+  if (header.madeDirs !== undefined) state.madeDirs = header.madeDirs;
   return state;
 }

@@ -1,15 +1,14 @@
 // The JSON store: one state file per state dir, written atomically (temp file, fsync, rename) with the
-// previous good version kept beside it, and a lock file that serialises every mutating invocation.
+// previous good version kept beside it. The lock that serialises every mutating invocation: lock.ts.
 // What is in the file, and how a record is read only when used: statefile.ts.
 import fs from "node:fs";
 import path from "node:path";
 import { OpError, UsageError } from "./errors.js";
 import { emptyState, type State } from "./model.js";
 import { decodeState, encodeState } from "./statefile.js";
-import { readOrNull } from "./sys.js";
+import { acquireLock } from "./lock.js";
 
 export const DEFAULT_STATE_DIR = "/var/lib/ctnet";
-const LOCK_WAIT_MS = 60_000;
 
 export function resolveStateDir(flag?: string): string {
   // an empty flag would resolve to the working directory: refuse it rather than write state there
@@ -38,21 +37,16 @@ export function processAlive(pid: number, start: string | null): boolean {
   return fields !== null && fields[0] !== "Z" && (start === null || fields[19] === start);
 }
 
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
-export const sleepMs = (ms: number) => Atomics.wait(sleeper, 0, 0, ms);
-
 export class Store {
   readonly file: string;
   readonly backup: string;
-  readonly lockFile: string;
   readonly journalFile: string;
   readonly logDir: string;
-  private locked = false;
+  private release: (() => void) | null = null;
 
   constructor(readonly dir: string) {
     this.file = path.join(dir, "state.json");
     this.backup = path.join(dir, "state.json.bak");
-    this.lockFile = path.join(dir, "lock");
     this.journalFile = path.join(dir, "journal.json");
     this.logDir = path.join(dir, "logs");
   }
@@ -79,104 +73,128 @@ export class Store {
     }
   }
 
-  ensureDir(): void {
-    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    fs.mkdirSync(this.logDir, { recursive: true, mode: 0o700 });
-    // a directory made beforehand (mkdir under umask 022) would expose logs and state: keep both private
-    for (const dir of [this.dir, this.logDir]) if ((fs.statSync(dir).mode & 0o777) !== 0o700) fs.chmodSync(dir, 0o700);
-  }
-
-  write(state: State): void {
-    const tmp = `${this.file}.${process.pid}.tmp`;
-    const fd = fs.openSync(tmp, "w", 0o600);
-    try {
-      fs.writeSync(fd, encodeState(state));
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
+  /**
+   * Makes the state dir and its logs dir, private to root, and returns the ones it made (relative to the
+   * state dir, "." for itself). A directory that exists is used as it is: its mode is its owner's business
+   * (CTNET_STATE_DIR=/tmp must not turn /tmp private); ctnet's files in it are private by their own mode.
+   */
+  ensureDir(): string[] {
+    const made: string[] = [];
+    for (const [dir, rel] of [[this.dir, "."], [this.logDir, "logs"]]) {
+      if (fs.existsSync(dir)) continue;
+      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      // mkdir's mode passes through the umask
+      fs.chmodSync(dir, 0o700);
+      made.push(rel);
     }
-    // keep the last good version beside the new one: a hard link costs no copy
-    try {
-      fs.rmSync(this.backup, { force: true });
-      fs.linkSync(this.file, this.backup);
-    } catch (err: any) {
-      if (err.code !== "ENOENT") throw err;
-    }
-    fs.renameSync(tmp, this.file);
+    return made;
   }
 
   /**
-   * Takes the state dir's lock, waiting for other invocations. A lock left by a dead process (its pid
-   * gone or reused) is broken at once.
+   * Saves the state: complete and durable on disk before this returns, or an error and the previous state
+   * left as it was. The text goes to a temp file (every byte checked, fsync), the previous version is
+   * kept as the backup, the temp file is renamed over the state file and the directory fsynced. Space for
+   * it can be claimed beforehand (reserve), so that a full disk stops a command before its plan runs.
    */
-  lock(): void {
-    this.ensureDir();
-    const me = `${process.pid} ${processStartTime(process.pid)}`;
-    const deadline = Date.now() + LOCK_WAIT_MS;
-    for (let attempt = 0; ; attempt++) {
-      if (createWithContent(this.lockFile, me)) {
-        this.locked = true;
-        return;
+  write(state: State): void {
+    const text = Buffer.from(encodeState(state));
+    const tmp = this.tempFile();
+    try {
+      const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600);
+      try {
+        writeAll(fd, text);
+        fs.ftruncateSync(fd, text.length);
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
       }
-      breakIfStale(this.lockFile);
-      if (Date.now() > deadline) {
-        throw new OpError(`timed out waiting for the lock ${this.lockFile} (held by pid ${this.lockHolder() ?? "?"})`);
+    } catch (err: any) {
+      fs.rmSync(tmp, { force: true });
+      throw new OpError(`cannot save the state in ${this.dir}: ${err.code === "ENOSPC" ? "no space left on device" : err.message}`);
+    }
+    this.keepBackup();
+    fs.renameSync(tmp, this.file);
+    fsyncDir(this.dir);
+  }
+
+  /**
+   * Claims `bytes` on disk for the next write (a temp file of that size), or fails with a one-line error
+   * when the disk cannot hold them. The claim is used by write(), or dropped by release().
+   */
+  reserve(bytes: number): void {
+    const tmp = this.tempFile();
+    try {
+      const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600);
+      try {
+        writeAll(fd, Buffer.alloc(bytes));
+      } finally {
+        fs.closeSync(fd);
       }
-      sleepMs(Math.min(5 + attempt * 2, 50) + Math.random() * 10);
+    } catch (err: any) {
+      fs.rmSync(tmp, { force: true });
+      throw new OpError(`cannot save the state in ${this.dir}: ${err.code === "ENOSPC" ? "no space left on device" : err.message} (nothing was changed)`);
     }
   }
 
-  private lockHolder(): string | null {
-    return readOrNull(this.lockFile);
+  /** Drops what reserve() claimed. */
+  unreserve(): void {
+    fs.rmSync(this.tempFile(), { force: true });
+  }
+
+  private tempFile(): string {
+    return `${this.file}.${process.pid}.tmp`;
+  }
+
+  /**
+   * The current state becomes the backup: a hard link (no copy), made aside and renamed over the old
+   * backup, so a failure (a full directory) keeps the older backup rather than none.
+   */
+  private keepBackup(): void {
+    const aside = `${this.backup}.${process.pid}.tmp`;
+    try {
+      fs.rmSync(aside, { force: true });
+      fs.linkSync(this.file, aside);
+      fs.renameSync(aside, this.backup);
+    } catch {
+      fs.rmSync(aside, { force: true });
+    }
+  }
+
+  /**
+   * Takes the lock (see lock.ts), making the state dir if needed; returns the directories it made. Files a
+   * killed command left half-written are removed: with the lock held, no one else is writing them.
+   */
+  async lock(who: string): Promise<string[]> {
+    const made = this.ensureDir();
+    this.release = await acquireLock(who);
+    for (const f of fs.readdirSync(this.dir)) if (LEFTOVER.test(f)) fs.rmSync(path.join(this.dir, f), { force: true });
+    return made;
   }
 
   unlock(): void {
-    if (!this.locked) return;
-    fs.rmSync(this.lockFile, { force: true });
-    this.locked = false;
+    this.release?.();
+    this.release = null;
   }
 }
 
-/**
- * Creates `file` holding `content`, or returns false when it exists. The content is written to a
- * private temp file first and linked into place, so nobody ever sees the file empty: a holder killed
- * between create and write would otherwise leave a lock no one can judge.
- */
-function createWithContent(file: string, content: string): boolean {
-  const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, content, { mode: 0o600 });
-  try {
-    fs.linkSync(tmp, file);
-    return true;
-  } catch (err: any) {
-    if (err.code === "EEXIST") return false;
-    throw new OpError(`cannot create lock ${file}: ${err.message}`);
-  } finally {
-    fs.rmSync(tmp, { force: true });
+/** Temp files of ctnet's own writes (and an older ctnet's lock files), left by a command that was killed. */
+const LEFTOVER = /^(state\.json(\.bak)?\.\d+\.tmp|journal(\.progress)?\.json\.tmp|lock\.\d+\.tmp|lock\.break-.*)$/;
+
+/** Writes all of `data` at the start of the file: a short write is continued, and a full disk is an error. */
+function writeAll(fd: number, data: Buffer): void {
+  for (let done = 0; done < data.length; ) {
+    const n = fs.writeSync(fd, data, done, data.length - done, done);
+    if (n <= 0) throw Object.assign(new Error("no space left on device"), { code: "ENOSPC" });
+    done += n;
   }
 }
 
-/**
- * Removes `file` (a lock: "PID START") if its holder is dead. Two waiters may find the same dead
- * holder; removing by name would let the slower one delete the lock the faster one just took. So a
- * breaker first claims the right to break this holder's lock with a token named after the holder
- * (created exclusively, so one breaker wins), re-reads the lock, and only removes it if the dead holder
- * still owns it. A breaker that dies holding a token is itself a dead holder: its token is broken the
- * same way.
- */
-function breakIfStale(file: string): void {
-  const holder = readOrNull(file);
-  if (holder === null) return;
-  const [pid, start] = holder.split(" ");
-  if (!/^\d+$/.test(pid ?? "") || processAlive(Number(pid), start === "null" ? null : start ?? null)) return;
-  const token = `${file}.break-${pid}-${start}`;
-  if (!createWithContent(token, `${process.pid} ${processStartTime(process.pid)}`)) {
-    breakIfStale(token);
-    return;
-  }
+/** Makes a rename in `dir` durable. */
+function fsyncDir(dir: string): void {
+  const fd = fs.openSync(dir, "r");
   try {
-    if (readOrNull(file) === holder) fs.rmSync(file, { force: true });
+    fs.fsyncSync(fd);
   } finally {
-    fs.rmSync(token, { force: true });
+    fs.closeSync(fd);
   }
 }

@@ -1,5 +1,5 @@
-// The JSON store: atomic replacement, the previous version kept, a lock that waits for live holders and
-// breaks those of dead ones, and corruption reported, never silently reset.
+// The JSON store: atomic replacement, the previous version kept, room claimed before a plan runs, a lock
+// that waits for live holders and dies with its holder, and corruption reported, never silently reset.
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { OpError } from "../../src/errors.js";
 import { emptyState, type State } from "../../src/model.js";
 import { decodeState } from "../../src/statefile.js";
+import { acquireLock } from "../../src/lock.js";
 import { Store, processAlive, processStartTime, resolveStateDir } from "../../src/store.js";
 
 const dirs: string[] = [];
@@ -103,54 +104,69 @@ describe("process liveness", () => {
   });
 });
 
+describe("the state dir's mode", () => {
+  it("a dir ctnet makes is private; one that exists keeps its mode", () => {
+    const store = newStore();
+    expect(store.ensureDir()).toEqual([".", "logs"]);
+    expect(fs.statSync(store.dir).mode & 0o7777).toBe(0o700);
+    expect(fs.statSync(store.logDir).mode & 0o7777).toBe(0o700);
+
+    const shared = newStore();
+    fs.mkdirSync(shared.dir, { mode: 0o777 });
+    fs.chmodSync(shared.dir, 0o1777);
+    expect(shared.ensureDir()).toEqual(["logs"]);
+    expect(fs.statSync(shared.dir).mode & 0o7777).toBe(0o1777);
+  });
+});
+
+describe("saving", () => {
+  it("uses the room reserved before the plan, and leaves no temp file", () => {
+    const store = newStore();
+    store.ensureDir();
+    store.reserve(100_000);
+    expect(fs.readdirSync(store.dir).filter((f) => f.endsWith(".tmp"))).toHaveLength(1);
+    store.write(withNetwork("red"));
+    expect(fs.readdirSync(store.dir).sort()).toEqual(["logs", "state.json"]);
+    // the reserved file was cut to the state's length: no zeros follow it
+    expect(fs.readFileSync(store.file, "utf8").endsWith("\n")).toBe(true);
+    expect(Object.keys(store.read().networks)).toEqual(["red"]);
+    store.reserve(10);
+    store.unreserve();
+    expect(fs.readdirSync(store.dir).sort()).toEqual(["logs", "state.json"]);
+  });
+});
+
 describe("the lock", () => {
-  it("is taken and released, and leaves no lock file", () => {
-    const store = newStore();
-    store.lock();
-    expect(fs.readFileSync(store.lockFile, "utf8")).toBe(`${process.pid} ${processStartTime(process.pid)}`);
-    store.unlock();
-    expect(fs.existsSync(store.lockFile)).toBe(false);
+  const name = () => `ctnet-test/${process.pid}/${Math.random()}`;
+
+  it("is held until released, and a second taker waits for it", async () => {
+    const lock = name();
+    const release = await acquireLock("first", lock);
+    let second = false;
+    const waiting = acquireLock("second", lock).then((r) => ((second = true), r));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(second).toBe(false);
+    release();
+    (await waiting)();
+    expect(second).toBe(true);
   });
 
-  it("breaks a lock whose holder is dead", () => {
+  it("is released by the kernel when its holder is killed, and leaves nothing on disk", async () => {
+    const lock = name();
     const store = newStore();
-    store.ensureDir();
-    // a pid above pid_max's default cannot be alive
-    fs.writeFileSync(store.lockFile, "4194304999 12345");
-    store.lock();
-    expect(fs.readFileSync(store.lockFile, "utf8")).toContain(String(process.pid));
-    store.unlock();
-  });
-
-  it("breaks a lock whose pid was reused by another process (start time differs)", () => {
-    const store = newStore();
-    store.ensureDir();
-    fs.writeFileSync(store.lockFile, `${process.ppid} 1`);
-    store.lock();
-    expect(fs.readFileSync(store.lockFile, "utf8")).toContain(String(process.pid));
-    store.unlock();
-  });
-
-  it("waits for a live holder and gets the lock once it lets go", async () => {
-    const store = newStore();
-    store.ensureDir();
-    const released = path.join(store.dir, "released");
-    // a separate process holds the lock the way ctnet does (pid and start time), then drops it
+    // a separate process takes the lock the way ctnet does, then is killed while holding it
     const holder = spawn(process.execPath, [
       "-e",
-      `const fs = require("fs");
-       const stat = fs.readFileSync("/proc/self/stat", "utf8");
-       const start = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
-       fs.writeFileSync(${JSON.stringify(store.lockFile)}, process.pid + " " + start, { flag: "wx" });
-       console.log("locked");
-       setTimeout(() => { fs.writeFileSync(${JSON.stringify(released)}, ""); fs.rmSync(${JSON.stringify(store.lockFile)}); }, 400);`,
+      `require("net").createServer().listen({ path: "\\0" + ${JSON.stringify(lock)} }, () => console.log("locked"));`,
     ]);
     await new Promise<void>((resolve) => holder.stdout.once("data", () => resolve()));
-    store.lock();
-    // we only got it after the holder released it, not by breaking a live lock
-    expect(fs.existsSync(released)).toBe(true);
-    expect(fs.readFileSync(store.lockFile, "utf8")).toContain(String(process.pid));
-    store.unlock();
-    await new Promise((resolve) => holder.once("exit", resolve));
+    let taken = false;
+    const waiting = acquireLock("after", lock).then((r) => ((taken = true), r));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(taken).toBe(false);
+    holder.kill("SIGKILL");
+    (await waiting)();
+    expect(taken).toBe(true);
+    expect(fs.existsSync(store.dir)).toBe(false);
   });
 });
