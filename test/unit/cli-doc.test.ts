@@ -27,5 +27,6 @@ describe("docs/cli.md", () => {
       expect(r.status, `ctnet ${p.join(" ")} --help: ${r.stderr}`).toBe(0);
       expect(doc).toContain(`## ${["ctnet", ...p].join(" ")}\n\n\`\`\`text\n${r.stdout.trimEnd()}\n\`\`\``);
     }
-  });
+    // one CLI start per command: on a loaded machine this takes longer than the default 5 s
+  }, 120_000);
 });
