@@ -234,8 +234,8 @@ export function removeBase(plan: Plan, state: State): string | null {
   }
   cmd.deletedChains = new Set(deleted);
   const said: string[] = [];
-  if (flushed.length) said.push(`removed with ctnet's chains ${flushed.length === 1 ? "a rule" : `${flushed.length} rules`} ctnet did not add: ${flushed.join("; ")}`);
-  if (kept.size) said.push(`kept ${[...kept].map((id) => id.split(" ")[1]).join(", ")}: rules ctnet did not add still jump there`);
+  if (flushed.length) said.push(`ctnet's chains go, and with them ${flushed.length === 1 ? "a rule" : `${flushed.length} rules`} ctnet did not add: ${flushed.join("; ")}`);
+  if (kept.size) said.push(`${[...kept].map((id) => id.split(" ")[1]).join(", ")} stay${kept.size === 1 ? "s" : ""}: rules ctnet did not add jump there`);
   return said.length ? said.join("; ") : null;
 }
 
