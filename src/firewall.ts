@@ -182,10 +182,10 @@ const jumpTarget = (line: string) => /(?:^| )-[jg] (CTNET-\S+)/.exec(line)?.[1];
  * Removes the jumps first, so no packet meets a chain while it is being emptied; then the chains.
  *
  * A rule somebody else added inside a CTNET chain (`iptables -A CTNET-FORWARD …`) lives in ctnet's
- * chain, which ctnet made and now removes: the chain is flushed before it is deleted, and ONE warning
- * names every such rule. Rules outside CTNET chains are never touched, besides ctnet's own jumps: a
- * chain that one of them still jumps to stays (with whatever of theirs is in it, and the chains that
- * jumps to), and the warning says so. Returns that warning, or null.
+ * chain, which ctnet made and now removes: the chain is flushed before it is deleted (no undo: those
+ * rules are not ctnet's to put back), and ONE warning names every such rule. Rules outside CTNET chains
+ * are never touched, besides ctnet's own jumps: a chain one of them still jumps to stays, with whatever
+ * of theirs is in it and any chain that jumps to in turn, and the warning says so. Returns the warning.
  */
 export function removeBase(plan: Plan, state: State): string | null {
   const cmd = commandOf(state);
