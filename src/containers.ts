@@ -4,6 +4,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { UsageError } from "./errors.js";
 import { attachEndpoints } from "./drivers/bridge.js";
+import { enlist } from "./firewall.js";
 import { DEFAULT_BRIDGE_NETWORK, newId, validateName } from "./naming.js";
 import { netnsExists } from "./sys.js";
 import {
@@ -132,6 +133,8 @@ export function recordProcess(c: ContainerRecord, proc: Spawned | undefined): vo
 /** Plans `rm`: names first (peers stop resolving it), then processes, links, the namespace. */
 export function planRm(state: State, stateDir: string, names: string[], force: boolean): Plan {
   const plan = new Plan(`rm ${names.join(" ")}`);
+  // the port rules it deletes are ctnet's, should a later plan of the same command (down) remove the base
+  enlist(plan, state);
   const removing = new Set(names.map((n) => findContainer(state, n).name));
   for (const name of removing) {
     const c = state.containers[name];

@@ -16,7 +16,7 @@
 //   nat PREROUTING, OUTPUT (dst-type LOCAL) -> CTNET-DNAT: DNAT of published ports (src/ports.ts)
 import { Plan } from "./plan.js";
 import { run } from "./sys.js";
-import type { NetworkRecord } from "./model.js";
+import type { NetworkRecord, State } from "./model.js";
 
 export type Table = "filter" | "nat";
 
@@ -66,6 +66,9 @@ export function addRule(plan: Plan, r: Rule): void {
 export function deleteRule(plan: Plan, r: Rule): void {
   const add = r.first ? ["-I", r.chain, "1"] : ["-A", r.chain];
   plan.cmd(ipt(r.table, "-D", r.chain, ...r.spec), `remove: ${r.why}`, ipt(r.table, ...add, ...r.spec));
+  let deleted = deletedBy.get(plan);
+  if (!deleted) deletedBy.set(plan, (deleted = []));
+  deleted.push(ruleKey(r.table, r.chain, r.spec));
 }
 
 /** Whether ctnet's chains are on the host already (possibly made by another state dir). */
@@ -77,9 +80,17 @@ export function baseInstalled(): boolean {
 // A host may hold rules made by an older ctnet (an upgrade while networks exist) or by another state dir:
 // the base is completed rather than assumed, and teardown deletes only the rules that are there.
 
+interface KernelRule {
+  key: string;
+  /** as `iptables -S` prints it, for messages */
+  line: string;
+}
+
 interface KernelRules {
   chains: Set<string>;
   rules: Set<string>;
+  /** every rule of every chain, "table chain" -> rules in order (copies included) */
+  byChain: Map<string, KernelRule[]>;
 }
 
 /** A rule as its option groups ("! -o br", "-m conntrack", …) in sorted order: iptables -S reorders options. */
@@ -96,20 +107,50 @@ function ruleKey(table: Table, chain: string, spec: string[]): string {
 
 /** One `iptables -S` per table, read once per plan (a plan's own steps do not change what it read). */
 const snapshots = new WeakMap<Plan, KernelRules>();
-/** Plans that remove the base: a later step of the same plan that sets it up again must add all of it. */
-const baseRemovedBy = new WeakSet<Plan>();
+/** Rules each plan deletes (keys, a copy per deletion). */
+const deletedBy = new WeakMap<Plan, string[]>();
+
+/**
+ * One command builds its plans against one draft state: `up` and `down` build one per object and join
+ * them (lab.ts). What one of them removes, another must know: the last network's removal needs the
+ * rules that the plans removing containers delete, and a network set up after the base was removed
+ * must set all of it up again.
+ */
+interface Command {
+  plans: Set<Plan>;
+  /** set once a plan of the command removes the base: the chains it deletes ("table name") */
+  deletedChains: Set<string> | null;
+}
+const commands = new WeakMap<State, Command>();
+
+function commandOf(state: State): Command {
+  let cmd = commands.get(state);
+  if (!cmd) commands.set(state, (cmd = { plans: new Set(), deletedChains: null }));
+  return cmd;
+}
+
+/** Counts `plan`'s rule deletions as ctnet's own when a later plan built against `state` removes the base. */
+export function enlist(plan: Plan, state: State): void {
+  commandOf(state).plans.add(plan);
+}
 
 function kernelRules(plan: Plan): KernelRules {
   let snap = snapshots.get(plan);
   if (snap) return snap;
-  snap = { chains: new Set(), rules: new Set() };
+  snap = { chains: new Set(), rules: new Set(), byChain: new Map() };
   for (const table of ["filter", "nat"] as Table[]) {
     const res = run(ipt(table, "-S"));
     if (res.code !== 0) continue;
     for (const line of res.stdout.split("\n")) {
       const words = line.split(" ");
       if (words[0] === "-N") snap.chains.add(`${table} ${words[1]}`);
-      if (words[0] === "-A") snap.rules.add(ruleKey(table, words[1], words.slice(2)));
+      if (words[0] !== "-A") continue;
+      const key = ruleKey(table, words[1], words.slice(2));
+      snap.rules.add(key);
+      const chain = `${table} ${words[1]}`;
+      let rules = snap.byChain.get(chain);
+      if (!rules) snap.byChain.set(chain, (rules = []));
+      rules.push({ key, line: table === "filter" ? line : `-t ${table} ${line}` });
     }
   }
   snapshots.set(plan, snap);
@@ -122,25 +163,80 @@ export function presentRules(plan: Plan, rules: Rule[]): Rule[] {
   return rules.filter((r) => have.has(ruleKey(r.table, r.chain, r.spec)));
 }
 
-/** Adds whatever part of the base the kernel lacks: all of it on a fresh host. */
-export function installBase(plan: Plan): void {
-  const fresh = baseRemovedBy.has(plan);
+/** Adds whatever part of the base the kernel lacks (or an earlier plan of the command removes): all of it on a fresh host. */
+export function installBase(plan: Plan, state: State): void {
+  const cmd = commandOf(state);
+  enlist(plan, state);
   const have = kernelRules(plan);
   for (const c of CHAINS) {
-    if (fresh || !have.chains.has(`${c.table} ${c.name}`)) plan.cmd(ipt(c.table, "-N", c.name), `create ctnet's chain ${c.name} (${c.table})`, ipt(c.table, "-X", c.name));
+    const id = `${c.table} ${c.name}`;
+    if (cmd.deletedChains?.has(id) || !have.chains.has(id)) plan.cmd(ipt(c.table, "-N", c.name), `create ctnet's chain ${c.name} (${c.table})`, ipt(c.table, "-X", c.name));
   }
-  for (const r of BASE_RULES) if (fresh || presentRules(plan, [r]).length === 0) addRule(plan, r);
+  for (const r of BASE_RULES) if (cmd.deletedChains || presentRules(plan, [r]).length === 0) addRule(plan, r);
+  cmd.deletedChains = null;
 }
 
-/** Removes the jumps first, so no packet meets a chain while it is being emptied. */
-export function removeBase(plan: Plan): void {
+const jumpTarget = (line: string) => /(?:^| )-[jg] (CTNET-\S+)/.exec(line)?.[1];
+
+/**
+ * Removes the jumps first, so no packet meets a chain while it is being emptied; then the chains.
+ *
+ * A rule somebody else added inside a CTNET chain (`iptables -A CTNET-FORWARD …`) lives in ctnet's
+ * chain, which ctnet made and now removes: the chain is flushed before it is deleted (no undo: those
+ * rules are not ctnet's to put back), and ONE warning names every such rule. Rules outside CTNET chains
+ * are never touched, besides ctnet's own jumps: a chain one of them still jumps to stays, with whatever
+ * of theirs is in it and any chain that jumps to in turn, and the warning says so. Returns the warning.
+ */
+export function removeBase(plan: Plan, state: State): string | null {
+  const cmd = commandOf(state);
+  enlist(plan, state);
   const have = kernelRules(plan);
-  for (const r of presentRules(plan, [...BASE_RULES].reverse())) deleteRule(plan, r);
-  for (const c of [...CHAINS].reverse()) {
-    if (!have.chains.has(`${c.table} ${c.name}`)) continue;
-    plan.cmd(ipt(c.table, "-X", c.name), `delete ctnet's chain ${c.name} (${c.table})`, ipt(c.table, "-N", c.name));
+  for (const r of [...BASE_RULES].reverse()) {
+    const copies = have.byChain.get(`${r.table} ${r.chain}`)?.filter((k) => k.key === ruleKey(r.table, r.chain, r.spec)).length ?? 0;
+    for (let i = 0; i < copies; i++) deleteRule(plan, r);
   }
-  baseRemovedBy.add(plan);
+  // what stays in each chain once the command's plans have run: rules none of them deletes
+  const deletions = new Map<string, number>();
+  for (const p of cmd.plans) for (const key of deletedBy.get(p) ?? []) deletions.set(key, (deletions.get(key) ?? 0) + 1);
+  const left = new Map<string, KernelRule[]>();
+  for (const [chain, rules] of have.byChain) {
+    left.set(chain, rules.filter((r) => {
+      const n = deletions.get(r.key) ?? 0;
+      if (n > 0) deletions.set(r.key, n - 1);
+      return n === 0;
+    }));
+  }
+  const ours = CHAINS.map((c) => `${c.table} ${c.name}`).filter((id) => have.chains.has(id));
+  // chains others' rules still jump to stay, and so do the chains those jump to in turn
+  const kept = new Set<string>();
+  const keep = (from: string, rules: KernelRule[]) => {
+    for (const r of rules) {
+      const target = jumpTarget(r.line);
+      const id = target && `${from.split(" ")[0]} ${target}`;
+      if (!id || !ours.includes(id) || kept.has(id)) continue;
+      kept.add(id);
+      keep(id, left.get(id) ?? []);
+    }
+  };
+  for (const [chain, rules] of left) if (!ours.includes(chain)) keep(chain, rules);
+  const deleted = ours.filter((id) => !kept.has(id));
+  const flushed: string[] = [];
+  for (const id of deleted) {
+    const foreign = left.get(id) ?? [];
+    if (foreign.length === 0) continue;
+    const [table, name] = id.split(" ") as [Table, string];
+    flushed.push(...foreign.map((r) => r.line));
+    plan.cmd(ipt(table, "-F", name), `${name} still holds rules ctnet did not add: they go with ctnet's chain (${foreign.map((r) => r.line).join("; ")})`, null);
+  }
+  for (const id of [...deleted].reverse()) {
+    const [table, name] = id.split(" ") as [Table, string];
+    plan.cmd(ipt(table, "-X", name), `delete ctnet's chain ${name} (${table})`, ipt(table, "-N", name));
+  }
+  cmd.deletedChains = new Set(deleted);
+  const said: string[] = [];
+  if (flushed.length) said.push(`ctnet's chains go, and with them ${flushed.length === 1 ? "a rule" : `${flushed.length} rules`} ctnet did not add: ${flushed.join("; ")}`);
+  if (kept.size) said.push(`${[...kept].map((id) => id.split(" ")[1]).join(", ")} stay${kept.size === 1 ? "s" : ""}: rules ctnet did not add jump there`);
+  return said.length ? said.join("; ") : null;
 }
 
 /**

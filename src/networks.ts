@@ -36,6 +36,8 @@ const OPTION_KEYS: Record<string, string> = {
   "com.docker.network.driver.mtu": "mtu",
 };
 
+const MIN_MTU = 576;
+
 export function parseKeyValues(pairs: string[] | undefined, what: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const pair of pairs ?? []) {
@@ -52,8 +54,10 @@ export function normaliseOptions(raw: Record<string, string>): Record<string, st
     const short = OPTION_KEYS[key];
     if (!short) throw new UsageError(`unknown network option ${JSON.stringify(key)}: known are icc, masquerade, mtu`);
     if (short === "mtu") {
+      // Docker parses it and refuses only a negative one, leaving the rest to the kernel (68..65535 for a
+      // bridge). ctnet refuses below 576, the smallest datagram every IPv4 host must accept (RFC 791).
       const n = Number(value);
-      if (!/^\d+$/.test(value) || n < 68 || n > 65535) throw new UsageError(`invalid mtu ${JSON.stringify(value)}: must be 68..65535`);
+      if (!/^\d+$/.test(value) || n < MIN_MTU || n > 65535) throw new UsageError(`invalid mtu ${JSON.stringify(value)}: must be ${MIN_MTU}..65535`);
     } else if (value !== "true" && value !== "false") {
       throw new UsageError(`invalid value for ${key}: ${JSON.stringify(value)} (true or false)`);
     }
@@ -138,12 +142,16 @@ export const membersOf = (state: State, network: string) =>
 
 export function planNetRm(state: State, names: string[]): Plan {
   const plan = new Plan(`net rm ${names.join(" ")}`);
-  for (const name of new Set(names)) {
+  // every name is checked before any is planned: planning the last one's removal may print a warning
+  const nets = [...new Set(names)].map((name) => {
     if ((PREDEFINED_NETWORKS as readonly string[]).includes(name)) throw new UsageError(`network ${name} is predefined and cannot be removed`);
     const net = findNetwork(state, name);
     const members = membersOf(state, name);
     if (members.length > 0) throw new UsageError(`network ${name} has active endpoints (${members.map((c) => c.name).join(", ")})`);
-    delete state.networks[name];
+    return net;
+  });
+  for (const net of nets) {
+    delete state.networks[net.name];
     tearDownNetwork(plan, state, net);
   }
   return plan;

@@ -1,13 +1,14 @@
 // The bridge network driver: a Linux bridge holding the gateway address, its firewall rules, and the
 // veth endpoints that plug sandboxes into it.
 import fs from "node:fs";
-import { addRule, bridgesInKernel, deleteRule, installBase, networkRules, othersForwarding, presentRules, removeBase } from "../firewall.js";
+import { addRule, bridgesInKernel, deleteRule, enlist, installBase, networkRules, othersForwarding, presentRules, removeBase } from "../firewall.js";
 import { addrValue, macFor } from "../ipam.js";
 import { linkAlias } from "../naming.js";
 import type { Plan } from "../plan.js";
 import type { Endpoint, NetworkRecord, State } from "../model.js";
 
 const IP_FORWARD = "net.ipv4.ip_forward";
+const IPV6_MIN_MTU = 1280;
 
 /** Networks whose bridge is (or, after this plan, will be) up: user networks always, "bridge" while in use. */
 export const activeNetworks = (state: State) => Object.values(state.networks);
@@ -16,7 +17,9 @@ export const activeNetworks = (state: State) => Object.values(state.networks);
 export function setUpNetwork(plan: Plan, state: State, net: NetworkRecord): void {
   const br = net.bridge;
   // adds only what the kernel lacks: another state dir (or an older ctnet) may have installed it
-  if (activeNetworks(state).length === 0) installBase(plan);
+  if (activeNetworks(state).length === 0) installBase(plan, state);
+  const earlier = teardowns.get(state);
+  earlier?.bridges.delete(br);
   plan.cmd(addBridgeArgv(net), `bridge for network ${net.name}`, ["ip", "link", "del", br]);
   plan.cmd(["ip", "link", "set", br, "alias", linkAlias("bridge", net.name)], "mark it as ctnet's", null);
   if (net.options.mtu) plan.cmd(["ip", "link", "set", br, "mtu", net.options.mtu], `mtu ${net.options.mtu} (-o mtu)`, null);
@@ -24,7 +27,9 @@ export function setUpNetwork(plan: Plan, state: State, net: NetworkRecord): void
   plan.cmd(["ip", "addr", "add", `${net.gateway}/${prefix}`, "dev", br], `gateway ${net.gateway} of ${net.subnet}`, null);
   plan.cmd(["ip", "link", "set", br, "up"], `bring ${br} up`, ["ip", "link", "set", br, "down"]);
   for (const rule of networkRules(net)) addRule(plan, rule);
-  if (!net.internal && !state.sysctls[IP_FORWARD] && readSysctl(IP_FORWARD) === "0") {
+  // forwarding as the host will have it by then: an earlier plan of the command may turn it off
+  const forwarding = earlier?.forwarding ?? readSysctl(IP_FORWARD);
+  if (!net.internal && !state.sysctls[IP_FORWARD] && forwarding === "0") {
     plan.cmd(["sysctl", "-w", `${IP_FORWARD}=1`], "the host must forward packets between bridges and the outside", ["sysctl", "-w", `${IP_FORWARD}=0`]);
     state.sysctls[IP_FORWARD] = { key: IP_FORWARD, previous: "0", value: "1" };
   }
@@ -39,23 +44,33 @@ export function addBridgeArgv(net: NetworkRecord): string[] {
   return ["ip", "link", "add", net.bridge, "address", macFor(addrValue(net.gateway)), "type", "bridge"];
 }
 
-/** Bridges each plan removes, so a plan removing several networks knows the kernel's rules for them go too. */
-const removedBy = new WeakMap<Plan, Set<string>>();
+/**
+ * What the plans built against one draft state, i.e. one command, remove: `up` and `down` build a plan
+ * per object (lab.ts). The last network's removal, in one of them, must not mistake the bridges the
+ * others remove for networks of another state dir that still need the chains; a network `up` sets up
+ * after that must turn forwarding on again.
+ */
+const teardowns = new WeakMap<State, { bridges: Set<string>; /** the forwarding setting restored */ forwarding?: string }>();
 
 /** Removes rules before the bridge, so no rule outlives the link it names. Call after removing `net` from state. */
 export function tearDownNetwork(plan: Plan, state: State, net: NetworkRecord): void {
+  enlist(plan, state);
   // only the rules that are there: a network made by an older ctnet may lack some
   for (const rule of presentRules(plan, networkRules(net)).reverse()) deleteRule(plan, rule);
-  const removed = removedBy.get(plan) ?? new Set<string>();
-  removedBy.set(plan, removed.add(net.bridge));
+  let removed = teardowns.get(state);
+  if (!removed) teardowns.set(state, (removed = { bridges: new Set() }));
+  removed.bridges.add(net.bridge);
   const remaining = activeNetworks(state).filter((n) => n.name !== net.name);
   if (remaining.length === 0) {
-    const others = [...bridgesInKernel()].filter((br) => !removed.has(br));
-    if (others.length === 0) removeBase(plan);
+    // each network, of any state dir, has a rule in CTNET-ISOLATION-2: the chains go with the last one
+    const others = [...bridgesInKernel()].filter((br) => !removed.bridges.has(br));
+    const warning = others.length === 0 ? removeBase(plan, state) : null;
+    if (warning) process.stderr.write(`ctnet: warning: ${warning}\n`);
     const fwd = state.sysctls[IP_FORWARD];
     // a dockerd started after ctnet found forwarding on and left it so: turning it off would cut Docker off
     if (fwd && readSysctl(IP_FORWARD) === fwd.value && othersForwarding().length === 0) {
       plan.cmd(["sysctl", "-w", `${IP_FORWARD}=${fwd.previous}`], "no ctnet network is left: restore the host's forwarding setting", ["sysctl", "-w", `${IP_FORWARD}=${fwd.value}`]);
+      removed.forwarding = fwd.previous;
     }
     delete state.sysctls[IP_FORWARD];
   }
@@ -97,8 +112,10 @@ export function attachEndpoints(plan: Plan, netns: string, attachments: Attachme
     plan.cmd(inNs("addr", "add", `${ep.ip}/${ep.prefixLen}`, "dev", ep.ifname), `${ep.ip} on ${net.name}`, null);
     // ctnet's networks are IPv4 only, and Docker 20.10 leaves such an eth0 without IPv6 too. A link-local
     // address would make the kernel send DAD, MLD and router solicitations, multicast the bridge floods
-    // to every port: with n containers, each run cost n deliveries in the other namespaces.
-    plan.cmd(inNs("link", "set", ep.ifname, "addrgenmode", "none", "up"), `bring ${ep.ifname} up, without an IPv6 link-local address`, null);
+    // to every port: with n containers, each run cost n deliveries in the other namespaces. A link made
+    // with an mtu below IPv6's minimum has no IPv6 at all, and the kernel refuses an addrgenmode for it.
+    if (Number(net.options.mtu ?? IPV6_MIN_MTU) < IPV6_MIN_MTU) plan.cmd(inNs("link", "set", ep.ifname, "up"), `bring ${ep.ifname} up (mtu ${net.options.mtu}: no IPv6 on it)`, null);
+    else plan.cmd(inNs("link", "set", ep.ifname, "addrgenmode", "none", "up"), `bring ${ep.ifname} up, without an IPv6 link-local address`, null);
   }
   if (routeVia) {
     plan.cmd(inNs("route", "add", "default", "via", routeVia.gateway), `default route via ${routeVia.name}'s gateway`, null);

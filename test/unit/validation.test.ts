@@ -53,7 +53,7 @@ describe("net create refuses", () => {
     ["red", {}, "network with name red already exists"],
     ["n1", { driver: "overlay" }, 'unknown network driver "overlay": ctnet creates bridge networks'],
     ["n1", { opt: ["color=blue"] }, 'unknown network option "color": known are icc, masquerade, mtu'],
-    ["n1", { opt: ["mtu=9"] }, 'invalid mtu "9": must be 68..65535'],
+    ["n1", { opt: ["mtu=9"] }, 'invalid mtu "9": must be 576..65535'],
     ["n1", { opt: ["icc=yes"] }, 'invalid value for icc: "yes" (true or false)'],
     ["n1", { opt: ["novalue"] }, 'invalid option "novalue": expected KEY=VALUE'],
     ["n1", { label: ["=x"] }, 'invalid label "=x": expected KEY=VALUE'],
