@@ -103,17 +103,15 @@ export function planRun(state: State, stateDir: string, o: RunOptions): { plan: 
     endpoints: [], command, env: parseKeyValues(env, "environment variable"), pid: null, pidStart: null, ports: [], expose: [],
     ...(o.lab ? { lab: o.lab } : {}),
   };
-  if (ownNs) createNamespace(plan, name);
-  if (network) {
-    const net = network === DEFAULT_BRIDGE_NETWORK ? ensureDefaultBridge(plan, state) : state.networks[network];
-    const ep = newEndpoint(state, c, net, { ip: o.ip, aliases: o.networkAlias });
-    c.endpoints.push(ep);
-    state.containers[name] = c;
-    attachEndpoints(plan, name, [{ net, ep }], routeNetwork(state, c));
-  }
-  if (ownNs) loopbackUp(plan, name);
+  const net = !network ? null : network === DEFAULT_BRIDGE_NETWORK ? ensureDefaultBridge(plan, state) : state.networks[network];
+  if (net) c.endpoints.push(newEndpoint(state, c, net, { ip: o.ip, aliases: o.networkAlias }));
   state.containers[name] = c;
+  // the name files come first: /etc/netns/NAME/hosts is what marks a namespace as ctnet's, so there is
+  // never a moment in which the namespace exists unmarked (doctor and reset would not know it as ctnet's)
   syncNameFiles(plan, state, [name, ...neighbours(state, c)]);
+  if (ownNs) createNamespace(plan, name);
+  if (net) attachEndpoints(plan, name, [{ net, ep: c.endpoints[0] }], routeNetwork(state, c));
+  if (ownNs) loopbackUp(plan, name);
   const warnings = publishOnRun(plan, state, c, o);
   const argv = processArgv(state, c, command, env, true);
   if (o.detach) plan.spawn(argv, name, logPath(stateDir, name), `start ${name}'s process: ${command.join(" ")}`);

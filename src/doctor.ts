@@ -405,6 +405,8 @@ function compareSharedHosts(state: State): Finding[] {
   }
   const wanted = new Map<string, string>();
   for (const net of Object.values(state.networks)) {
+    // the default bridge gives no names: its containers keep files of their own
+    if (net.name === DEFAULT_BRIDGE_NETWORK) continue;
     const content = networkHostsFile(state, net.name);
     if (content !== null) wanted.set(networkHostsPath(net.name), content);
   }

@@ -203,3 +203,13 @@ describe("a state dir that holds other files", () => {
     expect(fs.existsSync(own)).toBe(false);
   }, 120_000);
 });
+
+describe("doctor and the default bridge", () => {
+  it("agrees with a running container on the default bridge (its containers keep hosts files of their own)", async () => {
+    const h = await newHost();
+    h.ok("run", "-d", "--name", "db1");
+    const doc = h.ctnet("doctor");
+    expect(doc.stdout, doc.stderr).toContain("no differences");
+    h.ok("rm", "-f", "db1");
+  }, 60_000);
+});
