@@ -430,6 +430,26 @@ export function orphanContainers(state: State, kernel: Kernel, o: { removeOrphan
   return { findings, spared };
 }
 
+/**
+ * Processes that run detached (their parent is init) in a container's namespace without being the main
+ * process of any container the state has there: most likely a container that joined it (--net
+ * container:X) and that the state lacks, which leaves nothing of its own to adopt. A daemon that forked
+ * away from its container's main process looks the same, so these are notes, not differences.
+ */
+export function unknownJoiners(state: State): string[] {
+  const out: string[] = [];
+  const containers = Object.values(state.containers);
+  for (const c of containers.filter(ownNamespace)) {
+    const mains = new Set(containers.filter((o) => o.netns === c.netns && o.pid !== null).map((o) => o.pid));
+    for (const pid of namespacePids(c.netns!)) {
+      if (mains.has(pid) || parentOf(pid) !== 1 || !processAlive(pid, null)) continue;
+      const cmd = commandOf(pid, []).command.join(" ");
+      out.push(`note: process ${pid} (${cmd}) runs detached in ${c.name}'s namespace and is no container's main process: a container that joined ${c.name} (--net container:${c.name}) missing from the state? It cannot be adopted; it stops with ${c.name}`);
+    }
+  }
+  return out;
+}
+
 /** route_localnet of a bridge an adopted container publishes a loopback-reachable port on: recorded as run records it. */
 function adoptLocalnet(state: State): void {
   for (const br of portLayer(state).localnet.keys()) {
@@ -765,6 +785,7 @@ export async function doctorCommand(g: GlobalOptions, o: { fix?: boolean; remove
     let findings: Finding[];
     try {
       findings = diagnose(store, state);
+      for (const note of unknownJoiners(state)) process.stdout.write(`${note}\n`);
     } catch (err: any) {
       process.stdout.write(`${err.message}\n`);
       return 1;

@@ -124,6 +124,21 @@ describe("restoring the backup, then doctor --fix", () => {
     expect(h.kernel()).toEqual(kernelBefore);
     expect(alive(h, pidK2)).toBe(false);
   }, 120_000);
+
+  it("a container joined to another's namespace, which the state lacks, is noted and keeps running", async () => {
+    const h = await newHost();
+    h.ok("net", "create", "--subnet", "10.253.34.0/24", "jn");
+    h.ok("run", "-d", "--net", "jn", "--name", "owner");
+    h.ok("run", "-d", "--net", "container:owner", "--name", "joiner", "--", "sleep", "1000");
+    const pid = h.state().containers.joiner.pid;
+    restoreBackup(h);
+    const report = h.ctnet("doctor");
+    expect(report.stdout).toMatch(new RegExp(`note: process ${pid} \\(sleep 1000\\) runs detached in owner's namespace .*--net container:owner`));
+    expect(report.code).toBe(0);
+    expect(h.ctnet("doctor", "--fix").code).toBe(0);
+    expect(alive(h, pid)).toBe(true);
+    expect(h.inNs("owner", "ping", "-c1", "-W1", "10.253.34.1").code).toBe(0);
+  });
 });
 
 describe("doctor's advice on a corrupt state file", () => {
