@@ -219,9 +219,8 @@ export function releaseLost(state: State, kernel: Kernel): Finding[] {
 // ctnet:veth:NS/NET), so it is adopted; one that cannot be (its network is not in the state, its address
 // is taken) is reported and left alone, its links and rules with it. Only --remove-orphans kills it.
 
-/** What compare() must leave to the orphan containers' findings: their namespaces, links, rules, files. */
+/** What compare() must leave to the orphan containers' findings: their links, rules, files. */
 export interface Spared {
-  netns: Set<string>;
   links: Set<string>;
   /** networks (by name) and addresses of running orphans left alone: their bridge, rules and hosts file stay */
   networks: Set<string>;
@@ -229,7 +228,7 @@ export interface Spared {
   ips: Set<string>;
 }
 
-const noneSpared = (): Spared => ({ netns: new Set(), links: new Set(), networks: new Set(), bridges: new Set(), ips: new Set() });
+const noneSpared = (): Spared => ({ links: new Set(), networks: new Set(), bridges: new Set(), ips: new Set() });
 
 /** /proc/PID/stat: the parent pid, or null when the process is gone. */
 function parentOf(pid: number): number | null {
@@ -393,7 +392,6 @@ export function orphanContainers(state: State, kernel: Kernel, o: { removeOrphan
   const expectedNs = new Set(Object.values(state.containers).filter(ownNamespace).map((c) => c.netns!));
   for (const ns of kernel.netns) {
     if (expectedNs.has(ns) || !hasCtnetMark(kernel.etcNetns.get(ns))) continue;
-    spared.netns.add(ns);
     const pids = namespacePids(ns).filter((p) => processAlive(p, null));
     const vethAlias = linkAlias("veth", `${ns}/`);
     const hostLinks = [...kernel.links.values()].filter((l) => l.alias?.startsWith(vethAlias)).map((l) => l.ifname);
