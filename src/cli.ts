@@ -253,10 +253,11 @@ export function buildProgram(): Command {
   // ---- robustness (issue 5): drift between state and kernel, and a clean slate ---------------------
 
   mutating(program.command("doctor").description("compare ctnet's state with the kernel and list every difference (exit 1 if any)"))
-    .option("--fix", "repair: release containers whose namespace is gone, recreate what is missing, remove ctnet-marked orphans")
+    .option("--fix", "repair: release containers whose namespace is gone, adopt running containers the state lacks, recreate what is missing, remove ctnet-marked leftovers")
+    .option("--remove-orphans", "with --fix: kill and remove running containers the state lacks instead of adopting them")
     .action(async (opts, cmd) => {
       const { doctorCommand } = await import("./doctor.js");
-      process.exitCode = await doctorCommand(globals(cmd), { fix: !!opts.fix });
+      process.exitCode = await doctorCommand(globals(cmd), { fix: !!opts.fix, removeOrphans: !!opts.removeOrphans });
     });
 
   mutating(program.command("reset").description("remove everything ctnet made on this host, and its state (asks first on a terminal)"))

@@ -1,8 +1,10 @@
 // `ctnet doctor`: state against kernel. Reads what the host holds (links, addresses, routes, namespaces,
 // iptables, /etc/netns files, processes, sysctls), compares it with what ctnet's state implies, and lists
 // every difference. `doctor --fix` turns the differences into one plan (dry-runnable like any other):
-// containers whose namespace is gone are released, then everything the state implies is recreated and
-// everything carrying ctnet's marks that the state does not explain is removed.
+// containers whose namespace is gone are released, running containers the state lacks are adopted back
+// into it, then everything the state implies is recreated and everything carrying ctnet's marks that the
+// state does not explain is removed. A running container is never killed unless the user asks for it
+// (--remove-orphans): following ctnet's own advice (restore state.json.bak) must not cost a container.
 //
 // Marks: a link whose alias starts "ctnet:", an iptables chain named CTNET-…, a rule in (or jumping to)
 // such a chain, a namespace or /etc/netns dir whose hosts file starts "# ctnet". Nothing else is touched.
@@ -14,14 +16,19 @@ import { mutate, openStore, type GlobalOptions } from "./core.js";
 import { addBridgeArgv, attachEndpoints, readSysctl } from "./drivers/bridge.js";
 import { pendingPlan } from "./executor.js";
 import { BASE_RULES, CHAINS, addRule, ipt, networkRules, type Rule, type Table } from "./firewall.js";
-import { DEFAULT_BRIDGE_NETWORK, LINK_ALIAS_PREFIX, linkAlias } from "./naming.js";
+import { addrValue, contains, parseCidr } from "./ipam.js";
+import { DEFAULT_BRIDGE_NETWORK, LINK_ALIAS_PREFIX, linkAlias, newId, validateName } from "./naming.js";
 import { membersOf, routeNetwork } from "./networks.js";
 import { Plan } from "./plan.js";
-import { portLayer } from "./ports.js";
-import { NETWORK_HOSTS_DIR, hostsFileFor, linkTarget, networkHostsFile, networkHostsPath, sharedHostsNetwork, syncNameFiles } from "./sandbox.js";
-import { processAlive, type Store } from "./store.js";
+import { ANY_ADDRESS, mappingRules, portLayer, publishingEndpoint } from "./ports.js";
+import {
+  NETWORK_HOSTS_DIR, deleteNamespace, hostsFileFor, linkTarget, namespacePids, networkHostsFile, networkHostsPath, processArgv, removeNameFiles,
+  sharedHostsNetwork, syncNameFiles,
+} from "./sandbox.js";
+import { containerDigests, decodeState } from "./statefile.js";
+import { processAlive, processStartTime, type Store } from "./store.js";
 import { isRoot, netnsNames, readOrNull, run } from "./sys.js";
-import type { ContainerRecord, State } from "./model.js";
+import type { ContainerRecord, Endpoint, PortMapping, State } from "./model.js";
 
 // ---- the kernel's view ---------------------------------------------------------------------------
 
@@ -204,8 +211,257 @@ export function releaseLost(state: State, kernel: Kernel): Finding[] {
   return out;
 }
 
-/** Everything that differs between `state` and `kernel`; fixes add steps to the plan they are given. */
-export function compare(state: State, kernel: Kernel): Finding[] {
+// ---- running containers the state lacks ----------------------------------------------------------
+//
+// A marked namespace with a live process is a container, whatever the state says: the state may be an
+// older copy (state.json.bak restored as doctor advises), or another state dir's. Its kernel objects
+// tell enough to rebuild its record (naming.ts: namespace = container name, host veth alias
+// ctnet:veth:NS/NET), so it is adopted; one that cannot be (its network is not in the state, its address
+// is taken) is reported and left alone, its links and rules with it. Only --remove-orphans kills it.
+
+/** What compare() must leave to the orphan containers' findings: their links, rules, files. */
+export interface Spared {
+  links: Set<string>;
+  /** networks (by name) and addresses of running orphans left alone: their bridge, rules and hosts file stay */
+  networks: Set<string>;
+  bridges: Set<string>;
+  ips: Set<string>;
+}
+
+const noneSpared = (): Spared => ({ links: new Set(), networks: new Set(), bridges: new Set(), ips: new Set() });
+
+/** /proc/PID/stat: the parent pid, or null when the process is gone. */
+function parentOf(pid: number): number | null {
+  const stat = readOrNull(`/proc/${pid}/stat`);
+  return stat === null ? null : Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+}
+
+/** When a process started, as an ISO date: boot time plus its start time in clock ticks. */
+function startedAt(start: string): string {
+  const btime = Number(/^btime (\d+)$/m.exec(readOrNull("/proc/stat") ?? "")?.[1] ?? 0);
+  const ticks = Number(run(["getconf", "CLK_TCK"]).stdout.trim()) || 100;
+  return new Date(btime * 1000 + (Number(start) * 1000) / ticks).toISOString();
+}
+
+/** The command a container's main process runs: its argv without ctnet's wrapper (processArgv), if still there. */
+function commandOf(pid: number, wrapper: string[]): { command: string[]; env: Record<string, string> } {
+  let argv = (readOrNull(`/proc/${pid}/cmdline`) ?? "").split("\0");
+  if (argv[argv.length - 1] === "") argv.pop();
+  // the wrapper execs itself away stage by stage: ip netns exec, unshare, sh -c
+  for (const from of [0, wrapper.indexOf("unshare"), wrapper.indexOf("sh")]) {
+    const rest = wrapper.slice(from);
+    if (from >= 0 && rest.every((w, i) => argv[i] === w)) {
+      argv = argv.slice(rest.length);
+      break;
+    }
+  }
+  const env: Record<string, string> = {};
+  if (argv[0] === "env") {
+    argv = argv.slice(1);
+    while (/^[^=]+=/.test(argv[0] ?? "")) {
+      const [k, ...v] = argv.shift()!.split("=");
+      env[k] = v.join("=");
+    }
+  }
+  return { command: argv, env };
+}
+
+interface OrphanContainer {
+  ns: string;
+  /** every live process in its namespace, the main one first */
+  pids: number[];
+  hostLinks: string[];
+  bridges: string[];
+  networks: string[];
+  ips: string[];
+  /** rebuilt from the kernel; null when it cannot be adopted (`refused` says why) */
+  record: ContainerRecord | null;
+  refused?: string;
+  /** what of it is not adopted */
+  notes: string[];
+}
+
+/**
+ * The record of the container running in namespace `ns`, rebuilt from the kernel, or why it cannot be.
+ * `pids` are its namespace's live processes.
+ */
+function rebuildOrphan(state: State, kernel: Kernel, ns: string, pids: number[]): OrphanContainer {
+  const starts = new Map(pids.map((p) => [p, processStartTime(p)!]));
+  // the main process started the namespace's life; the others are its children, exec'd commands, joiners
+  const main = [...pids].sort((a, b) => Number(starts.get(a)) - Number(starts.get(b)) || a - b)[0];
+  const inMain = (pid: number): boolean => {
+    for (let p: number | null = pid, hops = 0; p !== null && p > 1 && hops < 64; p = parentOf(p), hops++) if (p === main) return true;
+    return false;
+  };
+  const others = pids.filter((p) => !inMain(p));
+  const o: OrphanContainer = { ns, pids: [main, ...pids.filter((p) => p !== main)], hostLinks: [], bridges: [], networks: [], ips: [], record: null, notes: [] };
+  if (others.length > 0) {
+    o.notes.push(`process${others.length > 1 ? "es" : ""} ${others.join(", ")} in its namespace (--net container:${ns} containers or exec'd commands) not adopted as containers: they keep running`);
+  }
+  const refuse = (why: string) => ((o.refused ??= why), o);
+
+  const peers = new Map<string, number>(json(["ip", "-j", "link", "show", "type", "veth"]).map((l) => [l.ifname, l.link_index]));
+  const inner = json(["ip", "-n", ns, "-j", "link", "show"]);
+  const innerAddrs = readAddrs(ns);
+  const endpoints: Endpoint[] = [];
+  const taken = new Map<string, string>();
+  for (const c of containerDigests(state)) for (const e of c.endpoints) taken.set(`${e.network} ${e.ip}`, c.name).set(`if ${e.hostIf}`, c.name);
+  for (const link of kernel.links.values()) {
+    if (!link.alias?.startsWith(linkAlias("veth", `${ns}/`))) continue;
+    const network = link.alias.slice(linkAlias("veth", `${ns}/`).length);
+    o.hostLinks.push(link.ifname);
+    o.networks.push(network);
+    if (link.master && kernel.links.get(link.master)?.alias?.startsWith(LINK_ALIAS_PREFIX)) o.bridges.push(link.master);
+    const peer = inner.find((l) => l.ifindex === peers.get(link.ifname));
+    const net = state.networks[network];
+    const subnet = net ? parseCidr(net.subnet) : null;
+    const cidr = (innerAddrs.get(peer?.ifname) ?? []).find((a) => !subnet || contains(subnet, addrValue(a.split("/")[0])));
+    if (cidr) o.ips.push(cidr.split("/")[0]);
+    if (!net) refuse(`network ${network} is not in ctnet's state`);
+    else if (!peer) refuse(`the peer of ${link.ifname} is not in namespace ${ns}`);
+    else if (!cidr) refuse(`${peer.ifname} has no address on ${network} (${net.subnet})`);
+    else {
+      const [ip, prefix] = cidr.split("/");
+      const holder = taken.get(`${network} ${ip}`) ?? taken.get(`if ${link.ifname}`);
+      if (holder) refuse(`container ${holder} in ctnet's state has its address ${ip} or its veth ${link.ifname}`);
+      endpoints.push({ network, id: newId(), ifname: peer.ifname, hostIf: link.ifname, ip, prefixLen: Number(prefix), mac: peer.address, aliases: aliasesOf(network, ns, ip) });
+    }
+  }
+  try {
+    validateName("container", ns);
+  } catch {
+    return refuse(`${ns} is not a container name`);
+  }
+  if (state.containers[ns]) return refuse(`a container named ${ns} is in ctnet's state already`);
+  if (o.refused) return o;
+  // eth0, eth1, …: the order it joined its networks in, which decides where its ports are published
+  endpoints.sort((a, b) => Number(a.ifname.replace(/\D/g, "")) - Number(b.ifname.replace(/\D/g, "")));
+  const hostname = readOrNull(`/etc/netns/${ns}/hostname`)?.trim() || ns;
+  const record: ContainerRecord = {
+    name: ns, id: newId(), created: startedAt(starts.get(main)!), hostname, mode: endpoints.length > 0 ? "bridge" : "none", netns: ns,
+    endpoints, command: [], env: {}, pid: main, pidStart: starts.get(main)!, ports: [], expose: [],
+  };
+  Object.assign(record, commandOf(main, processArgv(state, record, [], [], true)));
+  record.ports = adoptPorts(state, kernel, record, o.notes);
+  record.expose = [...new Map(record.ports.map((m) => [`${m.containerPort}/${m.proto}`, { containerPort: m.containerPort, proto: m.proto }])).values()];
+  o.record = record;
+  return o;
+}
+
+/** A container's aliases on a network, from the shared hosts file's line for its address (gone once rewritten without it). */
+function aliasesOf(network: string, name: string, ip: string): string[] {
+  const line = (readOrNull(networkHostsPath(network)) ?? "").split("\n").find((l) => l.split("\t")[0] === ip);
+  const names = line?.split("\t")[1]?.split(" ") ?? [];
+  return names[0] === name ? names.slice(1) : [];
+}
+
+/**
+ * The mappings whose DNAT rule points at `c`'s publishing address and whose every rule (ports.ts,
+ * mappingRules) is in the kernel: those are exactly what the state will imply once `c` is adopted.
+ */
+function adoptPorts(state: State, kernel: Kernel, c: ContainerRecord, notes: string[]): PortMapping[] {
+  const ep = publishingEndpoint(state, c);
+  if (!ep) return [];
+  const net = state.networks[ep.network];
+  const have = new Set(kernel.rules.map((r) => r.key));
+  const out: PortMapping[] = [];
+  for (const r of kernel.rules) {
+    if (r.table !== "nat" || r.chain !== "CTNET-DNAT") continue;
+    const arg = (opt: string) => r.spec[r.spec.indexOf(opt) + 1];
+    const to = /^(.+):(\d+)$/.exec(r.spec.includes("--to-destination") ? arg("--to-destination") : "");
+    if (to?.[1] !== ep.ip) continue;
+    const m: PortMapping = {
+      hostIp: r.spec.includes("-d") ? arg("-d").replace(/\/32$/, "") : ANY_ADDRESS,
+      hostPort: Number(arg("--dport")), containerPort: Number(to[2]), proto: arg("-p") as PortMapping["proto"],
+    };
+    const complete = mappingRules(c, ep, net, m).every((x) => have.has(ruleKey(x.table, x.chain, x.spec)));
+    if (complete) out.push(m);
+    else notes.push(`published port ${m.hostIp}:${m.hostPort}->${m.containerPort}/${m.proto} not adopted: some of its rules are missing`);
+  }
+  return out.sort((a, b) => a.containerPort - b.containerPort || a.proto.localeCompare(b.proto) || a.hostPort - b.hostPort);
+}
+
+/**
+ * Marked namespaces the state does not explain. With a live process: a container, adopted into `state`
+ * (or removed with `removeOrphans`; reported and spared when it cannot be adopted). Without one: a
+ * leftover (a crashed or rolled-back plan, a stopped container) that --fix removes.
+ */
+export function orphanContainers(state: State, kernel: Kernel, o: { removeOrphans?: boolean; stateDir: string }): { findings: Finding[]; spared: Spared } {
+  const findings: Finding[] = [];
+  const spared = noneSpared();
+  const expectedNs = new Set(Object.values(state.containers).filter(ownNamespace).map((c) => c.netns!));
+  for (const ns of kernel.netns) {
+    if (expectedNs.has(ns) || !hasCtnetMark(kernel.etcNetns.get(ns))) continue;
+    const pids = namespacePids(ns).filter((p) => processAlive(p, null));
+    const vethAlias = linkAlias("veth", `${ns}/`);
+    const hostLinks = [...kernel.links.values()].filter((l) => l.alias?.startsWith(vethAlias)).map((l) => l.ifname);
+    hostLinks.forEach((l) => spared.links.add(l));
+    const remove = (plan: Plan) => {
+      plan.kill(pids, "SIGKILL", `stop the processes of orphan namespace ${ns}`);
+      // the namespace takes its veth pairs with it
+      deleteNamespace(plan, ns, hostLinks);
+      removeNameFiles(plan, ns);
+      const log = `${o.stateDir}/logs/${ns}.log`;
+      if (fs.existsSync(log)) plan.cmd(["rm", "-f", log], `remove ${ns}'s log`, null);
+    };
+    if (pids.length === 0) {
+      findings.push({ text: `orphan namespace ${ns} (its /etc/netns/${ns}/hosts is ctnet's, no process runs in it): not in ctnet's state`, phase: 2, fix: remove });
+      continue;
+    }
+    const orphan = rebuildOrphan(state, kernel, ns, pids);
+    const main = orphan.pids[0];
+    const what = `orphan container ${ns} (namespace ${ns}, process ${main} ${orphan.record?.command.join(" ") ?? commandOf(main, []).command.join(" ")})`;
+    const notes = orphan.notes.map((n) => `; ${n}`).join("");
+    if (o.removeOrphans) {
+      findings.push({ text: `${what}: not in ctnet's state; --remove-orphans removes it with its namespace, veths and files${notes}`, phase: 2, fix: remove });
+    } else if (orphan.record) {
+      state.containers[ns] = orphan.record;
+      adoptLocalnet(state);
+      findings.push({ text: `${what}: not in ctnet's state; --fix adopts it${notes} (--fix --remove-orphans removes it instead)`, phase: 1 });
+    } else {
+      orphan.networks.forEach((n) => spared.networks.add(n));
+      orphan.bridges.forEach((b) => (spared.links.add(b), spared.bridges.add(b)));
+      orphan.ips.forEach((ip) => spared.ips.add(ip));
+      findings.push({ text: `${what}: not adopted: ${orphan.refused}; left as it is${notes} ('doctor --fix --remove-orphans' removes it)`, phase: 8 });
+    }
+  }
+  return { findings, spared };
+}
+
+/**
+ * Processes that run detached (their parent is init) in a container's namespace without being the main
+ * process of any container the state has there: most likely a container that joined it (--net
+ * container:X) and that the state lacks, which leaves nothing of its own to adopt. A daemon that forked
+ * away from its container's main process looks the same, so these are notes, not differences.
+ */
+export function unknownJoiners(state: State): string[] {
+  const out: string[] = [];
+  const containers = Object.values(state.containers);
+  for (const c of containers.filter(ownNamespace)) {
+    const mains = new Set(containers.filter((o) => o.netns === c.netns && o.pid !== null).map((o) => o.pid));
+    for (const pid of namespacePids(c.netns!)) {
+      if (mains.has(pid) || parentOf(pid) !== 1 || !processAlive(pid, null)) continue;
+      const cmd = commandOf(pid, []).command.join(" ");
+      out.push(`note: process ${pid} (${cmd}) runs detached in ${c.name}'s namespace and is no container's main process: a container that joined ${c.name} (--net container:${c.name}) missing from the state? It cannot be adopted; it stops with ${c.name}`);
+    }
+  }
+  return out;
+}
+
+/** route_localnet of a bridge an adopted container publishes a loopback-reachable port on: recorded as run records it. */
+function adoptLocalnet(state: State): void {
+  for (const br of portLayer(state).localnet.keys()) {
+    const key = `net.ipv4.conf.${br}.route_localnet`;
+    if (state.sysctls[key] || readSysctlKey(key) !== "1") continue;
+    state.sysctls[key] = { key, previous: readOrNull("/proc/sys/net/ipv4/conf/default/route_localnet")?.trim() ?? "0", value: "1" };
+  }
+}
+
+/**
+ * Everything that differs between `state` and `kernel`; fixes add steps to the plan they are given. What
+ * `spared` names belongs to orphan containers, whose findings say what happens to it (orphanContainers).
+ */
+export function compare(state: State, kernel: Kernel, spared: Spared = noneSpared()): Finding[] {
   const out: Finding[] = [];
   const nets = Object.values(state.networks);
   const containers = Object.values(state.containers);
@@ -213,7 +469,7 @@ export function compare(state: State, kernel: Kernel): Finding[] {
   // -- links ---------------------------------------------------------------------------------------
   const expectedLinks = new Set([...nets.map((n) => n.bridge), ...containers.flatMap((c) => c.endpoints.map((e) => e.hostIf))]);
   for (const link of kernel.links.values()) {
-    if (link.alias?.startsWith(LINK_ALIAS_PREFIX) && !expectedLinks.has(link.ifname)) {
+    if (link.alias?.startsWith(LINK_ALIAS_PREFIX) && !expectedLinks.has(link.ifname) && !spared.links.has(link.ifname)) {
       const bridge = link.kind === "bridge";
       out.push({
         text: `orphan ${bridge ? "bridge" : "link"} ${link.ifname} (alias ${link.alias}): not in ctnet's state`,
@@ -258,28 +514,15 @@ export function compare(state: State, kernel: Kernel): Finding[] {
 
   // -- namespaces, endpoints, names, processes -------------------------------------------------------
   const expectedNs = new Set(containers.filter(ownNamespace).map((c) => c.netns!));
-  for (const ns of kernel.netns) {
-    if (expectedNs.has(ns) || !hasCtnetMark(kernel.etcNetns.get(ns))) continue;
-    out.push({
-      text: `orphan namespace ${ns} (its /etc/netns/${ns}/hosts is ctnet's): not in ctnet's state`,
-      phase: 2,
-      fix: (plan) => {
-        const pids = run(["ip", "netns", "pids", ns]).stdout.split(/\s+/).filter(Boolean).map(Number);
-        plan.kill(pids, "SIGKILL", `stop the processes of orphan namespace ${ns}`);
-        plan.cmd(["ip", "netns", "del", ns], `remove orphan namespace ${ns}`, null);
-        removeEtcFiles(plan, ns);
-      },
-    });
-  }
   for (const [dir, hosts] of kernel.etcNetns) {
     if (expectedNs.has(dir) || kernel.netns.has(dir) || !hasCtnetMark(hosts)) continue;
     out.push({ text: `orphan /etc/netns/${dir}: ctnet's hosts file for a namespace that does not exist`, phase: 2, fix: (plan) => removeEtcFiles(plan, dir) });
   }
   for (const c of containers) out.push(...compareContainer(state, c, kernel));
-  out.push(...compareSharedHosts(state));
+  out.push(...compareSharedHosts(state, spared));
 
   // -- iptables --------------------------------------------------------------------------------------
-  out.push(...compareRules(state, kernel));
+  out.push(...compareRules(state, kernel, spared));
 
   // -- sysctls ---------------------------------------------------------------------------------------
   for (const s of Object.values(state.sysctls)) {
@@ -395,7 +638,7 @@ function compareContainer(state: State, c: ContainerRecord, kernel: Kernel): Fin
 }
 
 /** The shared hosts files of user networks (see sandbox.ts): content, and orphans of gone networks. */
-function compareSharedHosts(state: State): Finding[] {
+function compareSharedHosts(state: State, spared: Spared): Finding[] {
   const out: Finding[] = [];
   let files: string[] = [];
   try {
@@ -418,23 +661,29 @@ function compareSharedHosts(state: State): Finding[] {
   }
   for (const file of files) {
     const now = readOrNull(file);
-    if (wanted.has(file) || !hasCtnetMark(now)) continue;
+    if (wanted.has(file) || !hasCtnetMark(now) || [...spared.networks].some((n) => file === networkHostsPath(n))) continue;
     out.push({ text: `orphan ${file}: a shared hosts file of a network not in ctnet's state`, phase: 2, fix: (plan) => plan.write(file, null, now, `remove orphan ${file}`) });
   }
   return out;
 }
 
-function compareRules(state: State, kernel: Kernel): Finding[] {
+function compareRules(state: State, kernel: Kernel, spared: Spared): Finding[] {
   const out: Finding[] = [];
   const expected = expectedRules(state);
+  // a running orphan left alone keeps its network's rules, and the chains and jumps that lead to them
+  const keepBase = spared.bridges.size > 0 || spared.ips.size > 0;
   const wantChains = expected.length > 0 ? CHAINS : [];
+  const baseKeys = new Set(BASE_RULES.map((r) => ruleKey(r.table, r.chain, r.spec)));
+  const isSpared = (r: KernelRule) =>
+    (keepBase && baseKeys.has(r.key)) ||
+    r.spec.some((w) => spared.bridges.has(w) || spared.ips.has(w.replace(/(\/32|:\d+)$/, "")));
   const have = new Map<string, KernelRule[]>();
   for (const r of kernel.rules) have.set(r.key, [...(have.get(r.key) ?? []), r]);
   const wanted = new Map(expected.map((r) => [ruleKey(r.table, r.chain, r.spec), r]));
   const show = (r: { table: Table; chain: string; spec: string[] }) => `-t ${r.table} -A ${r.chain} ${r.spec.join(" ")}`;
 
   for (const r of kernel.rules) {
-    if (!isCtnetRule(r)) continue;
+    if (!isCtnetRule(r) || isSpared(r)) continue;
     if (!wanted.has(r.key)) {
       out.push({ text: `stale rule ${show(r)}: nothing in ctnet's state needs it`, phase: 3, fix: (plan) => plan.cmd(ipt(r.table, "-D", r.chain, ...r.spec), `remove stale rule`, null) });
     }
@@ -450,7 +699,7 @@ function compareRules(state: State, kernel: Kernel): Finding[] {
   }
   const wantChainSet = new Set(wantChains.map((c) => `${c.table} ${c.name}`));
   for (const c of kernel.chains) {
-    if (isCtnetChain(c.name) && !wantChainSet.has(`${c.table} ${c.name}`)) {
+    if (isCtnetChain(c.name) && !wantChainSet.has(`${c.table} ${c.name}`) && !keepBase) {
       out.push({
         text: `orphan chain ${c.name} (${c.table})`,
         phase: 4,
@@ -497,8 +746,11 @@ function compareRules(state: State, kernel: Kernel): Finding[] {
   return out;
 }
 
-/** The whole diagnosis: a pending plan, lost containers (released in `state`), then every difference. */
-export function diagnose(store: Store, state: State): Finding[] {
+/**
+ * The whole diagnosis: a pending plan, lost containers (released in `state`), running containers the
+ * state lacks (adopted into `state`, or removed with `removeOrphans`), then every difference.
+ */
+export function diagnose(store: Store, state: State, o: { removeOrphans?: boolean } = {}): Finding[] {
   const out: Finding[] = [];
   const pending = pendingPlan(store);
   if (pending) {
@@ -509,13 +761,16 @@ export function diagnose(store: Store, state: State): Finding[] {
   }
   const kernel = readKernel();
   out.push(...releaseLost(state, kernel));
-  out.push(...compare(state, kernel));
+  const orphans = orphanContainers(state, kernel, { removeOrphans: o.removeOrphans, stateDir: store.dir });
+  out.push(...orphans.findings);
+  out.push(...compare(state, kernel, orphans.spared));
   return out;
 }
 
 // ---- the command -----------------------------------------------------------------------------------
 
-export async function doctorCommand(g: GlobalOptions, o: { fix?: boolean }): Promise<number> {
+export async function doctorCommand(g: GlobalOptions, o: { fix?: boolean; removeOrphans?: boolean }): Promise<number> {
+  if (o.removeOrphans && !o.fix) throw new UsageError("--remove-orphans only goes with --fix: doctor alone changes nothing");
   const store = openStore(g);
   if (!isRoot() && !(o.fix && g.dryRun)) throw new UsageError("ctnet doctor must run as root: it reads iptables and ctnet's private state");
   let state: State;
@@ -530,6 +785,7 @@ export async function doctorCommand(g: GlobalOptions, o: { fix?: boolean }): Pro
     let findings: Finding[];
     try {
       findings = diagnose(store, state);
+      for (const note of unknownJoiners(state)) process.stdout.write(`${note}\n`);
     } catch (err: any) {
       process.stdout.write(`${err.message}\n`);
       return 1;
@@ -543,7 +799,7 @@ export async function doctorCommand(g: GlobalOptions, o: { fix?: boolean }): Pro
   await mutate(
     g,
     (draft) => {
-      const findings = diagnose(store, draft).filter((f) => f.phase > 0);
+      const findings = diagnose(store, draft, { removeOrphans: o.removeOrphans }).filter((f) => f.phase > 0);
       unfixable = findings.filter((f) => !f.fix && f.phase !== 1).map((f) => f.text);
       const plan = new Plan(`doctor --fix: ${findings.length} difference${findings.length === 1 ? "" : "s"}`);
       for (const f of [...findings].sort((a, b) => a.phase - b.phase)) f.fix?.(plan);
@@ -562,7 +818,8 @@ export async function doctorCommand(g: GlobalOptions, o: { fix?: boolean }): Pro
 function restoreAdvice(store: Store): string {
   let bak = "";
   try {
-    JSON.parse(fs.readFileSync(store.backup, "utf8"));
+    // as a command reading every record would: the header, then each record line
+    Object.values(decodeState(fs.readFileSync(store.backup, "utf8")).containers);
     bak = "it is readable";
   } catch (err: any) {
     bak = err.code === "ENOENT" ? "" : `but it is unreadable too (${err.message})`;
