@@ -127,11 +127,13 @@ class LabPlanBuilder {
   /**
    * Settles every name file on what the final state needs; drops writes that turn out to change nothing.
    * A write that a later link step replaces keeps what it was planned with: it is not the file's last.
+   * Remounting the hosts file of processes the plan kills is dropped: that file may be gone by then.
    */
   finish(state: State): Piece[] {
     this.phase();
+    const killed = new Set(this.plan.steps.flatMap((step) => (step.kind === "kill" ? step.pids.map((pid) => `--mount=/proc/${pid}/ns/mnt`) : [])));
     const linkedLater = new Set<string>();
-    const keep = this.plan.steps.map(() => true);
+    const keep = this.plan.steps.map((step) => !(step.kind === "cmd" && step.argv[0] === "nsenter" && killed.has(step.argv[1])));
     for (let i = this.plan.steps.length - 1; i >= 0; i--) {
       const step = this.plan.steps[i];
       if (step.kind === "link") linkedLater.add(step.path);

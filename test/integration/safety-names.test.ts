@@ -76,22 +76,56 @@ containers:
     expect(h.sh(["find", "/etc/netns", "-mindepth", "1"]).stdout).toBe("");
   });
 
-  it("a lab container made again (its entry changed) resolves its neighbours, and they it", () => {
-    const text = (mode: string) => `name: conv
+  it("down works on a lab whose two-network container was linked to a shared file (as ctnet 0.1 left it)", () => {
+    const file = labFile(`name: old
+networks:
+  ored: {subnet: 10.77.13.0/24}
+  oblue: {subnet: 10.77.14.0/24}
+containers:
+  o1: {networks: [ored]}
+  o2: {networks: [ored, oblue]}
+`);
+    h.ok("up", "-f", file);
+    sh("rm /etc/netns/o2/hosts && ln -s /etc/netns/.ctnet-hosts/ored.hosts /etc/netns/o2/hosts");
+    const down = h.ctnet("down", "-f", file);
+    expect(down.code, down.stderr).toBe(0);
+    expect(h.sh(["find", "/etc/netns", "-mindepth", "1"]).stdout).toBe("");
+  });
+
+  it("lab containers made again (entry changed, networks changed) resolve their neighbours, and they them", () => {
+    const text = (mode: string, c2: string, c3: string) => `name: conv
 networks:
   cv: {subnet: 10.77.3.0/24}
+  cw: {subnet: 10.77.12.0/24}
 containers:
   c1: {networks: [cv]}
-  c2: {networks: [cv], environment: {MODE: ${mode}}}
+  c2: {networks: [${c2}], environment: {MODE: ${mode}}}
+  c3: {networks: [${c3}], environment: {MODE: ${mode}}}
+  c4: {networks: [cw]}
 `;
-    h.ok("up", "-f", labFile(text("one")));
-    expect(resolves("c2", "c1")).toBe(true);
-    const out = h.ok("up", "-f", labFile(text("two")));
+    const names = (c2: string[], c3: string[]) => {
+      const on = { c1: ["cv"], c2, c3, c4: ["cw"] } as Record<string, string[]>;
+      for (const [a, netsA] of Object.entries(on)) {
+        for (const [b, netsB] of Object.entries(on)) {
+          if (a !== b) expect(resolves(a, b), `${a} resolves ${b}`).toBe(netsA.some((n) => netsB.includes(n)));
+        }
+      }
+      agree();
+    };
+    h.ok("up", "-f", labFile(text("one", "cv", "cv, cw")));
+    names(["cv"], ["cv", "cw"]);
+    // the same networks, another environment: both made again, c2 linked to the shared file, c3 with its own
+    const out = h.ok("up", "-f", labFile(text("two", "cv", "cv, cw")));
     expect(out).toContain("container c2 recreated");
+    expect(out).toContain("container c3 recreated");
     expect(sh("readlink /etc/netns/c2/hosts").trim()).toBe("/etc/netns/.ctnet-hosts/cv.hosts");
-    expect(resolves("c2", "c1")).toBe(true);
-    expect(resolves("c1", "c2")).toBe(true);
-    agree();
+    expect(isLink("/etc/netns/c3/hosts")).toBe(false);
+    names(["cv"], ["cv", "cw"]);
+    // networks swapped: c2 now keeps a file of its own, c3 links to cw's
+    h.ok("up", "-f", labFile(text("two", "cv, cw", "cw")));
+    expect(isLink("/etc/netns/c2/hosts")).toBe(false);
+    expect(sh("readlink /etc/netns/c3/hosts").trim()).toBe("/etc/netns/.ctnet-hosts/cw.hosts");
+    names(["cv", "cw"], ["cw"]);
     h.ok("down", "--lab", "conv");
   });
 });
