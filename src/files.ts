@@ -44,18 +44,23 @@ const readlinkOrNull = (file: string) => {
   }
 };
 
-/** /etc/netns/NAME (or the shared hosts dir) must be a directory, not a link to one. */
+/** /etc/netns/NAME (or the shared hosts dir) must not be a link to a directory elsewhere. */
 function dirProblem(dir: string): string | null {
   const st = fs.lstatSync(dir, { throwIfNoEntry: false });
-  if (!st || st.isDirectory()) return null;
-  return st.isSymbolicLink() ? `${dir} is a symbolic link ctnet did not make (to ${readlinkOrNull(dir)}): remove it` : `${dir} is not a directory: remove it`;
+  return st?.isSymbolicLink() ? `${dir} is a symbolic link ctnet did not make (to ${readlinkOrNull(dir)}): remove it` : null;
 }
 
 /** A name file as it is on disk, nothing followed. For doctor and reset, which report what they cannot use. */
 export function inspectNameFile(file: string): NameFile {
   const bad = dirProblem(path.dirname(file));
   if (bad) return { kind: "foreign", problem: bad };
-  const st = fs.lstatSync(file, { throwIfNoEntry: false });
+  let st: fs.Stats | undefined;
+  try {
+    st = fs.lstatSync(file, { throwIfNoEntry: false });
+  } catch (err: any) {
+    // a plain file in place of the directory: nothing to follow; the step that makes the directory fails
+    if (err.code !== "ENOTDIR") throw err;
+  }
   if (!st) return { kind: "absent" };
   const problem = problemOf(file, st, true);
   if (problem) return { kind: "foreign", problem };
@@ -156,7 +161,7 @@ function inDir<T>(file: string, create: boolean, act: (entry: string) => T): T |
     } catch (err: any) {
       if (err.code === "ENOENT" && !create) return undefined;
       if (err.code === "ENOENT" && attempt < 3) continue;
-      throw new Error(dirProblem(dir) ?? err.message);
+      throw new Error(dirProblem(dir) ?? (err.code === "ENOTDIR" ? `${dir} is not a directory` : err.message));
     }
     const entry = `/proc/self/fd/${fd}/${path.basename(file)}`;
     try {
