@@ -92,6 +92,24 @@ containers:
     expect(h.sh(["find", "/etc/netns", "-mindepth", "1"]).stdout).toBe("");
   });
 
+  it("a lab container made again (its environment changed) is linked to its network's names again", () => {
+    const text = (mode: string) => `name: env
+networks:
+  en: {subnet: 10.77.15.0/24}
+containers:
+  e1: {networks: [en]}
+  e2: {networks: [en], environment: {MODE: ${mode}}}
+`;
+    h.ok("up", "-f", labFile(text("one")));
+    expect(resolves("e2", "e1")).toBe(true);
+    expect(h.ok("up", "-f", labFile(text("two")))).toContain("container e2 recreated");
+    expect(resolves("e2", "e1")).toBe(true);
+    expect(resolves("e1", "e2")).toBe(true);
+    expect(sh("readlink /etc/netns/e2/hosts").trim()).toBe("/etc/netns/.ctnet-hosts/en.hosts");
+    agree();
+    h.ok("down", "--lab", "env");
+  });
+
   it("lab containers made again (entry changed, networks changed) resolve their neighbours, and they them", () => {
     const text = (mode: string, c2: string, c3: string) => `name: conv
 networks:
