@@ -7,7 +7,6 @@ import { DEFAULT_BRIDGE_NETWORK, netnsEtcDir, netnsPath } from "./naming.js";
 import { WAIT_GONE, type Plan } from "./plan.js";
 import type { ContainerDigest, ContainerRecord, State } from "./model.js";
 import { containerDigests } from "./statefile.js";
-import { goingAway } from "./sys.js";
 import { NETWORK_HOSTS_DIR, readNameFile, readNameLink } from "./files.js";
 
 /** The namespace alone: a host-side `ip` command, so it joins the host's batch (veth pairs follow it). */
@@ -184,8 +183,6 @@ export function syncNameFiles(plan: Plan, state: State, names: Iterable<string>,
  * are never touched: that /etc/hosts is the host's.
  */
 function remountHosts(plan: Plan, c: ContainerRecord, file: string, replacing?: string): void {
-  // a container made again in the same plan (a lab's): its old processes are killed before this runs
-  if (goingAway.netns.has(c.netns!)) return;
   const host = linkTarget("/proc/self/ns/mnt");
   const seen = new Set<string>();
   for (const pid of namespacePids(c.netns!)) {
