@@ -196,10 +196,14 @@ describe("links planted under /etc/netns are never followed", () => {
     refuses(["run", "-d", "--net", "red", "--name", "x5"], "/etc/netns/.ctnet-hosts");
     sh(`rm /etc/netns/.ctnet-hosts && mkdir /etc/netns/.ctnet-hosts && ln -s ${v.file} /etc/netns/.ctnet-hosts/red.hosts`);
     refuses(["run", "-d", "--net", "red", "--name", "x5"], "/etc/netns/.ctnet-hosts/red.hosts");
+    // a hard link is a second name of the same file: written through just as surely
+    sh("rm -r /etc/netns/.ctnet-hosts && echo precious > /etc/netns/keep && mkdir /etc/netns/x6 && ln /etc/netns/keep /etc/netns/x6/hostname");
+    refuses(["run", "-d", "--net", "red", "--name", "x6"], "/etc/netns/x6/hostname");
+    expect(sh("cat /etc/netns/keep")).toBe("precious\n");
     v.unchanged();
 
     // with the links gone, the same commands work
-    sh("rm -rf /etc/netns/x1 /etc/netns/x2 /etc/netns/x3 /etc/netns/x4 /etc/netns/.ctnet-hosts");
+    sh("rm -rf /etc/netns/x1 /etc/netns/x2 /etc/netns/x3 /etc/netns/x4 /etc/netns/x6 /etc/netns/keep");
     h.ok("run", "-d", "--net", "red", "--name", "x1");
     h.ok("run", "-d", "--net", "red", "--name", "x2");
     expect(resolves("x1", "x2")).toBe(true);
