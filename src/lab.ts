@@ -8,7 +8,7 @@ import { mutate, openStore, type GlobalOptions } from "./core.js";
 import { isRunning, planRm, planRun, recordProcess } from "./containers.js";
 import { planConnect, planNetCreate, planNetRm } from "./networks.js";
 import { Plan, WAIT_GONE, type Step, type WriteStep } from "./plan.js";
-import { nameFileContent } from "./sandbox.js";
+import { nameFileContent, plannedNameFiles } from "./sandbox.js";
 import { goingAway } from "./sys.js";
 import type { ContainerSpec, LabSpec, NetworkSpec, Where } from "./labfile.js";
 import type { Spawned } from "./executor.js";
@@ -69,6 +69,7 @@ class LabPlanBuilder {
       throw err;
     }
     const index = this.pieces.push({ kind, name, change }) - 1;
+    notePlanned(sub);
     for (const step of sub.steps) {
       if (step.kind === "cmd" && step.argv[0] === "ip" && step.argv[2] === "del") {
         if (step.argv[1] === "link") goingAway.links.add(step.argv[3]);
@@ -80,10 +81,12 @@ class LabPlanBuilder {
       }
       if (step.kind === "write") {
         // the first write keeps its place (the file must exist before the process that bind-mounts it
-        // starts) and, after finish(), the content of the last one
+        // starts) and, after finish(), the content of the last one; a link step in between (a container
+        // made again, switching between a file of its own and the shared one) starts a new run of writes
         if (this.writes.has(step.path)) continue;
         this.writes.set(step.path, step);
       }
+      if (step.kind === "link") this.writes.delete(step.path);
       this.plan.steps.push(step);
       this.owner.push(index);
     }
@@ -121,16 +124,25 @@ class LabPlanBuilder {
     this.owner.splice(start, owner.length, ...owner);
   }
 
-  /** Settles every name file on what the final state needs; drops writes that turn out to change nothing. */
+  /**
+   * Settles every name file on what the final state needs; drops writes that turn out to change nothing.
+   * A write that a later link step replaces keeps what it was planned with: it is not the file's last.
+   * Remounting the hosts file of processes the plan kills is dropped: that file may be gone by then.
+   */
   finish(state: State): Piece[] {
     this.phase();
-    const keep = this.plan.steps.map((step) => {
-      if (step.kind !== "write") return true;
+    const killed = new Set(this.plan.steps.flatMap((step) => (step.kind === "kill" ? step.pids.map((pid) => `--mount=/proc/${pid}/ns/mnt`) : [])));
+    const linkedLater = new Set<string>();
+    const keep = this.plan.steps.map((step) => !(step.kind === "cmd" && step.argv[0] === "nsenter" && killed.has(step.argv[1])));
+    for (let i = this.plan.steps.length - 1; i >= 0; i--) {
+      const step = this.plan.steps[i];
+      if (step.kind === "link") linkedLater.add(step.path);
+      if (step.kind !== "write" || linkedLater.has(step.path)) continue;
       const content = nameFileContent(state, step.path);
-      if (content === undefined) return true;
+      if (content === undefined) continue;
       step.content = content;
-      return step.content !== step.previous;
-    });
+      keep[i] = step.content !== step.previous;
+    }
     const steps = this.plan.steps.filter((_, i) => keep[i]);
     const owner = this.owner.filter((_, i) => keep[i]);
     this.plan.steps.splice(0, this.plan.steps.length, ...steps);
@@ -139,6 +151,14 @@ class LabPlanBuilder {
     owner.forEach((piece, i) => (ends[piece] = i + 1));
     let done = 0;
     return this.pieces.map((p, i) => ({ ...p, end: (done = Math.max(done, ends[i])) }));
+  }
+}
+
+/** Later planners read name files as the steps so far leave them, not as they are on disk. */
+function notePlanned(plan: Plan): void {
+  for (const step of plan.steps) {
+    if (step.kind === "write") plannedNameFiles.set(step.path, { link: null, content: step.content });
+    if (step.kind === "link") plannedNameFiles.set(step.path, { link: step.target, content: null });
   }
 }
 
@@ -163,11 +183,17 @@ const removalOrder = (cs: ContainerRecord[]) => [...cs].sort((a, b) => Number(b.
 
 /** The plan that makes the host hold exactly what `spec` declares for its lab. */
 export function planUp(draft: State, stateDir: string, spec: LabSpec): LabPlan {
+  return planning(() => planUpInner(draft, stateDir, spec));
+}
+
+/** Runs a lab planner; what it noted as going away or planned stays with its plan. */
+function planning(plan: () => LabPlan): LabPlan {
   try {
-    return planUpInner(draft, stateDir, spec);
+    return plan();
   } finally {
     goingAway.links.clear();
     goingAway.netns.clear();
+    plannedNameFiles.clear();
   }
 }
 
@@ -249,13 +275,21 @@ function planContainer(draft: State, stateDir: string, lab: string, c: Container
     detach: true, command: c.command, lab, joinsPending: c.mode === "container",
     publish: c.ports, publishAll: c.publishAll, expose: c.expose,
   });
-  for (const a of rest) plan.append(planConnect(draft, a.network, c.name, { ip: a.ip, aliases: a.aliases }));
+  for (const a of rest) {
+    // each connect is a plan of its own: it must see the name files as run (or the connect before) left them
+    notePlanned(plan);
+    plan.append(planConnect(draft, a.network, c.name, { ip: a.ip, aliases: a.aliases }));
+  }
   draft.containers[c.name].labDigest = containerDigest(c);
   return plan;
 }
 
 /** The plan that removes every container and network of `lab`, and nothing else. */
 export function planDown(draft: State, stateDir: string, lab: string): LabPlan {
+  return planning(() => planDownInner(draft, stateDir, lab));
+}
+
+function planDownInner(draft: State, stateDir: string, lab: string): LabPlan {
   const b = new LabPlanBuilder(`down ${lab}`, null);
   for (const c of removalOrder(Object.values(draft.containers).filter((c) => c.lab === lab))) {
     b.add("container", c.name, "removed", null, () => planRm(draft, stateDir, [c.name], true));

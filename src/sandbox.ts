@@ -7,7 +7,7 @@ import { DEFAULT_BRIDGE_NETWORK, netnsEtcDir, netnsPath } from "./naming.js";
 import { WAIT_GONE, type Plan } from "./plan.js";
 import type { ContainerDigest, ContainerRecord, State } from "./model.js";
 import { containerDigests } from "./statefile.js";
-import { readOrNull } from "./sys.js";
+import { NETWORK_HOSTS_DIR, readNameFile, readNameLink } from "./files.js";
 
 /** The namespace alone: a host-side `ip` command, so it joins the host's batch (veth pairs follow it). */
 export function createNamespace(plan: Plan, ns: string): void {
@@ -48,7 +48,7 @@ const HOSTS_HEADER = [
 // writes one file of n lines instead of n files of n lines. The others (several networks, a hostname of
 // their own, the default bridge, --net none) keep a file of their own. See docs/performance.md.
 
-export const NETWORK_HOSTS_DIR = "/etc/netns/.ctnet-hosts";
+export { NETWORK_HOSTS_DIR };
 export const networkHostsPath = (network: string) => `${NETWORK_HOSTS_DIR}/${network}.hosts`;
 const hostsPath = (ns: string) => path.join(netnsEtcDir(ns), "hosts");
 
@@ -120,6 +120,21 @@ export function linkTarget(file: string): string | null {
 }
 
 /**
+ * The name files as the earlier plans of one command leave them (a lab's plan is made of the plans of
+ * single commands, each a Plan of its own, see lab.ts): path -> its link target, else its content. Read
+ * in place of the disk for those paths; the lab planner fills it and clears it when done.
+ */
+export const plannedNameFiles = new Map<string, { link: string | null; content: string | null }>();
+
+/** What `file` holds (its link target, its content) once the steps planned so far have run; nothing foreign followed. */
+function pendingLink(plan: Plan, file: string): string | null {
+  return plan.pending("link", file, () => (plannedNameFiles.has(file) ? plannedNameFiles.get(file)!.link : readNameLink(file)));
+}
+function pendingContent(plan: Plan, file: string): string | null {
+  return plan.pending("write", file, () => (plannedNameFiles.has(file) ? plannedNameFiles.get(file)!.content : readNameFile(file)));
+}
+
+/**
  * Brings the name files of the given containers, and the shared hosts files of their user networks and
  * of `networks`, in line with `state`. Containers that link to a shared file need nothing more: pass
  * only those that keep their own (see neighbours()).
@@ -136,16 +151,16 @@ export function syncNameFiles(plan: Plan, state: State, names: Iterable<string>,
   // shared files first, so a link never points at a file that is not there yet
   for (const network of nets) {
     const file = networkHostsPath(network);
-    plan.write(file, networkHostsFile(state, network), plan.pending("write", file, () => readOrNull(file)), `names on network ${network}, shared by its single-network containers`);
+    plan.write(file, networkHostsFile(state, network), pendingContent(plan, file), `names on network ${network}, shared by its single-network containers`);
   }
   for (const c of containers) {
     const dir = netnsEtcDir(c.netns!);
     const hostname = path.join(dir, "hostname");
-    plan.write(hostname, `${c.hostname}\n`, plan.pending("write", hostname, () => readOrNull(hostname)), `hostname of ${c.name}`);
+    plan.write(hostname, `${c.hostname}\n`, pendingContent(plan, hostname), `hostname of ${c.name}`);
     const hosts = hostsPath(c.netns!);
     const shared = sharedHostsNetwork(c);
-    const target = plan.pending("link", hosts, () => linkTarget(hosts));
-    const own = target === null ? plan.pending("write", hosts, () => readOrNull(hosts)) : null;
+    const target = pendingLink(plan, hosts);
+    const own = target === null ? pendingContent(plan, hosts) : null;
     if (shared) {
       // remounted before its own file goes: deleting a file detaches whatever is mounted on it
       if (own !== null) remountHosts(plan, c, networkHostsPath(shared), hosts);
@@ -182,11 +197,11 @@ function remountHosts(plan: Plan, c: ContainerRecord, file: string, replacing?: 
 
 export function removeNameFiles(plan: Plan, ns: string): void {
   const hosts = hostsPath(ns);
-  const target = plan.pending("link", hosts, () => linkTarget(hosts));
+  const target = pendingLink(plan, hosts);
   if (target !== null) plan.link(hosts, null, target, `remove ${hosts}`);
   for (const file of target === null ? ["hosts", "hostname"] : ["hostname"]) {
     const p = path.join(netnsEtcDir(ns), file);
-    const previous = plan.pending("write", p, () => readOrNull(p));
+    const previous = pendingContent(plan, p);
     if (previous !== null) plan.write(p, null, previous, `remove ${p}`);
   }
 }
