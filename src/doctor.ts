@@ -22,9 +22,10 @@ import { membersOf, routeNetwork } from "./networks.js";
 import { Plan } from "./plan.js";
 import { ANY_ADDRESS, mappingRules, portLayer, publishingEndpoint } from "./ports.js";
 import {
-  NETWORK_HOSTS_DIR, deleteNamespace, hostsFileFor, linkTarget, namespacePids, networkHostsFile, networkHostsPath, processArgv, removeNameFiles,
+  NETWORK_HOSTS_DIR, deleteNamespace, hostsFileFor, namespacePids, networkHostsFile, networkHostsPath, processArgv, removeNameFiles,
   sharedHostsNetwork, syncNameFiles,
 } from "./sandbox.js";
+import { inspectNameFile } from "./files.js";
 import { containerDigests, decodeState } from "./statefile.js";
 import { processAlive, processStartTime, type Store } from "./store.js";
 import { isRoot, netnsNames, readOrNull, run } from "./sys.js";
@@ -145,7 +146,19 @@ export function readEtcNetns(): Map<string, string | null> {
   } catch {
     /* none */
   }
-  return new Map(dirs.map((d) => [d, readOrNull(`/etc/netns/${d}/hosts`)]));
+  return new Map(dirs.map((d) => [d, nameFileText(`/etc/netns/${d}/hosts`)]));
+}
+
+/**
+ * A name file's text: a plain file's, or through ctnet's own link its shared file's. null when absent,
+ * or when something ctnet did not make is there (it then carries no mark of ctnet's, and is never followed).
+ */
+function nameFileText(file: string): string | null {
+  const now = inspectNameFile(file);
+  if (now.kind === "file") return now.content;
+  if (now.kind !== "link") return null;
+  const shared = inspectNameFile(now.target);
+  return shared.kind === "file" ? shared.content : null;
 }
 
 export function readKernel(): Kernel {
@@ -542,8 +555,9 @@ export function compare(state: State, kernel: Kernel, spared: Spared = noneSpare
 function removeEtcFiles(plan: Plan, ns: string): void {
   for (const f of ["hosts", "hostname"]) {
     const p = `/etc/netns/${ns}/${f}`;
-    const previous = readOrNull(p);
-    if (previous !== null) plan.write(p, null, previous, `remove ${p}`);
+    const now = inspectNameFile(p);
+    if (now.kind === "link") plan.link(p, null, now.target, `remove ${p}`);
+    else if (now.kind === "file") plan.write(p, null, now.content, `remove ${p}`);
   }
 }
 
@@ -622,13 +636,20 @@ function compareContainer(state: State, c: ContainerRecord, kernel: Kernel): Fin
   if (kernel.netns.has(ns)) {
     // a single-network container links to its network's shared hosts file (compared once, below)
     const shared = sharedHostsNetwork(c);
-    const hostsFile = `/etc/netns/${ns}/hosts`;
-    const hostname = readOrNull(`/etc/netns/${ns}/hostname`);
+    const hostsNow = inspectNameFile(`/etc/netns/${ns}/hosts`);
+    const hostnameNow = inspectNameFile(`/etc/netns/${ns}/hostname`);
+    const foreign = [hostsNow, hostnameNow].find((f) => f.kind === "foreign");
+    if (foreign?.kind === "foreign") {
+      // not fixable: the fix would have to write through, or delete, what somebody else put there
+      out.push({ text: `container ${c.name}: ${foreign.problem} (then run doctor --fix)`, phase: 8 });
+      return out;
+    }
+    const hostname = hostnameNow.kind === "file" ? hostnameNow.content : null;
     let problem: string | null = null;
     if (shared) {
-      if (linkTarget(hostsFile) !== networkHostsPath(shared)) problem = `hosts is not linked to network ${shared}'s shared file`;
+      if (hostsNow.kind !== "link" || hostsNow.target !== networkHostsPath(shared)) problem = `hosts is not linked to network ${shared}'s shared file`;
     } else {
-      const hosts = linkTarget(hostsFile) === null ? readOrNull(hostsFile) : null;
+      const hosts = hostsNow.kind === "file" ? hostsNow.content : null;
       if (hosts !== hostsFileFor(state, c)) problem = `hosts ${hosts === null ? "is missing" : "differs from ctnet's state"}`;
     }
     if (!problem && hostname !== `${c.hostname}\n`) problem = `hostname ${hostname === null ? "is missing" : "differs from ctnet's state"}`;
@@ -654,13 +675,19 @@ function compareSharedHosts(state: State, spared: Spared): Finding[] {
     if (content !== null) wanted.set(networkHostsPath(net.name), content);
   }
   for (const [file, content] of wanted) {
-    const now = readOrNull(file);
+    const found = inspectNameFile(file);
+    if (found.kind === "foreign") {
+      out.push({ text: `${found.problem} (then run doctor --fix)`, phase: 8 });
+      continue;
+    }
+    const now = found.kind === "file" ? found.content : null;
     if (now !== content) {
       out.push({ text: `${file} ${now === null ? "is missing" : "differs from ctnet's state"}`, phase: 8, fix: (plan) => plan.write(file, content, now, `names on the network, from ctnet's state`) });
     }
   }
   for (const file of files) {
-    const now = readOrNull(file);
+    const found = inspectNameFile(file);
+    const now = found.kind === "file" ? found.content : null;
     if (wanted.has(file) || !hasCtnetMark(now) || [...spared.networks].some((n) => file === networkHostsPath(n))) continue;
     out.push({ text: `orphan ${file}: a shared hosts file of a network not in ctnet's state`, phase: 2, fix: (plan) => plan.write(file, null, now, `remove orphan ${file}`) });
   }

@@ -8,6 +8,7 @@ import { openStore, type GlobalOptions } from "./core.js";
 import { readSysctl } from "./drivers/bridge.js";
 import { hasCtnetMark, isCtnetChain, isCtnetRule, readKernel, sysctlPath } from "./doctor.js";
 import { execute, finishJournal, recoverJournal } from "./executor.js";
+import { inspectNameFile } from "./files.js";
 import { LINK_ALIAS_PREFIX } from "./naming.js";
 import { NETWORK_HOSTS_DIR, namespacePids } from "./sandbox.js";
 import { Plan, renderScript } from "./plan.js";
@@ -16,12 +17,12 @@ import { ipt, othersForwarding } from "./firewall.js";
 import { isRoot, requireTools } from "./sys.js";
 import { emptyState, type State } from "./model.js";
 
-function readlinkOrNull(file: string): string | null {
-  try {
-    return fs.readlinkSync(file);
-  } catch {
-    return null;
-  }
+/** Removes a container's name file; a link ctnet did not make there is left (and said), never followed. */
+function removeNameFileStep(plan: Plan, file: string): void {
+  const now = inspectNameFile(file);
+  if (now.kind === "link") plan.link(file, null, now.target, `remove ${file}`);
+  else if (now.kind === "file") plan.write(file, null, now.content, `remove ${file}`);
+  else if (now.kind === "foreign") process.stderr.write(`ctnet: warning: ${now.problem}; reset leaves it\n`);
 }
 
 /** The state, or an empty one (with a warning) when it is unreadable: reset then goes by the marks alone. */
@@ -63,12 +64,7 @@ export function planReset(store: Store, state: State): Plan {
   for (const [dir, hosts] of kernel.etcNetns) {
     if (!hasCtnetMark(hosts) && !Object.values(state.containers).some((c) => c.netns === dir)) continue;
     if (dir === NETWORK_HOSTS_DIR.split("/").pop()) continue;
-    for (const f of ["hosts", "hostname"]) {
-      const p = `/etc/netns/${dir}/${f}`;
-      const target = readlinkOrNull(p);
-      if (target !== null) plan.link(p, null, target, `remove ${p}`);
-      else if (fs.existsSync(p)) plan.write(p, null, fs.readFileSync(p, "utf8"), `remove ${p}`);
-    }
+    for (const f of ["hosts", "hostname"]) removeNameFileStep(plan, `/etc/netns/${dir}/${f}`);
   }
 
   // the shared hosts files of networks (see sandbox.ts), each carrying ctnet's mark
@@ -79,8 +75,9 @@ export function planReset(store: Store, state: State): Plan {
     /* none */
   }
   for (const file of shared) {
-    const content = fs.readFileSync(file, "utf8");
-    if (hasCtnetMark(content)) plan.write(file, null, content, `remove ${file}`);
+    const now = inspectNameFile(file);
+    if (now.kind === "file" && hasCtnetMark(now.content)) plan.write(file, null, now.content, `remove ${file}`);
+    else if (now.kind === "foreign") process.stderr.write(`ctnet: warning: ${now.problem}; reset leaves it\n`);
   }
 
   // sysctls ctnet changed go back, unless someone changed them since, or (forwarding) another tool uses it
