@@ -22,7 +22,7 @@ let host: IsolatedHost;
 /** the second state dir, with network "side" (10.252.40.0/24) and containers s1, s2 */
 let otherDir: string;
 const LAB = path.join(os.tmpdir(), `ctnet-crash-more-${process.pid}.yaml`);
-/** three networks and nothing else, for net rm */
+/** two networks and nothing else, for net rm */
 const NETS_LAB = path.join(os.tmpdir(), `ctnet-crash-more-nets-${process.pid}.yaml`);
 
 const inOther = (...args: string[]): Result => host.sh([CTNET, ...args], { env: host.env({ CTNET_STATE_DIR: otherDir }) });
@@ -34,15 +34,19 @@ function okInOther(...args: string[]): void {
 /** doctor output lines about the second dir's objects (to the first dir's doctor they are orphans) */
 const OTHERS = /ctbr-side|\.side\b|side\.hosts|namespace s[12]\b|\/etc\/netns\/s[12]\b|10\.252\.40\./;
 /** doctor output lines about the first dir's objects */
-const FIRSTS = /ctbr-p[abc]\b|\.p[abc]\b|p[abc]\.hosts|namespace w[12]\b|\/etc\/netns\/w[12]\b|10\.252\.2[0-2]\./;
+const FIRSTS = /ctbr-p[ab]\b|\.p[ab]\b|p[ab]\.hosts|namespace w[12]\b|\/etc\/netns\/w[12]\b|10\.252\.2[01]\./;
 
 /** iptables-save without comments and counters. */
 const iptables = () => host.sh(["iptables-save"]).stdout.split("\n").filter((l) => l && !l.startsWith("#")).map((l) => l.replace(/ \[\d+:\d+\]$/, ""));
 const otherRules = () => iptables().filter((l) => OTHERS.test(l));
 
-/** Lines only in `a` (-) or only in `b` (+). */
+/** Lines `a` has more often than `b` (-) and `b` more often than `a` (+). */
 function lineDiff(a: string[], b: string[]): string {
-  return [...a.filter((l) => !b.includes(l)).map((l) => `- ${l}`), ...b.filter((l) => !a.includes(l)).map((l) => `+ ${l}`)].join("\n") || "(same lines, other order or count)";
+  const count = new Map<string, number>();
+  for (const l of a) count.set(l, (count.get(l) ?? 0) + 1);
+  for (const l of b) count.set(l, (count.get(l) ?? 0) - 1);
+  const out = [...count].flatMap(([l, n]) => Array<string>(Math.abs(n)).fill(`${n > 0 ? "-" : "+"} ${l}`));
+  return out.join("\n") || "(the same lines in another order)";
 }
 
 function duplicateRules(): string[] {
@@ -181,7 +185,7 @@ beforeAll(async () => {
   // w1 publishes a port and is on two networks (connected to pb by setup): disconnecting pa moves the
   // port's rules to pb. The lab gives w1 pa alone: up of a two-network container is another bug (below).
   fs.writeFileSync(LAB, "name: kl\nnetworks:\n  pa:\n    subnet: 10.252.20.0/24\n  pb:\n    subnet: 10.252.21.0/24\ncontainers:\n  w1:\n    networks: [pa]\n    ports: [\"8080:80\"]\n");
-  fs.writeFileSync(NETS_LAB, "name: kn\nnetworks:\n  pa:\n    subnet: 10.252.20.0/24\n  pb:\n    subnet: 10.252.21.0/24\n  pc:\n    subnet: 10.252.22.0/24\n");
+  fs.writeFileSync(NETS_LAB, "name: kn\nnetworks:\n  pa:\n    subnet: 10.252.20.0/24\n  pb:\n    subnet: 10.252.21.0/24\n");
 });
 afterAll(async () => {
   await host?.stop();
@@ -208,14 +212,14 @@ describe("SIGKILL at every step, beside a second state dir", () => {
 
   it("port publish", async () => {
     const { points, failures } = await killEverywhere({ setup: UP, args: ["port", "publish", "w1", "127.0.0.1:8081:81"], teardown: DOWN });
-    expect(points).toBeGreaterThan(5);
+    expect(points).toBeGreaterThan(3);
     expect(failures.join("\n\n")).toBe("");
   }, 600_000);
 
   it("net rm of several networks, the first dir's last ones", async () => {
     const { points, failures } = await killEverywhere({
       setup: [["up", "-f", NETS_LAB]],
-      args: ["net", "rm", "pa", "pb", "pc"],
+      args: ["net", "rm", "pa", "pb"],
       teardown: [["net", "prune"]],
     });
     expect(points).toBeGreaterThan(10);
@@ -223,7 +227,8 @@ describe("SIGKILL at every step, beside a second state dir", () => {
   }, 600_000);
 
   it("down", async () => {
-    const { points, failures } = await killEverywhere({ setup: UP, args: ["down", "-f", LAB], teardown: DOWN });
+    // the lab as up leaves it (w1 on pa, pb empty): the fixture is one command, the plan about 30 steps
+    const { points, failures } = await killEverywhere({ setup: [UP[0]], args: ["down", "-f", LAB], teardown: DOWN });
     expect(points).toBeGreaterThan(15);
     expect(failures.join("\n\n")).toBe("");
   }, 600_000);
