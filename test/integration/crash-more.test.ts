@@ -2,12 +2,13 @@
 // and net disconnect, while a second state dir on the same host holds a network of its own (two
 // containers, a published port) whose rules live in the same CTNET-… chains. After every kill the host
 // is repaired by re-running the command or by the next command (down, net prune), and then:
-//   * the first dir's doctor finds nothing wrong with the first dir's objects (duplicate rules included),
-//   * iptables-save holds no rule twice, and after a re-run equals that of an uninterrupted run,
+//   * iptables-save holds no rule twice,
+//   * after a re-run, the first dir's doctor finds nothing wrong with the first dir's objects (duplicate
+//     rules included), and iptables-save and the state equal those of an uninterrupted run,
 //   * the second dir's rules are untouched and its containers still ping each other,
 //   * once the fixture is torn down, kernel and state are exactly as before it.
 // doctor --fix is not the repair here: doctor assumes one state per host, so it would remove the second
-// dir's network (the last tests show what doctor does with two dirs).
+// dir's network ("doctor with two state dirs" below shows it).
 // Every kill point is tried even when one fails; the failures are listed together.
 import fs from "node:fs";
 import os from "node:os";
@@ -107,9 +108,9 @@ interface Scenario {
 /**
  * Kills `args` at every pause point (0..steps, then "commit") and repairs: even points by re-running the
  * command (then doctor must agree, and iptables equal an uninterrupted run's), odd points and "commit" by
- * the teardown's first command. Returns the points tried and, per
- * failing point, what went wrong; after a failing point the baseline's iptables are restored so that the
- * next points start clean (and the loop stops if anything else was left).
+ * the teardown's first command. Returns the points tried and, per failing point, what went wrong; after a
+ * failing point the baseline's iptables are restored so that the next points start clean (and the loop
+ * stops if anything else was left).
  */
 async function killEverywhere(s: Scenario): Promise<{ points: number; failures: string[] }> {
   const kernel0 = host.kernel();
