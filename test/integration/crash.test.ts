@@ -4,9 +4,9 @@
 // so every boundary is reachable) and waits for a signal.
 import fs from "node:fs";
 import path from "node:path";
-import type { ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { IsolatedHost } from "./isolated.js";
+import { journalFiles as journalFilesOf, startPaused as startPausedOn, stateText as stateTextOf } from "./killpoints.js";
 import { decodeState } from "../../src/statefile.js";
 
 let host: IsolatedHost;
@@ -17,38 +17,9 @@ afterAll(async () => {
   await host?.stop();
 });
 
-interface Paused {
-  child: ChildProcess;
-  /** null when the plan ended before reaching the pause point */
-  pid: string | null;
-  total: number;
-  stderr: () => string;
-  exit: Promise<number>;
-}
-
-/** Starts ctnet with the pause hook; resolves once it is paused, or once it exited without pausing. */
-async function startPaused(args: string[], at: string): Promise<Paused> {
-  const child = host.spawnCtnet(args, { CTNET_TEST_PAUSE_AFTER_STEP: at });
-  let err = "";
-  const exit = new Promise<number>((resolve) => child.on("close", (code) => resolve(code ?? 128)));
-  const paused = await new Promise<{ pid: string | null; total: number }>((resolve) => {
-    child.stderr!.on("data", (d) => {
-      err += d;
-      const m = /test pause after step \S+(?: of (\d+))? \(pid (\d+)\)/.exec(err);
-      if (m) resolve({ pid: m[2], total: Number(m[1] ?? -1) });
-    });
-    exit.then(() => resolve({ pid: null, total: -1 }));
-  });
-  return { child, ...paused, stderr: () => err, exit };
-}
-
-const journalFiles = () => fs.readdirSync(host.stateDir).filter((f) => f.startsWith("journal"));
-/** The state as ctnet reads it (no file is the empty state), without the generation every saved plan counts up. */
-const stateText = () => {
-  const file = path.join(host.stateDir, "state.json");
-  const { generation: _, ...state } = fs.existsSync(file) ? decodeState(fs.readFileSync(file, "utf8")) : { version: 1, networks: {}, containers: {}, sysctls: {} };
-  return JSON.stringify(state, null, 1);
-};
+const journalFiles = () => journalFilesOf(host.stateDir);
+const stateText = () => stateTextOf(host.stateDir);
+const startPaused = (args: string[], at: string) => startPausedOn(host, args, at);
 
 function expectAgree(): void {
   const doc = host.ctnet("doctor");
