@@ -83,7 +83,32 @@ function hostAddress(text: string, spec: string): string {
   }
 }
 
+/**
+ * Most ports a container publishes. Each is three rules, and every new connection to any address of the
+ * host walks CTNET-DNAT rule by rule; removing a UDP mapping is one conntrack call. Figures: docs/ports.md,
+ * "Limits".
+ */
+export const MAX_PUBLISHED_PORTS = 1024;
+const limitText = `a container publishes at most ${MAX_PUBLISHED_PORTS} ports (docs/ports.md, "Limits")`;
+
+/** A spec to publish: as `parseSpec`, and refused when its range alone is above MAX_PUBLISHED_PORTS. */
 export function parsePublishSpec(spec: string): PublishSpec {
+  const parsed = parseSpec(spec);
+  const ports = rangeLength(parsed.containerPorts);
+  if (ports > MAX_PUBLISHED_PORTS) {
+    throw new UsageError(`port range ${rangeText(parsed.containerPorts)} in ${JSON.stringify(spec)} has ${ports} ports: ${limitText}`);
+  }
+  return parsed;
+}
+
+/** Refuses, before any host port is resolved, specs that would take the container above MAX_PUBLISHED_PORTS. */
+function checkPublishLimit(c: ContainerRecord, specs: PublishSpec[]): void {
+  const total = c.ports.length + specs.reduce((n, s) => n + rangeLength(s.containerPorts), 0);
+  if (total > MAX_PUBLISHED_PORTS) throw new UsageError(`container ${c.name} would publish ${total} ports: ${limitText}`);
+}
+
+/** A spec as given to `port unpublish` too, where any range may name what to remove. */
+function parseSpec(spec: string): PublishSpec {
   if (spec.startsWith("[")) throw new UsageError(`invalid port spec ${JSON.stringify(spec)}: ctnet publishes on IPv4 addresses only`);
   const { body, proto } = splitProto(spec);
   const parts = body.split(":");
@@ -508,6 +533,7 @@ export function publishOnRun(plan: Plan, state: State, c: ContainerRecord, o: Pu
       if (!explicit.has(`${e.containerPort}/${e.proto}`)) specs.push({ text: `${e.containerPort}/${e.proto}`, hostIp: "", hostPorts: null, containerPorts: [e.containerPort, e.containerPort], proto: e.proto });
     }
   }
+  checkPublishLimit(c, specs);
   const before = portLayer(state);
   c.ports = resolveMappings(specs, gatherHostPorts(state), c.name);
   installPorts(plan, state, before, portLayer(state));
@@ -519,6 +545,7 @@ export function planPublish(state: State, name: string, specTexts: string[]): Pl
   const c = findContainer(state, name);
   const specs = specTexts.map(parsePublishSpec);
   checkCanPublish(state, c);
+  checkPublishLimit(c, specs);
   const plan = new Plan(`port publish ${c.name} ${specTexts.join(" ")}`);
   const before = portLayer(state);
   const added = resolveMappings(specs, gatherHostPorts(state), c.name);
@@ -536,7 +563,7 @@ export function planUnpublish(state: State, name: string, specTexts: string[]): 
   const c = findContainer(state, name);
   const plan = new Plan(`port unpublish ${c.name} ${specTexts.join(" ")}`);
   const removing = new Set<PortMapping>();
-  for (const spec of specTexts.map(parsePublishSpec)) {
+  for (const spec of specTexts.map(parseSpec)) {
     const hits = c.ports.filter((m) => matches(spec, m));
     if (hits.length === 0) throw new UsageError(`${JSON.stringify(spec.text)} is not published by container ${c.name}${c.ports.length ? ` (it publishes ${c.ports.map(mappingText).join(", ")})` : ""}`);
     hits.forEach((m) => removing.add(m));
