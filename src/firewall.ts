@@ -49,6 +49,10 @@ const LOCAL = ["-m", "addrtype", "--dst-type", "LOCAL"];
 /** The rules that tie ctnet's chains into the built-in ones, in the order they are installed. */
 export const BASE_RULES: Rule[] = [
   { table: "filter", chain: "CTNET-FORWARD", spec: ["-j", "CTNET-ISOLATION"], why: "isolation between ctnet networks is checked before any accept" },
+  {
+    table: "filter", chain: "CTNET-FORWARD", spec: ["-m", "conntrack", "--ctorigdst", "127.0.0.0/8", "-j", "DROP"],
+    why: "a port published on 127.0.0.1 is for this host only: drop what came in from another host addressed to 127/8", first: true,
+  },
   { table: "filter", chain: "FORWARD", spec: ["-j", "CTNET-FORWARD"], why: "send forwarded traffic through ctnet's rules first", first: true },
   { table: "filter", chain: "INPUT", spec: ["-j", "CTNET-INPUT"], why: "guard the host's loopback on bridges where published ports need route_localnet", first: true },
   { table: "nat", chain: "POSTROUTING", spec: ["-j", "CTNET-POSTROUTING"], why: "let ctnet masquerade container traffic leaving the host" },

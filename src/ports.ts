@@ -83,7 +83,32 @@ function hostAddress(text: string, spec: string): string {
   }
 }
 
+/**
+ * Most ports a container publishes. Each is three rules, and every new connection to any address of the
+ * host walks CTNET-DNAT rule by rule; removing a UDP mapping is one conntrack call. Figures: docs/ports.md,
+ * "Limits".
+ */
+export const MAX_PUBLISHED_PORTS = 1024;
+const limitText = `a container publishes at most ${MAX_PUBLISHED_PORTS} ports (docs/ports.md, "Limits")`;
+
+/** A spec to publish: as `parseSpec`, and refused when its range alone is above MAX_PUBLISHED_PORTS. */
 export function parsePublishSpec(spec: string): PublishSpec {
+  const parsed = parseSpec(spec);
+  const ports = rangeLength(parsed.containerPorts);
+  if (ports > MAX_PUBLISHED_PORTS) {
+    throw new UsageError(`port range ${rangeText(parsed.containerPorts)} in ${JSON.stringify(spec)} has ${ports} ports: ${limitText}`);
+  }
+  return parsed;
+}
+
+/** Refuses, before any host port is resolved, specs that would take the container above MAX_PUBLISHED_PORTS. */
+function checkPublishLimit(c: ContainerRecord, specs: PublishSpec[]): void {
+  const total = c.ports.length + specs.reduce((n, s) => n + rangeLength(s.containerPorts), 0);
+  if (total > MAX_PUBLISHED_PORTS) throw new UsageError(`container ${c.name} would publish ${total} ports: ${limitText}`);
+}
+
+/** A spec as given to `port unpublish` too, where any range may name what to remove. */
+function parseSpec(spec: string): PublishSpec {
   if (spec.startsWith("[")) throw new UsageError(`invalid port spec ${JSON.stringify(spec)}: ctnet publishes on IPv4 addresses only`);
   const { body, proto } = splitProto(spec);
   const parts = body.split(":");
@@ -224,23 +249,51 @@ export function gatherHostPorts(state: State): HostPorts {
   return { held, addresses: new Set(hostAddresses().map((a) => a.address)), ephemeral: ephemeralRange() };
 }
 
-function holderOf(host: HostPorts, hostIp: string, hostPort: number, proto: Proto): HeldPort | undefined {
-  return host.held.find((h) => h.proto === proto && h.hostPort === hostPort && overlapIp(h.hostIp, hostIp));
-}
+/**
+ * The holders of the host's ports by "PORT/proto", so each check looks at the few holders of one port and
+ * a range resolves in time linear in its length, not in its square (65535 ports took 8 minutes).
+ */
+class HeldIndex {
+  private readonly byPort = new Map<string, HeldPort[]>();
+  /** per "HOSTIP/proto": below it every ephemeral port is taken (held ports are only ever added) */
+  private readonly nextFree = new Map<string, number>();
 
-function freePort(host: HostPorts, hostIp: string, proto: Proto): number {
-  const [low, high] = host.ephemeral;
-  for (let p = low; p <= high; p++) if (!holderOf(host, hostIp, p, proto)) return p;
-  throw new UsageError(`no free host port left for ${proto} in ${low}-${high} (/proc/sys/net/ipv4/ip_local_port_range)`);
+  constructor(held: HeldPort[], private readonly ephemeral: Range) {
+    held.forEach((h) => this.add(h));
+  }
+
+  add(h: HeldPort): void {
+    const key = `${h.hostPort}/${h.proto}`;
+    const list = this.byPort.get(key);
+    if (list) list.push(h);
+    else this.byPort.set(key, [h]);
+  }
+
+  holder(hostIp: string, hostPort: number, proto: Proto): HeldPort | undefined {
+    return this.byPort.get(`${hostPort}/${proto}`)?.find((h) => overlapIp(h.hostIp, hostIp));
+  }
+
+  freePort(hostIp: string, proto: Proto): number {
+    const [low, high] = this.ephemeral;
+    const cursor = `${hostIp}/${proto}`;
+    for (let p = this.nextFree.get(cursor) ?? low; p <= high; p++) {
+      if (this.holder(hostIp, p, proto)) continue;
+      this.nextFree.set(cursor, p + 1);
+      return p;
+    }
+    throw new UsageError(`no free host port left for ${proto} in ${low}-${high} (/proc/sys/net/ipv4/ip_local_port_range)`);
+  }
 }
 
 /**
  * Turns specs into mappings: checks host addresses, allocates free host ports for specs without one, and
- * refuses host ports that are taken. `host.held` grows with each new mapping, so specs cannot clash
+ * refuses host ports that are taken. Each new mapping holds its host port at once, so specs cannot clash
  * among themselves either.
  */
 export function resolveMappings(specs: PublishSpec[], host: HostPorts, owner: string): PortMapping[] {
+  const held = new HeldIndex(host.held, host.ephemeral);
   const out: PortMapping[] = [];
+  const seen = new Set<string>();
   for (const spec of specs) {
     const hostIp = spec.hostIp || ANY_ADDRESS;
     if (hostIp !== ANY_ADDRESS && !host.addresses.has(hostIp)) {
@@ -248,12 +301,13 @@ export function resolveMappings(specs: PublishSpec[], host: HostPorts, owner: st
     }
     const [c0, c1] = spec.containerPorts;
     for (let cport = c0; cport <= c1; cport++) {
-      const hostPort = spec.hostPorts ? spec.hostPorts[0] + (cport - c0) : freePort(host, hostIp, spec.proto);
+      const hostPort = spec.hostPorts ? spec.hostPorts[0] + (cport - c0) : held.freePort(hostIp, spec.proto);
       const m: PortMapping = { hostIp, hostPort, containerPort: cport, proto: spec.proto };
-      if (out.some((o) => mappingText(o) === mappingText(m))) continue;
-      const holder = holderOf(host, hostIp, hostPort, spec.proto);
+      if (seen.has(mappingText(m))) continue;
+      const holder = held.holder(hostIp, hostPort, spec.proto);
       if (holder) throw new UsageError(`host port ${hostIp}:${hostPort}/${spec.proto} in ${JSON.stringify(spec.text)} is ${holder.why}`);
-      host.held.push({ ...m, why: publishedBy(owner, m) });
+      held.add({ ...m, why: publishedBy(owner, m) });
+      seen.add(mappingText(m));
       out.push(m);
     }
   }
@@ -371,11 +425,17 @@ function readLocalnet(br: string): string {
   return read(br) ?? read("default") ?? "0";
 }
 
-const byChain = (rules: Rule[]) => [...rules].sort((a, b) => CHAIN_ORDER.indexOf(a.chain) - CHAIN_ORDER.indexOf(b.chain));
+/** Sorted by chain in CHAIN_ORDER (or backwards), each chain's rules kept in the order they were added. */
+const byChain = (rules: Rule[], direction: 1 | -1 = 1) =>
+  [...rules].sort((a, b) => direction * (CHAIN_ORDER.indexOf(a.chain) - CHAIN_ORDER.indexOf(b.chain)));
 
-/** Removes what `before` has and `after` lacks: DNAT first, so no packet is forwarded into a missing rule. */
+/**
+ * Removes what `before` has and `after` lacks: DNAT first, so no packet is forwarded into a missing rule.
+ * Within a chain rules go in the order they were added: iptables-nft deletes a run of rules from the end
+ * of a chain in time quadratic in their number (6000 took 2 minutes), from the front in linear time.
+ */
 export function retirePorts(plan: Plan, state: State, before: PortLayer, after: PortLayer): void {
-  const gone = byChain([...before.rules].filter(([k]) => !after.rules.has(k)).map(([, r]) => r)).reverse();
+  const gone = byChain([...before.rules].filter(([k]) => !after.rules.has(k)).map(([, r]) => r), -1);
   const linksAt = gone.findIndex((r) => CHAIN_ORDER.indexOf(r.chain) < CHAIN_ORDER.indexOf("links"));
   gone.forEach((r, i) => {
     if (i === linksAt) restoreLinkSettings(plan, state, before, after);
@@ -473,6 +533,7 @@ export function publishOnRun(plan: Plan, state: State, c: ContainerRecord, o: Pu
       if (!explicit.has(`${e.containerPort}/${e.proto}`)) specs.push({ text: `${e.containerPort}/${e.proto}`, hostIp: "", hostPorts: null, containerPorts: [e.containerPort, e.containerPort], proto: e.proto });
     }
   }
+  checkPublishLimit(c, specs);
   const before = portLayer(state);
   c.ports = resolveMappings(specs, gatherHostPorts(state), c.name);
   installPorts(plan, state, before, portLayer(state));
@@ -484,6 +545,7 @@ export function planPublish(state: State, name: string, specTexts: string[]): Pl
   const c = findContainer(state, name);
   const specs = specTexts.map(parsePublishSpec);
   checkCanPublish(state, c);
+  checkPublishLimit(c, specs);
   const plan = new Plan(`port publish ${c.name} ${specTexts.join(" ")}`);
   const before = portLayer(state);
   const added = resolveMappings(specs, gatherHostPorts(state), c.name);
@@ -501,7 +563,7 @@ export function planUnpublish(state: State, name: string, specTexts: string[]): 
   const c = findContainer(state, name);
   const plan = new Plan(`port unpublish ${c.name} ${specTexts.join(" ")}`);
   const removing = new Set<PortMapping>();
-  for (const spec of specTexts.map(parsePublishSpec)) {
+  for (const spec of specTexts.map(parseSpec)) {
     const hits = c.ports.filter((m) => matches(spec, m));
     if (hits.length === 0) throw new UsageError(`${JSON.stringify(spec.text)} is not published by container ${c.name}${c.ports.length ? ` (it publishes ${c.ports.map(mappingText).join(", ")})` : ""}`);
     hits.forEach((m) => removing.add(m));

@@ -3,8 +3,10 @@
 import { describe, expect, it } from "vitest";
 import { UsageError } from "../../src/errors.js";
 import { emptyState, type ContainerRecord, type State } from "../../src/model.js";
+import { Plan, type CmdStep } from "../../src/plan.js";
 import {
-  formatPorts, parseExposeSpec, parsePublishSpec, portLayer, portLines, resolveMappings, type HostPorts,
+  MAX_PUBLISHED_PORTS, formatPorts, parseExposeSpec, parsePublishSpec, planPublish, planUnpublish, portLayer, portLines, resolveMappings, retirePorts,
+  type HostPorts,
 } from "../../src/ports.js";
 
 const refused = (f: () => unknown): string => {
@@ -49,6 +51,30 @@ describe("parsePublishSpec", () => {
     ["a:b:c:d", 'invalid port spec "a:b:c:d": expected [HOSTIP:][HOSTPORT:]PORT[/tcp|/udp]'],
   ])("refuses %j", (spec, message) => {
     expect(refused(() => parsePublishSpec(spec))).toBe(message);
+  });
+});
+
+describe("the limit on published ports", () => {
+  it("takes a range of MAX_PUBLISHED_PORTS and refuses a longer one, naming the limit", () => {
+    expect(MAX_PUBLISHED_PORTS).toBe(1024);
+    expect(parsePublishSpec("10000-11023:10000-11023/udp").containerPorts).toEqual([10000, 11023]);
+    expect(refused(() => parsePublishSpec("1-65535:1-65535"))).toBe(
+      'port range 1-65535 in "1-65535:1-65535" has 65535 ports: a container publishes at most 1024 ports (docs/ports.md, "Limits")',
+    );
+    expect(refused(() => parsePublishSpec("127.0.0.1::2000-3024"))).toBe(
+      'port range 2000-3024 in "127.0.0.1::2000-3024" has 1025 ports: a container publishes at most 1024 ports (docs/ports.md, "Limits")',
+    );
+  });
+
+  it("counts what a container publishes already, and leaves unpublish of any range alone", () => {
+    const s = stateWith([{ hostIp: "0.0.0.0", hostPort: 8080, containerPort: 80, proto: "tcp" }]);
+    expect(refused(() => planPublish(s, "web", ["20000-20999:1000-1999", "30000-30023:3000-3023"]))).toBe(
+      'container web would publish 1025 ports: a container publishes at most 1024 ports (docs/ports.md, "Limits")',
+    );
+    expect(s.containers.web.ports).toHaveLength(1);
+    const plan = planUnpublish(s, "web", ["1-65535"]);
+    expect(s.containers.web.ports).toEqual([]);
+    expect(plan.steps.some((st) => st.kind === "cmd" && st.argv.join(" ").includes("-D CTNET-DNAT"))).toBe(true);
   });
 });
 
@@ -102,6 +128,19 @@ describe("resolveMappings", () => {
     );
   });
 
+  it("resolves a whole range of free ports past many holders, each port once", () => {
+    const held = Array.from({ length: 500 }, (_, i) => ({ hostIp: i % 2 ? "127.0.0.1" : "0.0.0.0", hostPort: 40000 + 2 * i, proto: "tcp" as const, why: "x" }));
+    const h = host({ ephemeral: [40000, 49999], held });
+    const got = resolveMappings([parsePublishSpec("1000-1999"), parsePublishSpec("192.0.2.2::1-10")], h, "web");
+    const ports = got.map((m) => m.hostPort);
+    expect(new Set(ports).size).toBe(1010);
+    // every even port of 40000-40998 is held (on 0.0.0.0 or on 127.0.0.1, which clashes with 0.0.0.0)
+    expect(ports.slice(0, 3)).toEqual([40001, 40003, 40005]);
+    expect(ports.slice(0, 1000).filter((p) => p < 41000 && p % 2 === 0)).toEqual([]);
+    // 192.0.2.2 clashes with the 0.0.0.0 holders and with this spec's own 0.0.0.0 ports, not with 127.0.0.1's
+    expect(ports.slice(1000)).toEqual([40002, 40006, 40010, 40014, 40018, 40022, 40026, 40030, 40034, 40038]);
+  });
+
   it("says when the ephemeral range is exhausted", () => {
     const h = host({ ephemeral: [40000, 40000], held: [{ hostIp: "0.0.0.0", hostPort: 40000, proto: "tcp", why: "x" }] });
     expect(refused(() => resolveMappings([parsePublishSpec("80")], h, "web"))).toBe(
@@ -151,6 +190,22 @@ describe("portLayer", () => {
     expect(keys.filter((k) => k.includes("CTNET-DNAT"))).toHaveLength(2);
     expect(keys).toContain("nat CTNET-POSTROUTING -s 127.0.0.0/8 -o ctbr-red -j MASQUERADE");
     expect(keys).toContain("filter CTNET-INPUT -i ctbr-red -d 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED -j DROP");
+  });
+});
+
+describe("retirePorts", () => {
+  it("removes DNAT first and each chain's rules in the order they were added (iptables-nft deletes from a chain's end in quadratic time)", () => {
+    const s = stateWith([1, 2, 3].map((p) => ({ hostIp: "192.0.2.2", hostPort: 8000 + p, containerPort: p, proto: "tcp" as const })));
+    const before = portLayer(s);
+    s.containers.web.ports = [];
+    const plan = new Plan("rm");
+    retirePorts(plan, s, before, portLayer(s));
+    const removed = (plan.steps as CmdStep[]).filter((st) => st.argv[0] === "iptables").map((st) => `${st.argv[5]} ${/--dport (\d+)/.exec(st.argv.join(" "))![1]}`);
+    expect(removed).toEqual([
+      "CTNET-DNAT 8001", "CTNET-DNAT 8002", "CTNET-DNAT 8003",
+      "CTNET-POSTROUTING 1", "CTNET-POSTROUTING 2", "CTNET-POSTROUTING 3",
+      "CTNET-PORTS 1", "CTNET-PORTS 2", "CTNET-PORTS 3",
+    ]);
   });
 });
 
