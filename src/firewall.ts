@@ -1,7 +1,9 @@
 // The iptables layer. ctnet's rules live only in its own chains; the built-in chains get one jump each.
 //
 //   filter FORWARD      -> CTNET-FORWARD (inserted first, so a DROP policy or others' rules come after)
-//   CTNET-FORWARD       -> CTNET-ISOLATION first, then per network: replies in, published ports in,
+//   CTNET-FORWARD       a DROP of anything first addressed to 127/8 (a port published on 127.0.0.1,
+//                          reached from a host that routes 127/8 via this one), CTNET-ISOLATION, then
+//                          per network: replies in, published ports in,
 //                          out of the bridge, within the bridge (ACCEPT, or DROP with icc=false), and a
 //                          final DROP of anything else entering the bridge (an outside host that routes
 //                          the subnet via this one reaches published ports only)

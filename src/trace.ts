@@ -102,6 +102,8 @@ function matches(rule: Rule, p: Packet): { match: boolean | null; target: string
       case "-o": test(ifMatch(a[++i], p.out)); break;
       case "-s": test(inCidr(a[++i], p.src)); break;
       case "-d": test(inCidr(a[++i], p.dst)); break;
+      // trace's packets start in a container, where they are not DNATed: their original destination is theirs
+      case "--ctorigdst": test(inCidr(a[++i], p.dst)); break;
       case "-p": { const proto = a[++i]; test(proto === "all" || proto === p.proto || (proto === "icmp" && p.proto === "icmp")); break; }
       case "--dport": test(p.dport !== null && Number(a[++i]) === p.dport); break;
       case "--ctstate": case "--state": test(a[++i].split(",").some((s) => p.ctstate.has(s))); break;
