@@ -58,6 +58,11 @@ export type Step = CmdStep | WriteStep | SpawnStep | KillStep | LinkStep;
 
 export class Plan {
   readonly steps: Step[] = [];
+  /**
+   * Whether the plan ends by waiting for the links its deleted namespaces take along (see the executor).
+   * A plan that leaves that to the next command needing one of their names sets it to false.
+   */
+  waitAtEnd = true;
 
   constructor(readonly title: string) {}
 

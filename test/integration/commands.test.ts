@@ -375,7 +375,7 @@ describe("cleanup", () => {
     lab.ok("rm", "-f", cs[3], cs[0], cs[1], cs[2]);
     lab.ok("net", "rm", n1, n2);
     expect(leftoversOf(mine)).toEqual([]);
-    expect(lab.state()).toEqual({ version: 1, networks: {}, containers: {}, sysctls: {}, generation: expect.any(Number) });
+    expect(lab.state()).toEqual({ version: 1, networks: {}, containers: {}, sysctls: {}, generation: expect.any(Number), madeDirs: ["logs"] });
     expect(sh(["ip", "-o", "link", "show"]).stdout).not.toMatch(new RegExp(`ctnet:(veth|bridge):(${cs.join("|")}|${n1}|${n2})\\b`));
   });
 });
@@ -409,7 +409,7 @@ describe("cleanup of a whole host", () => {
       host.ok("rm", "-f", "u2", "lonely", "hosty");
       host.ok("net", "rm", "red", "blue");
       expect(host.kernel()).toEqual(before);
-      expect(host.state()).toEqual({ version: 1, networks: {}, containers: {}, sysctls: {}, generation: expect.any(Number) });
+      expect(host.state()).toEqual({ version: 1, networks: {}, containers: {}, sysctls: {}, generation: expect.any(Number), madeDirs: ["logs"] });
     } finally {
       await host.stop();
     }

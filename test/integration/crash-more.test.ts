@@ -201,8 +201,8 @@ const DOWN = [["down", "-f", LAB]];
 describe("SIGKILL at every step, beside a second state dir", () => {
   it("net disconnect of the network a published port goes through", async () => {
     const { points, failures } = await killEverywhere({ setup: UP, args: ["net", "disconnect", "pa", "w1"], teardown: DOWN });
-    expect(points).toBeGreaterThan(15);
     expect(failures.join("\n\n")).toBe("");
+    expect(points).toBeGreaterThan(15);
   }, 600_000);
 
   it("port unpublish", async () => {
@@ -230,8 +230,8 @@ describe("SIGKILL at every step, beside a second state dir", () => {
   it("down", async () => {
     // the lab as up leaves it (w1 on pa, pb empty): the fixture is one command, the plan about 30 steps
     const { points, failures } = await killEverywhere({ setup: [UP[0]], args: ["down", "-f", LAB], teardown: DOWN });
-    expect(points).toBeGreaterThan(15);
     expect(failures.join("\n\n")).toBe("");
+    expect(points).toBeGreaterThan(15);
   }, 600_000);
 });
 

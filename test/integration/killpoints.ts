@@ -40,9 +40,12 @@ export async function kill(host: IsolatedHost, p: Paused): Promise<void> {
 
 export const journalFiles = (stateDir: string) => fs.readdirSync(stateDir).filter((f) => f.startsWith("journal"));
 
-/** The state as ctnet reads it (no file is the empty state), without the generation every saved plan counts up. */
+/**
+ * The state as ctnet reads it (no file is the empty state), without the generation every saved plan counts
+ * up and the record of the dirs ctnet made (the first command makes the logs dir).
+ */
 export function stateText(stateDir: string): string {
   const file = path.join(stateDir, "state.json");
-  const { generation: _, ...state } = fs.existsSync(file) ? decodeState(fs.readFileSync(file, "utf8")) : { version: 1, networks: {}, containers: {}, sysctls: {} };
+  const { generation: _, madeDirs: _dirs, ...state } = fs.existsSync(file) ? decodeState(fs.readFileSync(file, "utf8")) : { version: 1, networks: {}, containers: {}, sysctls: {} };
   return JSON.stringify(state, null, 1);
 }
