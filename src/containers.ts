@@ -134,6 +134,8 @@ export function planRm(state: State, stateDir: string, names: string[], force: b
   // the port rules it deletes are ctnet's, should a later plan of the same command (down) remove the base
   enlist(plan, state);
   const removing = new Set(names.map((n) => findContainer(state, n).name));
+  // one container: no waiting for its veths to go; the next command that takes one of their names waits
+  if (removing.size === 1) plan.waitAtEnd = false;
   for (const name of removing) {
     const c = state.containers[name];
     if (isRunning(c) && !force) throw new UsageError(`container ${name} is running: stop it first or use rm -f`);

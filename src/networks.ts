@@ -12,7 +12,7 @@ import { Plan } from "./plan.js";
 import { dropUnpublishable, installPorts, portLayer, retirePorts } from "./ports.js";
 import { neighbours, syncNameFiles } from "./sandbox.js";
 import { containerDigests } from "./statefile.js";
-import { hostSubnetsInUse, linkExists } from "./sys.js";
+import { hostSubnetsInUse, linkExists, vethLeaving } from "./sys.js";
 import type { ContainerRecord, Endpoint, NetworkRecord, State } from "./model.js";
 
 export interface CreateNetworkOptions {
@@ -232,7 +232,8 @@ export function newEndpoint(state: State, c: ContainerRecord, net: NetworkRecord
   const used = new Set(c.endpoints.map((e) => e.ifname));
   let n = 0;
   while (used.has(`eth${n}`)) n++;
-  if (hostIfTaken || linkExists(hostIf)) {
+  // a veth of a container removed a moment ago may still be going (see the executor's waits): run waits for it
+  if (hostIfTaken || (linkExists(hostIf) && !vethLeaving(hostIf))) {
     throw new UsageError(`interface ${hostIf} for ${c.name} on ${net.name} already exists on the host`);
   }
   return {

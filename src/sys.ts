@@ -76,6 +76,15 @@ export function readOrNull(file: string): string | null {
 
 export const linkExists = (ifname: string) => !goingAway.links.has(ifname) && fs.existsSync(`/sys/class/net/${ifname}`);
 
+/**
+ * Whether a link is a ctnet veth whose namespace is deleted: the kernel removes it in the background, in
+ * some 40 ms, and its name is then free (a plan that takes it waits for it to go).
+ */
+export function vethLeaving(ifname: string): boolean {
+  const ns = /^ctnet:veth:([^/]+)\//.exec(readOrNull(`/sys/class/net/${ifname}/ifalias`) ?? "")?.[1];
+  return ns !== undefined && !fs.existsSync(netnsPath(ns));
+}
+
 export const netnsExists = (ns: string) => !goingAway.netns.has(ns) && fs.existsSync(netnsPath(ns));
 
 export function netnsNames(): Set<string> {

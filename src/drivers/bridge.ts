@@ -4,7 +4,7 @@ import fs from "node:fs";
 import { addRule, bridgesInKernel, deleteRule, enlist, installBase, networkRules, othersForwarding, presentRules, removeBase } from "../firewall.js";
 import { addrValue, macFor } from "../ipam.js";
 import { linkAlias } from "../naming.js";
-import type { Plan } from "../plan.js";
+import { WAIT_GONE, type Plan } from "../plan.js";
 import type { Endpoint, NetworkRecord, State } from "../model.js";
 
 const IP_FORWARD = "net.ipv4.ip_forward";
@@ -96,6 +96,10 @@ export interface Attachment {
  */
 export function attachEndpoints(plan: Plan, netns: string, attachments: Attachment[], routeVia?: NetworkRecord): void {
   for (const { net, ep } of attachments) {
+    // a veth of that name that is still going (its container was removed a moment ago): wait for it
+    if (fs.existsSync(`/sys/class/net/${ep.hostIf}`)) {
+      plan.cmd(["sh", "-c", WAIT_GONE, "sh", `/sys/class/net/${ep.hostIf}`], `wait until the kernel has removed the ${ep.hostIf} of before`, null);
+    }
     // one netlink request makes the pair, plugs the host end into the bridge and brings it up, where
     // separate `ip link set … master`, `… up` and `… mtu` commands each took another request
     const mtu = net.options.mtu ? ["mtu", net.options.mtu] : [];
