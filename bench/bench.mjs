@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // ctnet's benchmark: one run measures ctnet's commands (latency, and how it grows with the number of
 // containers and published ports) against the iproute2 floor and every peer installed here (drivers in
-// ../shared/bench), and prints one table with ratios and the targets of issue 6.
+// bench/peers, which bench/peers/setup.sh installs), and prints one table with ratios and the targets of
+// issue 6.
 //
 //   node bench/bench.mjs                  full size (about 10 minutes on 2 cores)
 //   node bench/bench.mjs --size tiny      seconds, only to prove the bench works (CI); also CTNET_BENCH_SIZE=tiny
@@ -23,7 +24,8 @@ import { fileURLToPath } from "node:url";
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 // another build can be measured with CTNET_BENCH_CLI=/path/to/bin/ctnet (e.g. a copy of an older one)
 const CTNET = path.resolve(process.env.CTNET_BENCH_CLI || path.join(ROOT, "bin/ctnet"));
-const PEER_DIR = process.env.CTNET_BENCH_PEERS ?? path.resolve(ROOT, "../shared/bench");
+// the peer drivers; CTNET_BENCH_PEERS=DIR runs other drivers of the same interface (bench/peers/lib.sh)
+const PEER_DIR = path.resolve(process.env.CTNET_BENCH_PEERS || path.join(ROOT, "bench/peers"));
 
 const SIZES = {
   // reps: samples per latency median; lab: containers/networks of the up/down lab; scale: containers on one
@@ -131,21 +133,18 @@ class Ctnet {
 
 // ---- the peers ------------------------------------------------------------------------------------
 
-const canRun = (argv) => spawnSync(argv[0], argv.slice(1), { stdio: "ignore" }).status === 0;
-const hasBc = () => canRun(["sh", "-c", "command -v bc"]);
-
-/** Each peer: whether it is installed, and the driver script with its size. */
+/** Each peer: its driver in PEER_DIR, how many containers it measures, and whether it must run on the host. */
 const PEERS = {
-  floor: { installed: () => hasBc() && canRun(["ip", "-V"]), script: "floor-iproute2.sh", n: (s) => s.peerN, host: false },
-  netavark: { installed: () => hasBc() && fs.existsSync("/usr/lib/podman/netavark"), script: "peer-netavark.sh", n: (s) => s.peerN, host: false },
-  cni: { installed: () => hasBc() && fs.existsSync("/usr/lib/cni/bridge"), script: "peer-cni.sh", n: (s) => s.peerN, host: false },
-  docker: {
-    installed: () => hasBc() && canRun(["docker", "info"]) && canRun(["docker", "image", "inspect", "bb"]),
-    script: "peer-docker.sh", n: (s) => s.dockerN, host: true,
-  },
+  floor: { script: "iproute2.sh", n: (s) => s.peerN, host: false },
+  netavark: { script: "netavark.sh", n: (s) => s.peerN, host: false },
+  cni: { script: "cni.sh", n: (s) => s.peerN, host: false },
+  docker: { script: "docker.sh", n: (s) => s.dockerN, host: true },
 };
 
-/** Runs peer drivers; returns { name: { setup, teardown, n } } from their "NAME N= setup_ms= teardown_ms=" lines. */
+/**
+ * Runs peer drivers; returns { figure: { setup, teardown, n } } from their "NAME N= setup_ms= teardown_ms="
+ * lines. A driver whose peer is not installed says "skip: why", which becomes a note.
+ */
 function runPeers(names, size, notes) {
   const out = {};
   for (const name of names) {
@@ -155,18 +154,22 @@ function runPeers(names, size, notes) {
       notes.push(`${name}: driver ${script} not found, skipped`);
       continue;
     }
-    if (!peer.installed()) {
-      notes.push(`${name}: not installed here (see ${path.join(PEER_DIR, "peers-setup.sh")}), skipped`);
-      continue;
-    }
     progress(`peer ${name} (N=${peer.n(size)})`);
     const r = spawnSync("bash", [script, String(peer.n(size))], { encoding: "utf8", timeout: 600_000 });
-    for (const line of r.stdout.split("\n")) {
-      const m = /^(\S+) N=(\d+) setup_ms=([\d.]+) teardown_ms=([\d.]+)/.exec(line);
-      if (m) out[m[1]] = { setup: Number(m[3]), teardown: Number(m[4]), n: Number(m[2]) };
+    const skipped = /^skip: (.*)$/m.exec(r.stdout ?? "");
+    if (skipped) {
+      notes.push(`${name}: skipped, ${skipped[1]}`);
+      continue;
     }
-    if (!Object.keys(out).some((k) => k.startsWith(name === "floor" ? "iproute2" : name === "cni" ? "cni" : name))) {
-      notes.push(`${name}: driver printed no figures (exit ${r.status}): ${(r.stderr || "").trim().split("\n").at(-1) ?? ""}`);
+    let figures = 0;
+    for (const line of (r.stdout ?? "").split("\n")) {
+      const m = /^(\S+) N=(\d+) setup_ms=([\d.]+) teardown_ms=([\d.]+)$/.exec(line);
+      if (!m) continue;
+      out[m[1]] = { setup: Number(m[3]), teardown: Number(m[4]), n: Number(m[2]) };
+      figures++;
+    }
+    if (r.status !== 0 || figures === 0) {
+      notes.push(`${name}: driver failed (exit ${r.status ?? r.signal}): ${(r.stderr || r.error?.message || "").trim().split("\n").at(-1) ?? ""}`);
     }
   }
   return out;
@@ -391,7 +394,7 @@ function main() {
   const where = opts.host ? "on the host" : "in a private network namespace (Docker on the host)";
   const header = `ctnet bench, size ${opts.size}: ${os.cpus().length} cores, node ${process.version}, ${os.release()}, ${where}; ${((Date.now() - started) / 1000).toFixed(0)} s`;
   const footer = [
-    `peer columns: the peer's own time per container (from ${PEER_DIR}), and ctnet's time as a multiple of it`,
+    `peer columns: the peer's own time per container (drivers in ${path.relative(ROOT, PEER_DIR) || "."}), and ctnet's time as a multiple of it`,
     `state file with ${size.scale} containers: ${result.m.stateKB ? result.m.stateKB.toFixed(0) + " KB" : "—"}`,
     ...notes.map((n) => `note: ${n}`),
   ];

@@ -1,9 +1,13 @@
 #!/bin/sh
 # Seeds 000, 002 and 004 with ctnet: the default bridge, host, none and container modes, one command at a time.
-# Run as root from the repository (after scripts/setup.sh). Removes everything it made when it ends.
+# Run as root after scripts/setup.sh, from the repository or copied anywhere (ctnet is then taken from
+# PATH). Removes everything it made when it ends.
 # The same topology as one lab file: examples/modes.yaml.
 set -u
-ctnet() { "$(dirname "$0")/../bin/ctnet" "$@"; }
+# this clone's ctnet when run from it, else the one on PATH (scripts/setup.sh links it there)
+CTNET="$(dirname "$0")/../bin/ctnet"
+[ -x "$CTNET" ] || CTNET=$(command -v ctnet) || { echo "$0: ctnet is not on PATH (run scripts/setup.sh)" >&2; exit 1; }
+ctnet() { "$CTNET" "$@"; }
 # commands in bold on a terminal; plain when piped or NO_COLOR is set
 if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }; else say() { printf '\n$ %s\n' "$*"; }; fi
 

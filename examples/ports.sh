@@ -1,10 +1,13 @@
 #!/bin/sh
 # Seed 002's published ports with ctnet: web1 with -p 8080:80, web2 with -P (a free host port from the
 # kernel's ephemeral range), the DNAT rules behind them, and publishing on a running container.
-# A small socat HTTP server stands in for nginx. Run as root from the repository (after scripts/setup.sh).
-# Removes everything it made when it ends.
+# A small socat HTTP server stands in for nginx. Run as root after scripts/setup.sh, from the repository
+# or copied anywhere (ctnet is then taken from PATH). Removes everything it made when it ends.
 set -u
-ctnet() { "$(dirname "$0")/../bin/ctnet" "$@"; }
+# this clone's ctnet when run from it, else the one on PATH (scripts/setup.sh links it there)
+CTNET="$(dirname "$0")/../bin/ctnet"
+[ -x "$CTNET" ] || CTNET=$(command -v ctnet) || { echo "$0: ctnet is not on PATH (run scripts/setup.sh)" >&2; exit 1; }
+ctnet() { "$CTNET" "$@"; }
 if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }; else say() { printf '\n$ %s\n' "$*"; }; fi
 
 WEB='exec socat TCP-LISTEN:80,fork,reuseaddr "SYSTEM:echo HTTP/1.0 200 OK; echo Content-Type\: text/plain; echo; echo Welcome to \$(hostname)!; sleep 0.2"'

@@ -1,8 +1,12 @@
 #!/bin/sh
 # Seed 001's red/blue demo with ctnet: two user networks, four containers, names only within a network.
-# Run as root from the repository (after scripts/setup.sh). Removes everything it made when it ends.
+# Run as root after scripts/setup.sh, from the repository or copied anywhere (ctnet is then taken from
+# PATH). Removes everything it made when it ends.
 set -u
-ctnet() { "$(dirname "$0")/../bin/ctnet" "$@"; }
+# this clone's ctnet when run from it, else the one on PATH (scripts/setup.sh links it there)
+CTNET="$(dirname "$0")/../bin/ctnet"
+[ -x "$CTNET" ] || CTNET=$(command -v ctnet) || { echo "$0: ctnet is not on PATH (run scripts/setup.sh)" >&2; exit 1; }
+ctnet() { "$CTNET" "$@"; }
 # commands in bold on a terminal; plain when piped or NO_COLOR is set
 if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }; else say() { printf '\n$ %s\n' "$*"; }; fi
 

@@ -1,9 +1,13 @@
 #!/bin/sh
 # Seed 002's two-tier story with ctnet: wordpress reaches its database by the name mysql_app on the user
 # network my_net. Small socat stand-ins play mysql and wordpress (see examples/two-tier.yaml for the lab file).
-# Run as root from the repository (after scripts/setup.sh). Removes everything it made when it ends.
+# Run as root after scripts/setup.sh, from the repository or copied anywhere (ctnet is then taken from
+# PATH). Removes everything it made when it ends.
 set -u
-ctnet() { "$(dirname "$0")/../bin/ctnet" "$@"; }
+# this clone's ctnet when run from it, else the one on PATH (scripts/setup.sh links it there)
+CTNET="$(dirname "$0")/../bin/ctnet"
+[ -x "$CTNET" ] || CTNET=$(command -v ctnet) || { echo "$0: ctnet is not on PATH (run scripts/setup.sh)" >&2; exit 1; }
+ctnet() { "$CTNET" "$@"; }
 # commands in bold on a terminal; plain when piped or NO_COLOR is set
 if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }; else say() { printf '\n$ %s\n' "$*"; }; fi
 

@@ -12,7 +12,8 @@ import { describe, expect, it } from "vitest";
 import { ROOT, sh, type Result } from "./harness.js";
 import { IsolatedHost } from "./isolated.js";
 
-const REFERENCE = path.join(ROOT, "../shared/reference/docker-20.10");
+// what a real Docker 20.10 engine left in iptables (see its README.md)
+const REFERENCE = path.join(ROOT, "test/fixtures/docker-20.10");
 
 /** iptables-save as lines, without comments and counters. */
 const saved = (text: string) => text.split("\n").filter((l) => l && !l.startsWith("#")).map((l) => l.replace(/ \[\d+:\d+\]$/, ""));
