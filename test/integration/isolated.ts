@@ -7,6 +7,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { afterEach } from "vitest";
 import { CTNET, type Result } from "./harness.js";
 import { decodeState } from "../../src/statefile.js";
 
@@ -165,4 +166,17 @@ export class IsolatedHost {
     }
     fs.rmSync(this.stateDir, { recursive: true, force: true });
   }
+}
+
+/** Registers the hook that stops every private host a test started, also when it failed; returns the starter. */
+export function useIsolatedHosts(): () => Promise<IsolatedHost> {
+  const hosts: IsolatedHost[] = [];
+  afterEach(async () => {
+    while (hosts.length) await hosts.pop()!.stop();
+  });
+  return async () => {
+    const h = await IsolatedHost.start();
+    hosts.push(h);
+    return h;
+  };
 }

@@ -3,20 +3,12 @@
 // kernel itself as well as what ctnet says.
 import fs from "node:fs";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { CTNET, sh } from "./harness.js";
-import { IsolatedHost } from "./isolated.js";
+import { IsolatedHost, useIsolatedHosts } from "./isolated.js";
 import { decodeState } from "../../src/statefile.js";
 
-const hosts: IsolatedHost[] = [];
-async function newHost(): Promise<IsolatedHost> {
-  const h = await IsolatedHost.start();
-  hosts.push(h);
-  return h;
-}
-afterEach(async () => {
-  while (hosts.length) await hosts.pop()!.stop();
-});
+const newHost = useIsolatedHosts();
 
 const agree = (h: IsolatedHost) => {
   const r = h.ctnet("doctor");

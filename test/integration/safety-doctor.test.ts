@@ -4,18 +4,10 @@
 // doctor also reads a backup of the current format (JSON lines) record by record.
 import fs from "node:fs";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
-import { IsolatedHost } from "./isolated.js";
+import { describe, expect, it } from "vitest";
+import { IsolatedHost, useIsolatedHosts } from "./isolated.js";
 
-const hosts: IsolatedHost[] = [];
-async function newHost(): Promise<IsolatedHost> {
-  const h = await IsolatedHost.start();
-  hosts.push(h);
-  return h;
-}
-afterEach(async () => {
-  while (hosts.length) await hosts.pop()!.stop();
-});
+const newHost = useIsolatedHosts();
 
 const agree = (h: IsolatedHost) => {
   const r = h.ctnet("doctor");

@@ -5,18 +5,10 @@
 //     (the DNAT in nat PREROUTING takes any interface), whatever ran before: other publications, route_localnet.
 import fs from "node:fs";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
-import { IsolatedHost } from "./isolated.js";
+import { describe, expect, it } from "vitest";
+import { IsolatedHost, useIsolatedHosts } from "./isolated.js";
 
-const hosts: IsolatedHost[] = [];
-async function newHost(): Promise<IsolatedHost> {
-  const h = await IsolatedHost.start();
-  hosts.push(h);
-  return h;
-}
-afterEach(async () => {
-  while (hosts.length) await hosts.pop()!.stop();
-});
+const newHost = useIsolatedHosts();
 
 const run = (h: IsolatedHost, argv: string[]) => {
   const r = h.sh(argv);

@@ -6,22 +6,16 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { CTNET } from "./harness.js";
-import { IsolatedHost } from "./isolated.js";
+import { IsolatedHost, useIsolatedHosts } from "./isolated.js";
 
-const hosts: IsolatedHost[] = [];
+const newHost = useIsolatedHosts();
 const dirs: string[] = [];
-async function newHost(): Promise<IsolatedHost> {
-  const h = await IsolatedHost.start();
-  hosts.push(h);
-  return h;
-}
 const newDir = () => {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), "ctnet-safety-"));
   dirs.push(d);
   return d;
 };
-afterEach(async () => {
-  while (hosts.length) await hosts.pop()!.stop();
+afterEach(() => {
   while (dirs.length) fs.rmSync(dirs.pop()!, { recursive: true, force: true });
 });
 

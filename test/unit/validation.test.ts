@@ -136,19 +136,19 @@ describe("other commands refuse", () => {
 });
 
 describe("valid input", () => {
-  it("run on a user network plans namespace, veth, address, route and names, in that order", () => {
+  it("run on a user network plans names (the namespace's mark), namespace, veth, address and route, in that order", () => {
     const state = fixture();
     const { plan, container } = planRun(state, "/var/lib/ctnet", { name: "c9", net: "red", networkAlias: ["web"], command: [], detach: true });
     expect(container.endpoints[0]).toMatchObject({ ip: "10.9.0.4", ifname: "eth0", hostIf: "ve-c9.red", mac: "02:42:0a:09:00:04", aliases: ["web"] });
     const lines = plan.steps.map((s) => (s.kind === "cmd" || s.kind === "spawn" ? s.argv.join(" ") : s.kind === "write" || s.kind === "link" ? `${s.kind} ${s.path}` : s.kind));
     const order = [
+      "write /etc/netns/.ctnet-hosts/red.hosts",
+      "link /etc/netns/c9/hosts",
       "ip netns add c9",
       "ip link add ve-c9.red master ctbr-red up type veth peer name eth0 address 02:42:0a:09:00:04 netns c9",
       "ip link set ve-c9.red alias ctnet:veth:c9/red",
       "ip -n c9 addr add 10.9.0.4/24 dev eth0",
       "ip -n c9 route add default via 10.9.0.1",
-      "write /etc/netns/.ctnet-hosts/red.hosts",
-      "link /etc/netns/c9/hosts",
     ].map((l) => lines.indexOf(l));
     expect(order.every((i) => i >= 0), lines.join("\n")).toBe(true);
     expect([...order].sort((a, b) => a - b)).toEqual(order);
