@@ -104,7 +104,7 @@ export function planReset(store: Store, state: State): { plan: Plan; others: num
 
   // sysctls ctnet changed go back, unless someone changed them since, or (forwarding) another tool uses it.
   // Forwarding another state dir's networks still need stays on: the last of them restores it (bridge.ts).
-  const othersBridges = [...bridgesInKernel()].filter((br) => !ownLinks.has(br));
+  const othersBridges = [...bridgesInKernel()].filter((br) => !marked.some((l) => l.ifname === br));
   const handedOver = othersBridges.length === 0 && !spared.everything && !state.sysctls[IP_FORWARD] ? takeHandedOverForwarding(state) : null;
   for (const s of [...Object.values(state.sysctls), ...(handedOver ? [handedOver] : [])]) {
     const file = sysctlPath(s.key);

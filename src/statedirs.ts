@@ -27,7 +27,7 @@ function registryDir(): string {
 
 const canonical = (dir: string) => {
   try {
-    return fs.realpathSync(dir);
+    return fs.realpathSync.native(dir);
   } catch {
     return path.resolve(dir);
   }
