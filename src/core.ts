@@ -7,6 +7,7 @@ import { abandon, execute, finishJournal, recoverJournal, testPause, type Spawne
 import { encodeState } from "./statefile.js";
 import { renderScript, type Plan } from "./plan.js";
 import { Store, resolveStateDir } from "./store.js";
+import { syncRegistry } from "./statedirs.js";
 import { isRoot, requireTools } from "./sys.js";
 import type { State } from "./model.js";
 
@@ -75,6 +76,7 @@ export async function mutate<T>(
     } catch (err: any) {
       throw new OpError(`${err.message}: ${await abandon(plan, spawned, store)}`);
     }
+    syncRegistry(store.dir, draft);
     await testPause("commit");
     finishJournal(store);
     return result;

@@ -8,8 +8,9 @@
 //
 // Marks: a link whose alias starts "ctnet:", an iptables chain named CTNET-…, a rule in (or jumping to)
 // such a chain, a namespace or /etc/netns dir whose hosts file starts "# ctnet". Nothing else is touched.
-// doctor assumes one ctnet state per host (network namespace): marked objects of another --state-dir are
-// orphans to it.
+// Several state dirs may share a host (network namespace): what another live one's state explains (its
+// links, namespaces, files, rules, and ctnet's chains while it has networks) is neither reported nor
+// touched. statedirs.ts lists them.
 import fs from "node:fs";
 import { OpError, UsageError } from "./errors.js";
 import { mutate, openStore, type GlobalOptions } from "./core.js";
@@ -29,6 +30,7 @@ import { inspectNameFile } from "./files.js";
 import { containerDigests, decodeState } from "./statefile.js";
 import { processAlive, processStartTime, type Store } from "./store.js";
 import { isRoot, netnsNames, readOrNull, run } from "./sys.js";
+import { otherStateDirs } from "./statedirs.js";
 import type { ContainerRecord, Endpoint, PortMapping, State } from "./model.js";
 
 // ---- the kernel's view ---------------------------------------------------------------------------
@@ -232,16 +234,60 @@ export function releaseLost(state: State, kernel: Kernel): Finding[] {
 // ctnet:veth:NS/NET), so it is adopted; one that cannot be (its network is not in the state, its address
 // is taken) is reported and left alone, its links and rules with it. Only --remove-orphans kills it.
 
-/** What compare() must leave to the orphan containers' findings: their links, rules, files. */
+/**
+ * What compare() must leave alone: the orphan containers' links, rules and files (their findings say what
+ * happens to them), and whatever other state dirs' states explain.
+ */
 export interface Spared {
   links: Set<string>;
   /** networks (by name) and addresses of running orphans left alone: their bridge, rules and hosts file stay */
   networks: Set<string>;
   bridges: Set<string>;
   ips: Set<string>;
+  /** namespaces (and their /etc/netns dirs) of other state dirs' containers */
+  namespaces: Set<string>;
+  /** keys (ruleKey) of the rules other state dirs' states imply */
+  rules: Set<string>;
+  /** another state dir has networks: ctnet's chains and the jumps into them stay */
+  base: boolean;
+  /** another state dir cannot be read: nothing carrying ctnet's marks that this state does not explain is touched */
+  everything: boolean;
 }
 
-const noneSpared = (): Spared => ({ links: new Set(), networks: new Set(), bridges: new Set(), ips: new Set() });
+export const noneSpared = (): Spared => ({ links: new Set(), networks: new Set(), bridges: new Set(), ips: new Set(), namespaces: new Set(), rules: new Set(), base: false, everything: false });
+
+/**
+ * What the other live state dirs of this host explain, and a warning per dir that cannot be read. A listed
+ * dir none of whose bridges and namespaces exist is not live here (its namespace died and this one got its
+ * inode, see statedirs.ts): it explains nothing.
+ */
+export function sparedByOthers(ownDir: string, kernel: Kernel): { spared: Spared; others: number; warnings: string[] } {
+  const spared = noneSpared();
+  const warnings: string[] = [];
+  let others = 0;
+  for (const o of otherStateDirs(ownDir)) {
+    if (!o.state) {
+      warnings.push(`state dir ${o.dir} is in use on this host but cannot be read (${o.problem}): everything of ctnet's that this state dir's state does not explain is left alone`);
+      spared.everything = true;
+      others++;
+      continue;
+    }
+    const nets = Object.values(o.state.networks);
+    const containers = Object.values(o.state.containers);
+    const namespaces = containers.filter(ownNamespace).map((c) => c.netns!);
+    if (!nets.some((n) => kernel.links.has(n.bridge)) && !namespaces.some((ns) => kernel.netns.has(ns))) continue;
+    others++;
+    for (const n of nets) {
+      spared.links.add(n.bridge);
+      if (n.name !== DEFAULT_BRIDGE_NETWORK) spared.networks.add(n.name);
+    }
+    for (const c of containers) for (const e of c.endpoints) spared.links.add(e.hostIf);
+    namespaces.forEach((ns) => spared.namespaces.add(ns));
+    for (const r of expectedRules(o.state)) spared.rules.add(ruleKey(r.table, r.chain, r.spec));
+    if (nets.length > 0) spared.base = true;
+  }
+  return { spared, others, warnings };
+}
 
 /** /proc/PID/stat: the parent pid, or null when the process is gone. */
 function parentOf(pid: number): number | null {
@@ -399,12 +445,14 @@ function adoptPorts(state: State, kernel: Kernel, c: ContainerRecord, notes: str
  * (or removed with `removeOrphans`; reported and spared when it cannot be adopted). Without one: a
  * leftover (a crashed or rolled-back plan, a stopped container) that --fix removes.
  */
-export function orphanContainers(state: State, kernel: Kernel, o: { removeOrphans?: boolean; stateDir: string }): { findings: Finding[]; spared: Spared } {
+export function orphanContainers(state: State, kernel: Kernel, o: { removeOrphans?: boolean; stateDir: string; spared: Spared }): { findings: Finding[]; spared: Spared } {
   const findings: Finding[] = [];
-  const spared = noneSpared();
+  const spared = o.spared;
   const expectedNs = new Set(Object.values(state.containers).filter(ownNamespace).map((c) => c.netns!));
   for (const ns of kernel.netns) {
     if (expectedNs.has(ns) || !hasCtnetMark(kernel.etcNetns.get(ns))) continue;
+    // another state dir's container: not an orphan, not to adopt
+    if (spared.namespaces.has(ns) || spared.everything) continue;
     const pids = namespacePids(ns).filter((p) => processAlive(p, null));
     const vethAlias = linkAlias("veth", `${ns}/`);
     const hostLinks = [...kernel.links.values()].filter((l) => l.alias?.startsWith(vethAlias)).map((l) => l.ifname);
@@ -482,7 +530,7 @@ export function compare(state: State, kernel: Kernel, spared: Spared = noneSpare
   // -- links ---------------------------------------------------------------------------------------
   const expectedLinks = new Set([...nets.map((n) => n.bridge), ...containers.flatMap((c) => c.endpoints.map((e) => e.hostIf))]);
   for (const link of kernel.links.values()) {
-    if (link.alias?.startsWith(LINK_ALIAS_PREFIX) && !expectedLinks.has(link.ifname) && !spared.links.has(link.ifname)) {
+    if (link.alias?.startsWith(LINK_ALIAS_PREFIX) && !expectedLinks.has(link.ifname) && !spared.links.has(link.ifname) && !spared.everything) {
       const bridge = link.kind === "bridge";
       out.push({
         text: `orphan ${bridge ? "bridge" : "link"} ${link.ifname} (alias ${link.alias}): not in ctnet's state`,
@@ -528,7 +576,7 @@ export function compare(state: State, kernel: Kernel, spared: Spared = noneSpare
   // -- namespaces, endpoints, names, processes -------------------------------------------------------
   const expectedNs = new Set(containers.filter(ownNamespace).map((c) => c.netns!));
   for (const [dir, hosts] of kernel.etcNetns) {
-    if (expectedNs.has(dir) || kernel.netns.has(dir) || !hasCtnetMark(hosts)) continue;
+    if (expectedNs.has(dir) || kernel.netns.has(dir) || !hasCtnetMark(hosts) || spared.namespaces.has(dir) || spared.everything) continue;
     out.push({ text: `orphan /etc/netns/${dir}: ctnet's hosts file for a namespace that does not exist`, phase: 2, fix: (plan) => removeEtcFiles(plan, dir) });
   }
   for (const c of containers) out.push(...compareContainer(state, c, kernel));
@@ -688,7 +736,7 @@ function compareSharedHosts(state: State, spared: Spared): Finding[] {
   for (const file of files) {
     const found = inspectNameFile(file);
     const now = found.kind === "file" ? found.content : null;
-    if (wanted.has(file) || !hasCtnetMark(now) || [...spared.networks].some((n) => file === networkHostsPath(n))) continue;
+    if (wanted.has(file) || !hasCtnetMark(now) || spared.everything || [...spared.networks].some((n) => file === networkHostsPath(n))) continue;
     out.push({ text: `orphan ${file}: a shared hosts file of a network not in ctnet's state`, phase: 2, fix: (plan) => plan.write(file, null, now, `remove orphan ${file}`) });
   }
   return out;
@@ -697,11 +745,13 @@ function compareSharedHosts(state: State, spared: Spared): Finding[] {
 function compareRules(state: State, kernel: Kernel, spared: Spared): Finding[] {
   const out: Finding[] = [];
   const expected = expectedRules(state);
-  // a running orphan left alone keeps its network's rules, and the chains and jumps that lead to them
-  const keepBase = spared.bridges.size > 0 || spared.ips.size > 0;
+  // a running orphan left alone, or another state dir's network, keeps its rules, and the chains and
+  // jumps that lead to them
+  const keepBase = spared.bridges.size > 0 || spared.ips.size > 0 || spared.base || spared.everything;
   const wantChains = expected.length > 0 ? CHAINS : [];
   const baseKeys = new Set(BASE_RULES.map((r) => ruleKey(r.table, r.chain, r.spec)));
   const isSpared = (r: KernelRule) =>
+    spared.everything || spared.rules.has(r.key) ||
     (keepBase && baseKeys.has(r.key)) ||
     r.spec.some((w) => spared.bridges.has(w) || spared.ips.has(w.replace(/(\/32|:\d+)$/, "")));
   const have = new Map<string, KernelRule[]>();
@@ -779,6 +829,9 @@ function compareRules(state: State, kernel: Kernel, spared: Spared): Finding[] {
  */
 export function diagnose(store: Store, state: State, o: { removeOrphans?: boolean } = {}): Finding[] {
   const out: Finding[] = [];
+  const kernel = readKernel();
+  const others = sparedByOthers(store.dir, kernel);
+  for (const w of others.warnings) process.stderr.write(`ctnet: warning: ${w}\n`);
   const pending = pendingPlan(store);
   if (pending) {
     out.push({
@@ -786,9 +839,8 @@ export function diagnose(store: Store, state: State, o: { removeOrphans?: boolea
       phase: 0,
     });
   }
-  const kernel = readKernel();
   out.push(...releaseLost(state, kernel));
-  const orphans = orphanContainers(state, kernel, { removeOrphans: o.removeOrphans, stateDir: store.dir });
+  const orphans = orphanContainers(state, kernel, { removeOrphans: o.removeOrphans, stateDir: store.dir, spared: others.spared });
   out.push(...orphans.findings);
   out.push(...compare(state, kernel, orphans.spared));
   return out;

@@ -1,19 +1,21 @@
 // `ctnet reset`: remove everything ctnet made on this host, and its state (like Mininet's `mn -c`).
 // What counts as ctnet's is what carries its marks (see doctor.ts) plus what its state names; a bridge,
-// namespace or chain somebody else made has none of them and is left alone.
+// namespace or chain somebody else made has none of them and is left alone. So is what another live state
+// dir of this host explains (doctor.ts, sparedByOthers): ctnet's chains stay while it has networks.
 import fs from "node:fs";
 import path from "node:path";
 import { UsageError } from "./errors.js";
 import { openStore, type GlobalOptions } from "./core.js";
 import { readSysctl } from "./drivers/bridge.js";
-import { hasCtnetMark, isCtnetChain, isCtnetRule, readKernel, sysctlPath } from "./doctor.js";
+import { expectedRules, hasCtnetMark, isCtnetChain, isCtnetRule, readKernel, ruleKey, sparedByOthers, sysctlPath } from "./doctor.js";
 import { execute, finishJournal, recoverJournal } from "./executor.js";
 import { inspectNameFile } from "./files.js";
 import { LINK_ALIAS_PREFIX } from "./naming.js";
-import { NETWORK_HOSTS_DIR, namespacePids } from "./sandbox.js";
+import { NETWORK_HOSTS_DIR, namespacePids, networkHostsPath } from "./sandbox.js";
 import { Plan, renderScript } from "./plan.js";
 import { processAlive, type Store } from "./store.js";
-import { ipt, othersForwarding } from "./firewall.js";
+import { BASE_RULES, bridgesInKernel, ipt, othersForwarding } from "./firewall.js";
+import { handOverForwarding, syncRegistry, takeHandedOverForwarding } from "./statedirs.js";
 import { isRoot, requireTools } from "./sys.js";
 import { emptyState, type State } from "./model.js";
 
@@ -35,10 +37,22 @@ function stateForReset(store: Store): State {
   }
 }
 
-export function planReset(store: Store, state: State): Plan {
+/** The plan, and how many other live state dirs' objects it leaves alone. */
+export function planReset(store: Store, state: State): { plan: Plan; others: number } {
   const plan = new Plan("reset: remove everything ctnet made, and its state");
   const kernel = readKernel();
-  const ours = (ns: string) => Object.values(state.containers).some((c) => c.netns === ns) || hasCtnetMark(kernel.etcNetns.get(ns));
+  const { spared, others, warnings } = sparedByOthers(store.dir, kernel);
+  for (const w of warnings) process.stderr.write(`ctnet: warning: ${w}\n`);
+  const ownNs = new Set(Object.values(state.containers).map((c) => c.netns).filter((ns): ns is string => !!ns));
+  const ownLinks = new Set([...Object.values(state.networks).map((n) => n.bridge), ...Object.values(state.containers).flatMap((c) => c.endpoints.map((e) => e.hostIf))]);
+  const ownRules = new Set(expectedRules(state).map((r) => ruleKey(r.table, r.chain, r.spec)));
+  const baseKeys = new Set(BASE_RULES.map((r) => ruleKey(r.table, r.chain, r.spec)));
+  // what carries ctnet's marks belongs to this dir unless another's state explains it (or may: unreadable)
+  const unclaimed = !spared.everything;
+  const ours = (ns: string) => ownNs.has(ns) || (unclaimed && !spared.namespaces.has(ns) && hasCtnetMark(kernel.etcNetns.get(ns)));
+  const keepChains = spared.base || spared.everything;
+  const removable = (r: (typeof kernel.rules)[number]) =>
+    isCtnetRule(r) && !(keepChains && baseKeys.has(r.key)) && !spared.rules.has(r.key) && (ownRules.has(r.key) || unclaimed);
 
   // processes first, so nothing keeps using what is removed next
   const pids = new Set<number>();
@@ -47,22 +61,27 @@ export function planReset(store: Store, state: State): Plan {
   for (const ns of namespaces) for (const pid of namespacePids(ns)) pids.add(pid);
   plan.kill([...pids].sort((a, b) => a - b), "SIGKILL", "stop every container process");
 
-  // iptables: the jumps into ctnet's chains, then the chains, emptied
+  // iptables: the jumps into ctnet's chains, then the chains, emptied; while another state dir has
+  // networks, the chains stay and only this dir's rules in them go
   for (const r of kernel.rules) {
-    if (isCtnetRule(r) && !isCtnetChain(r.chain)) plan.cmd(ipt(r.table, "-D", r.chain, ...r.spec), `remove the jump from ${r.chain} into ctnet's chains`, null);
+    if (!removable(r)) continue;
+    if (!isCtnetChain(r.chain)) plan.cmd(ipt(r.table, "-D", r.chain, ...r.spec), `remove the jump from ${r.chain} into ctnet's chains`, null);
+    else if (keepChains) plan.cmd(ipt(r.table, "-D", r.chain, ...r.spec), `remove this state dir's rule from ${r.chain}`, null);
   }
-  const chains = kernel.chains.filter((c) => isCtnetChain(c.name));
+  const chains = keepChains ? [] : kernel.chains.filter((c) => isCtnetChain(c.name));
   for (const c of chains) plan.cmd(ipt(c.table, "-F", c.name), `empty ctnet's chain ${c.name}`, null);
   for (const c of chains) plan.cmd(ipt(c.table, "-X", c.name), `delete ctnet's chain ${c.name}`, null);
 
   // links: veths (and whatever else is marked) before bridges, then namespaces and their files
-  const marked = [...kernel.links.values()].filter((l) => l.alias?.startsWith(LINK_ALIAS_PREFIX));
+  const marked = [...kernel.links.values()].filter(
+    (l) => ownLinks.has(l.ifname) || (unclaimed && !spared.links.has(l.ifname) && l.alias?.startsWith(LINK_ALIAS_PREFIX)),
+  );
   for (const l of marked.sort((a, b) => Number(a.kind === "bridge") - Number(b.kind === "bridge"))) {
     plan.cmd(["ip", "link", "del", l.ifname], `delete ${l.ifname} (${l.alias})`, null);
   }
   for (const ns of namespaces) plan.cmd(["ip", "netns", "del", ns], `delete namespace ${ns}`, null);
   for (const [dir, hosts] of kernel.etcNetns) {
-    if (!hasCtnetMark(hosts) && !Object.values(state.containers).some((c) => c.netns === dir)) continue;
+    if (!ownNs.has(dir) && !(unclaimed && !spared.namespaces.has(dir) && hasCtnetMark(hosts))) continue;
     if (dir === NETWORK_HOSTS_DIR.split("/").pop()) continue;
     for (const f of ["hosts", "hostname"]) removeNameFileStep(plan, `/etc/netns/${dir}/${f}`);
   }
@@ -74,16 +93,26 @@ export function planReset(store: Store, state: State): Plan {
   } catch {
     /* none */
   }
+  const ownShared = new Set(Object.keys(state.networks).map(networkHostsPath));
+  const othersShared = new Set([...spared.networks].map(networkHostsPath));
   for (const file of shared) {
+    if (!ownShared.has(file) && (!unclaimed || othersShared.has(file))) continue;
     const now = inspectNameFile(file);
     if (now.kind === "file" && hasCtnetMark(now.content)) plan.write(file, null, now.content, `remove ${file}`);
     else if (now.kind === "foreign") process.stderr.write(`ctnet: warning: ${now.problem}; reset leaves it\n`);
   }
 
-  // sysctls ctnet changed go back, unless someone changed them since, or (forwarding) another tool uses it
-  for (const s of Object.values(state.sysctls)) {
+  // sysctls ctnet changed go back, unless someone changed them since, or (forwarding) another tool uses it.
+  // Forwarding another state dir's networks still need stays on: the last of them restores it (bridge.ts).
+  const othersBridges = [...bridgesInKernel()].filter((br) => !marked.some((l) => l.ifname === br));
+  const handedOver = othersBridges.length === 0 && !spared.everything && !state.sysctls[IP_FORWARD] ? takeHandedOverForwarding(state) : null;
+  for (const s of [...Object.values(state.sysctls), ...(handedOver ? [handedOver] : [])]) {
     const file = sysctlPath(s.key);
-    if (s.key === "net.ipv4.ip_forward" && othersForwarding().length > 0) continue;
+    if (s.key === IP_FORWARD && (othersBridges.length > 0 || spared.everything)) {
+      handOverForwarding(state, s);
+      continue;
+    }
+    if (s.key === IP_FORWARD && othersForwarding().length > 0) continue;
     if (fs.existsSync(file) && readSysctl(s.key) !== "" && fs.readFileSync(file, "utf8").trim() === s.value) {
       plan.cmd(["sysctl", "-w", `${file.slice("/proc/sys/".length)}=${s.previous}`], `restore ${s.key} (ctnet set it to ${s.value})`, null);
     }
@@ -92,8 +121,10 @@ export function planReset(store: Store, state: State): Plan {
   // the state itself: only the files ctnet writes there, as the state dir may hold others' files too
   const files = ownFiles(store, state).filter((f) => fs.lstatSync(f, { throwIfNoEntry: false }));
   if (files.length) plan.cmd(["rm", "-f", ...files], "remove ctnet's state", null);
-  return plan;
+  return { plan, others };
 }
+
+const IP_FORWARD = "net.ipv4.ip_forward";
 
 /**
  * The files ctnet writes in a state dir: the state and its backup, the journal, an older ctnet's lock
@@ -129,7 +160,7 @@ async function confirm(store: Store, state: State): Promise<boolean> {
 export async function resetCommand(g: GlobalOptions, o: { yes?: boolean }): Promise<void> {
   const store = openStore(g);
   if (g.dryRun) {
-    process.stdout.write(renderScript(planReset(store, stateForReset(store))));
+    process.stdout.write(renderScript(planReset(store, stateForReset(store)).plan));
     return;
   }
   if (!isRoot()) throw new UsageError("ctnet must run as root to change the network (try sudo, or --dry-run to see the plan)");
@@ -143,6 +174,7 @@ export async function resetCommand(g: GlobalOptions, o: { yes?: boolean }): Prom
   }
   const made = await store.lock(`ctnet reset`);
   let madeDirs: string[] = made;
+  let others = 0;
   try {
     // an unfinished plan may have started processes only its journal knows about; on a full disk its
     // recovery may fail to save a state, which reset removes anyway
@@ -155,8 +187,11 @@ export async function resetCommand(g: GlobalOptions, o: { yes?: boolean }): Prom
     madeDirs = [...new Set([...made, ...(state.madeDirs ?? [])])];
     // no journal: reset needs no disk space (it works on a full disk), and a reset that was killed is
     // finished by running it again
-    await execute(planReset(store, state), { verbose: g.verbose });
+    const reset = planReset(store, state);
+    others = reset.others;
+    await execute(reset.plan, { verbose: g.verbose });
     finishJournal(store);
+    syncRegistry(store.dir, state, { removed: true });
   } finally {
     store.unlock();
   }
@@ -168,5 +203,6 @@ export async function resetCommand(g: GlobalOptions, o: { yes?: boolean }): Prom
       /* something that is not ctnet's lives there too: leave the directory */
     }
   }
-  process.stdout.write("ctnet reset: nothing of ctnet is left on this host\n");
+  if (others === 0) process.stdout.write("ctnet reset: nothing of ctnet is left on this host\n");
+  else process.stdout.write(`ctnet reset: nothing of this state dir is left; ${others} other state dir${others === 1 ? "'s" : "s'"} objects were left alone\n`);
 }

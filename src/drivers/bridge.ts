@@ -5,6 +5,7 @@ import { addRule, bridgesInKernel, deleteRule, enlist, installBase, networkRules
 import { addrValue, macFor } from "../ipam.js";
 import { linkAlias } from "../naming.js";
 import { WAIT_GONE, type Plan } from "../plan.js";
+import { handOverForwarding, takeHandedOverForwarding } from "../statedirs.js";
 import type { Endpoint, NetworkRecord, State } from "../model.js";
 
 const IP_FORWARD = "net.ipv4.ip_forward";
@@ -66,9 +67,12 @@ export function tearDownNetwork(plan: Plan, state: State, net: NetworkRecord): v
     const others = [...bridgesInKernel()].filter((br) => !removed.bridges.has(br));
     const warning = others.length === 0 ? removeBase(plan, state) : null;
     if (warning) process.stderr.write(`ctnet: warning: ${warning}\n`);
-    const fwd = state.sysctls[IP_FORWARD];
+    // forwarding goes back with the last network of any state dir: one whose last network goes while
+    // another's remain hands its record over (statedirs.ts) to whichever takes the last one away
+    const fwd = state.sysctls[IP_FORWARD] ?? (others.length === 0 ? takeHandedOverForwarding(state) : null);
+    if (fwd && others.length > 0) handOverForwarding(state, fwd);
     // a dockerd started after ctnet found forwarding on and left it so: turning it off would cut Docker off
-    if (fwd && readSysctl(IP_FORWARD) === fwd.value && othersForwarding().length === 0) {
+    else if (fwd && readSysctl(IP_FORWARD) === fwd.value && othersForwarding().length === 0) {
       plan.cmd(["sysctl", "-w", `${IP_FORWARD}=${fwd.previous}`], "no ctnet network is left: restore the host's forwarding setting", ["sysctl", "-w", `${IP_FORWARD}=${fwd.value}`]);
       removed.forwarding = fwd.previous;
     }

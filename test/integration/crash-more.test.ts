@@ -7,8 +7,8 @@
 //     rules included), and iptables-save and the state equal those of an uninterrupted run,
 //   * the second dir's rules are untouched and its containers still ping each other,
 //   * once the fixture is torn down, kernel and state are exactly as before it.
-// doctor --fix is not the repair here: doctor assumes one state per host, so it would remove the second
-// dir's network ("doctor with two state dirs" below shows it).
+// doctor --fix is not the repair here; that doctor and reset of one dir leave the other's objects alone is
+// checked below ("doctor with two state dirs", "reset with two state dirs").
 // Every kill point is tried even when one fails; the failures are listed together.
 import fs from "node:fs";
 import os from "node:os";
@@ -188,8 +188,21 @@ beforeAll(async () => {
   fs.writeFileSync(LAB, "name: kl\nnetworks:\n  pa:\n    subnet: 10.252.20.0/24\n  pb:\n    subnet: 10.252.21.0/24\ncontainers:\n  w1:\n    networks: [pa]\n    ports: [\"8080:80\"]\n");
   fs.writeFileSync(NETS_LAB, "name: kn\nnetworks:\n  pa:\n    subnet: 10.252.20.0/24\n  pb:\n    subnet: 10.252.21.0/24\n");
 });
+/** The private host's list of state dirs (statedirs.ts), removed with the host so that /run is left as found. */
+const registryOf = (h: IsolatedHost) => `/run/ctnet/${/\[(\d+)\]/.exec(h.sh(["readlink", "/proc/self/ns/net"]).stdout)![1]}`;
+function forgetRegistry(dir: string): void {
+  fs.rmSync(dir, { recursive: true, force: true });
+  try {
+    fs.rmdirSync(path.dirname(dir));
+  } catch {
+    /* another host's list is there too */
+  }
+}
+
 afterAll(async () => {
+  const registry = host && registryOf(host);
   await host?.stop();
+  if (registry) forgetRegistry(registry);
   if (otherDir) fs.rmSync(otherDir, { recursive: true, force: true });
   fs.rmSync(LAB, { force: true });
   fs.rmSync(NETS_LAB, { force: true });
@@ -279,6 +292,7 @@ describe("doctor with two state dirs on one host", () => {
 describe("forwarding with two state dirs on one host", () => {
   it("the last network of the dir that turned forwarding on goes: the other dir's containers still reach the outside", async () => {
     const h = await IsolatedHost.start();
+    const registry = registryOf(h);
     const second = fs.mkdtempSync(path.join(os.tmpdir(), "ctnet-iso-other-"));
     const other = (...args: string[]) => {
       const r = h.sh([CTNET, ...args], { env: h.env({ CTNET_STATE_DIR: second }) });
@@ -296,8 +310,60 @@ describe("forwarding with two state dirs on one host", () => {
       h.ok("net", "rm", "first");
       expect(h.sh(["sysctl", "-n", "net.ipv4.ip_forward"]).stdout.trim()).toBe("1");
       expect(h.ping("c", "192.0.2.1")).toBe(true);
+      // the first dir handed its record over: the last network of any dir restores the host's setting
+      other("rm", "-f", "c");
+      other("net", "rm", "second");
+      expect(h.sh(["sysctl", "-n", "net.ipv4.ip_forward"]).stdout.trim()).toBe("0");
     } finally {
       await h.stop();
+      forgetRegistry(registry);
+      fs.rmSync(second, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("reset with two state dirs on one host", () => {
+  it("reset of one dir removes its objects and leaves the other dir's working; the other's reset leaves the host as found", async () => {
+    const h = await IsolatedHost.start();
+    const registry = registryOf(h);
+    const second = fs.mkdtempSync(path.join(os.tmpdir(), "ctnet-iso-other-"));
+    const other = (...args: string[]) => h.sh([CTNET, ...args], { env: h.env({ CTNET_STATE_DIR: second }) });
+    const otherOk = (...args: string[]) => {
+      const r = other(...args);
+      expect(r.code, `ctnet (second state dir) ${args.join(" ")}: ${r.stderr}`).toBe(0);
+      return r.stdout;
+    };
+    const sideLines = () => h.sh(["iptables-save"]).stdout.split("\n").filter((l) => /ctbr-side|10\.252\.40\./.test(l)).map((l) => l.replace(/ \[\d+:\d+\]$/, ""));
+    try {
+      const kernel0 = h.kernel();
+      // the first dir turns forwarding on; the second dir's network, containers and port come after
+      h.ok("net", "create", "--subnet", "10.252.50.0/24", "first");
+      h.ok("run", "-d", "--net", "first", "-p", "8080:80", "--name", "w1");
+      otherOk("net", "create", "--subnet", "10.252.40.0/24", "side");
+      otherOk("run", "-d", "--net", "side", "-p", "9090:80", "--name", "s1");
+      otherOk("run", "-d", "--net", "side", "--name", "s2");
+      const side0 = sideLines();
+      expect(side0.length).toBeGreaterThan(3);
+
+      const reset = h.ok("reset", "-y");
+      // the first dir's objects are gone
+      expect(h.sh(["ip", "link", "show", "ctbr-first"]).code).not.toBe(0);
+      expect(h.sh(["ip", "netns", "list"]).stdout).not.toMatch(/\bw1\b/);
+      expect(h.sh(["iptables-save"]).stdout).not.toMatch(/ctbr-first|10\.252\.50\./);
+      expect(fs.existsSync(path.join(h.stateDir, "state.json"))).toBe(false);
+      // the second dir's are as they were, and work
+      expect(sideLines()).toEqual(side0);
+      expect(h.ping("s1", "s2")).toBe(true);
+      expect(h.sh(["sysctl", "-n", "net.ipv4.ip_forward"]).stdout.trim()).toBe("1");
+      expect(other("doctor").stdout).toContain("no differences");
+      expect(reset).toContain("nothing of this state dir is left; 1 other state dir's objects were left alone");
+
+      // the last dir's reset removes the chains and restores the forwarding the first dir turned on
+      expect(otherOk("reset", "-y")).toContain("nothing of ctnet is left on this host");
+      expect(h.kernel()).toEqual(kernel0);
+    } finally {
+      await h.stop();
+      forgetRegistry(registry);
       fs.rmSync(second, { recursive: true, force: true });
     }
   });
