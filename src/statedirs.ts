@@ -76,6 +76,7 @@ function remove(file: string): void {
   try {
     fs.unlinkSync(file);
     fs.rmdirSync(path.dirname(file));
+    fs.rmdirSync(ROOT);
   } catch {
     /* gone already, or the namespace's directory still lists others */
   }

@@ -188,21 +188,8 @@ beforeAll(async () => {
   fs.writeFileSync(LAB, "name: kl\nnetworks:\n  pa:\n    subnet: 10.252.20.0/24\n  pb:\n    subnet: 10.252.21.0/24\ncontainers:\n  w1:\n    networks: [pa]\n    ports: [\"8080:80\"]\n");
   fs.writeFileSync(NETS_LAB, "name: kn\nnetworks:\n  pa:\n    subnet: 10.252.20.0/24\n  pb:\n    subnet: 10.252.21.0/24\n");
 });
-/** The private host's list of state dirs (statedirs.ts), removed with the host so that /run is left as found. */
-const registryOf = (h: IsolatedHost) => `/run/ctnet/${/\[(\d+)\]/.exec(h.sh(["readlink", "/proc/self/ns/net"]).stdout)![1]}`;
-function forgetRegistry(dir: string): void {
-  fs.rmSync(dir, { recursive: true, force: true });
-  try {
-    fs.rmdirSync(path.dirname(dir));
-  } catch {
-    /* another host's list is there too */
-  }
-}
-
 afterAll(async () => {
-  const registry = host && registryOf(host);
   await host?.stop();
-  if (registry) forgetRegistry(registry);
   if (otherDir) fs.rmSync(otherDir, { recursive: true, force: true });
   fs.rmSync(LAB, { force: true });
   fs.rmSync(NETS_LAB, { force: true });
@@ -292,7 +279,6 @@ describe("doctor with two state dirs on one host", () => {
 describe("forwarding with two state dirs on one host", () => {
   it("the last network of the dir that turned forwarding on goes: the other dir's containers still reach the outside", async () => {
     const h = await IsolatedHost.start();
-    const registry = registryOf(h);
     const second = fs.mkdtempSync(path.join(os.tmpdir(), "ctnet-iso-other-"));
     const other = (...args: string[]) => {
       const r = h.sh([CTNET, ...args], { env: h.env({ CTNET_STATE_DIR: second }) });
@@ -316,7 +302,6 @@ describe("forwarding with two state dirs on one host", () => {
       expect(h.sh(["sysctl", "-n", "net.ipv4.ip_forward"]).stdout.trim()).toBe("0");
     } finally {
       await h.stop();
-      forgetRegistry(registry);
       fs.rmSync(second, { recursive: true, force: true });
     }
   });
@@ -325,7 +310,6 @@ describe("forwarding with two state dirs on one host", () => {
 describe("reset with two state dirs on one host", () => {
   it("reset of one dir removes its objects and leaves the other dir's working; the other's reset leaves the host as found", async () => {
     const h = await IsolatedHost.start();
-    const registry = registryOf(h);
     const second = fs.mkdtempSync(path.join(os.tmpdir(), "ctnet-iso-other-"));
     const other = (...args: string[]) => h.sh([CTNET, ...args], { env: h.env({ CTNET_STATE_DIR: second }) });
     const otherOk = (...args: string[]) => {
@@ -363,7 +347,6 @@ describe("reset with two state dirs on one host", () => {
       expect(h.kernel()).toEqual(kernel0);
     } finally {
       await h.stop();
-      forgetRegistry(registry);
       fs.rmSync(second, { recursive: true, force: true });
     }
   });

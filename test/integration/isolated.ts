@@ -17,6 +17,8 @@ const SETUP = [
   "mount -t sysfs sysfs /sys",
   "mount -t tmpfs -o mode=0755 ctnet-test /run/netns",
   "mount -t tmpfs -o mode=0755 ctnet-test /etc/netns",
+  // the registry of state dirs (src/statedirs.ts) of this host alone, gone with it
+  "mount -t tmpfs -o mode=0700 ctnet-test /run/ctnet",
   "ip link set lo up",
   // an uplink with a default route, like a real host's eth0, so subnets and routes have something to avoid
   "ip link add uplink0 type veth peer name uplink1",
@@ -56,6 +58,7 @@ export class IsolatedHost {
     const host = new IsolatedHost();
     fs.mkdirSync("/run/netns", { recursive: true });
     fs.mkdirSync("/etc/netns", { recursive: true });
+    fs.mkdirSync("/run/ctnet", { recursive: true, mode: 0o700 });
     host.holder = spawn("unshare", ["--net", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "--", "sh", "-c", SETUP], {
       stdio: ["ignore", "pipe", "pipe"],
     });
