@@ -94,29 +94,48 @@ const json = (argv: string[]): any[] => {
 const v4 = (link: any): string[] => (link.addr_info ?? []).filter((a: any) => a.family === "inet").map((a: any) => `${a.local}/${a.prefixlen}`);
 const isUp = (link: any) => (link.flags ?? []).includes("UP");
 
-/** `iptables -S` lines of both tables, the nat ones prefixed with "nat " (empty when iptables fails). */
-function firewallLines(): string[] {
-  return ["filter", "nat"].flatMap((table) => {
-    const res = run(["iptables", "-w", "-t", table, "-S"]);
-    return res.code === 0 ? res.stdout.split("\n").filter((l) => l.startsWith("-A ")).map((l) => (table === "nat" ? `nat ${l}` : l)) : [];
-  });
+/**
+ * A rule as `table chain` and its options ("-i br", "! -d net", …) sorted: `iptables -S` prints options
+ * in its own order, not the order ctnet gave them in.
+ */
+function ruleKey(table: string, chain: string, spec: string): string {
+  const groups = spec.replace(/(^| )! (-\S+)/g, "$1!$2").trim().split(/ (?=!?-)/).sort();
+  return `${table} ${chain} ${groups.join(" ")}`;
 }
 
-function bridgeFirewall(lines: Set<string>, br: string, subnet: string): BridgeFirewall {
+/** Keys (ruleKey) of every rule of both tables (empty when iptables fails) and the nat rules as printed. */
+function firewallRules(): { keys: Set<string>; nat: string[] } {
+  const keys = new Set<string>();
+  const nat: string[] = [];
+  for (const table of ["filter", "nat"]) {
+    const res = run(["iptables", "-w", "-t", table, "-S"]);
+    if (res.code !== 0) continue;
+    for (const line of res.stdout.split("\n")) {
+      const m = /^-A (\S+) (.*)$/.exec(line);
+      if (!m) continue;
+      keys.add(ruleKey(table, m[1], m[2]));
+      if (table === "nat") nat.push(line);
+    }
+  }
+  return { keys, nat };
+}
+
+function bridgeFirewall(keys: Set<string>, br: string, subnet: string): BridgeFirewall {
+  const has = (table: string, chain: string, spec: string) => keys.has(ruleKey(table, chain, spec));
   return {
-    leavingChecked: lines.has(`-A CTNET-ISOLATION -i ${br} ! -o ${br} -j CTNET-ISOLATION-2`),
-    enteringDropped: lines.has(`-A CTNET-ISOLATION-2 -o ${br} -j DROP`),
-    iccDropped: lines.has(`-A CTNET-FORWARD -i ${br} -o ${br} -j DROP`),
-    internalDropped: lines.has(`-A CTNET-ISOLATION -i ${br} ! -d ${subnet} -j DROP`) && lines.has(`-A CTNET-ISOLATION -o ${br} ! -s ${subnet} -j DROP`),
-    masquerade: lines.has(`nat -A CTNET-POSTROUTING -s ${subnet} ! -o ${br} -j MASQUERADE`),
+    leavingChecked: has("filter", "CTNET-ISOLATION", `-i ${br} ! -o ${br} -j CTNET-ISOLATION-2`),
+    enteringDropped: has("filter", "CTNET-ISOLATION-2", `-o ${br} -j DROP`),
+    iccDropped: has("filter", "CTNET-FORWARD", `-i ${br} -o ${br} -j DROP`),
+    internalDropped: has("filter", "CTNET-ISOLATION", `-i ${br} ! -d ${subnet} -j DROP`) && has("filter", "CTNET-ISOLATION", `-o ${br} ! -s ${subnet} -j DROP`),
+    masquerade: has("nat", "CTNET-POSTROUTING", `-s ${subnet} ! -o ${br} -j MASQUERADE`),
   };
 }
 
-/** The DNAT target of a published port in CTNET-DNAT (see ports.ts for the rule's shape). */
-function dnatTarget(lines: string[], p: { hostIp: string; hostPort: number; proto: string }): string | null {
+/** The DNAT target of a published port in CTNET-DNAT (ports.ts writes the rule; iptables -S prints it so). */
+function dnatTarget(nat: string[], p: { hostIp: string; hostPort: number; proto: string }): string | null {
   const dest = p.hostIp === "0.0.0.0" ? "" : `-d ${p.hostIp}/32 `;
-  const head = `nat -A CTNET-DNAT ${dest}-p ${p.proto} -m ${p.proto} --dport ${p.hostPort} -j DNAT --to-destination `;
-  const line = lines.find((l) => l.startsWith(head));
+  const head = `-A CTNET-DNAT ${dest}-p ${p.proto} -m ${p.proto} --dport ${p.hostPort} -j DNAT --to-destination `;
+  const line = nat.find((l) => l.startsWith(head));
   return line ? line.slice(head.length) : null;
 }
 
@@ -137,8 +156,7 @@ export function readTopology(state: State, lab?: string): Topology {
   const byIndex = new Map(hostLinks.map((l) => [l.ifindex as number, l]));
   const shown = new Set(containers.map((c) => c.name));
   const elsewhere = new Set(Object.values(state.containers).filter((c) => !shown.has(c.name)).flatMap((c) => c.endpoints.map((e) => e.hostIf)));
-  const rules = firewallLines();
-  const ruleSet = new Set(rules);
+  const rules = firewallRules();
   const bridges: GraphBridge[] = networks.map((n) => {
     const link = byName.get(n.bridge);
     const plugged = hostLinks.filter((l) => l.master === n.bridge).map((l) => l.ifname as string);
@@ -146,7 +164,7 @@ export function readTopology(state: State, lab?: string): Topology {
       network: n.name, ifname: n.bridge, present: !!link, up: !!link && isUp(link), addrs: link ? v4(link) : [],
       internal: n.internal, ...(n.lab ? { lab: n.lab } : {}),
       ports: plugged.filter((p) => !elsewhere.has(p)), hiddenPorts: plugged.filter((p) => elsewhere.has(p)).length,
-      subnet: n.subnet, firewall: bridgeFirewall(ruleSet, n.bridge, n.subnet),
+      subnet: n.subnet, firewall: bridgeFirewall(rules.keys, n.bridge, n.subnet),
     };
   });
 
@@ -172,7 +190,7 @@ export function readTopology(state: State, lab?: string): Topology {
   }
   const strayVeths = bridges.flatMap((b) => b.ports.filter((p) => !peered.has(p)).map((ifname) => ({ ifname, bridge: b.ifname })));
   const ports = containers.flatMap((c) => c.ports.map((p) => ({
-    container: c.name, hostIp: p.hostIp, hostPort: p.hostPort, containerPort: p.containerPort, proto: p.proto, dnatTo: dnatTarget(rules, p),
+    container: c.name, hostIp: p.hostIp, hostPort: p.hostPort, containerPort: p.containerPort, proto: p.proto, dnatTo: dnatTarget(rules.nat, p),
   })));
   const route = json(["ip", "-j", "route", "show", "default"])[0];
   const uplinkLink = route?.dev ? byName.get(route.dev) : undefined;

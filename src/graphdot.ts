@@ -182,7 +182,7 @@ export function renderDot(t: Topology): string {
     line(1, `${q(dnatId(p))} -> ${entry} ${attrs({ dir: "back", color: PORT, fontcolor: PORT, style: "bold", label: `${from}/${p.proto}`, class: "published" })};`);
     const iface = target?.ifaces.find((i) => p.dnatTo && i.addrs.some((a) => a.split("/")[0] === p.dnatTo!.split(":")[0]));
     if (target?.netns && iface) {
-      line(1, `${q(nsId(target))}:${q(iface.ifname)} -> ${q(dnatId(p))} ${attrs({ dir: "back", color: PORT, fontcolor: PORT, style: "bold", label: `${p.dnatTo}/${p.proto}`, class: "published" })};`);
+      line(1, `${q(nsId(target))}:${q(iface.ifname)} -> ${q(dnatId(p))} ${attrs({ dir: "back", color: PORT, style: "bold", class: "published", tooltip: `DNAT to ${p.dnatTo}/${p.proto}` })};`);
     }
   }
 
