@@ -144,8 +144,11 @@ export function isolated(from: GraphBridge, to: GraphBridge): boolean {
   return (from.firewall.leavingChecked && to.firewall.enteringDropped) || from.firewall.internalDropped || to.firewall.internalDropped;
 }
 
-/** Reads the live topology of the objects `state` holds (only those of `lab` when given). */
-export function readTopology(state: State, lab?: string): Topology {
+/**
+ * Reads the live topology of the objects `state` holds (only those of `lab` when given). With `linksOnly`
+ * (the text format, which shows no more) it skips iptables and the routes: firewall facts read as none.
+ */
+export function readTopology(state: State, lab?: string, o: { linksOnly?: boolean } = {}): Topology {
   const containers = Object.values(state.containers).filter((c) => lab === undefined || c.lab === lab);
   const networks = Object.values(state.networks).filter((n) => lab === undefined || n.lab === lab || containers.some((c) => c.endpoints.some((e) => e.network === n.name)));
   if (lab !== undefined && containers.length === 0 && networks.length === 0) throw new UsageError(`lab ${lab} holds nothing`);
@@ -156,7 +159,7 @@ export function readTopology(state: State, lab?: string): Topology {
   const byIndex = new Map(hostLinks.map((l) => [l.ifindex as number, l]));
   const shown = new Set(containers.map((c) => c.name));
   const elsewhere = new Set(Object.values(state.containers).filter((c) => !shown.has(c.name)).flatMap((c) => c.endpoints.map((e) => e.hostIf)));
-  const rules = firewallRules();
+  const rules = o.linksOnly ? { keys: new Set<string>(), nat: [] } : firewallRules();
   const bridges: GraphBridge[] = networks.map((n) => {
     const link = byName.get(n.bridge);
     const plugged = hostLinks.filter((l) => l.master === n.bridge).map((l) => l.ifname as string);
@@ -192,10 +195,10 @@ export function readTopology(state: State, lab?: string): Topology {
   const ports = containers.flatMap((c) => c.ports.map((p) => ({
     container: c.name, hostIp: p.hostIp, hostPort: p.hostPort, containerPort: p.containerPort, proto: p.proto, dnatTo: dnatTarget(rules.nat, p),
   })));
-  const route = json(["ip", "-j", "route", "show", "default"])[0];
+  const route = o.linksOnly ? undefined : json(["ip", "-j", "route", "show", "default"])[0];
   const uplinkLink = route?.dev ? byName.get(route.dev) : undefined;
   const uplink = route?.dev ? { ifname: route.dev as string, addrs: uplinkLink ? v4(uplinkLink) : [], gateway: (route.gateway as string) ?? null } : null;
-  const forwarding = readForwarding();
+  const forwarding = !o.linksOnly && readForwarding();
   return { bridges, sandboxes, strayVeths, ports, uplink, forwarding };
 }
 
@@ -251,7 +254,7 @@ export async function graphCommand(state: State, o: { format?: string; lab?: str
   if (!(GRAPH_FORMATS as readonly string[]).includes(fmt)) throw new UsageError(`invalid --format ${JSON.stringify(fmt)}: ${GRAPH_FORMATS.join(", ")}`);
   // a PNG on a terminal is noise that can upset it: refuse before reading anything
   if (fmt === "png" && process.stdout.isTTY) throw new UsageError("--format png writes binary data: redirect it to a file (ctnet graph --format png > topology.png)");
-  const t = readTopology(state, o.lab);
+  const t = readTopology(state, o.lab, { linksOnly: fmt === "text" });
   if (fmt === "json") process.stdout.write(JSON.stringify(t, null, 4) + "\n");
   else if (fmt === "text") process.stdout.write(renderText(t));
   else {
