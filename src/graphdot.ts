@@ -18,7 +18,7 @@ const NAMED: Record<string, string> = {
   pink: "#db2777", brown: "#92400e", cyan: "#0891b2", teal: "#0d9488", gray: "#4b5563", grey: "#4b5563", black: "#111827",
 };
 /** For other names: distinct from one another and from red and blue, which the seeds use for two networks. */
-const PALETTE = ["#0d9488", "#9333ea", "#ea580c", "#65a30d", "#db2777", "#92400e", "#0891b2", "#4f46e5", "#ca8a04", "#475569"];
+const PALETTE = ["#0d9488", "#9333ea", "#ea580c", "#65a30d", "#db2777", "#92400e", "#0891b2", "#4f46e5", "#ca8a04"];
 
 const namedColour = (network: string) => network.toLowerCase().split(/[-_.]/).map((w) => NAMED[w]).find(Boolean);
 
