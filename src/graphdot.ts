@@ -205,7 +205,7 @@ function dnatNode(p: GraphPort): Record<string, string> {
   const label = p.dnatTo
     ? table({ title: `DNAT ${p.proto}`, rows: [where, `→ ${p.dnatTo}`] })
     : table({ title: `DNAT ${p.proto}`, rows: [where, `→ ${p.container}:${p.containerPort}`], warn: ["rule MISSING in CTNET-DNAT"] });
-  return { label, color: p.dnatTo ? PORT : DROP, fillcolor: "#ffffff", class: "dnat", tooltip: `published port: ${where} goes to ${p.container}:${p.containerPort}/${p.proto}` };
+  return { label, color: p.dnatTo ? PORT : DROP, fillcolor: "#ffffff", class: "dnat", tooltip: `published port ${p.hostIp}:${p.hostPort} → ${p.containerPort}/${p.proto} of ${p.container}` };
 }
 
 /** SVG through Graphviz compiled to WebAssembly (@viz-js/viz): real layout, no binary to install. */
