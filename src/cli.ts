@@ -232,7 +232,7 @@ export function buildProgram(): Command {
     });
 
   program.command("graph").description("draw the live topology read from the kernel: bridges, veth pairs, namespaces, published ports")
-    .option("--format <format>", "text, dot (Graphviz), svg or json", "text")
+    .option("--format <format>", "text, dot (Graphviz), svg, png or json", "text")
     .option("--lab <name>", "only this lab's objects")
     .action(async (opts, cmd) => {
       const { graphCommand } = await import("./graph.js");

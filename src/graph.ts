@@ -1,6 +1,8 @@
 // `ctnet graph`: the topology as the kernel has it right now — bridges with their gateway addresses,
 // veth pairs, namespaces with their interfaces and addresses — plus the published ports ctnet recorded.
-// State only says which objects to look at; every link and address shown was read back from the kernel.
+// State only says which objects to look at; every link, address and firewall fact shown was read back
+// from the kernel. Drawing is in graphdot.ts (DOT, SVG) and graphpng.ts (PNG).
+import fs from "node:fs";
 import { UsageError } from "./errors.js";
 import { LINK_ALIAS_PREFIX } from "./naming.js";
 import { run } from "./sys.js";
@@ -27,6 +29,29 @@ export interface GraphBridge {
   ports: string[];
   /** veths of containers outside the lab shown (the default bridge is shared) */
   hiddenPorts: number;
+  subnet: string;
+  /** what ctnet's rules for this bridge in the kernel's iptables do (all false when none are there) */
+  firewall: BridgeFirewall;
+}
+
+export interface BridgeFirewall {
+  /** CTNET-ISOLATION sends traffic leaving this bridge for another one to CTNET-ISOLATION-2 */
+  leavingChecked: boolean;
+  /** CTNET-ISOLATION-2 drops traffic from other ctnet networks entering this bridge */
+  enteringDropped: boolean;
+  /** CTNET-FORWARD drops traffic between two ports of this bridge (icc=false) */
+  iccDropped: boolean;
+  /** the internal network's rules: nothing leaves or enters its subnet */
+  internalDropped: boolean;
+  /** CTNET-POSTROUTING masquerades the subnet leaving through another interface */
+  masquerade: boolean;
+}
+
+/** The host's way out: its default route's interface and addresses. */
+export interface GraphUplink {
+  ifname: string;
+  addrs: string[];
+  gateway: string | null;
 }
 
 export interface GraphSandbox {
@@ -46,6 +71,8 @@ export interface GraphPort {
   hostPort: number;
   containerPort: number;
   proto: string;
+  /** the DNAT rule's --to-destination as the kernel's CTNET-DNAT holds it; null when it is missing */
+  dnatTo: string | null;
 }
 
 export interface Topology {
@@ -54,6 +81,10 @@ export interface Topology {
   /** veths plugged into the bridges shown whose other end belongs to no container shown */
   strayVeths: Array<{ ifname: string; bridge: string }>;
   ports: GraphPort[];
+  /** null when the host has no default route */
+  uplink: GraphUplink | null;
+  /** net.ipv4.ip_forward: containers reach beyond their bridge only when it is on */
+  forwarding: boolean;
 }
 
 const json = (argv: string[]): any[] => {
@@ -63,8 +94,61 @@ const json = (argv: string[]): any[] => {
 const v4 = (link: any): string[] => (link.addr_info ?? []).filter((a: any) => a.family === "inet").map((a: any) => `${a.local}/${a.prefixlen}`);
 const isUp = (link: any) => (link.flags ?? []).includes("UP");
 
-/** Reads the live topology of the objects `state` holds (only those of `lab` when given). */
-export function readTopology(state: State, lab?: string): Topology {
+/**
+ * A rule as `table chain` and its options ("-i br", "! -d net", …) sorted: `iptables -S` prints options
+ * in its own order, not the order ctnet gave them in.
+ */
+function ruleKey(table: string, chain: string, spec: string): string {
+  const groups = spec.replace(/(^| )! (-\S+)/g, "$1!$2").trim().split(/ (?=!?-)/).sort();
+  return `${table} ${chain} ${groups.join(" ")}`;
+}
+
+/** Keys (ruleKey) of every rule of both tables (empty when iptables fails) and the nat rules as printed. */
+function firewallRules(): { keys: Set<string>; nat: string[] } {
+  const keys = new Set<string>();
+  const nat: string[] = [];
+  for (const table of ["filter", "nat"]) {
+    const res = run(["iptables", "-w", "-t", table, "-S"]);
+    if (res.code !== 0) continue;
+    for (const line of res.stdout.split("\n")) {
+      const m = /^-A (\S+) (.*)$/.exec(line);
+      if (!m) continue;
+      keys.add(ruleKey(table, m[1], m[2]));
+      if (table === "nat") nat.push(line);
+    }
+  }
+  return { keys, nat };
+}
+
+function bridgeFirewall(keys: Set<string>, br: string, subnet: string): BridgeFirewall {
+  const has = (table: string, chain: string, spec: string) => keys.has(ruleKey(table, chain, spec));
+  return {
+    leavingChecked: has("filter", "CTNET-ISOLATION", `-i ${br} ! -o ${br} -j CTNET-ISOLATION-2`),
+    enteringDropped: has("filter", "CTNET-ISOLATION-2", `-o ${br} -j DROP`),
+    iccDropped: has("filter", "CTNET-FORWARD", `-i ${br} -o ${br} -j DROP`),
+    internalDropped: has("filter", "CTNET-ISOLATION", `-i ${br} ! -d ${subnet} -j DROP`) && has("filter", "CTNET-ISOLATION", `-o ${br} ! -s ${subnet} -j DROP`),
+    masquerade: has("nat", "CTNET-POSTROUTING", `-s ${subnet} ! -o ${br} -j MASQUERADE`),
+  };
+}
+
+/** The DNAT target of a published port in CTNET-DNAT (ports.ts writes the rule; iptables -S prints it so). */
+function dnatTarget(nat: string[], p: { hostIp: string; hostPort: number; proto: string }): string | null {
+  const dest = p.hostIp === "0.0.0.0" ? "" : `-d ${p.hostIp}/32 `;
+  const head = `-A CTNET-DNAT ${dest}-p ${p.proto} -m ${p.proto} --dport ${p.hostPort} -j DNAT --to-destination `;
+  const line = nat.find((l) => l.startsWith(head));
+  return line ? line.slice(head.length) : null;
+}
+
+/** Traffic from bridge `from` to bridge `to` meets a DROP in ctnet's isolation chains. */
+export function isolated(from: GraphBridge, to: GraphBridge): boolean {
+  return (from.firewall.leavingChecked && to.firewall.enteringDropped) || from.firewall.internalDropped || to.firewall.internalDropped;
+}
+
+/**
+ * Reads the live topology of the objects `state` holds (only those of `lab` when given). With `linksOnly`
+ * (the text format, which shows no more) it skips iptables and the routes: firewall facts read as none.
+ */
+export function readTopology(state: State, lab?: string, o: { linksOnly?: boolean } = {}): Topology {
   const containers = Object.values(state.containers).filter((c) => lab === undefined || c.lab === lab);
   const networks = Object.values(state.networks).filter((n) => lab === undefined || n.lab === lab || containers.some((c) => c.endpoints.some((e) => e.network === n.name)));
   if (lab !== undefined && containers.length === 0 && networks.length === 0) throw new UsageError(`lab ${lab} holds nothing`);
@@ -75,6 +159,7 @@ export function readTopology(state: State, lab?: string): Topology {
   const byIndex = new Map(hostLinks.map((l) => [l.ifindex as number, l]));
   const shown = new Set(containers.map((c) => c.name));
   const elsewhere = new Set(Object.values(state.containers).filter((c) => !shown.has(c.name)).flatMap((c) => c.endpoints.map((e) => e.hostIf)));
+  const rules = o.linksOnly ? { keys: new Set<string>(), nat: [] } : firewallRules();
   const bridges: GraphBridge[] = networks.map((n) => {
     const link = byName.get(n.bridge);
     const plugged = hostLinks.filter((l) => l.master === n.bridge).map((l) => l.ifname as string);
@@ -82,6 +167,7 @@ export function readTopology(state: State, lab?: string): Topology {
       network: n.name, ifname: n.bridge, present: !!link, up: !!link && isUp(link), addrs: link ? v4(link) : [],
       internal: n.internal, ...(n.lab ? { lab: n.lab } : {}),
       ports: plugged.filter((p) => !elsewhere.has(p)), hiddenPorts: plugged.filter((p) => elsewhere.has(p)).length,
+      subnet: n.subnet, firewall: bridgeFirewall(rules.keys, n.bridge, n.subnet),
     };
   });
 
@@ -106,11 +192,25 @@ export function readTopology(state: State, lab?: string): Topology {
     sandboxes.push(box);
   }
   const strayVeths = bridges.flatMap((b) => b.ports.filter((p) => !peered.has(p)).map((ifname) => ({ ifname, bridge: b.ifname })));
-  const ports = containers.flatMap((c) => c.ports.map((p) => ({ container: c.name, hostIp: p.hostIp, hostPort: p.hostPort, containerPort: p.containerPort, proto: p.proto })));
-  return { bridges, sandboxes, strayVeths, ports };
+  const ports = containers.flatMap((c) => c.ports.map((p) => ({
+    container: c.name, hostIp: p.hostIp, hostPort: p.hostPort, containerPort: p.containerPort, proto: p.proto, dnatTo: dnatTarget(rules.nat, p),
+  })));
+  const route = o.linksOnly ? undefined : json(["ip", "-j", "route", "show", "default"])[0];
+  const uplinkLink = route?.dev ? byName.get(route.dev) : undefined;
+  const uplink = route?.dev ? { ifname: route.dev as string, addrs: uplinkLink ? v4(uplinkLink) : [], gateway: (route.gateway as string) ?? null } : null;
+  const forwarding = !o.linksOnly && readForwarding();
+  return { bridges, sandboxes, strayVeths, ports, uplink, forwarding };
 }
 
-const bridgeOf = (t: Topology, hostIf: string) => t.bridges.find((b) => b.ports.includes(hostIf));
+function readForwarding(): boolean {
+  try {
+    return fs.readFileSync("/proc/sys/net/ipv4/ip_forward", "utf8").trim() === "1";
+  } catch {
+    return false;
+  }
+}
+
+export const bridgeOf = (t: Topology, hostIf: string) => t.bridges.find((b) => b.ports.includes(hostIf));
 
 // ---- text --------------------------------------------------------------------------------------
 
@@ -147,73 +247,21 @@ export function renderText(t: Topology): string {
   return out.join("\n") + "\n";
 }
 
-// ---- DOT and SVG -------------------------------------------------------------------------------
-
-const q = (s: string) => `"${s.replace(/["\\]/g, "\\$&")}"`;
-const label = (lines: string[]) => q(lines.join("\n")).replace(/\n/g, "\\n");
-
-/** Graphviz source: bridges inside the host box, one node per namespace, veths as edges. */
-export function renderDot(t: Topology): string {
-  const lines = [
-    "graph ctnet {",
-    '  graph [rankdir=LR, fontname="Helvetica", fontsize=11, nodesep=0.3, ranksep=0.9];',
-    '  node [fontname="Helvetica", fontsize=10, shape=box, style="rounded,filled", fillcolor="#ffffff"];',
-    '  edge [fontname="Helvetica", fontsize=9];',
-    '  subgraph cluster_host { label="host"; style="rounded"; color="#888888";',
-  ];
-  if (t.ports.length || t.sandboxes.some((s) => s.mode === "host")) lines.push(`    host [label="host network\\nnamespace", shape=box3d, fillcolor="#eeeeee"];`);
-  for (const b of t.bridges) {
-    const flags = [b.internal ? "internal" : "", !b.present ? "MISSING" : !b.up ? "DOWN" : ""].filter(Boolean).join(", ");
-    lines.push(`    ${q(`br:${b.ifname}`)} [label=${label([`network ${b.network}`, `bridge ${b.ifname}`, ...b.addrs, ...(flags ? [flags] : [])])}, fillcolor="#dbeafe"];`);
-  }
-  lines.push("  }");
-  for (const s of t.sandboxes) {
-    if (s.mode === "host") {
-      lines.push(`  ${q(`ctr:${s.container}`)} [label=${label([s.container, "--net host"])}, fillcolor="#fef3c7"];`);
-      lines.push(`  ${q(`ctr:${s.container}`)} -- host [style=bold, label="same namespace"];`);
-      continue;
-    }
-    const ifaces = s.ifaces.filter((i) => i.ifname !== "lo").map((i) => `${i.ifname} ${i.addrs.join(" ")}`.trim());
-    const body = !s.present ? ["namespace MISSING"] : ifaces.length ? ifaces : ["lo only"];
-    lines.push(`  ${q(`ns:${s.netns}`)} [label=${label([s.container, `netns ${s.netns}`, ...body])}, fillcolor="${s.mode === "none" ? "#f3f4f6" : "#dcfce7"}"];`);
-    for (const i of s.ifaces) {
-      if (!i.peer) continue;
-      const b = bridgeOf(t, i.peer);
-      if (b) lines.push(`  ${q(`ns:${s.netns}`)} -- ${q(`br:${b.ifname}`)} [label=${q(`${i.ifname} ⇄ ${i.peer}`)}];`);
-    }
-    for (const member of s.sharedBy) {
-      lines.push(`  ${q(`ctr:${member}`)} [label=${label([member, `--net container:${s.container}`])}, fillcolor="#fce7f3"];`);
-      lines.push(`  ${q(`ctr:${member}`)} -- ${q(`ns:${s.netns}`)} [style=dashed, label="shares netns"];`);
-    }
-  }
-  for (const v of t.strayVeths) {
-    lines.push(`  ${q(`veth:${v.ifname}`)} [label=${q(v.ifname)}, shape=ellipse, fillcolor="#fee2e2"];`);
-    lines.push(`  ${q(`veth:${v.ifname}`)} -- ${q(`br:${v.bridge}`)};`);
-  }
-  for (const p of t.ports) {
-    const target = t.sandboxes.find((s) => s.container === p.container);
-    if (!target?.netns) continue;
-    lines.push(`  host -- ${q(`ns:${target.netns}`)} [color="#2563eb", fontcolor="#2563eb", style=dashed, label=${q(`${p.hostIp}:${p.hostPort} → ${p.containerPort}/${p.proto}`)}];`);
-  }
-  lines.push("}");
-  return lines.join("\n") + "\n";
-}
-
-/** SVG through Graphviz compiled to WebAssembly (@viz-js/viz): real layout, no binary to install. */
-export async function renderSvg(t: Topology): Promise<string> {
-  const mod: any = await import("@viz-js/viz");
-  const viz = await (mod.instance ?? mod.default.instance)();
-  return viz.renderString(renderDot(t), { format: "svg" });
-}
-
-export const GRAPH_FORMATS = ["text", "dot", "svg", "json"] as const;
+export const GRAPH_FORMATS = ["text", "dot", "svg", "png", "json"] as const;
 
 export async function graphCommand(state: State, o: { format?: string; lab?: string }): Promise<void> {
   const fmt = o.format ?? "text";
   if (!(GRAPH_FORMATS as readonly string[]).includes(fmt)) throw new UsageError(`invalid --format ${JSON.stringify(fmt)}: ${GRAPH_FORMATS.join(", ")}`);
-  const t = readTopology(state, o.lab);
+  // a PNG on a terminal is noise that can upset it: refuse before reading anything
+  if (fmt === "png" && process.stdout.isTTY) throw new UsageError("--format png writes binary data: redirect it to a file (ctnet graph --format png > topology.png)");
+  const t = readTopology(state, o.lab, { linksOnly: fmt === "text" });
   if (fmt === "json") process.stdout.write(JSON.stringify(t, null, 4) + "\n");
-  else if (fmt === "dot") process.stdout.write(renderDot(t));
-  else if (fmt === "svg") process.stdout.write(await renderSvg(t));
-  else process.stdout.write(renderText(t));
+  else if (fmt === "text") process.stdout.write(renderText(t));
+  else {
+    // Graphviz (and for PNG, the rasteriser) are loaded only for the formats that need them
+    const { renderDot, renderSvg } = await import("./graphdot.js");
+    if (fmt === "dot") process.stdout.write(renderDot(t));
+    else if (fmt === "svg") process.stdout.write(await renderSvg(t));
+    else process.stdout.write((await import("./graphpng.js")).svgToPng(await renderSvg(t)));
+  }
 }
