@@ -12,7 +12,7 @@ import { execute, finishJournal, recoverJournal } from "./executor.js";
 import { inspectNameFile } from "./files.js";
 import { LINK_ALIAS_PREFIX } from "./naming.js";
 import { NETWORK_HOSTS_DIR, namespacePids, networkHostsPath } from "./sandbox.js";
-import { Plan, renderScript } from "./plan.js";
+import { Plan, WAIT_GONE, renderScript } from "./plan.js";
 import { processAlive, type Store } from "./store.js";
 import { BASE_RULES, bridgesInKernel, ipt, othersForwarding } from "./firewall.js";
 import { handOverForwarding, syncRegistry, takeHandedOverForwarding } from "./statedirs.js";
@@ -72,14 +72,20 @@ export function planReset(store: Store, state: State): { plan: Plan; others: num
   for (const c of chains) plan.cmd(ipt(c.table, "-F", c.name), `empty ctnet's chain ${c.name}`, null);
   for (const c of chains) plan.cmd(ipt(c.table, "-X", c.name), `delete ctnet's chain ${c.name}`, null);
 
-  // links: veths (and whatever else is marked) before bridges, then namespaces and their files
+  // namespaces first: each takes its veth pairs along, all of them at once in the background, where
+  // `ip link del` of each veth waits for the kernel in turn; then the other marked links, bridges last
   const marked = [...kernel.links.values()].filter(
     (l) => ownLinks.has(l.ifname) || (unclaimed && !spared.links.has(l.ifname) && l.alias?.startsWith(LINK_ALIAS_PREFIX)),
   );
-  for (const l of marked.sort((a, b) => Number(a.kind === "bridge") - Number(b.kind === "bridge"))) {
+  const deleted = new Set(namespaces);
+  const takenAlong = marked.filter((l) => deleted.has(/^ctnet:veth:([^/]+)\//.exec(l.alias ?? "")?.[1] ?? ""));
+  for (const ns of namespaces) plan.cmd(["ip", "netns", "del", ns], `delete namespace ${ns}`, null);
+  for (const l of marked.filter((m) => !takenAlong.includes(m)).sort((a, b) => Number(a.kind === "bridge") - Number(b.kind === "bridge"))) {
     plan.cmd(["ip", "link", "del", l.ifname], `delete ${l.ifname} (${l.alias})`, null);
   }
-  for (const ns of namespaces) plan.cmd(["ip", "netns", "del", ns], `delete namespace ${ns}`, null);
+  if (takenAlong.length > 0) {
+    plan.cmd(["sh", "-c", WAIT_GONE, "sh", ...takenAlong.map((l) => `/sys/class/net/${l.ifname}`)], `wait until the kernel has removed ${takenAlong.map((l) => l.ifname).join(", ")}`, null);
+  }
   for (const [dir, hosts] of kernel.etcNetns) {
     if (!ownNs.has(dir) && !(unclaimed && !spared.namespaces.has(dir) && hasCtnetMark(hosts))) continue;
     if (dir === NETWORK_HOSTS_DIR.split("/").pop()) continue;
