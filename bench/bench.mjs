@@ -17,7 +17,7 @@
 // needs its daemon and runs on the host. One more lab is then set up and torn down by ctnet on the host
 // itself (names of its own, a state dir of its own, removed even when the bench fails or is interrupted):
 // `down` there took 5x as long as in the private namespace.
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -74,8 +74,10 @@ function usage(message) {
 
 // ---- measuring ------------------------------------------------------------------------------------
 
-/** The signal that interrupted the bench (set by its handler, see main): no further ctnet command starts. */
+/** The signal that interrupted the bench (set by its handler, see main; only between asynchronous steps). */
 let interrupted = null;
+/** Lets the handler of a signal that came during a blocking spawnSync run (the event loop's poll phase). */
+const signalsHandled = () => new Promise((resolve) => setTimeout(resolve, 20));
 
 const ms = (start) => Number(process.hrtime.bigint() - start) / 1e6;
 const median = (xs) => {
@@ -94,11 +96,27 @@ class Ctnet {
 
   /** Runs ctnet, returns its wall time in ms; throws with its stderr unless it succeeded. */
   time(...args) {
-    if (interrupted) throw new Error(`interrupted (${interrupted})`);
     const start = process.hrtime.bigint();
     const r = spawnSync(process.execPath, [CTNET, ...args], { env: this.env, encoding: "utf8", maxBuffer: 64 << 20 });
     const t = ms(start);
     if (r.status !== 0) throw new Error(`ctnet ${args.join(" ")} failed (${r.status}): ${(r.stderr || r.error?.message || "").trim()}`);
+    return t;
+  }
+
+  /**
+   * Like time, but the bench's signal handlers run meanwhile (they cannot while a spawnSync blocks), and no
+   * command starts once the bench is interrupted: for what runs on the host, which nothing else cleans up.
+   */
+  async timeWhileListening(...args) {
+    await signalsHandled();
+    if (interrupted) throw new Error(`interrupted (${interrupted})`);
+    const start = process.hrtime.bigint();
+    const child = spawn(process.execPath, [CTNET, ...args], { env: this.env, stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (d) => (stderr += d));
+    const [code, signal] = await new Promise((resolve) => child.on("close", (...end) => resolve(end)));
+    const t = ms(start);
+    if (code !== 0) throw new Error(`ctnet ${args.join(" ")} failed (${code ?? signal}): ${stderr.trim()}`);
     return t;
   }
 
@@ -118,21 +136,31 @@ class Ctnet {
     return kb;
   }
 
+  /** The names of the containers and networks in the state file (format 2: the header line; format 1: one object). */
   state() {
+    let text;
     try {
-      return JSON.parse(fs.readFileSync(path.join(this.stateDir, "state.json"), "utf8"));
+      text = fs.readFileSync(path.join(this.stateDir, "state.json"), "utf8");
     } catch {
-      return { containers: {}, networks: {} };
+      return { containers: [], networks: [] };
     }
+    let head;
+    try {
+      head = JSON.parse(text.split("\n")[0]);
+    } catch {
+      head = JSON.parse(text);
+    }
+    const containers = Array.isArray(head.containers) ? head.containers.map((d) => d.name) : Object.keys(head.containers ?? {});
+    return { containers, networks: Object.keys(head.networks ?? {}) };
   }
 
   /** Removes whatever the bench left in its state dir, then the dir. */
   cleanup(labFile) {
     const tryRun = (...args) => spawnSync(process.execPath, [CTNET, ...args], { env: this.env, encoding: "utf8" });
     if (labFile && fs.existsSync(labFile)) tryRun("down", "-f", labFile);
-    const names = Object.keys(this.state().containers);
+    const names = this.state().containers;
     for (let i = 0; i < names.length; i += 100) tryRun("rm", "-f", ...names.slice(i, i + 100));
-    const nets = Object.keys(this.state().networks).filter((n) => n !== "bridge");
+    const nets = this.state().networks.filter((n) => n !== "bridge");
     if (nets.length) tryRun("net", "rm", ...nets);
     fs.rmSync(this.stateDir, { recursive: true, force: true });
   }
@@ -300,7 +328,7 @@ function writeLab(file, prefix, net, size) {
  * whatever of it exists is removed before this returns, also when a command failed or the bench was
  * interrupted; ctnet only ever removes what that state dir records.
  */
-function measureHostDown(size, notes) {
+async function measureHostDown(size, notes) {
   const ct = new Ctnet(fs.mkdtempSync(path.join(os.tmpdir(), "ctnet-bench-host-")));
   const labFile = path.join(ct.stateDir, "host-lab.yaml");
   const m = {};
@@ -312,8 +340,8 @@ function measureHostDown(size, notes) {
     const prefix = hostTag();
     progress(`up / down of a lab of ${size.lab} containers on ${size.labNets} networks on the host (names ${prefix}…)`);
     writeLab(labFile, prefix, "10.234", size);
-    record(m, "upHost", ct.time("up", "-f", labFile) / size.lab);
-    record(m, "downHost", ct.time("down", "-f", labFile) / size.lab);
+    record(m, "upHost", (await ct.timeWhileListening("up", "-f", labFile)) / size.lab);
+    record(m, "downHost", (await ct.timeWhileListening("down", "-f", labFile)) / size.lab);
   } catch (e) {
     notes.push(`down on the host: ${e.message.split("\n")[0]}`);
   } finally {
@@ -412,7 +440,7 @@ function inside(opts, stateDir) {
 
 const sizeOf = (opts) => ({ ...SIZES[opts.size], ...(opts.scale ? { scale: opts.scale } : {}) });
 
-function main() {
+async function main() {
   const opts = parseArgs(process.argv.slice(2));
   if (process.getuid?.() !== 0) usage("must run as root (ctnet and the peers change the network)");
   if (opts.inside) {
@@ -437,6 +465,7 @@ function main() {
       const r = spawnSync("unshare", ["--net", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "--", "sh", "-c", PRIVATE_HOST, process.execPath, ...args], {
         encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 64 << 20, env: { ...process.env, CTNET_BENCH_STATE_DIR: stateDir },
       });
+      await signalsHandled();
       const last = r.stdout.trim().split("\n").at(-1);
       if (r.status !== 0 || !last?.startsWith("{")) {
         process.stderr.write(`bench: the private-namespace run ${interrupted ? `was interrupted (${interrupted})` : `failed (exit ${r.status ?? r.signal})`}; everything it made went with its namespace\n`);
@@ -449,15 +478,14 @@ function main() {
     fs.rmSync(stateDir, { recursive: true, force: true });
   }
   notes.push(...result.notes);
-  if (!opts.host) Object.assign(result.m, measureHostDown(size, notes));
-  const hostPeers = (opts.peers ?? Object.keys(PEERS)).filter((n) => PEERS[n].host);
-  Object.assign(result.peers, runPeers(hostPeers, size, notes));
-
+  if (!opts.host) Object.assign(result.m, await measureHostDown(size, notes));
   if (interrupted) {
     process.stderr.write(`bench: interrupted (${interrupted}); the host lab was removed\n`);
     process.exitCode = 130;
     return;
   }
+  const hostPeers = (opts.peers ?? Object.keys(PEERS)).filter((n) => PEERS[n].host);
+  Object.assign(result.peers, runPeers(hostPeers, size, notes));
   const rows = buildRows(result.m, result.peers, size, opts.host);
   const table = renderTable(rows, result.peers);
   const where = opts.host ? "on the host" : "in a private network namespace (Docker on the host)";
@@ -471,4 +499,4 @@ function main() {
   if (opts.json) fs.writeFileSync(opts.json, JSON.stringify({ size: opts.size, ...result, rows }, null, 1) + "\n");
 }
 
-main();
+await main();
