@@ -2,7 +2,7 @@
 // ctnet's benchmark: one run measures ctnet's commands (latency, and how it grows with the number of
 // containers and published ports) against the iproute2 floor and every peer installed here (drivers in
 // bench/peers, which bench/peers/setup.sh installs), and prints one table with ratios and the targets of
-// issue 6.
+// issues 6 and 13.
 //
 //   node bench/bench.mjs                  full size (about 10 minutes on 2 cores)
 //   node bench/bench.mjs --size tiny      seconds, only to prove the bench works (CI); also CTNET_BENCH_SIZE=tiny
@@ -14,8 +14,10 @@
 // ctnet runs inside a private network, mount and pid namespace (its own /run/netns and /etc/netns), so the
 // 1000 containers never show up on the host, other users' snapshots of it stay unchanged, and everything
 // dies with the bench even if it is killed. The floor, netavark and CNI drivers run there too; Docker
-// needs its daemon and runs on the host.
-import { spawnSync } from "node:child_process";
+// needs its daemon and runs on the host. One more lab is then set up and torn down by ctnet on the host
+// itself (names of its own, a state dir of its own, removed even when the bench fails or is interrupted):
+// `down` there took 5x as long as in the private namespace.
+import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -34,8 +36,9 @@ const SIZES = {
   tiny: { reps: 2, netReps: 2, lab: 4, labNets: 2, scale: 4, ports: 3, window: 1, peerN: 2, dockerN: 2 },
 };
 
+// issue 6, and issue 13 for the teardown: rm (was 100 ms), netRm, downPerCtr (on the host, 100 containers)
 const TARGETS = {
-  run: 150, rm: 100, upPerCtr: 10, view: 150, growth: 1.2, memMB: 100, dockerShare: 0.5,
+  run: 150, rm: 50, netRm: 80, upPerCtr: 10, downPerCtr: 5, view: 150, growth: 1.2, memMB: 100, dockerShare: 0.5,
 };
 
 // ---- arguments ------------------------------------------------------------------------------------
@@ -71,6 +74,11 @@ function usage(message) {
 
 // ---- measuring ------------------------------------------------------------------------------------
 
+/** The signal that interrupted the bench (set by its handler, see main; only between asynchronous steps). */
+let interrupted = null;
+/** Lets the handler of a signal that came during a blocking spawnSync run (the event loop's poll phase). */
+const signalsHandled = () => new Promise((resolve) => setTimeout(resolve, 20));
+
 const ms = (start) => Number(process.hrtime.bigint() - start) / 1e6;
 const median = (xs) => {
   if (xs.length === 0) return NaN;
@@ -95,6 +103,23 @@ class Ctnet {
     return t;
   }
 
+  /**
+   * Like time, but the bench's signal handlers run meanwhile (they cannot while a spawnSync blocks), and no
+   * command starts once the bench is interrupted: for what runs on the host, which nothing else cleans up.
+   */
+  async timeWhileListening(...args) {
+    await signalsHandled();
+    if (interrupted) throw new Error(`interrupted (${interrupted})`);
+    const start = process.hrtime.bigint();
+    const child = spawn(process.execPath, [CTNET, ...args], { env: this.env, stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (d) => (stderr += d));
+    const [code, signal] = await new Promise((resolve) => child.on("close", (...end) => resolve(end)));
+    const t = ms(start);
+    if (code !== 0) throw new Error(`ctnet ${args.join(" ")} failed (${code ?? signal}): ${stderr.trim()}`);
+    return t;
+  }
+
   /** Whether this ctnet has a command (labs and ports came after the core): its --help must name it. */
   has(...words) {
     const r = spawnSync(process.execPath, [CTNET, ...words, "--help"], { env: this.env, encoding: "utf8" });
@@ -111,21 +136,31 @@ class Ctnet {
     return kb;
   }
 
+  /** The names of the containers and networks in the state file (format 2: the header line; format 1: one object). */
   state() {
+    let text;
     try {
-      return JSON.parse(fs.readFileSync(path.join(this.stateDir, "state.json"), "utf8"));
+      text = fs.readFileSync(path.join(this.stateDir, "state.json"), "utf8");
     } catch {
-      return { containers: {}, networks: {} };
+      return { containers: [], networks: [] };
     }
+    let head;
+    try {
+      head = JSON.parse(text.split("\n")[0]);
+    } catch {
+      head = JSON.parse(text);
+    }
+    const containers = Array.isArray(head.containers) ? head.containers.map((d) => d.name) : Object.keys(head.containers ?? {});
+    return { containers, networks: Object.keys(head.networks ?? {}) };
   }
 
   /** Removes whatever the bench left in its state dir, then the dir. */
   cleanup(labFile) {
     const tryRun = (...args) => spawnSync(process.execPath, [CTNET, ...args], { env: this.env, encoding: "utf8" });
     if (labFile && fs.existsSync(labFile)) tryRun("down", "-f", labFile);
-    const names = Object.keys(this.state().containers);
+    const names = this.state().containers;
     for (let i = 0; i < names.length; i += 100) tryRun("rm", "-f", ...names.slice(i, i + 100));
-    const nets = Object.keys(this.state().networks).filter((n) => n !== "bridge");
+    const nets = this.state().networks.filter((n) => n !== "bridge");
     if (nets.length) tryRun("net", "rm", ...nets);
     fs.rmSync(this.stateDir, { recursive: true, force: true });
   }
@@ -203,6 +238,12 @@ function measureCtnet(size, stateDir, notes) {
     for (let i = 0; i < size.reps; i++) rms.push(ct.time("rm", "-f", `${tag}r${i}`));
     record(m, "run", median(runs));
     record(m, "rm", median(rms));
+    // rm -f leaves its veth to the kernel and a run that takes the name waits for it: the pair, back to back
+    const cycles = [];
+    ct.time("run", "-d", "--net", lat, "--name", `${tag}q`);
+    for (let i = 0; i < size.reps; i++) cycles.push(ct.time("rm", "-f", `${tag}q`) + ct.time("run", "-d", "--net", lat, "--name", `${tag}q`));
+    record(m, "rmRun", median(cycles));
+    ct.time("rm", "-f", `${tag}q`);
     ct.time("net", "rm", lat);
 
     // -- net create / net rm
@@ -217,11 +258,7 @@ function measureCtnet(size, stateDir, notes) {
     // -- a lab: up and down, per container
     if (ct.has("up") && ct.has("down")) {
       progress(`up / down of a lab of ${size.lab} containers on ${size.labNets} networks`);
-      const lines = [`name: ${tag}lab`, "networks:"];
-      for (let n = 0; n < size.labNets; n++) lines.push(`  ${tag}k${n}: {subnet: 10.237.${n}.0/24}`);
-      lines.push("containers:");
-      for (let i = 0; i < size.lab; i++) lines.push(`  ${tag}c${i}: {networks: [${tag}k${i % size.labNets}]}`);
-      fs.writeFileSync(labFile, lines.join("\n") + "\n");
+      writeLab(labFile, tag, "10.237", size);
       record(m, "up", ct.time("up", "-f", labFile) / size.lab);
       ct.memory("ps");
       record(m, "down", ct.time("down", "-f", labFile) / size.lab);
@@ -275,21 +312,76 @@ function measureCtnet(size, stateDir, notes) {
   return m;
 }
 
+/** A lab of size.lab containers spread over size.labNets networks on subnets NET.N.0/24, named after `prefix`. */
+function writeLab(file, prefix, net, size) {
+  const lines = [`name: ${prefix}lab`, "networks:"];
+  for (let n = 0; n < size.labNets; n++) lines.push(`  ${prefix}k${n}: {subnet: ${net}.${n}.0/24}`);
+  lines.push("containers:");
+  for (let i = 0; i < size.lab; i++) lines.push(`  ${prefix}c${i}: {networks: [${prefix}k${i % size.labNets}]}`);
+  fs.writeFileSync(file, lines.join("\n") + "\n");
+}
+
+/**
+ * `up` and `down` of the same lab on the host itself, where the kernel holds everything else on the machine
+ * (in the private namespace `down` was 5x faster). Its names start with a tag no link, namespace or
+ * /etc/netns entry on the host starts with, its subnets are 10.234.N.0/24, its state dir is its own, and
+ * whatever of it exists is removed before this returns, also when a command failed or the bench was
+ * interrupted; ctnet only ever removes what that state dir records.
+ */
+async function measureHostDown(size, notes) {
+  const ct = new Ctnet(fs.mkdtempSync(path.join(os.tmpdir(), "ctnet-bench-host-")));
+  const labFile = path.join(ct.stateDir, "host-lab.yaml");
+  const m = {};
+  try {
+    if (!(ct.has("up") && ct.has("down"))) {
+      notes.push("down on the host: this ctnet has no `up`/`down` commands yet, skipped");
+      return m;
+    }
+    const prefix = hostTag();
+    progress(`up / down of a lab of ${size.lab} containers on ${size.labNets} networks on the host (names ${prefix}…)`);
+    writeLab(labFile, prefix, "10.234", size);
+    record(m, "upHost", (await ct.timeWhileListening("up", "-f", labFile)) / size.lab);
+    record(m, "downHost", (await ct.timeWhileListening("down", "-f", labFile)) / size.lab);
+  } catch (e) {
+    notes.push(`down on the host: ${e.message.split("\n")[0]}`);
+  } finally {
+    progress("cleaning up the host lab");
+    ct.cleanup(labFile);
+  }
+  return m;
+}
+
+/** A name prefix nothing on the host uses yet: no link (veths "ve-PREFIX…", bridges "ctbr-PREFIX…"), namespace or /etc/netns entry. */
+function hostTag() {
+  const taken = (prefix) => {
+    const inUse = (dir, pattern) => (fs.existsSync(dir) ? fs.readdirSync(dir) : []).some((n) => pattern.test(n));
+    return inUse("/sys/class/net", new RegExp(`^(ve-|ctbr-)?${prefix}`)) || inUse("/run/netns", new RegExp(`^${prefix}`)) || inUse("/etc/netns", new RegExp(`^${prefix}`));
+  };
+  for (;;) {
+    const prefix = `h${Math.random().toString(36).slice(2, 5)}`;
+    if (prefix.length === 4 && !taken(prefix)) return prefix;
+  }
+}
+
 // ---- the table ------------------------------------------------------------------------------------
 
 const fmt = (v, unit = " ms") => (v === undefined || v === null || Number.isNaN(v) ? "—" : `${v < 10 ? v.toFixed(1) : v.toFixed(0)}${unit}`);
 
-function buildRows(m, p, size) {
+function buildRows(m, p, size, onHost) {
   const floorCols = (key) => ({ perCmd: p["iproute2-per-command"]?.[key], floor: p["iproute2-batch"]?.[key], netavark: p.netavark?.[key], cni: p["cni-bridge"]?.[key], docker: p["docker-run"]?.[key] });
   const none = {};
   const dockerRun = p["docker-run"]?.setup;
   const rows = [
     { what: "run -d --net X (median)", v: m.run, peers: floorCols("setup"), target: `≤ ${TARGETS.run} ms, ≤ ½ docker`, met: m.run <= TARGETS.run && (dockerRun === undefined || m.run <= dockerRun * TARGETS.dockerShare) },
     { what: "rm -f (median)", v: m.rm, peers: floorCols("teardown"), target: `≤ ${TARGETS.rm} ms`, met: m.rm <= TARGETS.rm },
+    { what: "rm -f, then run -d of its name (median)", v: m.rmRun, peers: none },
     { what: "net create (median)", v: m.netCreate, peers: none },
-    { what: "net rm (median)", v: m.netRm, peers: none },
+    { what: "net rm (median)", v: m.netRm, peers: none, target: `≤ ${TARGETS.netRm} ms`, met: m.netRm <= TARGETS.netRm },
     { what: `up, per container (${size.lab} on ${size.labNets} nets)`, v: m.up, peers: floorCols("setup"), target: `≤ ${TARGETS.upPerCtr} ms`, met: m.up === undefined ? undefined : m.up <= TARGETS.upPerCtr },
-    { what: `down, per container`, v: m.down, peers: floorCols("teardown") },
+    // the lab of the private namespace; with --host it ran on the host and is the row below
+    { what: "down, per container, private netns", v: onHost ? undefined : m.down, peers: floorCols("teardown") },
+    { what: "up, per container, on the host", v: onHost ? m.up : m.upHost, peers: none },
+    { what: "down, per container, on the host", v: onHost ? m.down : m.downHost, peers: floorCols("teardown"), target: `≤ ${TARGETS.downPerCtr} ms`, met: (onHost ? m.down : m.downHost) <= TARGETS.downPerCtr },
     { what: `run #1 on one net (${size.window > 1 ? `median of first ${size.window}` : "first"})`, v: m.scaleFirst, peers: none },
     { what: `run #${size.scale} (${size.window > 1 ? `median of last ${size.window}` : "last"})`, v: m.scaleLast, peers: none, ratio: m.scaleLast / m.scaleFirst, target: `≤ ${TARGETS.growth}× run #1`, met: m.scaleLast / m.scaleFirst <= TARGETS.growth },
     { what: `rm -f with ${size.scale} containers`, v: m.scaleRm, peers: none },
@@ -348,7 +440,7 @@ function inside(opts, stateDir) {
 
 const sizeOf = (opts) => ({ ...SIZES[opts.size], ...(opts.scale ? { scale: opts.scale } : {}) });
 
-function main() {
+async function main() {
   const opts = parseArgs(process.argv.slice(2));
   if (process.getuid?.() !== 0) usage("must run as root (ctnet and the peers change the network)");
   if (opts.inside) {
@@ -360,7 +452,8 @@ function main() {
   const notes = [];
   // ctnet's state lives here and goes when the bench ends, even when it is interrupted
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "ctnet-bench-"));
-  let interrupted = null;
+  // a signal ends the commands running; this process outlives them to clean up, and starts no more
+  for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => (interrupted = sig));
   let result;
   try {
     if (opts.host) {
@@ -368,12 +461,11 @@ function main() {
     } else {
       fs.mkdirSync("/run/netns", { recursive: true });
       fs.mkdirSync("/etc/netns", { recursive: true });
-      // the signal ends the namespace's processes; this process outlives them to remove the state dir
-      for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => (interrupted = sig));
       const args = [fileURLToPath(import.meta.url), "--inside", "--size", opts.size, "--peers", (opts.peers ?? Object.keys(PEERS)).join(",") || ",", ...(opts.scale ? ["--scale", String(opts.scale)] : [])];
       const r = spawnSync("unshare", ["--net", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "--", "sh", "-c", PRIVATE_HOST, process.execPath, ...args], {
         encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 64 << 20, env: { ...process.env, CTNET_BENCH_STATE_DIR: stateDir },
       });
+      await signalsHandled();
       const last = r.stdout.trim().split("\n").at(-1);
       if (r.status !== 0 || !last?.startsWith("{")) {
         process.stderr.write(`bench: the private-namespace run ${interrupted ? `was interrupted (${interrupted})` : `failed (exit ${r.status ?? r.signal})`}; everything it made went with its namespace\n`);
@@ -386,10 +478,15 @@ function main() {
     fs.rmSync(stateDir, { recursive: true, force: true });
   }
   notes.push(...result.notes);
+  if (!opts.host) Object.assign(result.m, await measureHostDown(size, notes));
+  if (interrupted) {
+    process.stderr.write(`bench: interrupted (${interrupted}); the host lab was removed\n`);
+    process.exitCode = 130;
+    return;
+  }
   const hostPeers = (opts.peers ?? Object.keys(PEERS)).filter((n) => PEERS[n].host);
   Object.assign(result.peers, runPeers(hostPeers, size, notes));
-
-  const rows = buildRows(result.m, result.peers, size);
+  const rows = buildRows(result.m, result.peers, size, opts.host);
   const table = renderTable(rows, result.peers);
   const where = opts.host ? "on the host" : "in a private network namespace (Docker on the host)";
   const header = `ctnet bench, size ${opts.size}: ${os.cpus().length} cores, node ${process.version}, ${os.release()}, ${where}; ${((Date.now() - started) / 1000).toFixed(0)} s`;
@@ -402,4 +499,4 @@ function main() {
   if (opts.json) fs.writeFileSync(opts.json, JSON.stringify({ size: opts.size, ...result, rows }, null, 1) + "\n");
 }
 
-main();
+await main();
