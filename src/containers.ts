@@ -10,7 +10,7 @@ import { netnsExists } from "./sys.js";
 import {
   ensureDefaultBridge, findContainer, findNetwork, newEndpoint, parseKeyValues, releaseDefaultBridge, routeNetwork,
 } from "./networks.js";
-import { Plan } from "./plan.js";
+import { Plan, removalRank } from "./plan.js";
 import { formatPorts, portLayer, publishOnRun, retirePorts, type PublishOptions } from "./ports.js";
 import {
   IDLE_COMMAND, checkExecutable, createNamespace, deleteNamespace, loopbackUp, namespacePids, neighbours, processArgv, removeNameFiles, syncNameFiles,
@@ -164,6 +164,8 @@ export function planRm(state: State, stateDir: string, names: string[], force: b
     if (fs.existsSync(log)) plan.cmd(["rm", "-f", log], `remove ${name}'s log`, null);
   }
   releaseDefaultBridge(plan, state);
+  // stable: within a rank, the plan order each container's steps were planned in
+  plan.steps.sort((a, b) => removalRank(a) - removalRank(b));
   return plan;
 }
 

@@ -7,7 +7,7 @@ import { UsageError } from "./errors.js";
 import { mutate, openStore, type GlobalOptions } from "./core.js";
 import { isRunning, planRm, planRun, recordProcess } from "./containers.js";
 import { planConnect, planNetCreate, planNetRm } from "./networks.js";
-import { Plan, WAIT_GONE, type Step, type WriteStep } from "./plan.js";
+import { Plan, WAIT_GONE, removalRank, type Step, type WriteStep } from "./plan.js";
 import { nameFileContent, plannedNameFiles } from "./sandbox.js";
 import { goingAway } from "./sys.js";
 import type { ContainerSpec, LabSpec, NetworkSpec, Where } from "./labfile.js";
@@ -110,29 +110,45 @@ class LabPlanBuilder {
     if (start === null) return;
     const writes = (step: Step) => (step.kind === "write" && step.content !== null) || (step.kind === "link" && step.target !== null);
     const rank = (step: Step) => (writes(step) ? -1 : step.kind === "spawn" ? 3 : step.kind !== "cmd" || step.argv[0] !== "ip" ? 2 : step.argv[1] === "-n" ? 1 : 0);
-    const idx = this.plan.steps.map((_, i) => i).slice(start);
-    const byNs = (i: number) => (this.plan.steps[i] as { argv?: string[] }).argv?.[2] ?? "";
-    const firstOfNs = new Map<string, number>();
-    for (const i of idx) if (rank(this.plan.steps[i]) === 1 && !firstOfNs.has(byNs(i))) firstOfNs.set(byNs(i), i);
+    const byNs = (step: Step) => (step as { argv?: string[] }).argv?.[2] ?? "";
+    this.reorder(start, this.plan.steps.length, rank, (step) => (rank(step) === 1 ? byNs(step) : ""));
+  }
+
+  /**
+   * Orders the removing steps (those before the creating ones) as removalRank says: every process
+   * stopped, every namespace deleted in one `ip -batch`, then the rest in plan order (rules before the
+   * bridge they name, as each object planned them).
+   */
+  private phaseRemoval(): void {
+    this.reorder(0, this.creationStart ?? this.plan.steps.length, removalRank, () => "");
+  }
+
+  /**
+   * Sorts steps [from, to) by rank, keeping plan order within a rank; steps of one rank that belong to
+   * different groups (namespaces) stay together, groups in the order they first appear.
+   */
+  private reorder(from: number, to: number, rank: (step: Step) => number, group: (step: Step) => string): void {
+    const idx = this.plan.steps.map((_, i) => i).slice(from, to);
+    const step = (i: number) => this.plan.steps[i];
+    const firstOf = new Map<string, number>();
+    for (const i of idx) if (!firstOf.has(`${rank(step(i))} ${group(step(i))}`)) firstOf.set(`${rank(step(i))} ${group(step(i))}`, i);
     idx.sort((a, b) => {
-      const ra = rank(this.plan.steps[a]);
-      const rb = rank(this.plan.steps[b]);
+      const ra = rank(step(a));
+      const rb = rank(step(b));
       if (ra !== rb) return ra - rb;
-      if (ra === 1 && byNs(a) !== byNs(b)) return firstOfNs.get(byNs(a))! - firstOfNs.get(byNs(b))!;
+      const ga = group(step(a));
+      const gb = group(step(b));
+      if (ga !== gb) return firstOf.get(`${ra} ${ga}`)! - firstOf.get(`${rb} ${gb}`)!;
       return a - b;
     });
     const steps = idx.map((i) => this.plan.steps[i]);
     const owner = idx.map((i) => this.owner[i]);
-    this.plan.steps.splice(start, steps.length, ...steps);
-    this.owner.splice(start, owner.length, ...owner);
+    this.plan.steps.splice(from, steps.length, ...steps);
+    this.owner.splice(from, owner.length, ...owner);
   }
 
-  /**
-   * Settles every name file on what the final state needs; drops writes that turn out to change nothing.
-   * A write that a later link step replaces keeps what it was planned with: it is not the file's last.
-   * Remounting the hosts file of processes the plan kills is dropped: that file may be gone by then.
-   */
   finish(state: State): Piece[] {
+    this.phaseRemoval();
     this.phase();
     const killed = new Set(this.plan.steps.flatMap((step) => (step.kind === "kill" ? step.pids.map((pid) => `--mount=/proc/${pid}/ns/mnt`) : [])));
     const linkedLater = new Set<string>();
