@@ -115,9 +115,9 @@ class LabPlanBuilder {
   }
 
   /**
-   * Orders the removing steps (those before the creating ones) as removalRank says: every process
-   * stopped, every namespace deleted in one `ip -batch`, then the rest in plan order (rules before the
-   * bridge they name, as each object planned them).
+   * Orders the removing steps (those before the creating ones) as removalRank says: the rules, every
+   * process stopped, every namespace deleted in one `ip -batch`, then the rest in plan order (bridges,
+   * sysctls, name files).
    */
   private phaseRemoval(): void {
     this.reorder(0, this.creationStart ?? this.plan.steps.length, removalRank, () => "");
