@@ -100,16 +100,19 @@ class LabPlanBuilder {
    * Orders the creating steps in five phases so the executor needs few processes: the name files written
    * (a container's hosts file marks its namespace as ctnet's, so it is there first), every host-side `ip`
    * command (namespaces, bridges, veth pairs: one `ip -batch`), then each namespace's own `ip -n NS`
-   * commands (one batch per namespace), then the rest (firewall rules, name files removed, remounts) in
-   * plan order, then the processes in plan order. Each phase only depends on earlier ones: a namespace and
+   * commands (one batch per namespace), then the rest (firewall rules, remounts) in plan order, then the
+   * processes in plan order. Each phase only depends on earlier ones: a namespace and
    * a veth exist before they are configured, a bridge before its rules, a hosts file before the process
    * that bind-mounts it.
    */
   private phase(): void {
     const start = this.creationStart;
     if (start === null) return;
-    const writes = (step: Step) => (step.kind === "write" && step.content !== null) || (step.kind === "link" && step.target !== null);
-    const rank = (step: Step) => (writes(step) ? -1 : step.kind === "spawn" ? 3 : step.kind !== "cmd" || step.argv[0] !== "ip" ? 2 : step.argv[1] === "-n" ? 1 : 0);
+    // name files keep their plan order among themselves: a container given a second network first links
+    // to its network's file, then swaps the link for a file of its own (its processes start later, so no
+    // remount comes between)
+    const nameFile = (step: Step) => step.kind === "write" || step.kind === "link";
+    const rank = (step: Step) => (nameFile(step) ? -1 : step.kind === "spawn" ? 3 : step.kind !== "cmd" || step.argv[0] !== "ip" ? 2 : step.argv[1] === "-n" ? 1 : 0);
     const byNs = (step: Step) => (step as { argv?: string[] }).argv?.[2] ?? "";
     this.reorder(start, this.plan.steps.length, rank, (step) => (rank(step) === 1 ? byNs(step) : ""));
   }

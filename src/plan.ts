@@ -52,15 +52,17 @@ export interface LinkStep {
 }
 
 /**
- * Where a step goes in a plan that removes several containers: the firewall rules first (one
- * `iptables-restore`; no rule outlives the link or address it names), then every process stopped, then
- * every namespace deleted (consecutive, so one `ip -batch` does them all, and each takes its veth pairs
- * along), then the waits for those veths (the executor joins them into one), then the rest in plan order.
+ * Where a step goes in a plan that removes several containers: first what acts on the links and addresses
+ * the namespaces take along (firewall rules in one `iptables-restore`, conntrack entries, a veth's
+ * hairpin setting: no rule outlives what it names), then every process stopped, then every namespace
+ * deleted (consecutive, so one `ip -batch` does them all, and each takes its veth pairs along), then the
+ * waits for those veths (the executor joins them into one), then the rest in plan order.
  */
 export function removalRank(step: Step): number {
   if (step.kind === "kill") return 1;
   if (step.kind !== "cmd") return 4;
-  if (step.argv[0] === "iptables") return 0;
+  const [prog, ...args] = step.argv;
+  if (prog === "iptables" || prog === "conntrack" || (prog === "ip" && args[0] === "link" && args[1] === "set")) return 0;
   if (step.argv[0] === "ip" && step.argv[1] === "netns" && step.argv[2] === "del") return 2;
   return step.argv[0] === "sh" && step.argv[2] === WAIT_GONE ? 3 : 4;
 }
