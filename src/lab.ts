@@ -111,7 +111,8 @@ class LabPlanBuilder {
     // name files keep their plan order among themselves: a container given a second network first links
     // to its network's file, then swaps the link for a file of its own (its processes start later, so no
     // remount comes between)
-    const nameFile = (step: Step) => step.kind === "write" || step.kind === "link";
+    // (and a wait for a veth still going goes before the host-side batch that takes its name again)
+    const nameFile = (step: Step) => step.kind === "write" || step.kind === "link" || (step.kind === "cmd" && step.argv[0] === "sh" && step.argv[2] === WAIT_GONE);
     const rank = (step: Step) => (nameFile(step) ? -1 : step.kind === "spawn" ? 3 : step.kind !== "cmd" || step.argv[0] !== "ip" ? 2 : step.argv[1] === "-n" ? 1 : 0);
     const byNs = (step: Step) => (step as { argv?: string[] }).argv?.[2] ?? "";
     this.reorder(start, this.plan.steps.length, rank, (step) => (rank(step) === 1 ? byNs(step) : ""));

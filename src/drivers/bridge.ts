@@ -5,6 +5,7 @@ import { addRule, bridgesInKernel, deleteRule, enlist, installBase, networkRules
 import { addrValue, macFor } from "../ipam.js";
 import { linkAlias } from "../naming.js";
 import { WAIT_GONE, type Plan } from "../plan.js";
+import { linkExists } from "../sys.js";
 import { handOverForwarding, takeHandedOverForwarding } from "../statedirs.js";
 import type { Endpoint, NetworkRecord, State } from "../model.js";
 
@@ -100,8 +101,9 @@ export interface Attachment {
  */
 export function attachEndpoints(plan: Plan, netns: string, attachments: Attachment[], routeVia?: NetworkRecord): void {
   for (const { net, ep } of attachments) {
-    // a veth of that name that is still going (its container was removed a moment ago): wait for it
-    if (fs.existsSync(`/sys/class/net/${ep.hostIf}`)) {
+    // a veth of that name that is still going (its container was removed a moment ago): wait for it.
+    // One this very plan deletes (up recreating a container) is waited for by the plan's own waits.
+    if (linkExists(ep.hostIf)) {
       plan.cmd(["sh", "-c", WAIT_GONE, "sh", `/sys/class/net/${ep.hostIf}`], `wait until the kernel has removed the ${ep.hostIf} of before`, null);
     }
     // one netlink request makes the pair, plugs the host end into the bridge and brings it up, where
