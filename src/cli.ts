@@ -45,10 +45,14 @@ export function buildProgram(): Command {
     .option("-q, --quiet", "only ids")
     .option("--format <format>", "table or json")
     .option("--lab <name>", "only networks of this lab (see up)")
+    .option("-f, --filter <key=value>", "only networks matching: name, id, driver, label, scope, type=custom|builtin, dangling=true|false (repeatable, as docker's)", collect)
     .action(async (opts, cmd) => {
       const fmt = checkFormat(opts.format);
       const { listNetworks } = await import("./networks.js");
-      const rows = listNetworks(readState(globals(cmd))).filter((r) => opts.lab === undefined || r.Lab === opts.lab);
+      const { filterNetworks, parseFilters, NET_LS_FILTERS } = await import("./filters.js");
+      const filters = parseFilters(opts.filter, NET_LS_FILTERS);
+      const state = readState(globals(cmd));
+      const rows = filterNetworks(state, listNetworks(state), filters).filter((r) => opts.lab === undefined || r.Lab === opts.lab);
       if (opts.quiet) return rows.forEach((r) => console.log(r.ID.slice(0, 12)));
       if (fmt === "json") return printJson(rows);
       await printTable(["NETWORK ID", "NAME", "DRIVER", "SCOPE"], rows.map((r) => [r.ID.slice(0, 12), r.Name, r.Driver, r.Scope]));
@@ -69,10 +73,13 @@ export function buildProgram(): Command {
     });
 
   mutating(net.command("prune").description("remove all networks without containers"))
+    .option("--filter <key=value>", "only networks matching: label=K[=V], label!=K[=V], until=TIME (repeatable, as docker's)", collect)
     .action(async (opts, cmd) => {
       const { planNetPrune } = await import("./networks.js");
+      const { parseFilters, pruneMatcher, NET_PRUNE_FILTERS } = await import("./filters.js");
+      const selected = pruneMatcher(parseFilters(opts.filter, NET_PRUNE_FILTERS));
       const removed = await mutate(globals(cmd), (draft) => {
-        const { plan, removed } = planNetPrune(draft);
+        const { plan, removed } = planNetPrune(draft, selected);
         return { plan, commit: () => removed };
       });
       removed?.forEach((n) => console.log(n));
@@ -143,11 +150,14 @@ export function buildProgram(): Command {
     .option("-q, --quiet", "only ids")
     .option("--format <format>", "table or json")
     .option("--lab <name>", "only containers of this lab (see up)")
+    .option("-f, --filter <key=value>", "only containers matching: id, name, label, network, status, publish, expose, before, since (repeatable, as docker's)", collect)
     .action(async (opts, cmd) => {
       const fmt = checkFormat(opts.format);
       const { listContainers, ago } = await import("./containers.js");
+      const { parseFilters, PS_FILTERS } = await import("./filters.js");
       const createdAgo = (iso: string) => `${ago(Date.now() - Date.parse(iso))} ago`;
-      const rows = listContainers(readState(globals(cmd)), !!opts.all).filter((r) => opts.lab === undefined || r.Lab === opts.lab);
+      const filters = parseFilters(opts.filter, PS_FILTERS);
+      const rows = listContainers(readState(globals(cmd)), !!opts.all, filters).filter((r) => opts.lab === undefined || r.Lab === opts.lab);
       if (opts.quiet) return rows.forEach((r) => console.log(r.ID));
       if (fmt === "json") return printJson(rows);
       await printTable(

@@ -18,7 +18,8 @@ import {
 import { containerDigests } from "./statefile.js";
 import { processAlive } from "./store.js";
 import type { Spawned } from "./executor.js";
-import type { ContainerRecord, RunMode, State } from "./model.js";
+import { filterContainers, type Filters } from "./filters.js";
+import { containerLabels, type ContainerRecord, type RunMode, type State } from "./model.js";
 
 export interface RunOptions extends PublishOptions {
   name?: string;
@@ -211,13 +212,14 @@ export interface ContainerSummary {
   Lab?: string;
 }
 
-export function listContainers(state: State, all: boolean): ContainerSummary[] {
+/** ps: running containers (every one with `all`), newest first, those the --filter values pass. */
+export function listContainers(state: State, all: boolean, filters: Filters = new Map()): ContainerSummary[] {
   const now = Date.now();
   // one look at /proc per container: with 1000 of them each extra look costs ~10 ms
-  return Object.values(state.containers)
+  const listed = Object.values(state.containers)
     .map((c) => ({ c, running: isRunning(c) }))
-    .filter(({ running }) => all || running)
-    .sort((a, b) => b.c.created.localeCompare(a.c.created))
+    .sort((a, b) => b.c.created.localeCompare(a.c.created));
+  return filterContainers(state, listed, filters, all)
     .map(({ c, running }) => ({
       ID: c.id.slice(0, 12), Names: c.name, Command: c.command.join(" "), CreatedAt: c.created,
       State: running ? "running" : "exited", Status: statusOf(c, now, running), Ports: portsText(c),
@@ -248,7 +250,7 @@ export function inspectContainer(state: State, c: ContainerRecord): object {
     Id: c.id, Created: c.created, Path: c.command[0], Args: c.command.slice(1),
     State: { Status: running ? "running" : "exited", Running: running, Pid: running ? c.pid : 0 },
     Name: `/${c.name}`,
-    Config: { Hostname: c.hostname, Env: Object.entries(c.env).map(([k, v]) => `${k}=${v}`), Cmd: c.command, ...(c.lab ? { Labels: { "ctnet.lab": c.lab } } : {}) },
+    Config: { Hostname: c.hostname, Env: Object.entries(c.env).map(([k, v]) => `${k}=${v}`), Cmd: c.command, ...(c.lab ? { Labels: containerLabels(c) } : {}) },
     HostConfig: { NetworkMode: networkModeOf(c) },
     NetworkSettings: {
       SandboxID: c.netns ?? "", SandboxKey: c.netns ? `/run/netns/${c.netns}` : "", Ports: ports, Networks: networks,

@@ -95,6 +95,9 @@ export interface State {
   madeDirs?: string[];
 }
 
+/** The labels `docker inspect` shows in Config.Labels: a lab's containers carry its name. */
+export const containerLabels = (c: ContainerRecord): Record<string, string> => (c.lab ? { "ctnet.lab": c.lab } : {});
+
 export const emptyState = (): State => ({ version: 1, networks: {}, containers: {}, sysctls: {} });
 
 export const isUserNetwork = (net: NetworkRecord) => net.name !== "bridge";

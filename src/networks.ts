@@ -157,9 +157,9 @@ export function planNetRm(state: State, names: string[]): Plan {
   return plan;
 }
 
-/** Removes every user network no container uses; returns the plan and the names removed. */
-export function planNetPrune(state: State): { plan: Plan; removed: string[] } {
-  const unused = Object.values(state.networks).filter((n) => n.name !== DEFAULT_BRIDGE_NETWORK && membersOf(state, n.name).length === 0);
+/** Removes every user network no container uses (of those `selected` passes: --filter); returns the plan and the names removed. */
+export function planNetPrune(state: State, selected: (net: NetworkRecord) => boolean = () => true): { plan: Plan; removed: string[] } {
+  const unused = Object.values(state.networks).filter((n) => n.name !== DEFAULT_BRIDGE_NETWORK && selected(n) && membersOf(state, n.name).length === 0);
   const removed = unused.map((n) => n.name);
   return { plan: removed.length ? planNetRm(state, removed) : new Plan("net prune"), removed };
 }
