@@ -165,11 +165,15 @@ function candidates(listed: Listed[], filters: Filters, nameMatches: (text: stri
   return listed;
 }
 
+/** A full id, a name (a leading slash allowed, as Docker's), or a prefix of one container's id. */
 function findListed(listed: Listed[], value: string): Listed {
   const name = value.replace(/^\//, "");
-  const hit = listed.find((r) => r.c.id === value || r.c.name === name) ?? listed.find((r) => value.length >= 4 && r.c.id.startsWith(value));
-  if (!hit) throw new UsageError(`no such container: ${value}`);
-  return hit;
+  const exact = listed.find((r) => r.c.id === value) ?? listed.find((r) => r.c.name === name);
+  if (exact) return exact;
+  const hits = value === "" ? [] : listed.filter((r) => r.c.id.startsWith(value));
+  if (hits.length > 1) throw new UsageError(`container id prefix ${value} is ambiguous: it starts ${hits.map((r) => r.c.name).join(", ")}`);
+  if (hits.length === 0) throw new UsageError(`no such container: ${value}`);
+  return hits[0];
 }
 
 /** The networks `docker inspect` lists for the container, by name, or by a prefix of their id. */

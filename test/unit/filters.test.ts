@@ -112,6 +112,7 @@ describe("ps --filter (docs: container ls, Filtering)", () => {
     expect(ps(s, ["before=desperate_dubinsky", "since=distracted_fermat"])).toEqual(["focused_hamilton"]);
     expect(ps(s, ["before=/desperate_dubinsky"])).toEqual(["focused_hamilton", "distracted_fermat"]);
     expect(refusal(() => ps(s, ["since=nobody"]))).toBe("no such container: nobody");
+    expect(refusal(() => ps(stateWith([container("a", "abc1"), container("b", "abc2")]), ["since=abc"]))).toBe("container id prefix abc is ambiguous: it starts b, a");
   });
 
   it("before: a stopped anchor still counts without -a, stopped containers before it stay hidden (daemon/list.go order)", () => {
