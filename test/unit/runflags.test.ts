@@ -12,7 +12,7 @@ import { networkAttachments, parseMac, parseNetworkSpec, refuseDockerOnlyFlags, 
 function fixture(): State {
   const s = emptyState();
   const net = (name: string, subnet: string, gateway: string) => ({
-    name, id: name.padEnd(64, "0"), created: "2024-01-01T00:00:00.000Z", driver: "bridge", bridge: `ctbr-${name}`,
+    name, id: name.padEnd(64, "0"), created: "2024-01-01T00:00:00.000Z", driver: "bridge" as const, bridge: `ctbr-${name}`,
     subnet, gateway, internal: false, options: {}, labels: {},
   });
   s.networks.red = net("red", "10.9.0.0/24", "10.9.0.1");
