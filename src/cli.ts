@@ -11,16 +11,23 @@ function globals(cmd: Command): GlobalOptions {
   return cmd.optsWithGlobals() as GlobalOptions;
 }
 
-/** Adds the options every mutating command shares. */
-function mutating(cmd: Command): Command {
-  return cmd.option("--dry-run", "print the plan as a shell script and change nothing").option("-v, --verbose", "echo each command as it runs, like set -x");
+const VERBOSE_HELP = "echo each command as it runs, like set -x";
+
+/** Adds the options every mutating command shares; `run` keeps -v for Docker's --volume. */
+function mutating(cmd: Command, verboseFlags = "-v, --verbose"): Command {
+  return cmd.option("--dry-run", "print the plan as a shell script and change nothing").option(verboseFlags, VERBOSE_HELP);
 }
+
+/** Docker flags `run` takes only to refuse them with what ctnet does instead (src/runflags.ts). */
+const refusedRunFlag = (flags: string) => new Option(flags).hideHelp();
 
 export function buildProgram(): Command {
   const program = new Command("ctnet")
     .description("Docker's container networking with plain Linux tools; every change is an ordered shell plan")
     .version("0.1.0")
     .option("--state-dir <dir>", "state directory (default $CTNET_STATE_DIR or /var/lib/ctnet)")
+    // before the command, so that `ctnet -v run …` echoes where `run -v` is Docker's --volume
+    .option("-v, --verbose", VERBOSE_HELP)
     .enablePositionalOptions()
     .showSuggestionAfterError(false)
     .exitOverride();
@@ -99,7 +106,7 @@ export function buildProgram(): Command {
       await mutate(globals(cmd), (draft) => ({ plan: planDisconnect(draft, network, container) }));
     });
 
-  mutating(program.command("run").description("run a command in a new container").argument("[command...]", "command and arguments (default: an idle process; a shell with -it)"))
+  mutating(program.command("run").description("run a command in a new container").argument("[command...]", "command and arguments (default: an idle process; a shell with -it)"), "--verbose")
     .passThroughOptions()
     .option("-d, --detach", "run in the background and print the container id")
     .option("-i, --interactive", "keep stdin open")
@@ -107,14 +114,30 @@ export function buildProgram(): Command {
     .option("--rm", "remove the container when its process exits")
     .option("--name <name>", "container name (also its namespace and hostname)")
     .option("--hostname <name>", "hostname inside the container")
-    .addOption(new Option("--net, --network <mode>", "bridge | host | none | container:NAME | NETWORK").default("bridge"))
-    .option("--ip <ip>", "address on a user network")
-    .option("--network-alias <name>", "extra name on a user network (repeatable)", collect)
+    .addOption(new Option("--net, --network <mode>", "bridge (default) | host | none | container:NAME | NETWORK | name=NETWORK,ip=IP,alias=NAME,mac-address=MAC; repeat for more user networks").argParser(collect))
+    .option("--ip <ip>", "address on the first network (a user network)")
+    .addOption(new Option("--net-alias, --network-alias <name>", "extra name on the first network (a user network; repeatable)").argParser(collect))
+    .option("--mac-address <mac>", "MAC address of the first network's interface")
+    .option("--restart <policy>", "only no: ctnet has no daemon to restart containers")
+    .option("--privileged", "accepted: a container's process already has the privileges of the user running ctnet")
+    .addOption(refusedRunFlag("-v, --volume <spec>"))
+    .addOption(refusedRunFlag("--mount <spec>"))
+    .addOption(refusedRunFlag("--cap-add <cap>"))
+    .addOption(refusedRunFlag("--cap-drop <cap>"))
+    .addOption(refusedRunFlag("--sysctl <key=value>"))
+    .addOption(refusedRunFlag("--dns <ip>"))
+    .addOption(refusedRunFlag("--dns-search <domain>"))
+    .addOption(refusedRunFlag("--dns-option <option>"))
+    .addOption(refusedRunFlag("--add-host <host:ip>"))
+    .addOption(refusedRunFlag("--link <name>"))
     .option("-e, --env <key=value>", "environment variable (repeatable)", collect)
     .option("-p, --publish <spec>", "publish [HOSTIP:][HOSTPORT[-END]:]PORT[-END][/tcp|/udp] (repeatable)", collect)
     .option("-P, --publish-all", "publish every exposed port on a free host port")
     .option("--expose <port>", "expose PORT[-END][/tcp|/udp] for -P (repeatable)", collect)
     .action(async (command: string[], opts, cmd) => {
+      const { refuseDockerOnlyFlags, refuseImageName } = await import("./runflags.js");
+      refuseDockerOnlyFlags(opts);
+      refuseImageName(command, process.argv.slice(2));
       const { runContainer } = await import("./run.js");
       process.exitCode = await runContainer(globals(cmd), { ...opts, net: opts.network, command });
     });

@@ -17,16 +17,16 @@ import {
 } from "./sandbox.js";
 import { containerDigests } from "./statefile.js";
 import { processAlive } from "./store.js";
+import { networkAttachments, type FirstNetworkFlags } from "./runflags.js";
 import type { Spawned } from "./executor.js";
 import { filterContainers, type Filters } from "./filters.js";
-import { containerLabels, type ContainerRecord, type RunMode, type State } from "./model.js";
+import { containerLabels, type ContainerRecord, type NetworkRecord, type RunMode, type State } from "./model.js";
 
-export interface RunOptions extends PublishOptions {
+export interface RunOptions extends PublishOptions, FirstNetworkFlags {
   name?: string;
   hostname?: string;
-  net?: string;
-  ip?: string;
-  networkAlias?: string[];
+  /** each --network as given (NETWORK or Docker's long form name=NET,…); default bridge */
+  net?: string | string[];
   env?: string[];
   detach?: boolean;
   interactive?: boolean;
@@ -54,6 +54,17 @@ function parseMode(state: State, spec: string, joinsPending = false): { mode: Ru
     return { mode: "container", joined };
   }
   return { mode: "bridge", network: findNetwork(state, spec).name };
+}
+
+/** The networks of the second and later --network (Docker 25+): user networks, each once. */
+function moreNetworks(state: State, all: Array<{ target: string }>): NetworkRecord[] {
+  if (all.length === 1) return [];
+  const predefined = (t: string) => ["bridge", "default", "host", "none"].includes(t) || t.startsWith("container:");
+  if (all.some((a) => predefined(a.target))) throw new UsageError("conflicting options: cannot attach both user-defined and non-user-defined network-modes");
+  const nets = all.map((a) => findNetwork(state, a.target));
+  const twice = nets.find((n, i) => nets.indexOf(n) !== i);
+  if (twice) throw new UsageError(`network ${twice.name} is specified multiple times`);
+  return nets.slice(1);
 }
 
 export function parseEnv(pairs: string[] | undefined): string[] {
@@ -84,9 +95,12 @@ export function planRun(state: State, stateDir: string, o: RunOptions): { plan: 
   const name = o.name ?? id.slice(0, 12);
   validateName("container", name);
   if (state.containers[name]) throw new UsageError(`container name ${name} is already in use`);
-  const modeSpec = o.net ?? "bridge";
+  const [first, ...more] = networkAttachments(o.net, o);
+  const modeSpec = first.target;
   const { mode, network, joined } = parseMode(state, modeSpec, o.joinsPending);
-  if (mode !== "bridge" && (o.ip || o.networkAlias?.length)) throw new UsageError(`--ip and --network-alias need a bridge network, not --net ${modeSpec}`);
+  if (mode !== "bridge" && (first.ip || first.aliases?.length)) throw new UsageError(`--ip and --network-alias need a bridge network, not --net ${modeSpec}`);
+  if (mode !== "bridge" && first.mac) throw new UsageError(`conflicting options: --mac-address and --net ${modeSpec}`);
+  const moreNets = moreNetworks(state, [first, ...more]);
   if (mode === "container" && o.hostname) throw new UsageError("conflicting options: --hostname and --net container:NAME");
   const ownNs = mode === "bridge" || mode === "none";
   if (ownNs && netnsExists(name)) throw new UsageError(`a network namespace named ${name} already exists on this host`);
@@ -105,13 +119,15 @@ export function planRun(state: State, stateDir: string, o: RunOptions): { plan: 
     ...(o.lab ? { lab: o.lab } : {}),
   };
   const net = !network ? null : network === DEFAULT_BRIDGE_NETWORK ? ensureDefaultBridge(plan, state) : state.networks[network];
-  if (net) c.endpoints.push(newEndpoint(state, c, net, { ip: o.ip, aliases: o.networkAlias }));
+  if (net) c.endpoints.push(newEndpoint(state, c, net, first));
+  // what `net connect` would add, planned with the first so the process starts with every network
+  more.forEach((a, i) => c.endpoints.push(newEndpoint(state, c, moreNets[i], a)));
   state.containers[name] = c;
   // the name files come first: /etc/netns/NAME/hosts is what marks a namespace as ctnet's, so there is
   // never a moment in which the namespace exists unmarked (doctor and reset would not know it as ctnet's)
   syncNameFiles(plan, state, [name, ...neighbours(state, c)]);
   if (ownNs) createNamespace(plan, name);
-  if (net) attachEndpoints(plan, name, [{ net, ep: c.endpoints[0] }], routeNetwork(state, c));
+  if (net) attachEndpoints(plan, name, c.endpoints.map((ep) => ({ net: state.networks[ep.network], ep })), routeNetwork(state, c));
   if (ownNs) loopbackUp(plan, name);
   const warnings = publishOnRun(plan, state, c, o);
   const argv = processArgv(state, c, command, env, true);

@@ -193,6 +193,8 @@ export function releaseDefaultBridge(plan: Plan, state: State): void {
 export interface EndpointRequest {
   ip?: string;
   aliases?: string[];
+  /** run --mac-address; otherwise derived from the address, so it is unique on the network */
+  mac?: string;
 }
 
 /** BR_MAX_PORTS (1024) in the kernel's bridge, less port number 0, which it never hands out */
@@ -238,7 +240,7 @@ export function newEndpoint(state: State, c: ContainerRecord, net: NetworkRecord
   }
   return {
     network: net.name, id: newId(), ifname: `eth${n}`, hostIf, ip: addrText(ip), prefixLen: subnet.prefix,
-    mac: macFor(ip), aliases: [...new Set(req.aliases ?? [])],
+    mac: req.mac ?? macFor(ip), aliases: [...new Set(req.aliases ?? [])],
   };
 }
 

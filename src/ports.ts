@@ -525,6 +525,8 @@ export function publishOnRun(plan: Plan, state: State, c: ContainerRecord, o: Pu
     for (let p = s.containerPorts[0]; p <= s.containerPorts[1]; p++) exposed.push({ containerPort: p, proto: s.proto });
   }
   c.expose = dedupe(exposed, (e) => `${e.containerPort}/${e.proto}`).sort(byPort);
+  // Docker publishes the image's EXPOSEd ports, silently none without; ctnet has no images, so it says so
+  if (o.publishAll && c.expose.length === 0) return ["-P publishes nothing: no port is exposed (ctnet has no images to expose any): add --expose PORT or use -p"];
   if (specs.length === 0 && !o.publishAll) return [];
   checkCanPublish(state, c);
   const explicit = new Set(specs.flatMap((s) => portsOf(s).map((p) => `${p}/${s.proto}`)));
