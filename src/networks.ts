@@ -11,7 +11,7 @@ import { DEFAULT_BRIDGE_NETWORK, PREDEFINED_NETWORKS, bridgeIfname, hostVethIfna
 import { Plan } from "./plan.js";
 import { dropUnpublishable, installPorts, portLayer, retirePorts } from "./ports.js";
 import { neighbours, syncNameFiles } from "./sandbox.js";
-import { containerDigests } from "./statefile.js";
+import { containerDigests, containerRecords } from "./statefile.js";
 import { hostSubnetsInUse, linkExists, vethLeaving } from "./sys.js";
 import type { ContainerRecord, Endpoint, NetworkRecord, State } from "./model.js";
 
@@ -273,7 +273,7 @@ const ID_PREFIX = /^[0-9a-f]+$/;
  * other record; only a term that can be an id reads them all.
  */
 export function findContainer(state: State, term: string): ContainerRecord {
-  const all = () => Object.values(state.containers);
+  const all = () => containerRecords(state);
   const full = FULL_ID.test(term) ? all().find((c) => c.id === term) : undefined;
   if (full) return full;
   if (Object.hasOwn(state.containers, term)) return state.containers[term];
