@@ -1,9 +1,9 @@
 // The command line: a thin layer that parses flags and hands them to the planners. Every mutating
 // command goes through core.mutate (plan, then --dry-run or execute).
 import { Command, CommanderError, Option } from "commander";
-import { exitCodeOf } from "./errors.js";
-import { mutate, openStore, readState, type GlobalOptions } from "./core.js";
-import { printJson, printTable, useColor, checkFormat } from "./output.js";
+import { exitCodeOf, printError } from "./errors.js";
+import { findEach, mutate, mutateEach, openStore, readState, type GlobalOptions } from "./core.js";
+import { printJson, printTable, checkFormat } from "./output.js";
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -69,14 +69,14 @@ export function buildProgram(): Command {
     .action(async (names: string[], _opts, cmd) => {
       const { inspectNetwork } = await import("./networks.js");
       const state = readState(globals(cmd));
-      printJson(names.map((n) => inspectNetwork(state, n)));
+      const found = await findEach(names, (n) => inspectNetwork(state, n));
+      if (found.length > 0) printJson(found);
     });
 
   mutating(net.command("rm").alias("remove").description("remove networks").argument("<name...>"))
     .action(async (names: string[], opts, cmd) => {
       const { planNetRm } = await import("./networks.js");
-      await mutate(globals(cmd), (draft) => ({ plan: planNetRm(draft, names) }));
-      if (!opts.dryRun) names.forEach((n) => console.log(n));
+      await mutateEach(globals(cmd), names, planNetRm, (n) => console.log(n));
     });
 
   mutating(net.command("prune").description("remove all networks without containers"))
@@ -147,15 +147,13 @@ export function buildProgram(): Command {
     .action(async (names: string[], opts, cmd) => {
       const { planRm } = await import("./containers.js");
       const g = globals(cmd);
-      await mutate(g, (draft) => ({ plan: planRm(draft, openStore(g).dir, names, !!opts.force) }));
-      if (!opts.dryRun) names.forEach((n) => console.log(n));
+      await mutateEach(g, names, (draft, some) => planRm(draft, openStore(g).dir, some, !!opts.force), (n) => console.log(n));
     });
 
   mutating(program.command("stop").description("stop containers (SIGTERM, then SIGKILL after 10 s); their network stays").argument("<name...>"))
     .action(async (names: string[], opts, cmd) => {
       const { planStop } = await import("./containers.js");
-      await mutate(globals(cmd), (draft) => ({ plan: planStop(draft, names) }));
-      if (!opts.dryRun) names.forEach((n) => console.log(n));
+      await mutateEach(globals(cmd), names, (draft, some) => planStop(draft, some), (n) => console.log(n));
     });
 
   program.command("exec").description("run a command inside a running container").argument("<name>").argument("<command...>")
@@ -194,7 +192,8 @@ export function buildProgram(): Command {
       const { inspectContainer } = await import("./containers.js");
       const { findContainer } = await import("./networks.js");
       const state = readState(globals(cmd));
-      printJson(names.map((n) => inspectContainer(state, findContainer(state, n))));
+      const found = await findEach(names, (n) => inspectContainer(state, findContainer(state, n)));
+      if (found.length > 0) printJson(found);
     });
 
   program.command("logs").description("print a container's output").argument("<name>")
@@ -326,10 +325,7 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = err.exitCode === 0 ? 0 : 2;
       return;
     }
-    const message = String(err?.message ?? err).split("\n")[0];
-    if (process.env.CTNET_DEBUG) process.stderr.write(`${err?.stack ?? err}\n`);
-    const { default: chalk } = useColor() ? await import("chalk") : { default: null };
-    process.stderr.write(`${chalk ? chalk.red("ctnet:") : "ctnet:"} ${message}\n`);
+    await printError(err);
     process.exitCode = exitCodeOf(err);
   }
 }

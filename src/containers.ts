@@ -8,7 +8,7 @@ import { enlist } from "./firewall.js";
 import { DEFAULT_BRIDGE_NETWORK, newId, validateName } from "./naming.js";
 import { netnsExists } from "./sys.js";
 import {
-  ensureDefaultBridge, findContainer, findNetwork, newEndpoint, parseKeyValues, releaseDefaultBridge, routeNetwork,
+  ensureDefaultBridge, findContainer, findNetwork, newEndpoint, parseKeyValues, releaseDefaultBridge, resolveNetwork, routeNetwork,
 } from "./networks.js";
 import { Plan, removalRank } from "./plan.js";
 import { formatPorts, portLayer, publishOnRun, retirePorts, type PublishOptions } from "./ports.js";
@@ -44,8 +44,7 @@ export const isRunning = (c: ContainerRecord) => c.pid !== null && processAlive(
 
 /** Parses --net: bridge (default), host, none, container:NAME or a user network. */
 function parseMode(state: State, spec: string, joinsPending = false): { mode: RunMode; network?: string; joined?: ContainerRecord } {
-  if (spec === "bridge" || spec === "default") return { mode: "bridge", network: DEFAULT_BRIDGE_NETWORK };
-  if (spec === "host" || spec === "none") return { mode: spec };
+  if (spec === "default") return { mode: "bridge", network: DEFAULT_BRIDGE_NETWORK };
   if (spec.startsWith("container:")) {
     let joined = findContainer(state, spec.slice("container:".length));
     if (joined.mode === "container") joined = state.containers[joined.joined!];
@@ -53,7 +52,10 @@ function parseMode(state: State, spec: string, joinsPending = false): { mode: Ru
     if (!isRunning(joined) && !joinsPending) throw new UsageError(`cannot join container ${joined.name}: it is not running`);
     return { mode: "container", joined };
   }
-  return { mode: "bridge", network: findNetwork(state, spec).name };
+  // a network by name or id; the predefined ones have ids too (net ls)
+  const network = resolveNetwork(state, spec);
+  if (network === "host" || network === "none") return { mode: network };
+  return { mode: "bridge", network };
 }
 
 /** The networks of the second and later --network (Docker 25+): user networks, each once. */

@@ -2,7 +2,7 @@
 // before anything changes), then either print the plan (--dry-run) or execute it and save the draft.
 import fs from "node:fs";
 import path from "node:path";
-import { OpError, UsageError } from "./errors.js";
+import { OpError, UsageError, printError } from "./errors.js";
 import { abandon, execute, finishJournal, recoverJournal, testPause, type Spawned } from "./executor.js";
 import { encodeState } from "./statefile.js";
 import { renderScript, type Plan } from "./plan.js";
@@ -85,6 +85,63 @@ export async function mutate<T>(
     // a first command that failed leaves no empty state dir behind
     if (!fs.existsSync(store.file)) for (const dir of [...made].reverse()) rmdirIfEmpty(path.join(store.dir, dir));
   }
+}
+
+/**
+ * A command over several names, the way Docker runs one (docker rm, docker network rm): each name done or
+ * refused on its own, one stderr line per refusal. When no name is refused they all go in one plan (rm -f
+ * of many kills every process, then deletes every namespace in one ip -batch); only when one is does each
+ * name get its own plan, one after the other, so that a bad name does not block the good ones. `done`
+ * reports each name removed. Exit 1 if any failed, 2 if every name was refused (nothing changed).
+ */
+export async function mutateEach(opts: GlobalOptions, names: string[], planFor: (draft: State, names: string[]) => Plan, done: (name: string) => void): Promise<void> {
+  let refused = false;
+  const build = (draft: State, some: string[]) => {
+    try {
+      return { plan: planFor(draft, some) };
+    } catch (err) {
+      refused = err instanceof UsageError;
+      throw err;
+    }
+  };
+  try {
+    await mutate(opts, (draft) => build(draft, names));
+    if (!opts.dryRun) names.forEach(done);
+    return;
+  } catch (err) {
+    if (!refused || names.length === 1) throw err;
+  }
+  const failures: unknown[] = [];
+  for (const name of names) {
+    try {
+      await mutate(opts, (draft) => build(draft, [name]));
+      if (!opts.dryRun) done(name);
+    } catch (err) {
+      failures.push(err);
+      await printError(err);
+    }
+  }
+  if (failures.length > 0) process.exitCode = failures.length === names.length && failures.every((e) => e instanceof UsageError) ? 2 : 1;
+}
+
+/**
+ * A query over several names (docker inspect a nosuch): what each name finds, in order; one stderr line
+ * per name that finds nothing. Exit 1 if any found nothing, 2 if none found anything.
+ */
+export async function findEach<T>(names: string[], find: (name: string) => T): Promise<T[]> {
+  const found: T[] = [];
+  let failures = 0;
+  for (const name of names) {
+    try {
+      found.push(find(name));
+    } catch (err) {
+      if (!(err instanceof UsageError)) throw err;
+      failures++;
+      await printError(err);
+    }
+  }
+  if (failures > 0) process.exitCode = found.length === 0 ? 2 : 1;
+  return found;
 }
 
 /** What a waiting command is told about the lock's holder. */

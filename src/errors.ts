@@ -17,3 +17,12 @@ export function exitCodeOf(err: unknown): number {
   if (err instanceof UsageError || err instanceof OpError) return err.exitCode;
   return 1;
 }
+
+/** Writes an error as ctnet's one stderr line, "ctnet: message" (the prefix red on a terminal). */
+export async function printError(err: unknown): Promise<void> {
+  const message = String((err as Error)?.message ?? err).split("\n")[0];
+  if (process.env.CTNET_DEBUG) process.stderr.write(`${(err as Error)?.stack ?? err}\n`);
+  const { useColor } = await import("./output.js");
+  const { default: chalk } = useColor() ? await import("chalk") : { default: null };
+  process.stderr.write(`${chalk ? chalk.red("ctnet:") : "ctnet:"} ${message}\n`);
+}

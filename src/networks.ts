@@ -11,7 +11,7 @@ import { DEFAULT_BRIDGE_NETWORK, PREDEFINED_NETWORKS, bridgeIfname, hostVethIfna
 import { Plan } from "./plan.js";
 import { dropUnpublishable, installPorts, portLayer, retirePorts } from "./ports.js";
 import { neighbours, syncNameFiles } from "./sandbox.js";
-import { containerDigests } from "./statefile.js";
+import { containerDigests, containerRecords } from "./statefile.js";
 import { hostSubnetsInUse, linkExists, vethLeaving } from "./sys.js";
 import type { ContainerRecord, Endpoint, NetworkRecord, State } from "./model.js";
 
@@ -124,14 +124,32 @@ export function planNetCreate(state: State, name: string, o: CreateNetworkOption
   return plan;
 }
 
-export function findNetwork(state: State, name: string): NetworkRecord {
+const isPredefined = (name: string) => (PREDEFINED_NETWORKS as readonly string[]).includes(name);
+
+/**
+ * The name of the network TERM means, in Docker's order (moby daemon/network.go, FindNetwork): an exact
+ * full id, then an exact name, then a unique id prefix. The predefined networks resolve by the ids
+ * `net ls` shows too, whether or not the default bridge exists yet.
+ */
+export function resolveNetwork(state: State, term: string): string {
+  const idOf = new Map<string, string>(PREDEFINED_NETWORKS.map((name) => [name, predefinedId(name)]));
+  for (const net of Object.values(state.networks)) idOf.set(net.name, net.id);
+  const byId = [...idOf];
+  const full = byId.find(([, id]) => id === term);
+  if (full) return full[0];
+  if (idOf.has(term)) return term;
+  const matches = term === "" ? [] : byId.filter(([, id]) => id.startsWith(term));
+  if (matches.length > 1) throw new UsageError(`network id prefix ${term} is ambiguous: it matches ${matches.map(([name]) => name).join(", ")}`);
+  if (matches.length === 0) throw new UsageError(`network ${term} not found`);
+  return matches[0][0];
+}
+
+export function findNetwork(state: State, term: string): NetworkRecord {
+  const name = resolveNetwork(state, term);
   const net = state.networks[name];
   if (!net) {
-    if ((PREDEFINED_NETWORKS as readonly string[]).includes(name)) {
-      if (name === DEFAULT_BRIDGE_NETWORK) throw new UsageError("network bridge has no containers: nothing of it exists yet");
-      throw new UsageError(`network ${name} is predefined: containers join it with run --net ${name}`);
-    }
-    throw new UsageError(`network ${name} not found`);
+    if (name === DEFAULT_BRIDGE_NETWORK) throw new UsageError("network bridge has no containers: nothing of it exists yet");
+    throw new UsageError(`network ${name} is predefined: containers join it with run --net ${name}`);
   }
   return net;
 }
@@ -140,11 +158,11 @@ export function findNetwork(state: State, name: string): NetworkRecord {
 export const membersOf = (state: State, network: string) =>
   containerDigests(state).filter((c) => c.endpoints.some((e) => e.network === network));
 
-export function planNetRm(state: State, names: string[]): Plan {
-  const plan = new Plan(`net rm ${names.join(" ")}`);
+export function planNetRm(state: State, terms: string[]): Plan {
+  const plan = new Plan(`net rm ${terms.join(" ")}`);
   // every name is checked before any is planned: planning the last one's removal may print a warning
-  const nets = [...new Set(names)].map((name) => {
-    if ((PREDEFINED_NETWORKS as readonly string[]).includes(name)) throw new UsageError(`network ${name} is predefined and cannot be removed`);
+  const nets = [...new Set(terms.map((term) => resolveNetwork(state, term)))].map((name) => {
+    if (isPredefined(name)) throw new UsageError(`network ${name} is predefined and cannot be removed`);
     const net = findNetwork(state, name);
     const members = membersOf(state, name);
     if (members.length > 0) throw new UsageError(`network ${name} has active endpoints (${members.map((c) => c.name).join(", ")})`);
@@ -248,14 +266,28 @@ export function newEndpoint(state: State, c: ContainerRecord, net: NetworkRecord
 export const routeNetwork = (state: State, c: ContainerRecord) =>
   c.endpoints.map((e) => state.networks[e.network]).find((n) => n && !n.internal);
 
-export function findContainer(state: State, name: string): ContainerRecord {
-  const c = state.containers[name] ?? Object.values(state.containers).find((o) => o.id.startsWith(name) && name.length >= 4);
-  if (!c) throw new UsageError(`no such container: ${name}`);
-  return c;
+const FULL_ID = /^[0-9a-f]{64}$/;
+const ID_PREFIX = /^[0-9a-f]+$/;
+
+/**
+ * The container TERM means, in Docker's order (moby daemon/container.go, GetContainer): an exact full id,
+ * then an exact name, then a unique id prefix. Ids are in the records, not the digests: a name parses no
+ * other record; only a term that can be an id reads them all.
+ */
+export function findContainer(state: State, term: string): ContainerRecord {
+  const all = () => containerRecords(state);
+  const full = FULL_ID.test(term) ? all().find((c) => c.id === term) : undefined;
+  if (full) return full;
+  if (Object.hasOwn(state.containers, term)) return state.containers[term];
+  const matches = ID_PREFIX.test(term) ? all().filter((c) => c.id.startsWith(term)) : [];
+  if (matches.length > 1) throw new UsageError(`container id prefix ${term} is ambiguous: it matches ${matches.map((c) => c.name).join(", ")}`);
+  if (matches.length === 0) throw new UsageError(`no such container: ${term}`);
+  return matches[0];
 }
 
-export function planConnect(state: State, netName: string, ctrName: string, req: EndpointRequest): Plan {
+export function planConnect(state: State, netTerm: string, ctrName: string, req: EndpointRequest): Plan {
   const c = findContainer(state, ctrName);
+  const netName = resolveNetwork(state, netTerm);
   const plan = new Plan(`net connect ${netName} ${c.name}`);
   if (c.mode !== "bridge") throw new UsageError(`container ${c.name} uses --net ${c.mode === "container" ? `container:${c.joined}` : c.mode}: it cannot be connected to networks`);
   if (netName === "host" || netName === "none") throw new UsageError(`container cannot be connected to the ${netName} network`);
@@ -270,8 +302,9 @@ export function planConnect(state: State, netName: string, ctrName: string, req:
   return plan;
 }
 
-export function planDisconnect(state: State, netName: string, ctrName: string): Plan {
+export function planDisconnect(state: State, netTerm: string, ctrName: string): Plan {
   const c = findContainer(state, ctrName);
+  const netName = resolveNetwork(state, netTerm);
   const plan = new Plan(`net disconnect ${netName} ${c.name}`);
   const ep = c.endpoints.find((e) => e.network === netName);
   if (!ep) throw new UsageError(`container ${c.name} is not connected to network ${netName}`);
@@ -329,9 +362,9 @@ export function listNetworks(state: State): NetworkSummary[] {
 }
 
 /** `docker network inspect` shape. */
-export function inspectNetwork(state: State, name: string): object {
+export function inspectNetwork(state: State, term: string): object {
+  const name = resolveNetwork(state, term);
   const net = state.networks[name];
-  if (!net && !(PREDEFINED_NETWORKS as readonly string[]).includes(name)) throw new UsageError(`network ${name} not found`);
   const containers: Record<string, object> = {};
   for (const c of Object.values(state.containers)) {
     const ep = c.endpoints.find((e) => e.network === name);

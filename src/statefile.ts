@@ -46,6 +46,13 @@ export function containerDigests(state: State): ContainerDigest[] {
   return Array.from(slots.values(), (slot) => (slot instanceof Unread ? slot.digest : slot));
 }
 
+/** Every container record, parsing the ones not read yet: what a lookup by id reads (ids are not in the digests). */
+export function containerRecords(state: State): ContainerRecord[] {
+  const slots = slotsOf.get(state.containers);
+  if (!slots) return Object.values(state.containers);
+  return Array.from(slots, ([name, slot]) => (slot instanceof Unread ? state.containers[name] : slot));
+}
+
 export function encodeState(state: State): string {
   const slots = slotsOf.get(state.containers) ?? new Map(Object.entries(state.containers));
   const header: Header = {

@@ -129,7 +129,8 @@ describe("other commands refuse", () => {
     ["connect to host", (s) => planConnect(s, "host", "u1", {}), "container cannot be connected to the host network"],
     ["connect to an unknown network", (s) => planConnect(s, "green", "u1", {}), "network green not found"],
     ["connect an unknown container", (s) => planConnect(s, "red", "ghost", {}), "no such container: ghost"],
-    ["disconnect from a network it is not on", (s) => planDisconnect(s, "blue", "u1"), "container u1 is not connected to network blue"],
+    ["disconnect from a network it is not on", (s) => planDisconnect(s, "host", "u1"), "container u1 is not connected to network host"],
+    ["disconnect from an unknown network", (s) => planDisconnect(s, "blue", "u1"), "network blue not found"],
   ])("%s", (_what, plan, message) => {
     expect(refusal(plan)).toBe(message);
   });
