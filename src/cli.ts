@@ -3,7 +3,7 @@
 import { Command, CommanderError, Option } from "commander";
 import { exitCodeOf } from "./errors.js";
 import { mutate, openStore, readState, type GlobalOptions } from "./core.js";
-import { printJson, printTable, useColor, checkFormat } from "./output.js";
+import { printJson, printJsonLines, printTable, printTemplated, printInspectTemplated, useColor, checkFormat } from "./output.js";
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -15,6 +15,16 @@ function globals(cmd: Command): GlobalOptions {
 function mutating(cmd: Command): Command {
   return cmd.option("--dry-run", "print the plan as a shell script and change nothing").option("-v, --verbose", "echo each command as it runs, like set -x");
 }
+
+/** Column titles of `--format 'table …'`, docker's where docker has the field. */
+const PS_HEADERS = {
+  ID: "CONTAINER ID", Names: "NAMES", Image: "IMAGE", Command: "COMMAND", CreatedAt: "CREATED AT", RunningFor: "CREATED",
+  Ports: "PORTS", State: "STATE", Status: "STATUS", Networks: "NETWORKS", Labels: "LABELS", Lab: "LAB",
+};
+const NET_HEADERS = {
+  ID: "NETWORK ID", Name: "NAME", Driver: "DRIVER", Scope: "SCOPE", IPv6: "IPV6", Internal: "INTERNAL", Labels: "LABELS",
+  CreatedAt: "CREATED AT", Subnet: "SUBNET", Containers: "CONTAINERS", Lab: "LAB",
+};
 
 export function buildProgram(): Command {
   const program = new Command("ctnet")
@@ -43,22 +53,27 @@ export function buildProgram(): Command {
 
   net.command("ls").alias("list").description("list networks")
     .option("-q, --quiet", "only ids")
-    .option("--format <format>", "table or json")
+    .option("--format <format>", "table, json (one object a line) or a Go template, e.g. '{{.Name}}' or 'table {{.ID}}\\t{{.Name}}'")
     .option("--lab <name>", "only networks of this lab (see up)")
     .action(async (opts, cmd) => {
       const fmt = checkFormat(opts.format);
       const { listNetworks } = await import("./networks.js");
-      const rows = listNetworks(readState(globals(cmd))).filter((r) => opts.lab === undefined || r.Lab === opts.lab);
+      const state = readState(globals(cmd));
+      const rows = listNetworks(state).filter((r) => opts.lab === undefined || r.Lab === opts.lab);
       if (opts.quiet) return rows.forEach((r) => console.log(r.ID.slice(0, 12)));
-      if (fmt === "json") return printJson(rows);
+      if (fmt === "json") return printJsonLines(rows);
+      if (fmt !== "table") return printTemplated(fmt.template, rows, "*formatter.networkContext", NET_HEADERS, (r) => state.networks[r.Name]?.labels ?? {});
       await printTable(["NETWORK ID", "NAME", "DRIVER", "SCOPE"], rows.map((r) => [r.ID.slice(0, 12), r.Name, r.Driver, r.Scope]));
     });
 
   net.command("inspect").description("show networks as JSON (docker network inspect)").argument("<name...>")
-    .action(async (names: string[], _opts, cmd) => {
+    .option("-f, --format <format>", "json, or a Go template run over each network's JSON, e.g. '{{.IPAM.Config}}'")
+    .action(async (names: string[], opts, cmd) => {
       const { inspectNetwork } = await import("./networks.js");
       const state = readState(globals(cmd));
-      printJson(names.map((n) => inspectNetwork(state, n)));
+      const objects = names.map((n) => inspectNetwork(state, n));
+      if (opts.format !== undefined && opts.format !== "json") return printInspectTemplated(opts.format, objects);
+      printJson(objects);
     });
 
   mutating(net.command("rm").alias("remove").description("remove networks").argument("<name...>"))
@@ -141,7 +156,7 @@ export function buildProgram(): Command {
   program.command("ps").description("list containers")
     .option("-a, --all", "include stopped containers")
     .option("-q, --quiet", "only ids")
-    .option("--format <format>", "table or json")
+    .option("--format <format>", "table, json (one object a line) or a Go template, e.g. '{{.Names}}' or 'table {{.ID}}\\t{{.Names}}'")
     .option("--lab <name>", "only containers of this lab (see up)")
     .action(async (opts, cmd) => {
       const fmt = checkFormat(opts.format);
@@ -149,7 +164,8 @@ export function buildProgram(): Command {
       const createdAgo = (iso: string) => `${ago(Date.now() - Date.parse(iso))} ago`;
       const rows = listContainers(readState(globals(cmd)), !!opts.all).filter((r) => opts.lab === undefined || r.Lab === opts.lab);
       if (opts.quiet) return rows.forEach((r) => console.log(r.ID));
-      if (fmt === "json") return printJson(rows);
+      if (fmt === "json") return printJsonLines(rows);
+      if (fmt !== "table") return printTemplated(fmt.template, rows, "*formatter.ContainerContext", PS_HEADERS, (r): Record<string, string> => (r.Lab ? { "ctnet.lab": r.Lab } : {}));
       await printTable(
         ["CONTAINER ID", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES", "NETWORKS"],
         rows.map((r) => [r.ID, JSON.stringify(r.Command.length > 20 ? r.Command.slice(0, 19) + "…" : r.Command), createdAgo(r.CreatedAt), r.Status, r.Ports, r.Names, r.Networks]),
@@ -157,11 +173,14 @@ export function buildProgram(): Command {
     });
 
   program.command("inspect").description("show containers as JSON (docker inspect)").argument("<name...>")
-    .action(async (names: string[], _opts, cmd) => {
+    .option("-f, --format <format>", "json, or a Go template run over each container's JSON, e.g. '{{.NetworkSettings.Networks}}'")
+    .action(async (names: string[], opts, cmd) => {
       const { inspectContainer } = await import("./containers.js");
       const { findContainer } = await import("./networks.js");
       const state = readState(globals(cmd));
-      printJson(names.map((n) => inspectContainer(state, findContainer(state, n))));
+      const objects = names.map((n) => inspectContainer(state, findContainer(state, n)));
+      if (opts.format !== undefined && opts.format !== "json") return printInspectTemplated(opts.format, objects);
+      printJson(objects);
     });
 
   program.command("logs").description("print a container's output").argument("<name>")
@@ -221,13 +240,14 @@ export function buildProgram(): Command {
 
   program.command("lab").description("labs made with up").command("ls").alias("list").description("list labs")
     .option("-q, --quiet", "only names")
-    .option("--format <format>", "table or json")
+    .option("--format <format>", "table, json (an array, as docker compose ls) or a Go template, e.g. '{{.Name}}'")
     .action(async (opts, cmd) => {
       const fmt = checkFormat(opts.format);
       const { listLabs } = await import("./lab.js");
       const rows = listLabs(readState(globals(cmd)));
       if (opts.quiet) return rows.forEach((r) => console.log(r.Name));
       if (fmt === "json") return printJson(rows);
+      if (fmt !== "table") return printTemplated(fmt.template, rows, "*formatter.LabContext", { Name: "NAME", Networks: "NETWORKS", Containers: "CONTAINERS", Running: "RUNNING" });
       await printTable(["NAME", "NETWORKS", "CONTAINERS", "RUNNING"], rows.map((r) => [r.Name, String(r.Networks), String(r.Containers), String(r.Running)]));
     });
 
