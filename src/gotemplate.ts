@@ -565,7 +565,7 @@ function builtin(name: string, args: unknown[]): unknown {
           const n = int(key);
           if (n < 0 || n >= v.length) throw new ArgTypeError(`index out of range: ${n}`);
           v = typeof v === "string" ? v.charCodeAt(n) : v[n];
-        } else if (isMap(v)) v = Object.hasOwn(v, str(key)) ? v[key as string] : undefined;
+        } else if (isMap(v)) v = Object.hasOwn(v, str(key)) ? v[key as string] : ""; // docker's maps hold strings: a missing key is ""
         else if (v === null || v === undefined) throw new ArgTypeError("index of untyped nil");
         else throw new ArgTypeError(`can't index item of type ${goTypeOf(v)}`);
       }
