@@ -3,7 +3,7 @@
 import { Command, CommanderError, Option } from "commander";
 import { exitCodeOf, printError } from "./errors.js";
 import { findEach, mutate, mutateEach, openStore, readState, type GlobalOptions } from "./core.js";
-import { printJson, printTable, checkFormat } from "./output.js";
+import { printJson, printJsonLines, printTable, printTemplated, printInspectTemplated, checkFormat } from "./output.js";
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -20,6 +20,16 @@ function mutating(cmd: Command, verboseFlags = "-v, --verbose"): Command {
 
 /** Docker flags `run` takes only to refuse them with what ctnet does instead (src/runflags.ts). */
 const refusedRunFlag = (flags: string) => new Option(flags).hideHelp();
+
+/** Column titles of `--format 'table …'`, docker's where docker has the field. */
+const PS_HEADERS = {
+  ID: "CONTAINER ID", Names: "NAMES", Image: "IMAGE", Command: "COMMAND", CreatedAt: "CREATED AT", RunningFor: "CREATED",
+  Ports: "PORTS", State: "STATE", Status: "STATUS", Networks: "NETWORKS", Labels: "LABELS", Lab: "LAB",
+};
+const NET_HEADERS = {
+  ID: "NETWORK ID", Name: "NAME", Driver: "DRIVER", Scope: "SCOPE", IPv6: "IPV6", Internal: "INTERNAL", Labels: "LABELS",
+  CreatedAt: "CREATED AT", Subnet: "SUBNET", Containers: "CONTAINERS", Lab: "LAB",
+};
 
 export function buildProgram(): Command {
   const program = new Command("ctnet")
@@ -50,7 +60,7 @@ export function buildProgram(): Command {
 
   net.command("ls").alias("list").description("list networks")
     .option("-q, --quiet", "only ids")
-    .option("--format <format>", "table or json")
+    .option("--format <format>", "table, json (one object a line) or a Go template, e.g. '{{.Name}}' or 'table {{.ID}}\\t{{.Name}}'")
     .option("--lab <name>", "only networks of this lab (see up)")
     .option("-f, --filter <key=value>", "only networks matching: name, id, driver, label, scope, type=custom|builtin, dangling=true|false (repeatable, as docker's)", collect)
     .action(async (opts, cmd) => {
@@ -61,16 +71,20 @@ export function buildProgram(): Command {
       const state = readState(globals(cmd));
       const rows = filterNetworks(state, listNetworks(state), filters).filter((r) => opts.lab === undefined || r.Lab === opts.lab);
       if (opts.quiet) return rows.forEach((r) => console.log(r.ID.slice(0, 12)));
-      if (fmt === "json") return printJson(rows);
+      if (fmt === "json") return printJsonLines(rows);
+      if (fmt !== "table") return printTemplated(fmt.template, rows, "*formatter.networkContext", NET_HEADERS, (r) => state.networks[r.Name]?.labels ?? {});
       await printTable(["NETWORK ID", "NAME", "DRIVER", "SCOPE"], rows.map((r) => [r.ID.slice(0, 12), r.Name, r.Driver, r.Scope]));
     });
 
   net.command("inspect").description("show networks as JSON (docker network inspect)").argument("<name...>")
-    .action(async (names: string[], _opts, cmd) => {
+    .option("-f, --format <format>", "json, or a Go template run over each network's JSON, e.g. '{{.IPAM.Config}}'")
+    .action(async (names: string[], opts, cmd) => {
       const { inspectNetwork } = await import("./networks.js");
       const state = readState(globals(cmd));
       const found = await findEach(names, (n) => inspectNetwork(state, n));
-      if (found.length > 0) printJson(found);
+      if (found.length === 0) return;
+      if (opts.format !== undefined && opts.format !== "json") return printInspectTemplated(opts.format, found);
+      printJson(found);
     });
 
   mutating(net.command("rm").alias("remove").description("remove networks").argument("<name...>"))
@@ -169,7 +183,7 @@ export function buildProgram(): Command {
   program.command("ps").description("list containers")
     .option("-a, --all", "include stopped containers")
     .option("-q, --quiet", "only ids")
-    .option("--format <format>", "table or json")
+    .option("--format <format>", "table, json (one object a line) or a Go template, e.g. '{{.Names}}' or 'table {{.ID}}\\t{{.Names}}'")
     .option("--lab <name>", "only containers of this lab (see up)")
     .option("-f, --filter <key=value>", "only containers matching: id, name, label, network, status, publish, expose, before, since (repeatable, as docker's)", collect)
     .action(async (opts, cmd) => {
@@ -180,7 +194,8 @@ export function buildProgram(): Command {
       const filters = parseFilters(opts.filter, PS_FILTERS);
       const rows = listContainers(readState(globals(cmd)), !!opts.all, filters).filter((r) => opts.lab === undefined || r.Lab === opts.lab);
       if (opts.quiet) return rows.forEach((r) => console.log(r.ID));
-      if (fmt === "json") return printJson(rows);
+      if (fmt === "json") return printJsonLines(rows);
+      if (fmt !== "table") return printTemplated(fmt.template, rows, "*formatter.ContainerContext", PS_HEADERS, (r): Record<string, string> => (r.Lab ? { "ctnet.lab": r.Lab } : {}));
       await printTable(
         ["CONTAINER ID", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES", "NETWORKS"],
         rows.map((r) => [r.ID, JSON.stringify(r.Command.length > 20 ? r.Command.slice(0, 19) + "…" : r.Command), createdAgo(r.CreatedAt), r.Status, r.Ports, r.Names, r.Networks]),
@@ -188,12 +203,15 @@ export function buildProgram(): Command {
     });
 
   program.command("inspect").description("show containers as JSON (docker inspect)").argument("<name...>")
-    .action(async (names: string[], _opts, cmd) => {
+    .option("-f, --format <format>", "json, or a Go template run over each container's JSON, e.g. '{{.NetworkSettings.Networks}}'")
+    .action(async (names: string[], opts, cmd) => {
       const { inspectContainer } = await import("./containers.js");
       const { findContainer } = await import("./networks.js");
       const state = readState(globals(cmd));
       const found = await findEach(names, (n) => inspectContainer(state, findContainer(state, n)));
-      if (found.length > 0) printJson(found);
+      if (found.length === 0) return;
+      if (opts.format !== undefined && opts.format !== "json") return printInspectTemplated(opts.format, found);
+      printJson(found);
     });
 
   program.command("logs").description("print a container's output").argument("<name>")
@@ -253,13 +271,14 @@ export function buildProgram(): Command {
 
   program.command("lab").description("labs made with up").command("ls").alias("list").description("list labs")
     .option("-q, --quiet", "only names")
-    .option("--format <format>", "table or json")
+    .option("--format <format>", "table, json (an array, as docker compose ls) or a Go template, e.g. '{{.Name}}'")
     .action(async (opts, cmd) => {
       const fmt = checkFormat(opts.format);
       const { listLabs } = await import("./lab.js");
       const rows = listLabs(readState(globals(cmd)));
       if (opts.quiet) return rows.forEach((r) => console.log(r.Name));
       if (fmt === "json") return printJson(rows);
+      if (fmt !== "table") return printTemplated(fmt.template, rows, "*formatter.LabContext", { Name: "NAME", Networks: "NETWORKS", Containers: "CONTAINERS", Running: "RUNNING" });
       await printTable(["NAME", "NETWORKS", "CONTAINERS", "RUNNING"], rows.map((r) => [r.Name, String(r.Networks), String(r.Containers), String(r.Running)]));
     });
 

@@ -227,6 +227,10 @@ export interface ContainerSummary {
   Status: string;
   Ports: string;
   Networks: string;
+  /** docker's columns ctnet has no counterpart for, kept so scripts' templates and JSON readers work */
+  Image: "";
+  Labels: string;
+  RunningFor: string;
   Lab?: string;
 }
 
@@ -242,6 +246,7 @@ export function listContainers(state: State, all: boolean, filters: Filters = ne
       ID: c.id.slice(0, 12), Names: c.name, Command: c.command.join(" "), CreatedAt: c.created,
       State: running ? "running" : "exited", Status: statusOf(c, now, running), Ports: portsText(c),
       Networks: c.mode === "bridge" ? c.endpoints.map((e) => e.network).join(",") : networkModeOf(c),
+      Image: "", Labels: c.lab ? `ctnet.lab=${c.lab}` : "", RunningFor: `${ago(now - Date.parse(c.created))} ago`,
       ...(c.lab ? { Lab: c.lab } : {}),
     }));
 }

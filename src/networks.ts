@@ -340,6 +340,11 @@ export interface NetworkSummary {
   Subnet: string;
   Internal: boolean;
   Containers: number;
+  IPv6: false;
+  /** key=value pairs joined by commas, as docker network ls shows them */
+  Labels: string;
+  /** ISO 8601; "" for the predefined networks and a default bridge not made yet */
+  CreatedAt: string;
   Lab?: string;
 }
 
@@ -352,11 +357,13 @@ export function listNetworks(state: State): NetworkSummary[] {
       ID: predefinedId(name), Name: name, Driver: name === "none" ? "null" : name === "host" ? "host" : "bridge", Scope: "local",
       Subnet: net?.subnet ?? "", Internal: false,
       Containers: Object.values(state.containers).filter((c) => (name === "bridge" ? c.endpoints.some((e) => e.network === name) : c.mode === name)).length,
+      IPv6: false, Labels: "", CreatedAt: net?.created ?? "",
     });
   }
   for (const net of Object.values(state.networks)) {
     if (net.name === DEFAULT_BRIDGE_NETWORK) continue;
-    rows.push({ ID: net.id, Name: net.name, Driver: net.driver, Scope: "local", Subnet: net.subnet, Internal: net.internal, Containers: membersOf(state, net.name).length, ...(net.lab ? { Lab: net.lab } : {}) });
+    rows.push({ ID: net.id, Name: net.name, Driver: net.driver, Scope: "local", Subnet: net.subnet, Internal: net.internal, Containers: membersOf(state, net.name).length,
+      IPv6: false, Labels: Object.entries(net.labels).map(([k, v]) => `${k}=${v}`).join(","), CreatedAt: net.created, ...(net.lab ? { Lab: net.lab } : {}) });
   }
   return rows.sort((a, b) => a.Name.localeCompare(b.Name));
 }

@@ -1,16 +1,42 @@
 // Printing for people and for scripts: borderless tables like docker's, stable JSON, -q ids.
 import { UsageError } from "./errors.js";
 
-export type Format = "table" | "json";
+/** A listing's --format: the default table, JSON, or a Go template as docker takes (`table {{.ID}}` too). */
+export type Format = "table" | "json" | { template: string };
 
 export function checkFormat(format: string | undefined): Format {
   const f = format ?? "table";
-  if (f !== "table" && f !== "json") throw new UsageError(`invalid --format ${JSON.stringify(f)}: table or json`);
-  return f;
+  if (f === "table" || f === "json") return f;
+  // docker would print a format without an action literally, once per row: a typo ("xml") is likelier
+  if (f.includes("{{")) return { template: f };
+  throw new UsageError(`invalid --format ${JSON.stringify(f)}: table, json or a Go template such as '{{.Name}}'`);
 }
 
 export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 4) + "\n");
+}
+
+/** docker 23+ `ps`/`network ls --format json`: one object per line. */
+export function printJsonLines(rows: unknown[]): void {
+  process.stdout.write(rows.map((r) => JSON.stringify(r) + "\n").join(""));
+}
+
+/**
+ * Rows through a --format template, each a Go struct named like docker's formatter context (its error
+ * messages name it) with docker's `.Label "key"` method; `headers` name the columns of `table …` formats.
+ */
+export async function printTemplated(template: string, rows: object[], type: string, headers: Record<string, string>, labels: (row: any) => Record<string, string> = () => ({})): Promise<void> {
+  const { goStruct, renderRows } = await import("./gotemplate.js");
+  const structs = rows.map((r) => goStruct(type, { ...r }, { Label: (key: string) => labels(r)[key] ?? "" }));
+  process.stdout.write(renderRows(template, structs, headers));
+}
+
+/** `inspect -f`: the template run over each object's inspect JSON, one line each (docker inspect --format). */
+export async function printInspectTemplated(template: string, objects: object[]): Promise<void> {
+  const { parseTemplate } = await import("./gotemplate.js");
+  // docker falls back to the raw JSON with missingkey=error: a field the object lacks is an error
+  const tmpl = parseTemplate(template, { missingKey: "error" });
+  process.stdout.write(objects.map((o) => tmpl.execute(o) + "\n").join(""));
 }
 
 /**

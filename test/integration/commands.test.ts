@@ -3,7 +3,7 @@
 // output for scripts, net prune, --ip-range/--gateway/--internal, aliases, --ip, -e, --hostname, cleanup.
 import fs from "node:fs";
 import { describe, expect, it } from "vitest";
-import { CTNET, Lab, hostSnapshot, sh, uniq, useLabs } from "./harness.js";
+import { CTNET, Lab, hostSnapshot, jsonLines, sh, uniq, useLabs } from "./harness.js";
 import { IsolatedHost } from "./isolated.js";
 
 const newLab = useLabs();
@@ -68,7 +68,7 @@ describe("run -it: the seed's interactive shell", () => {
     expect(r.output).toContain("still-here");
     expect(r.code).toBe(5);
     // without --rm the container stays, exited, with its network
-    const [row] = JSON.parse(lab.ok("ps", "-a", "--format", "json")).filter((c: any) => c.Names === me);
+    const [row] = jsonLines(lab.ok("ps", "-a", "--format", "json")).filter((c: any) => c.Names === me);
     expect(row.State).toBe("exited");
     expect(lab.inNs(me, "ip", "-4", "-o", "addr", "show", "eth0").stdout).toContain(`inet ${prefixOf(lab.state().networks[net].subnet)}.3/24`);
   });
@@ -172,8 +172,8 @@ describe("container lifecycle", () => {
     expect(lab.ok("stop", a).trim()).toBe(a);
     // gone, or an exited zombie its new parent has not reaped yet
     expect(procState(pid)).toMatch(/^(gone|Z)$/);
-    expect(lab.ok("ps", "--format", "json")).not.toContain(`"Names": "${a}"`);
-    const all = JSON.parse(lab.ok("ps", "-a", "--format", "json"));
+    expect(lab.ok("ps", "--format", "json")).not.toContain(`"Names":"${a}"`);
+    const all = jsonLines(lab.ok("ps", "-a", "--format", "json"));
     expect(all.find((r: any) => r.Names === a)).toMatchObject({ State: "exited", Status: "Exited" });
     expect(lab.ok("ps", "-a")).toMatch(new RegExp(`Exited\\s+${a}\\s+${net}`));
     expect(JSON.parse(lab.ok("inspect", a))[0].State).toMatchObject({ Running: false, Pid: 0 });
@@ -193,7 +193,7 @@ describe("container lifecycle", () => {
     const ids = lab.ok("ps", "-q").trim().split("\n").sort();
     const state = lab.state();
     expect(ids).toEqual([state.containers[a].id.slice(0, 12), state.containers[b].id.slice(0, 12)].sort());
-    const rows = JSON.parse(lab.ok("ps", "--format", "json"));
+    const rows = jsonLines(lab.ok("ps", "--format", "json"));
     expect(rows.find((r: any) => r.Names === b)).toMatchObject({ ID: state.containers[b].id.slice(0, 12), Command: "sleep 300", State: "running", Networks: "none" });
     // an id prefix works wherever a name does
     expect(JSON.parse(lab.ok("inspect", ids[0]))[0].Id.startsWith(ids[0])).toBe(true);
@@ -268,7 +268,7 @@ describe("network options", () => {
     const ids = lab.ok("net", "ls", "-q").trim().split("\n");
     expect(ids).toHaveLength(4);
     expect(ids).toContain(id.slice(0, 12));
-    const rows = JSON.parse(lab.ok("net", "ls", "--format", "json"));
+    const rows = jsonLines(lab.ok("net", "ls", "--format", "json"));
     expect(rows.map((r: any) => r.Name).sort()).toEqual(["bridge", "host", "none", net].sort());
     expect(rows.find((r: any) => r.Name === net)).toMatchObject({ ID: id, Driver: "bridge", Scope: "local", Internal: false });
     expect(rows.find((r: any) => r.Name === "none")).toMatchObject({ Driver: "null" });

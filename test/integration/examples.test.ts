@@ -5,7 +5,7 @@ import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { Lab, ROOT, ctnetLeftovers, hostSnapshot, sh, useLabs } from "./harness.js";
+import { Lab, ROOT, ctnetLeftovers, hostSnapshot, jsonLines, sh, useLabs } from "./harness.js";
 
 const EXAMPLES = path.join(ROOT, "examples");
 const newLab = useLabs();
@@ -179,7 +179,7 @@ describe("published ports web1 -p 8080:80 and web2 -P (seed 002)", () => {
     const lab = newLab();
     const file = path.join(EXAMPLES, "ports.yaml");
     lab.ok("up", "-f", file);
-    const rows = JSON.parse(lab.ok("ps", "--lab", "ports", "--format", "json"));
+    const rows = jsonLines(lab.ok("ps", "--lab", "ports", "--format", "json"));
     const portsOf = (name: string) => rows.find((r: any) => r.Names === name).Ports as string;
     expect(portsOf("web1")).toBe("0.0.0.0:8080->80/tcp");
     const web2 = /^0\.0\.0\.0:(\d+)->80\/tcp$/.exec(portsOf("web2"));

@@ -23,6 +23,9 @@ export function sh(argv: string[], input?: string, env: NodeJS.ProcessEnv = proc
   return { code: r.status ?? 128, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** `ps`/`net ls --format json`: one object a line, as docker 23+ prints them. */
+export const jsonLines = (text: string): any[] => text.split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
+
 /** Short random suffix: names end up inside 15-character interface names. */
 export const uniq = (prefix: string) => `${prefix}${Math.random().toString(36).slice(2, 6)}`;
 

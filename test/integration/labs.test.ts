@@ -5,7 +5,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { uniq, useLabs, scopedSnapshot } from "./harness.js";
+import { jsonLines, uniq, useLabs, scopedSnapshot } from "./harness.js";
 
 const dirs: string[] = [];
 const newLab = useLabs();
@@ -74,11 +74,11 @@ describe("up and down", () => {
     expect(state.containers[s.n.web].env).toEqual({ MODE: "demo" });
 
     // ps/net ls --lab, lab ls, JSON
-    const ps = JSON.parse(lab.ok("ps", "--lab", s.n.lab, "--format", "json"));
+    const ps = jsonLines(lab.ok("ps", "--lab", s.n.lab, "--format", "json"));
     expect(ps.map((r: any) => r.Names).sort()).toEqual([s.n.db, s.n.web].sort());
     expect(ps.every((r: any) => r.Lab === s.n.lab)).toBe(true);
     expect(lab.ok("ps", "--lab", "nosuchlab", "-q")).toBe("");
-    const nets = JSON.parse(lab.ok("net", "ls", "--lab", s.n.lab, "--format", "json"));
+    const nets = jsonLines(lab.ok("net", "ls", "--lab", s.n.lab, "--format", "json"));
     expect(nets.map((r: any) => r.Name).sort()).toEqual([s.n.back, s.n.front].sort());
     expect(lab.ok("lab", "ls", "-q").trim()).toBe(s.n.lab);
 

@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { Lab, hostSnapshot, sh, uniq, type Result } from "./harness.js";
+import { Lab, hostSnapshot, jsonLines, sh, uniq, type Result } from "./harness.js";
 import { IsolatedHost } from "./isolated.js";
 
 /** Where a scenario runs: this host (with its own state dir) or a private host (its own netns and iptables). */
@@ -223,7 +223,7 @@ describe("published ports (seed 002: -p 8080:80)", () => {
     expect(tcp(w, out.ns, out.hostAddr, P)).toMatch(/^tcp80 /);
     expect(udp(w, out.ns, out.hostAddr, P)).toMatch(/^udp80 /);
     expect(tcp(w, out.ns, out.hostAddr, P + 2)).toMatch(/^tcp81 /);
-    expect(JSON.parse(ok(w, "ps", "--format", "json"))[0].Ports).toBe(`0.0.0.0:${P}->80/tcp, 0.0.0.0:${P + 1}-${P + 2}->80-81/tcp, 0.0.0.0:${P}->80/udp`);
+    expect(jsonLines(ok(w, "ps", "--format", "json"))[0].Ports).toBe(`0.0.0.0:${P}->80/tcp, 0.0.0.0:${P + 1}-${P + 2}->80-81/tcp, 0.0.0.0:${P}->80/udp`);
 
     ok(w, "port", "unpublish", web, "80/udp");
     expect(udp(w, out.ns, out.hostAddr, P)).toBe("");
@@ -255,7 +255,7 @@ describe("published ports (seed 002: -p 8080:80)", () => {
     expect(ok(w, "port", web).trim().split("\n")).toHaveLength(3);
     expect(tcp(w, null, "127.0.0.1", t)).toMatch(/^tcp80 /);
     expect(udp(w, null, "127.0.0.1", u)).toMatch(/^udp80 /);
-    const [row] = JSON.parse(ok(w, "ps", "--format", "json"));
+    const [row] = jsonLines(ok(w, "ps", "--format", "json"));
     expect(row.Ports).toContain(`0.0.0.0:${t}->80/tcp`);
     expect(JSON.parse(ok(w, "inspect", web))[0].NetworkSettings.Ports["80/udp"]).toEqual([{ HostIp: "0.0.0.0", HostPort: String(u) }]);
   });

@@ -4,7 +4,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { CTNET, sh } from "./harness.js";
+import { CTNET, jsonLines, sh } from "./harness.js";
 import { IsolatedHost, useIsolatedHosts } from "./isolated.js";
 import { decodeState } from "../../src/statefile.js";
 
@@ -247,7 +247,7 @@ describe("the state file", () => {
     expect(h.ctnet("rm", "-f", "l1").code).toBe(1);
 
     fs.writeFileSync(file, fs.readFileSync(file, "utf8").replace(broken, lines[at]));
-    expect(JSON.parse(h.ok("ps", "--format", "json")).map((r: any) => r.Names).sort()).toEqual(["l1", "l2"]);
+    expect(jsonLines(h.ok("ps", "--format", "json")).map((r: any) => r.Names).sort()).toEqual(["l1", "l2"]);
     h.ok("rm", "-f", "l1", "l2");
     h.ok("net", "rm", "lz");
     agree(h);

@@ -5,6 +5,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
+import { jsonLines } from "./harness.js";
 import { IsolatedHost, useIsolatedHosts } from "./isolated.js";
 
 const newHost = useIsolatedHosts();
@@ -22,7 +23,7 @@ const restoreBackup = (h: IsolatedHost) => {
   expect(h.sh(["cp", "-p", bak, file]).code).toBe(0);
 };
 const alive = (h: IsolatedHost, pid: number) => h.sh(["kill", "-0", String(pid)]).code === 0;
-const running = (h: IsolatedHost) => JSON.parse(h.ok("ps", "--format", "json")).map((r: any) => r.Names).sort();
+const running = (h: IsolatedHost) => jsonLines(h.ok("ps", "--format", "json")).map((r: any) => r.Names).sort();
 
 describe("restoring the backup, then doctor --fix", () => {
   it("adopts the running container the backup lacks: alive, reachable by name, listed, its published port kept", async () => {

@@ -5,7 +5,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { CTNET } from "./harness.js";
+import { CTNET, jsonLines } from "./harness.js";
 import { IsolatedHost, useIsolatedHosts } from "./isolated.js";
 
 const newHost = useIsolatedHosts();
@@ -59,7 +59,7 @@ describe("a full disk", () => {
     const ps = ctnet("ps", "-a", "-q");
     expect(ps.code, ps.stderr).toBe(0);
     const ls = ctnet("ps", "-a", "--format", "json");
-    expect(JSON.parse(ls.stdout).map((c: any) => c.Names).sort()).toEqual([...made].sort());
+    expect(jsonLines(ls.stdout).map((c: any) => c.Names).sort()).toEqual([...made].sort());
 
     // now fill the disk to the last byte with somebody else's file: doctor and reset still work
     h.sh(["sh", "-c", `dd if=/dev/zero of=${dir}/filler bs=1k 2>/dev/null; true`]);

@@ -2,7 +2,7 @@
 // end the UDP flows of the mapping they remove, so a client that keeps sending from one source port is not
 // left talking to the old container; -p with --net host is discarded with a warning, as Docker does.
 import { describe, expect, it } from "vitest";
-import { sh } from "./harness.js";
+import { jsonLines, sh } from "./harness.js";
 import { IsolatedHost } from "./isolated.js";
 
 const HOST = "10.219.41.1";
@@ -89,7 +89,7 @@ describe("-p with --net host", () => {
       expect(r.code, r.stderr).toBe(0);
       expect(r.stderr.trim()).toBe("ctnet: warning: published ports are discarded when using host network mode (-p 9091:80 -p 9092:80/udp -P): the container listens on the host's ports itself");
       expect(host.ok("port", "h")).toBe("");
-      expect(JSON.parse(host.ok("ps", "--format", "json"))[0].Ports).toBe("");
+      expect(jsonLines(host.ok("ps", "--format", "json"))[0].Ports).toBe("");
       expect(host.sh(["iptables-save"]).stdout).not.toMatch(/9091|9092/);
       // a bad spec is still refused, before anything happens
       const bad = host.ctnet("run", "-d", "--net", "host", "--name", "h2", "-p", "0:80");
