@@ -119,7 +119,7 @@ export class Store {
 
   /**
    * Claims `bytes` on disk for the next write (a temp file of that size), or fails with a one-line error
-   * when the disk cannot hold them. The claim is used by write(), or dropped by release().
+   * when the disk cannot hold them. The claim is used by write(), or dropped by unreserve().
    */
   reserve(bytes: number): void {
     const tmp = this.tempFile();
