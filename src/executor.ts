@@ -164,16 +164,19 @@ export async function execute(plan: Plan, opts: ExecOptions = {}): Promise<Map<s
       journal.started = i + group.length;
       journal.from = i;
       journal.child = null;
-      let failure: Failure | null;
+      let failure: Failure | null = null;
+      let ran = false;
       try {
         saveJournal();
         for (const step of group) if (opts.verbose) process.stderr.write(`+ ${renderStep(step)}\n`);
         failure = await runWindow(window, journal.spawned, track);
+        ran = true;
         inFlight = null;
         if (group[0].kind === "spawn") saveJournal();
       } catch (err: any) {
         // the journal could not be saved (a full disk): what ran is known here, so it is undone here
-        failure = { command: "save the journal", stderr: err.message, succeeded: group[0].kind === "spawn" ? group.length : 0, culprit: 0 };
+        const succeeded = ran ? (failure?.succeeded ?? group.length) : 0;
+        failure = { command: "save the journal", stderr: err.message, succeeded, culprit: 0 };
       }
       if (failure) {
         const culprit = i + failure.culprit;
