@@ -144,6 +144,10 @@ export async function execute(plan: Plan, opts: ExecOptions = {}): Promise<Map<s
     const gone = new Set<number>();
     // links a deleted namespace takes along, still going (see deferredWait)
     const going: string[] = [];
+    const waitAtEnd = async () => {
+      const late = going.length > 0 && plan.waitAtEnd ? await waitGone(going) : null;
+      if (late) warn(late);
+    };
     while (i < plan.steps.length && !interrupted) {
       if (gone.has(i)) {
         i++;
@@ -194,6 +198,7 @@ export async function execute(plan: Plan, opts: ExecOptions = {}): Promise<Map<s
         }
         // the failed step is tried once more on its own, then the rest; each failure is reported
         await rollForward(plan.steps, done, journal.spawned, opts.verbose, track);
+        await waitAtEnd();
         return new Map(Object.entries(journal.spawned));
       }
       i += group.length;
@@ -207,10 +212,7 @@ export async function execute(plan: Plan, opts: ExecOptions = {}): Promise<Map<s
     }
     // a plan past its point of no return is finished even when interrupted: it cannot be undone
     if (i < plan.steps.length) await rollForward(plan.steps, i, journal.spawned, opts.verbose, track);
-    if (going.length > 0 && plan.waitAtEnd) {
-      const late = await waitGone(going);
-      if (late) warn(late);
-    }
+    await waitAtEnd();
     return new Map(Object.entries(journal.spawned));
   } finally {
     inFlight = null;
