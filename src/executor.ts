@@ -6,7 +6,7 @@ import { spawn } from "node:child_process";
 import fs from "node:fs";
 import { OpError } from "./errors.js";
 import { netnsPath } from "./naming.js";
-import { WAIT_GONE, renderStep, shJoin, type Step, type Plan, type CmdStep } from "./plan.js";
+import { renderStep, waitedPaths, shJoin, type Step, type Plan, type CmdStep } from "./plan.js";
 import { processStartTime, processAlive, type Store } from "./store.js";
 import type { State } from "./model.js";
 import { stateJson } from "./statefile.js";
@@ -142,7 +142,7 @@ export async function execute(plan: Plan, opts: ExecOptions = {}): Promise<Map<s
     let i = 0;
     // removals of what was gone already: done, and not run again when the batch around them is
     const gone = new Set<number>();
-    // links a deleted namespace takes along, still going (see deferredWait)
+    // links a deleted namespace takes along, still going (see the waits below)
     const going: string[] = [];
     const waitAtEnd = async () => {
       const late = going.length > 0 && plan.waitAtEnd ? await waitGone(going) : null;
@@ -153,8 +153,9 @@ export async function execute(plan: Plan, opts: ExecOptions = {}): Promise<Map<s
         i++;
         continue;
       }
-      if (deferredWait(plan.steps[i])) {
-        going.push(...(plan.steps[i] as CmdStep).argv.slice(4));
+      const waited = waitedPaths(plan.steps[i]);
+      if (waited) {
+        going.push(...waited);
         i++;
         journal.started = i;
         opts.progress?.(i);
@@ -583,7 +584,8 @@ const restoreLine = (args: string[]) => args.map((w) => (/[\s"']/.test(w) ? `"${
 async function runSingle(step: Step, spawned: Record<string, Spawned>, track?: Track): Promise<Failure | null> {
   switch (step.kind) {
     case "cmd": {
-      if (step.argv[0] === "sh" && step.argv[2] === WAIT_GONE) return waitGone(step.argv.slice(4));
+      const waited = waitedPaths(step);
+      if (waited) return waitGone(waited);
       const files = plainRemoval(step.argv);
       if (files) {
         // what `rm -f FILE…` does, without a process: spawning one costs more than the removal
@@ -627,10 +629,8 @@ async function runSingle(step: Step, spawned: Record<string, Spawned>, track?: T
  * of 100 containers take 4 s. So the executor joins the waits of a plan: it waits once, for all the links
  * gone so far, before the next step that makes a link or namespace (it may take one of their names), and
  * at the end of the plan, unless the plan leaves that to whichever later command needs a name
- * (Plan.waitAtEnd: a single `rm -f`, see attachEndpoints).
+ * (Plan.waitAtEnd: a single `rm -f`, see attachEndpoints). These are the steps that may take such a name.
  */
-const deferredWait = (step: Step) => step.kind === "cmd" && step.argv[0] === "sh" && step.argv[2] === WAIT_GONE;
-
 function makesLinkOrNamespace(step: Step): boolean {
   if (step.kind !== "cmd" || step.argv[0] !== "ip") return false;
   const args = step.argv[1] === "-n" ? step.argv.slice(3) : step.argv.slice(1);

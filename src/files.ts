@@ -27,7 +27,7 @@ export type NameFile =
 /** The problem with `st` at `file` when ctnet is to write or remove a plain file there, or null. */
 function problemOf(file: string, st: fs.Stats, linkAllowed: boolean): string | null {
   if (st.isSymbolicLink()) {
-    const target = readlinkOrNull(file);
+    const target = linkTarget(file);
     return linkAllowed && target !== null && isCtnetLink(file, target) ? null : `${file} is a symbolic link ctnet did not make (to ${target}): remove it`;
   }
   if (!st.isFile()) return `${file} is not a plain file: remove it`;
@@ -36,18 +36,19 @@ function problemOf(file: string, st: fs.Stats, linkAllowed: boolean): string | n
   return null;
 }
 
-const readlinkOrNull = (file: string) => {
+/** Where a symbolic link points, or null when `file` is not one (or does not exist). */
+export function linkTarget(file: string): string | null {
   try {
     return fs.readlinkSync(file);
   } catch {
     return null;
   }
-};
+}
 
 /** /etc/netns/NAME (or the shared hosts dir) must not be a link to a directory elsewhere. */
 function dirProblem(dir: string): string | null {
   const st = fs.lstatSync(dir, { throwIfNoEntry: false });
-  return st?.isSymbolicLink() ? `${dir} is a symbolic link ctnet did not make (to ${readlinkOrNull(dir)}): remove it` : null;
+  return st?.isSymbolicLink() ? `${dir} is a symbolic link ctnet did not make (to ${linkTarget(dir)}): remove it` : null;
 }
 
 /** A name file as it is on disk, nothing followed. For doctor and reset, which report what they cannot use. */
@@ -168,7 +169,7 @@ function inDir<T>(file: string, create: boolean, act: (entry: string) => T): T |
       return act(entry);
     } catch (err: any) {
       if (err.code === "ENOENT" && create && attempt < 3) continue; // its directory was removed after the open
-      if (err.code === "ELOOP") throw new Error(`${file} is a symbolic link ctnet did not make (to ${readlinkOrNull(file)}): remove it`);
+      if (err.code === "ELOOP") throw new Error(`${file} is a symbolic link ctnet did not make (to ${linkTarget(file)}): remove it`);
       if (typeof err.message === "string") err.message = err.message.replaceAll(entry, file);
       throw err;
     } finally {

@@ -7,7 +7,7 @@ import { UsageError } from "./errors.js";
 import { mutate, openStore, type GlobalOptions } from "./core.js";
 import { isRunning, planRm, planRun, recordProcess } from "./containers.js";
 import { planConnect, planNetCreate, planNetRm } from "./networks.js";
-import { Plan, WAIT_GONE, removalRank, type Step, type WriteStep } from "./plan.js";
+import { Plan, removalRank, waitedPaths, type Step, type WriteStep } from "./plan.js";
 import { nameFileContent, plannedNameFiles } from "./sandbox.js";
 import { goingAway } from "./sys.js";
 import type { ContainerSpec, LabSpec, NetworkSpec, Where } from "./labfile.js";
@@ -76,9 +76,7 @@ class LabPlanBuilder {
         if (step.argv[1] === "netns") goingAway.netns.add(step.argv[3]);
       }
       // a deleted namespace takes its veth pairs along: the plan waits for their host ends to go
-      if (step.kind === "cmd" && step.argv[0] === "sh" && step.argv[2] === WAIT_GONE) {
-        for (const p of step.argv.slice(4)) goingAway.links.add(path.basename(p));
-      }
+      for (const p of waitedPaths(step) ?? []) goingAway.links.add(path.basename(p));
       if (step.kind === "write") {
         // the first write keeps its place (the file must exist before the process that bind-mounts it
         // starts) and, after finish(), the content of the last one; a link step in between (a container
@@ -112,7 +110,7 @@ class LabPlanBuilder {
     // to its network's file, then swaps the link for a file of its own (its processes start later, so no
     // remount comes between)
     // (and a wait for a veth still going goes before the host-side batch that takes its name again)
-    const nameFile = (step: Step) => step.kind === "write" || step.kind === "link" || (step.kind === "cmd" && step.argv[0] === "sh" && step.argv[2] === WAIT_GONE);
+    const nameFile = (step: Step) => step.kind === "write" || step.kind === "link" || waitedPaths(step) !== null;
     const rank = (step: Step) => (nameFile(step) ? -1 : step.kind === "spawn" ? 3 : step.kind !== "cmd" || step.argv[0] !== "ip" ? 2 : step.argv[1] === "-n" ? 1 : 0);
     const byNs = (step: Step) => (step as { argv?: string[] }).argv?.[2] ?? "";
     this.reorder(start, this.plan.steps.length, rank, (step) => (rank(step) === 1 ? byNs(step) : ""));

@@ -64,11 +64,15 @@ export function removalRank(step: Step): number {
   const [prog, ...args] = step.argv;
   if (prog === "iptables" || prog === "conntrack" || (prog === "ip" && args[0] === "link" && args[1] === "set")) return 0;
   if (step.argv[0] === "ip" && step.argv[1] === "netns" && step.argv[2] === "del") return 2;
-  return step.argv[0] === "sh" && step.argv[2] === WAIT_GONE ? 3 : 4;
+  return waitedPaths(step) ? 3 : 4;
 }
 
 /** sh that waits until none of the paths given as its arguments exists (the executor polls in-process). */
 export const WAIT_GONE = 'for p; do while [ -e "$p" ]; do sleep 0.01; done; done';
+
+/** The paths a step planned by Plan.waitGone waits for; null for any other step. */
+export const waitedPaths = (step: Step): string[] | null =>
+  step.kind === "cmd" && step.argv[0] === "sh" && step.argv[2] === WAIT_GONE ? step.argv.slice(4) : null;
 
 export type Step = CmdStep | WriteStep | SpawnStep | KillStep | LinkStep;
 
@@ -115,6 +119,12 @@ export class Plan {
 
   spawn(argv: string[], container: string, log: string, why: string): this {
     this.steps.push({ kind: "spawn", argv, container, log, why });
+    return this;
+  }
+
+  /** Waits until the kernel has removed `links` (the veths a deleted namespace takes along; see the executor). */
+  waitGone(links: string[], why: string): this {
+    if (links.length > 0) this.cmd(["sh", "-c", WAIT_GONE, "sh", ...links.map((l) => `/sys/class/net/${l}`)], why, null);
     return this;
   }
 

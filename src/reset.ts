@@ -12,7 +12,7 @@ import { execute, finishJournal, recoverJournal } from "./executor.js";
 import { inspectNameFile } from "./files.js";
 import { LINK_ALIAS_PREFIX } from "./naming.js";
 import { NETWORK_HOSTS_DIR, namespacePids, networkHostsPath } from "./sandbox.js";
-import { Plan, WAIT_GONE, renderScript } from "./plan.js";
+import { Plan, renderScript } from "./plan.js";
 import { processAlive, type Store } from "./store.js";
 import { BASE_RULES, bridgesInKernel, ipt, othersForwarding } from "./firewall.js";
 import { handOverForwarding, syncRegistry, takeHandedOverForwarding } from "./statedirs.js";
@@ -83,9 +83,7 @@ export function planReset(store: Store, state: State): { plan: Plan; others: num
   for (const l of marked.filter((m) => !takenAlong.includes(m)).sort((a, b) => Number(a.kind === "bridge") - Number(b.kind === "bridge"))) {
     plan.cmd(["ip", "link", "del", l.ifname], `delete ${l.ifname} (${l.alias})`, null);
   }
-  if (takenAlong.length > 0) {
-    plan.cmd(["sh", "-c", WAIT_GONE, "sh", ...takenAlong.map((l) => `/sys/class/net/${l.ifname}`)], `wait until the kernel has removed ${takenAlong.map((l) => l.ifname).join(", ")}`, null);
-  }
+  plan.waitGone(takenAlong.map((l) => l.ifname), `wait until the kernel has removed ${takenAlong.map((l) => l.ifname).join(", ")}`);
   for (const [dir, hosts] of kernel.etcNetns) {
     if (!ownNs.has(dir) && !(unclaimed && !spared.namespaces.has(dir) && hasCtnetMark(hosts))) continue;
     if (dir === NETWORK_HOSTS_DIR.split("/").pop()) continue;

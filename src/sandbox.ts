@@ -4,10 +4,10 @@ import fs from "node:fs";
 import path from "node:path";
 import { UsageError } from "./errors.js";
 import { DEFAULT_BRIDGE_NETWORK, netnsEtcDir, netnsPath } from "./naming.js";
-import { WAIT_GONE, type Plan } from "./plan.js";
+import type { Plan } from "./plan.js";
 import type { ContainerDigest, ContainerRecord, State } from "./model.js";
 import { containerDigests } from "./statefile.js";
-import { NETWORK_HOSTS_DIR, readNameFile, readNameLink } from "./files.js";
+import { NETWORK_HOSTS_DIR, linkTarget, readNameFile, readNameLink } from "./files.js";
 
 /** The namespace alone: a host-side `ip` command, so it joins the host's batch (veth pairs follow it). */
 export function createNamespace(plan: Plan, ns: string): void {
@@ -26,9 +26,7 @@ export function loopbackUp(plan: Plan, ns: string): void {
  */
 export function deleteNamespace(plan: Plan, ns: string, hostLinks: string[] = []): void {
   plan.cmd(["ip", "netns", "del", ns], `delete namespace ${ns}${hostLinks.length ? " with its veth pairs" : ""}`, null);
-  if (hostLinks.length > 0) {
-    plan.cmd(["sh", "-c", WAIT_GONE, "sh", ...hostLinks.map((l) => `/sys/class/net/${l}`)], `wait until the kernel has removed ${hostLinks.join(", ")}`, null);
-  }
+  plan.waitGone(hostLinks, `wait until the kernel has removed ${hostLinks.join(", ")}`);
 }
 
 const HOSTS_HEADER = [
@@ -108,15 +106,6 @@ export function nameFileContent(state: State, file: string): string | null | und
   if (!c) return null;
   if (m[2] === "hostname") return `${c.hostname}\n`;
   return sharedHostsNetwork(c) ? null : hostsFileFor(state, c);
-}
-
-/** Where a symbolic link points, or null when `file` is not one (or does not exist). */
-export function linkTarget(file: string): string | null {
-  try {
-    return fs.readlinkSync(file);
-  } catch {
-    return null;
-  }
 }
 
 /**

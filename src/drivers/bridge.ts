@@ -4,7 +4,7 @@ import fs from "node:fs";
 import { addRule, bridgesInKernel, deleteRule, enlist, installBase, networkRules, othersForwarding, presentRules, removeBase } from "../firewall.js";
 import { addrValue, macFor } from "../ipam.js";
 import { linkAlias } from "../naming.js";
-import { WAIT_GONE, type Plan } from "../plan.js";
+import type { Plan } from "../plan.js";
 import { linkExists } from "../sys.js";
 import { handOverForwarding, takeHandedOverForwarding } from "../statedirs.js";
 import type { Endpoint, NetworkRecord, State } from "../model.js";
@@ -103,9 +103,7 @@ export function attachEndpoints(plan: Plan, netns: string, attachments: Attachme
   for (const { net, ep } of attachments) {
     // a veth of that name that is still going (its container was removed a moment ago): wait for it.
     // One this very plan deletes (up recreating a container) is waited for by the plan's own waits.
-    if (linkExists(ep.hostIf)) {
-      plan.cmd(["sh", "-c", WAIT_GONE, "sh", `/sys/class/net/${ep.hostIf}`], `wait until the kernel has removed the ${ep.hostIf} of before`, null);
-    }
+    if (linkExists(ep.hostIf)) plan.waitGone([ep.hostIf], `wait until the kernel has removed the ${ep.hostIf} of before`);
     // one netlink request makes the pair, plugs the host end into the bridge and brings it up, where
     // separate `ip link set … master`, `… up` and `… mtu` commands each took another request
     const mtu = net.options.mtu ? ["mtu", net.options.mtu] : [];
