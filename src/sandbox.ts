@@ -7,6 +7,7 @@ import { DEFAULT_BRIDGE_NETWORK, netnsEtcDir, netnsPath } from "./naming.js";
 import type { Plan } from "./plan.js";
 import type { ContainerDigest, ContainerRecord, State } from "./model.js";
 import { containerDigests } from "./statefile.js";
+import { processStartTime } from "./store.js";
 import { NETWORK_HOSTS_DIR, linkTarget, readNameFile, readNameLink } from "./files.js";
 
 /** The namespace alone: a host-side `ip` command, so it joins the host's batch (veth pairs follow it). */
@@ -174,7 +175,11 @@ export function syncNameFiles(plan: Plan, state: State, names: Iterable<string>,
 function remountHosts(plan: Plan, c: ContainerRecord, file: string, replacing?: string): void {
   const host = linkTarget("/proc/self/ns/mnt");
   const seen = new Set<string>();
-  for (const pid of namespacePids(c.netns!)) {
+  // nsenter enters a mount namespace through one of its processes: the longest-lived one, the main process
+  // first, so that it is still there when the step runs (a short-lived child, a `sleep` in the container's
+  // loop, may be gone by then, and the remount with it)
+  const age = (pid: number) => (pid === c.pid ? -1 : Number(processStartTime(pid) ?? Infinity));
+  for (const pid of [...namespacePids(c.netns!)].sort((a, b) => age(a) - age(b))) {
     const mnt = linkTarget(`/proc/${pid}/ns/mnt`);
     if (mnt === null || mnt === host || seen.has(mnt)) continue;
     seen.add(mnt);
