@@ -6,7 +6,7 @@ import { build } from "esbuild";
 fs.rmSync("dist", { recursive: true, force: true });
 
 await build({
-  entryPoints: ["src/cli.ts"],
+  entryPoints: ["src/cli/cli.ts"],
   outdir: "dist",
   bundle: true,
   splitting: true,

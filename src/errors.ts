@@ -22,7 +22,7 @@ export function exitCodeOf(err: unknown): number {
 export async function printError(err: unknown): Promise<void> {
   const message = String((err as Error)?.message ?? err).split("\n")[0];
   if (process.env.CTNET_DEBUG) process.stderr.write(`${(err as Error)?.stack ?? err}\n`);
-  const { useColor } = await import("./output.js");
+  const { useColor } = await import("./views/output.js");
   const { default: chalk } = useColor() ? await import("chalk") : { default: null };
   process.stderr.write(`${chalk ? chalk.red("ctnet:") : "ctnet:"} ${message}\n`);
 }

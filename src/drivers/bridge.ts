@@ -1,12 +1,12 @@
 // The bridge network driver: a Linux bridge holding the gateway address, its firewall rules, and the
 // veth endpoints that plug sandboxes into it.
 import fs from "node:fs";
-import { addRule, bridgesInKernel, deleteRule, enlist, installBase, networkRules, othersForwarding, presentRules, removeBase } from "../firewall.js";
+import { addRule, bridgesInKernel, deleteRule, enlist, installBase, networkRules, othersForwarding, presentRules, removeBase } from "../firewall/firewall.js";
 import { addrValue, macFor } from "../ipam.js";
 import { linkAlias } from "../naming.js";
-import type { Plan } from "../plan.js";
-import { linkExists } from "../sys.js";
-import { handOverForwarding, takeHandedOverForwarding } from "../statedirs.js";
+import type { Plan } from "../plan/plan.js";
+import { linkExists } from "../host/sys.js";
+import { handOverForwarding, takeHandedOverForwarding } from "../store/statedirs.js";
 import type { Endpoint, NetworkRecord, State } from "../model.js";
 
 const IP_FORWARD = "net.ipv4.ip_forward";

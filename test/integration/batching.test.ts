@@ -2,8 +2,8 @@
 // iptables-restore with a section per table, and a failure in a later section undoes exactly the sections
 // that took effect. Uses its own chains (not ctnet's names), removed afterwards.
 import { afterEach, expect, it } from "vitest";
-import { execute } from "../../src/executor.js";
-import { Plan } from "../../src/plan.js";
+import { execute } from "../../src/plan/executor.js";
+import { Plan } from "../../src/plan/plan.js";
 import { sh, uniq } from "./harness.js";
 
 const ipt = (table: string, ...args: string[]) => ["iptables", "-w", "-t", table, ...args];

@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CTNET, type Result } from "./harness.js";
 import { IsolatedHost } from "./isolated.js";
 import { journalFiles, kill, startPaused, stateText } from "./killpoints.js";
-import { decodeState } from "../../src/statefile.js";
+import { decodeState } from "../../src/store/statefile.js";
 
 let host: IsolatedHost;
 /** the second state dir, with network "side" (10.252.40.0/24) and containers s1, s2 */

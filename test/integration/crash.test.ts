@@ -7,7 +7,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { IsolatedHost } from "./isolated.js";
 import { journalFiles as journalFilesOf, startPaused as startPausedOn, stateText as stateTextOf } from "./killpoints.js";
-import { decodeState } from "../../src/statefile.js";
+import { decodeState } from "../../src/store/statefile.js";
 
 let host: IsolatedHost;
 beforeAll(async () => {

@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach } from "vitest";
 import { CTNET, type Result } from "./harness.js";
-import { decodeState } from "../../src/statefile.js";
+import { decodeState } from "../../src/store/statefile.js";
 
 const SETUP = [
   "mount -t proc proc /proc",

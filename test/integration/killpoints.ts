@@ -4,7 +4,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { ChildProcess } from "node:child_process";
-import { decodeState } from "../../src/statefile.js";
+import { decodeState } from "../../src/store/statefile.js";
 import type { IsolatedHost } from "./isolated.js";
 
 export interface Paused {

@@ -6,7 +6,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { CTNET, jsonLines, sh } from "./harness.js";
 import { IsolatedHost, useIsolatedHosts } from "./isolated.js";
-import { decodeState } from "../../src/statefile.js";
+import { decodeState } from "../../src/store/statefile.js";
 
 const newHost = useIsolatedHosts();
 

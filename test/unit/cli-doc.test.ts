@@ -5,8 +5,8 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { buildProgram } from "../../src/cli.js";
-import { commandPaths, renderCliDoc } from "../../src/clidoc.js";
+import { buildProgram } from "../../src/cli/cli.js";
+import { commandPaths, renderCliDoc } from "../../src/cli/clidoc.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const DOC = path.join(ROOT, "docs/cli.md");

@@ -4,12 +4,12 @@
 //   https://docs.docker.com/reference/cli/docker/network/prune/#filter (…/network_prune.md)
 // Where the prose and moby's code disagree, the code wins and the case says so.
 import { describe, expect, it } from "vitest";
-import { listContainers } from "../../src/containers.js";
+import { listContainers } from "../../src/commands/containers.js";
 import { UsageError } from "../../src/errors.js";
-import { NET_LS_FILTERS, NET_PRUNE_FILTERS, PS_FILTERS, filterNetworks, parseFilters, parseTimestamp, pruneMatcher } from "../../src/filters.js";
+import { NET_LS_FILTERS, NET_PRUNE_FILTERS, PS_FILTERS, filterNetworks, parseFilters, parseTimestamp, pruneMatcher } from "../../src/views/filters.js";
 import { emptyState, type ContainerRecord, type NetworkRecord, type PortMapping, type State } from "../../src/model.js";
-import { listNetworks, planNetPrune, predefinedId } from "../../src/networks.js";
-import { processStartTime } from "../../src/store.js";
+import { listNetworks, planNetPrune, predefinedId } from "../../src/commands/networks.js";
+import { processStartTime } from "../../src/store/store.js";
 
 const hexId = (prefix: string) => prefix.padEnd(64, "0");
 

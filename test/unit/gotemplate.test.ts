@@ -6,7 +6,7 @@
 //  [go]   https://pkg.go.dev/text/template (Actions, Pipelines, Variables, Examples, Functions)
 //  [cli]  docker/cli templates/templates.go and cli/command/formatter (pad, truncate, table headers)
 import { describe, expect, it } from "vitest";
-import { goStruct, parseTemplate, renderRows } from "../../src/gotemplate.js";
+import { goStruct, parseTemplate, renderRows } from "../../src/views/gotemplate.js";
 import { UsageError } from "../../src/errors.js";
 
 const run = (src: string, data: unknown = {}, missingKey?: "error") => parseTemplate(src, { missingKey }).execute(data);

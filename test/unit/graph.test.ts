@@ -1,7 +1,7 @@
 // The network colours of `graph --format svg|png` (src/graphdot.ts): named after the network when it is
 // called after a colour, otherwise from a palette, stable from one run to the next, distinct in one picture.
 import { describe, expect, it } from "vitest";
-import { networkColours, tint } from "../../src/graphdot.js";
+import { networkColours, tint } from "../../src/views/graphdot.js";
 
 describe("networkColours", () => {
   it("draws red and blue networks in red and blue, also when the colour is one word of the name", () => {

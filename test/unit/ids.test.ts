@@ -3,11 +3,11 @@
 // Containers: moby daemon/container.go GetContainer (and its "multiple IDs found with provided prefix").
 // Networks: moby daemon/network.go FindNetwork ("network X is ambiguous (2 matches found based on ID prefix)").
 import { describe, expect, it } from "vitest";
-import { planRm, planRun, planStop } from "../../src/containers.js";
+import { planRm, planRun, planStop } from "../../src/commands/containers.js";
 import { UsageError } from "../../src/errors.js";
 import { emptyState, type ContainerRecord, type NetworkRecord, type State } from "../../src/model.js";
-import { findContainer, inspectNetwork, planConnect, planNetRm, predefinedId, resolveNetwork } from "../../src/networks.js";
-import { decodeState, encodeState } from "../../src/statefile.js";
+import { findContainer, inspectNetwork, planConnect, planNetRm, predefinedId, resolveNetwork } from "../../src/commands/networks.js";
+import { decodeState, encodeState } from "../../src/store/statefile.js";
 
 const WEB_ID = "ab12" + "0".repeat(60);
 const DB_ID = "ab34" + "0".repeat(60);

@@ -5,7 +5,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as yaml from "yaml";
 import { describe, expect, it } from "vitest";
-import { parseLab } from "../../src/labfile.js";
+import { parseLab } from "../../src/lab/labfile.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const parse = (text: string) => parseLab(text, "lab.yaml", yaml);

@@ -5,7 +5,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { Plan, renderScript, renderStep, renderUndo, shQuote } from "../../src/plan.js";
+import { Plan, renderScript, renderStep, renderUndo, shQuote } from "../../src/plan/plan.js";
 
 const ODD_WORDS = ["plain", "", "two words", "it's", `"dq"`, "$HOME", "`id`", "$(id)", "*", "a;b", "a|b", "!", "~", "back\\slash", "tab\there", "new\nline", "#hash", "-n", "ü", "a=b", "'", "''"];
 

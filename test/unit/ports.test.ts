@@ -3,11 +3,11 @@
 import { describe, expect, it } from "vitest";
 import { UsageError } from "../../src/errors.js";
 import { emptyState, type ContainerRecord, type State } from "../../src/model.js";
-import { Plan, type CmdStep } from "../../src/plan.js";
+import { Plan, type CmdStep } from "../../src/plan/plan.js";
 import {
   MAX_PUBLISHED_PORTS, formatPorts, parseExposeSpec, parsePublishSpec, planPublish, planUnpublish, portLayer, portLines, resolveMappings, retirePorts,
   type HostPorts,
-} from "../../src/ports.js";
+} from "../../src/firewall/ports.js";
 
 const refused = (f: () => unknown): string => {
   try {

@@ -2,11 +2,11 @@
 // --net-alias, --restart, the flags ctnet refuses, and an image name where ctnet wants a host program.
 // Planners run against an in-memory state: they read the host's links, but change nothing.
 import { describe, expect, it } from "vitest";
-import { buildProgram } from "../../src/cli.js";
-import { planRun, type RunOptions } from "../../src/containers.js";
+import { buildProgram } from "../../src/cli/cli.js";
+import { planRun, type RunOptions } from "../../src/commands/containers.js";
 import { UsageError } from "../../src/errors.js";
 import { emptyState, type State } from "../../src/model.js";
-import { networkAttachments, parseMac, parseNetworkSpec, refuseDockerOnlyFlags, refuseImageName } from "../../src/runflags.js";
+import { networkAttachments, parseMac, parseNetworkSpec, refuseDockerOnlyFlags, refuseImageName } from "../../src/cli/runflags.js";
 
 /** Two user networks, red 10.9.0.0/24 and blue 10.8.0.0/24, and nothing on them. */
 function fixture(): State {

@@ -2,7 +2,7 @@
 // when read and written back untouched when not.
 import { describe, expect, it } from "vitest";
 import { emptyState, type ContainerRecord, type State } from "../../src/model.js";
-import { containerDigests, decodeState, digestOf, encodeState, stateJson } from "../../src/statefile.js";
+import { containerDigests, decodeState, digestOf, encodeState, stateJson } from "../../src/store/statefile.js";
 
 const container = (name: string, ip: string, extra: Partial<ContainerRecord> = {}): ContainerRecord => ({
   name, id: name.padEnd(64, "0"), created: "2026-01-01T00:00:00.000Z", hostname: name, mode: "bridge", netns: name,

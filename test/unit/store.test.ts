@@ -7,9 +7,9 @@ import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { OpError } from "../../src/errors.js";
 import { emptyState, type State } from "../../src/model.js";
-import { decodeState } from "../../src/statefile.js";
-import { acquireLock } from "../../src/lock.js";
-import { Store, processAlive, processStartTime, resolveStateDir } from "../../src/store.js";
+import { decodeState } from "../../src/store/statefile.js";
+import { acquireLock } from "../../src/store/lock.js";
+import { Store, processAlive, processStartTime, resolveStateDir } from "../../src/store/store.js";
 
 const dirs: string[] = [];
 const newStore = () => {

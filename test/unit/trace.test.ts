@@ -1,7 +1,7 @@
 // The filter-table walk behind `ctnet trace`, on iptables-save text: jumps, RETURN, negation, conntrack
 // state, policies, and rules with matches it cannot judge.
 import { describe, expect, it } from "vitest";
-import { parseFilterTable, walkForward, type Packet } from "../../src/trace.js";
+import { parseFilterTable, walkForward, type Packet } from "../../src/commands/trace.js";
 
 const SAVE = `*filter
 :INPUT ACCEPT [0:0]

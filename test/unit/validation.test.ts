@@ -1,11 +1,11 @@
 // Bad input is refused while planning, before any step: one line that names what is wrong. These run
 // the planners against an in-memory state (they read the host's routes and links, but change nothing).
 import { describe, expect, it } from "vitest";
-import { planRm, planRun, planStop, type RunOptions } from "../../src/containers.js";
+import { planRm, planRun, planStop, type RunOptions } from "../../src/commands/containers.js";
 import { UsageError } from "../../src/errors.js";
 import { emptyState, type State } from "../../src/model.js";
-import { planConnect, planDisconnect, planNetCreate, planNetRm, type CreateNetworkOptions } from "../../src/networks.js";
-import { processStartTime } from "../../src/store.js";
+import { planConnect, planDisconnect, planNetCreate, planNetRm, type CreateNetworkOptions } from "../../src/commands/networks.js";
+import { processStartTime } from "../../src/store/store.js";
 
 /** red 10.9.0.0/24 with u1 (running: it is this test's own process) at .2 and u2 (stopped) at .3. */
 function fixture(): State {

@@ -1,0 +1,350 @@
+// The command line: a thin layer that parses flags and hands them to the planners. Every mutating
+// command goes through core.mutate (plan, then --dry-run or execute).
+import { Command, CommanderError, Option } from "commander";
+import { exitCodeOf, printError } from "../errors.js";
+import { findEach, mutate, mutateEach, openStore, readState, type GlobalOptions } from "../plan/core.js";
+import { printJson, printJsonLines, printTable, printTemplated, printInspectTemplated, checkFormat } from "../views/output.js";
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+function globals(cmd: Command): GlobalOptions {
+  return cmd.optsWithGlobals() as GlobalOptions;
+}
+
+const VERBOSE_HELP = "echo each command as it runs, like set -x";
+
+/** Adds the options every mutating command shares; `run` keeps -v for Docker's --volume. */
+function mutating(cmd: Command, verboseFlags = "-v, --verbose"): Command {
+  return cmd.option("--dry-run", "print the plan as a shell script and change nothing").option(verboseFlags, VERBOSE_HELP);
+}
+
+/** Docker flags `run` takes only to refuse them with what ctnet does instead (src/runflags.ts). */
+const refusedRunFlag = (flags: string) => new Option(flags).hideHelp();
+
+/** Column titles of `--format 'table …'`, docker's where docker has the field. */
+const PS_HEADERS = {
+  ID: "CONTAINER ID", Names: "NAMES", Image: "IMAGE", Command: "COMMAND", CreatedAt: "CREATED AT", RunningFor: "CREATED",
+  Ports: "PORTS", State: "STATE", Status: "STATUS", Networks: "NETWORKS", Labels: "LABELS", Lab: "LAB",
+};
+const NET_HEADERS = {
+  ID: "NETWORK ID", Name: "NAME", Driver: "DRIVER", Scope: "SCOPE", IPv6: "IPV6", Internal: "INTERNAL", Labels: "LABELS",
+  CreatedAt: "CREATED AT", Subnet: "SUBNET", Containers: "CONTAINERS", Lab: "LAB",
+};
+
+export function buildProgram(): Command {
+  const program = new Command("ctnet")
+    .description("Docker's container networking with plain Linux tools; every change is an ordered shell plan")
+    .version("0.1.0")
+    .option("--state-dir <dir>", "state directory (default $CTNET_STATE_DIR or /var/lib/ctnet)")
+    // before the command, so that `ctnet -v run …` echoes where `run -v` is Docker's --volume
+    .option("-v, --verbose", VERBOSE_HELP)
+    .enablePositionalOptions()
+    .showSuggestionAfterError(false)
+    .exitOverride();
+
+  const net = program.command("net").alias("network").description("manage networks");
+
+  mutating(net.command("create").description("create a bridge network").argument("<name>"))
+    .option("-d, --driver <driver>", "network driver", "bridge")
+    .option("--subnet <cidr>", "subnet, e.g. 10.10.0.0/24 (default: next free 172.18-31.0.0/16)")
+    .option("--gateway <ip>", "gateway address (default: first host address)")
+    .option("--ip-range <cidr>", "allocate container addresses from this sub-range")
+    .option("--internal", "no traffic in or out of the network")
+    .option("-o, --opt <key=value>", "driver option: icc, masquerade, mtu (repeatable)", collect)
+    .option("--label <key=value>", "label (repeatable)", collect)
+    .action(async (name, opts, cmd) => {
+      const { planNetCreate } = await import("../commands/networks.js");
+      await mutate(globals(cmd), (draft) => ({ plan: planNetCreate(draft, name, opts) }));
+      if (!opts.dryRun) console.log(readState(globals(cmd)).networks[name].id);
+    });
+
+  net.command("ls").alias("list").description("list networks")
+    .option("-q, --quiet", "only ids")
+    .option("--format <format>", "table, json (one object a line) or a Go template, e.g. '{{.Name}}' or 'table {{.ID}}\\t{{.Name}}'")
+    .option("--lab <name>", "only networks of this lab (see up)")
+    .option("-f, --filter <key=value>", "only networks matching: name, id, driver, label, scope, type=custom|builtin, dangling=true|false (repeatable, as docker's)", collect)
+    .action(async (opts, cmd) => {
+      const fmt = checkFormat(opts.format);
+      const { listNetworks } = await import("../commands/networks.js");
+      const { filterNetworks, parseFilters, NET_LS_FILTERS } = await import("../views/filters.js");
+      const filters = parseFilters(opts.filter, NET_LS_FILTERS);
+      const state = readState(globals(cmd));
+      const rows = filterNetworks(state, listNetworks(state), filters).filter((r) => opts.lab === undefined || r.Lab === opts.lab);
+      if (opts.quiet) return rows.forEach((r) => console.log(r.ID.slice(0, 12)));
+      if (fmt === "json") return printJsonLines(rows);
+      if (fmt !== "table") return printTemplated(fmt.template, rows, "*formatter.networkContext", NET_HEADERS, (r) => state.networks[r.Name]?.labels ?? {});
+      await printTable(["NETWORK ID", "NAME", "DRIVER", "SCOPE"], rows.map((r) => [r.ID.slice(0, 12), r.Name, r.Driver, r.Scope]));
+    });
+
+  net.command("inspect").description("show networks as JSON (docker network inspect)").argument("<name...>")
+    .option("-f, --format <format>", "json, or a Go template run over each network's JSON, e.g. '{{.IPAM.Config}}'")
+    .action(async (names: string[], opts, cmd) => {
+      const { inspectNetwork } = await import("../commands/networks.js");
+      const state = readState(globals(cmd));
+      const found = await findEach(names, (n) => inspectNetwork(state, n));
+      if (found.length === 0) return;
+      if (opts.format !== undefined && opts.format !== "json") return printInspectTemplated(opts.format, found);
+      printJson(found);
+    });
+
+  mutating(net.command("rm").alias("remove").description("remove networks").argument("<name...>"))
+    .action(async (names: string[], opts, cmd) => {
+      const { planNetRm } = await import("../commands/networks.js");
+      await mutateEach(globals(cmd), names, planNetRm, (n) => console.log(n));
+    });
+
+  mutating(net.command("prune").description("remove all networks without containers"))
+    .option("--filter <key=value>", "only networks matching: label=K[=V], label!=K[=V], until=TIME (repeatable, as docker's)", collect)
+    .action(async (opts, cmd) => {
+      const { planNetPrune } = await import("../commands/networks.js");
+      const { parseFilters, pruneMatcher, NET_PRUNE_FILTERS } = await import("../views/filters.js");
+      const selected = pruneMatcher(parseFilters(opts.filter, NET_PRUNE_FILTERS));
+      const removed = await mutate(globals(cmd), (draft) => {
+        const { plan, removed } = planNetPrune(draft, selected);
+        return { plan, commit: () => removed };
+      });
+      removed?.forEach((n) => console.log(n));
+    });
+
+  mutating(net.command("connect").description("connect a container to a network").argument("<network>").argument("<container>"))
+    .option("--ip <ip>", "address on the network")
+    .option("--alias <name>", "network-scoped alias (repeatable)", collect)
+    .action(async (network, container, opts, cmd) => {
+      const { planConnect } = await import("../commands/networks.js");
+      await mutate(globals(cmd), (draft) => ({ plan: planConnect(draft, network, container, { ip: opts.ip, aliases: opts.alias }) }));
+    });
+
+  mutating(net.command("disconnect").description("disconnect a container from a network").argument("<network>").argument("<container>"))
+    .action(async (network, container, _opts, cmd) => {
+      const { planDisconnect } = await import("../commands/networks.js");
+      await mutate(globals(cmd), (draft) => ({ plan: planDisconnect(draft, network, container) }));
+    });
+
+  mutating(program.command("run").description("run a command in a new container").argument("[command...]", "command and arguments (default: an idle process; a shell with -it)"), "--verbose")
+    .passThroughOptions()
+    .option("-d, --detach", "run in the background and print the container id")
+    .option("-i, --interactive", "keep stdin open")
+    .option("-t, --tty", "use the terminal")
+    .option("--rm", "remove the container when its process exits")
+    .option("--name <name>", "container name (also its namespace and hostname)")
+    .option("--hostname <name>", "hostname inside the container")
+    .addOption(new Option("--net, --network <mode>", "bridge (default) | host | none | container:NAME | NETWORK | name=NETWORK,ip=IP,alias=NAME,mac-address=MAC; repeat for more user networks").argParser(collect))
+    .option("--ip <ip>", "address on the first network (a user network)")
+    .addOption(new Option("--net-alias, --network-alias <name>", "extra name on the first network (a user network; repeatable)").argParser(collect))
+    .option("--mac-address <mac>", "MAC address of the first network's interface")
+    .option("--restart <policy>", "only no: ctnet has no daemon to restart containers")
+    .option("--privileged", "accepted: a container's process already has the privileges of the user running ctnet")
+    .addOption(refusedRunFlag("-v, --volume <spec>"))
+    .addOption(refusedRunFlag("--mount <spec>"))
+    .addOption(refusedRunFlag("--cap-add <cap>"))
+    .addOption(refusedRunFlag("--cap-drop <cap>"))
+    .addOption(refusedRunFlag("--sysctl <key=value>"))
+    .addOption(refusedRunFlag("--dns <ip>"))
+    .addOption(refusedRunFlag("--dns-search <domain>"))
+    .addOption(refusedRunFlag("--dns-option <option>"))
+    .addOption(refusedRunFlag("--add-host <host:ip>"))
+    .addOption(refusedRunFlag("--link <name>"))
+    .option("-e, --env <key=value>", "environment variable (repeatable)", collect)
+    .option("-p, --publish <spec>", "publish [HOSTIP:][HOSTPORT[-END]:]PORT[-END][/tcp|/udp] (repeatable)", collect)
+    .option("-P, --publish-all", "publish every exposed port on a free host port")
+    .option("--expose <port>", "expose PORT[-END][/tcp|/udp] for -P (repeatable)", collect)
+    .action(async (command: string[], opts, cmd) => {
+      const { refuseDockerOnlyFlags, refuseImageName } = await import("./runflags.js");
+      refuseDockerOnlyFlags(opts);
+      refuseImageName(command, process.argv.slice(2));
+      const { runContainer } = await import("../commands/run.js");
+      process.exitCode = await runContainer(globals(cmd), { ...opts, net: opts.network, command });
+    });
+
+  mutating(program.command("rm").description("remove containers").argument("<name...>"))
+    .option("-f, --force", "kill running containers first")
+    .action(async (names: string[], opts, cmd) => {
+      const { planRm } = await import("../commands/containers.js");
+      const g = globals(cmd);
+      await mutateEach(g, names, (draft, some) => planRm(draft, openStore(g).dir, some, !!opts.force), (n) => console.log(n));
+    });
+
+  mutating(program.command("stop").description("stop containers (SIGTERM, then SIGKILL after 10 s); their network stays").argument("<name...>"))
+    .action(async (names: string[], opts, cmd) => {
+      const { planStop } = await import("../commands/containers.js");
+      await mutateEach(globals(cmd), names, (draft, some) => planStop(draft, some), (n) => console.log(n));
+    });
+
+  program.command("exec").description("run a command inside a running container").argument("<name>").argument("<command...>")
+    .passThroughOptions()
+    .option("-i, --interactive", "keep stdin open")
+    .option("-t, --tty", "use the terminal")
+    .option("-e, --env <key=value>", "environment variable (repeatable)", collect)
+    .action(async (name: string, command: string[], opts, cmd) => {
+      const { execInContainer } = await import("../commands/run.js");
+      process.exitCode = await execInContainer(globals(cmd), name, command, opts);
+    });
+
+  program.command("ps").description("list containers")
+    .option("-a, --all", "include stopped containers")
+    .option("-q, --quiet", "only ids")
+    .option("--format <format>", "table, json (one object a line) or a Go template, e.g. '{{.Names}}' or 'table {{.ID}}\\t{{.Names}}'")
+    .option("--lab <name>", "only containers of this lab (see up)")
+    .option("-f, --filter <key=value>", "only containers matching: id, name, label, network, status, publish, expose, before, since (repeatable, as docker's)", collect)
+    .action(async (opts, cmd) => {
+      const fmt = checkFormat(opts.format);
+      const { listContainers, ago } = await import("../commands/containers.js");
+      const { parseFilters, PS_FILTERS } = await import("../views/filters.js");
+      const createdAgo = (iso: string) => `${ago(Date.now() - Date.parse(iso))} ago`;
+      const filters = parseFilters(opts.filter, PS_FILTERS);
+      const rows = listContainers(readState(globals(cmd)), !!opts.all, filters).filter((r) => opts.lab === undefined || r.Lab === opts.lab);
+      if (opts.quiet) return rows.forEach((r) => console.log(r.ID));
+      if (fmt === "json") return printJsonLines(rows);
+      if (fmt !== "table") return printTemplated(fmt.template, rows, "*formatter.ContainerContext", PS_HEADERS, (r): Record<string, string> => (r.Lab ? { "ctnet.lab": r.Lab } : {}));
+      await printTable(
+        ["CONTAINER ID", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES", "NETWORKS"],
+        rows.map((r) => [r.ID, JSON.stringify(r.Command.length > 20 ? r.Command.slice(0, 19) + "…" : r.Command), createdAgo(r.CreatedAt), r.Status, r.Ports, r.Names, r.Networks]),
+      );
+    });
+
+  program.command("inspect").description("show containers as JSON (docker inspect)").argument("<name...>")
+    .option("-f, --format <format>", "json, or a Go template run over each container's JSON, e.g. '{{.NetworkSettings.Networks}}'")
+    .action(async (names: string[], opts, cmd) => {
+      const { inspectContainer } = await import("../commands/containers.js");
+      const { findContainer } = await import("../commands/networks.js");
+      const state = readState(globals(cmd));
+      const found = await findEach(names, (n) => inspectContainer(state, findContainer(state, n)));
+      if (found.length === 0) return;
+      if (opts.format !== undefined && opts.format !== "json") return printInspectTemplated(opts.format, found);
+      printJson(found);
+    });
+
+  program.command("logs").description("print a container's output").argument("<name>")
+    .action(async (name: string, _opts, cmd) => {
+      const { printLogs } = await import("../commands/run.js");
+      printLogs(globals(cmd), name);
+    });
+
+  // ---- run -d --rm: the watcher a run plan starts; not for people (src/autoremove.ts) ---------------
+  program.command("autoremove", { hidden: true }).description("wait for a container's process to end, then remove it").argument("<id>")
+    .action(async (id: string, _opts, cmd) => {
+      const { watchAndRemove } = await import("../commands/autoremove.js");
+      await watchAndRemove(globals(cmd), id);
+    });
+
+  // ---- ports (issue 3): docker port, plus publishing on a running container -------------------------
+
+  const port = program.command("port").description("list a container's published ports (docker port), or publish/unpublish")
+    .argument("<container>").argument("[port]", "PORT[/proto]: print only its host addresses")
+    .action(async (name: string, portFilter: string | undefined, _opts, cmd) => {
+      const { portLines } = await import("../firewall/ports.js");
+      const { findContainer } = await import("../commands/networks.js");
+      portLines(findContainer(readState(globals(cmd)), name), portFilter).forEach((l) => console.log(l));
+    });
+
+  mutating(port.command("publish").description("publish ports of an existing container").argument("<container>").argument("<spec...>", "[HOSTIP:][HOSTPORT[-END]:]PORT[-END][/tcp|/udp]"))
+    .action(async (name: string, specs: string[], opts, cmd) => {
+      const { planPublish, portLines } = await import("../firewall/ports.js");
+      const { findContainer } = await import("../commands/networks.js");
+      const g = globals(cmd);
+      await mutate(g, (draft) => ({ plan: planPublish(draft, name, specs) }));
+      if (!opts.dryRun) portLines(findContainer(readState(g), name)).forEach((l) => console.log(l));
+    });
+
+  mutating(port.command("unpublish").description("remove published ports of a container").argument("<container>").argument("<spec...>", "a -p spec, or PORT[-END][/proto] for all its mappings"))
+    .action(async (name: string, specs: string[], _opts, cmd) => {
+      const { planUnpublish } = await import("../firewall/ports.js");
+      await mutate(globals(cmd), (draft) => ({ plan: planUnpublish(draft, name, specs) }));
+    });
+
+  // ---- labs (issue 4): whole topologies from a YAML file, the live picture, reachability ----------
+
+  mutating(program.command("up").description("create or converge a lab from a lab file (one plan: all or nothing)"))
+    .option("-f, --file <file>", "lab file", "ctnet.yaml")
+    .action(async (opts, cmd) => {
+      const { upCommand } = await import("../lab/lab.js");
+      await upCommand(globals(cmd), { file: opts.file });
+    });
+
+  mutating(program.command("down").description("remove a lab's containers and networks, and nothing else"))
+    .option("-f, --file <file>", "lab file naming the lab (default ./ctnet.yaml)")
+    .option("--lab <name>", "the lab to remove, instead of reading a file")
+    .action(async (opts, cmd) => {
+      const { downCommand } = await import("../lab/lab.js");
+      await downCommand(globals(cmd), { file: opts.lab ? opts.file : opts.file ?? "ctnet.yaml", lab: opts.lab });
+    });
+
+  program.command("lab").description("labs made with up").command("ls").alias("list").description("list labs")
+    .option("-q, --quiet", "only names")
+    .option("--format <format>", "table, json (an array, as docker compose ls) or a Go template, e.g. '{{.Name}}'")
+    .action(async (opts, cmd) => {
+      const fmt = checkFormat(opts.format);
+      const { listLabs } = await import("../lab/lab.js");
+      const rows = listLabs(readState(globals(cmd)));
+      if (opts.quiet) return rows.forEach((r) => console.log(r.Name));
+      if (fmt === "json") return printJson(rows);
+      if (fmt !== "table") return printTemplated(fmt.template, rows, "*formatter.LabContext", { Name: "NAME", Networks: "NETWORKS", Containers: "CONTAINERS", Running: "RUNNING" });
+      await printTable(["NAME", "NETWORKS", "CONTAINERS", "RUNNING"], rows.map((r) => [r.Name, String(r.Networks), String(r.Containers), String(r.Running)]));
+    });
+
+  program.command("graph").description("draw the live topology read from the kernel: bridges, veth pairs, namespaces, published ports")
+    .option("--format <format>", "text, dot (Graphviz), svg, png or json", "text")
+    .option("--lab <name>", "only this lab's objects")
+    .action(async (opts, cmd) => {
+      const { graphCommand } = await import("../commands/graph.js");
+      await graphCommand(readState(globals(cmd)), opts);
+    });
+
+  program.command("trace").description("explain whether container FROM can reach TO (a container or an address) and why, then probe for real")
+    .argument("<from>", "container the traffic starts in")
+    .argument("<to>", "container name or IPv4 address")
+    .argument("[port]", "TCP port (probed with nc -z); without it, ping")
+    .option("--format <format>", "text or json", "text")
+    .option("--no-probe", "explain only, send nothing")
+    .action(async (from: string, to: string, port: string | undefined, opts, cmd) => {
+      const { traceCommand } = await import("../commands/trace.js");
+      await traceCommand(readState(globals(cmd)), from, to, port, opts);
+    });
+
+  // ---- robustness (issue 5): drift between state and kernel, and a clean slate ---------------------
+
+  mutating(program.command("doctor").description("compare ctnet's state with the kernel and list every difference (exit 1 if any)"))
+    .option("--fix", "repair: release containers whose namespace is gone, adopt running containers the state lacks, recreate what is missing, remove ctnet-marked leftovers")
+    .option("--remove-orphans", "with --fix: kill and remove running containers the state lacks instead of adopting them")
+    .action(async (opts, cmd) => {
+      const { doctorCommand } = await import("../commands/doctor.js");
+      process.exitCode = await doctorCommand(globals(cmd), { fix: !!opts.fix, removeOrphans: !!opts.removeOrphans });
+    });
+
+  mutating(program.command("reset").description("remove everything ctnet made on this host, and its state (asks first on a terminal)"))
+    .option("-y, --yes", "do not ask")
+    .action(async (opts, cmd) => {
+      const { resetCommand } = await import("../commands/reset.js");
+      await resetCommand(globals(cmd), { yes: !!opts.yes });
+    });
+
+  return program;
+}
+
+/** --state-dir may stand anywhere before "--" (scripts put it after the subcommand); the rest is commander's. */
+function hoistStateDir(argv: string[]): string[] {
+  const end = argv.indexOf("--") === -1 ? argv.length : argv.indexOf("--");
+  const out = argv.slice(0, 2);
+  const hoisted: string[] = [];
+  for (let i = 2; i < argv.length; i++) {
+    if (i < end && argv[i] === "--state-dir" && i + 1 < end) hoisted.push(argv[i], argv[++i]);
+    else if (i < end && argv[i].startsWith("--state-dir=")) hoisted.push(argv[i]);
+    else out.push(argv[i]);
+  }
+  return [...out.slice(0, 2), ...hoisted, ...out.slice(2)];
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(hoistStateDir(argv));
+  } catch (err: any) {
+    if (err instanceof CommanderError) {
+      // help and version are not errors; commander already printed its one-line message
+      process.exitCode = err.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    await printError(err);
+    process.exitCode = exitCodeOf(err);
+  }
+}

@@ -1,0 +1,282 @@
+// Container commands: run in the four modes (bridge or a user network, host, none, container:X),
+// stop, rm, exec, and the ps/inspect views.
+import fs from "node:fs";
+import path from "node:path";
+import { UsageError } from "../errors.js";
+import { attachEndpoints } from "../drivers/bridge.js";
+import { enlist } from "../firewall/firewall.js";
+import { DEFAULT_BRIDGE_NETWORK, newId, validateName } from "../naming.js";
+import { netnsExists } from "../host/sys.js";
+import {
+  ensureDefaultBridge, findContainer, findNetwork, newEndpoint, parseKeyValues, releaseDefaultBridge, resolveNetwork, routeNetwork,
+} from "./networks.js";
+import { Plan, removalRank } from "../plan/plan.js";
+import { formatPorts, portLayer, publishOnRun, retirePorts, type PublishOptions } from "../firewall/ports.js";
+import {
+  IDLE_COMMAND, checkExecutable, createNamespace, deleteNamespace, loopbackUp, namespacePids, neighbours, processArgv, removeNameFiles, syncNameFiles,
+} from "../host/sandbox.js";
+import { containerDigests } from "../store/statefile.js";
+import { processAlive } from "../store/store.js";
+import { networkAttachments, type FirstNetworkFlags } from "../cli/runflags.js";
+import type { Spawned } from "../plan/executor.js";
+import { filterContainers, type Filters } from "../views/filters.js";
+import { containerLabels, type ContainerRecord, type NetworkRecord, type RunMode, type State } from "../model.js";
+
+export interface RunOptions extends PublishOptions, FirstNetworkFlags {
+  name?: string;
+  hostname?: string;
+  /** each --network as given (NETWORK or Docker's long form name=NET,…); default bridge */
+  net?: string | string[];
+  env?: string[];
+  detach?: boolean;
+  interactive?: boolean;
+  tty?: boolean;
+  rm?: boolean;
+  command: string[];
+  lab?: string;
+  /** `up`: the container joined with --net container:NAME starts earlier in the same plan */
+  joinsPending?: boolean;
+}
+
+const HOSTNAME_RE = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
+
+export const isRunning = (c: ContainerRecord) => c.pid !== null && processAlive(c.pid, c.pidStart);
+
+/** Parses --net: bridge (default), host, none, container:NAME or a user network. */
+function parseMode(state: State, spec: string, joinsPending = false): { mode: RunMode; network?: string; joined?: ContainerRecord } {
+  if (spec === "default") return { mode: "bridge", network: DEFAULT_BRIDGE_NETWORK };
+  if (spec.startsWith("container:")) {
+    let joined = findContainer(state, spec.slice("container:".length));
+    if (joined.mode === "container") joined = state.containers[joined.joined!];
+    if (joined.mode === "host") throw new UsageError(`container ${joined.name} uses the host's network: use --net host instead`);
+    if (!isRunning(joined) && !joinsPending) throw new UsageError(`cannot join container ${joined.name}: it is not running`);
+    return { mode: "container", joined };
+  }
+  // a network by name or id; the predefined ones have ids too (net ls)
+  const network = resolveNetwork(state, spec);
+  if (network === "host" || network === "none") return { mode: network };
+  return { mode: "bridge", network };
+}
+
+/** The networks of the second and later --network (Docker 25+): user networks, each once. */
+function moreNetworks(state: State, all: Array<{ target: string }>): NetworkRecord[] {
+  if (all.length === 1) return [];
+  const predefined = (t: string) => ["bridge", "default", "host", "none"].includes(t) || t.startsWith("container:");
+  if (all.some((a) => predefined(a.target))) throw new UsageError("conflicting options: cannot attach both user-defined and non-user-defined network-modes");
+  const nets = all.map((a) => findNetwork(state, a.target));
+  const twice = nets.find((n, i) => nets.indexOf(n) !== i);
+  if (twice) throw new UsageError(`network ${twice.name} is specified multiple times`);
+  return nets.slice(1);
+}
+
+export function parseEnv(pairs: string[] | undefined): string[] {
+  return (pairs ?? []).map((pair) => {
+    if (pair.includes("=")) {
+      if (pair.startsWith("=")) throw new UsageError(`invalid environment variable ${JSON.stringify(pair)}: expected KEY=VALUE`);
+      return pair;
+    }
+    const value = process.env[pair];
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(pair)) throw new UsageError(`invalid environment variable ${JSON.stringify(pair)}: expected KEY=VALUE`);
+    return value === undefined ? null : `${pair}=${value}`;
+  }).filter((p): p is string => p !== null);
+}
+
+export const logPath = (stateDir: string, name: string) => path.join(stateDir, "logs", `${name}.log`);
+
+export function defaultCommand(o: RunOptions): string[] {
+  if (o.command.length > 0) return o.command;
+  // a detached shell would read EOF from /dev/null and exit at once: -itd keeps the container up idle
+  if (o.detach) return IDLE_COMMAND;
+  if (o.interactive || o.tty) return [fs.existsSync("/bin/bash") ? "/bin/bash" : "/bin/sh"];
+  return IDLE_COMMAND;
+}
+
+/** Plans `run`: the sandbox, its endpoints and names, and (detached) the container's process. */
+export function planRun(state: State, stateDir: string, o: RunOptions): { plan: Plan; container: ContainerRecord; argv: string[]; warnings: string[] } {
+  const id = newId();
+  const name = o.name ?? id.slice(0, 12);
+  validateName("container", name);
+  if (state.containers[name]) throw new UsageError(`container name ${name} is already in use`);
+  const [first, ...more] = networkAttachments(o.net, o);
+  const modeSpec = first.target;
+  const { mode, network, joined } = parseMode(state, modeSpec, o.joinsPending);
+  if (mode !== "bridge" && (first.ip || first.aliases?.length)) throw new UsageError(`--ip and --network-alias need a bridge network, not --net ${modeSpec}`);
+  if (mode !== "bridge" && first.mac) throw new UsageError(`conflicting options: --mac-address and --net ${modeSpec}`);
+  const moreNets = moreNetworks(state, [first, ...more]);
+  if (mode === "container" && o.hostname) throw new UsageError("conflicting options: --hostname and --net container:NAME");
+  const ownNs = mode === "bridge" || mode === "none";
+  if (ownNs && netnsExists(name)) throw new UsageError(`a network namespace named ${name} already exists on this host`);
+  const hostname = o.hostname ?? (mode === "container" ? joined!.hostname : name);
+  if (!HOSTNAME_RE.test(hostname) || hostname.length > 63) throw new UsageError(`invalid hostname ${JSON.stringify(hostname)}`);
+  const command = defaultCommand(o);
+  checkExecutable(command);
+  const env = parseEnv(o.env);
+
+  const plan = new Plan(`run ${name}`);
+  const c: ContainerRecord = {
+    name, id, created: new Date().toISOString(), hostname, mode,
+    netns: ownNs ? name : mode === "container" ? joined!.netns : null,
+    ...(joined ? { joined: joined.name } : {}),
+    endpoints: [], command, env: parseKeyValues(env, "environment variable"), pid: null, pidStart: null, ports: [], expose: [],
+    ...(o.lab ? { lab: o.lab } : {}),
+  };
+  const net = !network ? null : network === DEFAULT_BRIDGE_NETWORK ? ensureDefaultBridge(plan, state) : state.networks[network];
+  if (net) c.endpoints.push(newEndpoint(state, c, net, first));
+  // what `net connect` would add, planned with the first so the process starts with every network
+  more.forEach((a, i) => c.endpoints.push(newEndpoint(state, c, moreNets[i], a)));
+  state.containers[name] = c;
+  // the name files come first: /etc/netns/NAME/hosts is what marks a namespace as ctnet's, so there is
+  // never a moment in which the namespace exists unmarked (doctor and reset would not know it as ctnet's)
+  syncNameFiles(plan, state, [name, ...neighbours(state, c)]);
+  if (ownNs) createNamespace(plan, name);
+  if (net) attachEndpoints(plan, name, c.endpoints.map((ep) => ({ net: state.networks[ep.network], ep })), routeNetwork(state, c));
+  if (ownNs) loopbackUp(plan, name);
+  const warnings = publishOnRun(plan, state, c, o);
+  const argv = processArgv(state, c, command, env, true);
+  if (o.detach) plan.spawn(argv, name, logPath(stateDir, name), `start ${name}'s process: ${command.join(" ")}`);
+  if (o.detach && o.rm) {
+    // no daemon to notice the exit: a watcher from this same ctnet does it (src/autoremove.ts)
+    const watcher = [process.execPath, process.argv[1], "--state-dir", stateDir, "autoremove", id];
+    plan.spawn(watcher, `${name}'s --rm watcher`, logPath(stateDir, name), `remove ${name} once its process ends (--rm)`);
+  }
+  return { plan, container: c, argv, warnings };
+}
+
+export function recordProcess(c: ContainerRecord, proc: Spawned | undefined): void {
+  c.pid = proc?.pid ?? null;
+  c.pidStart = proc?.start ?? null;
+}
+
+/** Plans `rm`: names first (peers stop resolving it), then processes, links, the namespace. */
+export function planRm(state: State, stateDir: string, names: string[], force: boolean): Plan {
+  const plan = new Plan(`rm ${names.join(" ")}`);
+  // the port rules it deletes are ctnet's, should a later plan of the same command (down) remove the base
+  enlist(plan, state);
+  const removing = new Set(names.map((n) => findContainer(state, n).name));
+  // one container: no waiting for its veths to go; the next command that takes one of their names waits
+  if (removing.size === 1) plan.waitAtEnd = false;
+  for (const name of removing) {
+    const c = state.containers[name];
+    if (isRunning(c) && !force) throw new UsageError(`container ${name} is running: stop it first or use rm -f`);
+    const sharers = containerDigests(state)
+      .filter((o) => o.mode === "container" && !removing.has(o.name) && state.containers[o.name].joined === name);
+    if (sharers.length > 0) throw new UsageError(`container ${name} shares its network namespace with ${sharers.map((s) => s.name).join(", ")}: remove them first`);
+  }
+  for (const name of removing) {
+    const c = state.containers[name];
+    const peers = neighbours(state, c);
+    // the port layer is every publishing container's rules: one that publishes nothing leaves it as it is
+    const portsBefore = c.ports.length > 0 ? portLayer(state) : null;
+    delete state.containers[name];
+    if (portsBefore) retirePorts(plan, state, portsBefore, portLayer(state));
+    syncNameFiles(plan, state, peers.filter((p) => !removing.has(p)), c.endpoints.map((e) => e.network));
+    const pids = new Set<number>();
+    if (isRunning(c)) pids.add(c.pid!);
+    if (c.mode === "bridge" || c.mode === "none") for (const pid of namespacePids(c.netns!)) pids.add(pid);
+    plan.kill([...pids], "SIGKILL", `stop ${name}'s processes`);
+    if (c.mode === "bridge" || c.mode === "none") {
+      // the namespace takes its veth pairs with it (see deleteNamespace)
+      deleteNamespace(plan, c.netns!, c.endpoints.map((ep) => ep.hostIf));
+      removeNameFiles(plan, c.netns!);
+    }
+    const log = logPath(stateDir, name);
+    if (fs.existsSync(log)) plan.cmd(["rm", "-f", log], `remove ${name}'s log`, null);
+  }
+  releaseDefaultBridge(plan, state);
+  // stable: within a rank, the plan order each container's steps were planned in
+  plan.steps.sort((a, b) => removalRank(a) - removalRank(b));
+  return plan;
+}
+
+export function planStop(state: State, names: string[], graceful = true): Plan {
+  const plan = new Plan(`stop ${names.join(" ")}`);
+  for (const name of names) {
+    const c = findContainer(state, name);
+    if (isRunning(c)) plan.kill([c.pid!], graceful ? "SIGTERM" : "SIGKILL", `stop ${c.name}'s process (SIGKILL after 10 s)`);
+    recordProcess(c, undefined);
+  }
+  return plan;
+}
+
+// ---- views -------------------------------------------------------------------------------------
+
+export function statusOf(c: ContainerRecord, now = Date.now(), running = isRunning(c)): string {
+  return running ? `Up ${ago(now - Date.parse(c.created))}` : "Exited";
+}
+
+export function ago(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s < 1) return "Less than a second";
+  if (s < 60) return `${s} second${s === 1 ? "" : "s"}`;
+  if (s < 3600) return `${Math.floor(s / 60)} minute${s < 120 ? "" : "s"}`;
+  if (s < 86400) return `${Math.floor(s / 3600)} hour${s < 7200 ? "" : "s"}`;
+  return `${Math.floor(s / 86400)} days`;
+}
+
+export const portsText = (c: ContainerRecord): string => formatPorts(c);
+
+export const networkModeOf = (c: ContainerRecord) =>
+  c.mode === "container" ? `container:${c.joined}` : c.mode === "bridge" ? c.endpoints[0]?.network ?? "bridge" : c.mode;
+
+export interface ContainerSummary {
+  ID: string;
+  Names: string;
+  Command: string;
+  CreatedAt: string;
+  State: "running" | "exited";
+  Status: string;
+  Ports: string;
+  Networks: string;
+  /** docker's columns ctnet has no counterpart for, kept so scripts' templates and JSON readers work */
+  Image: "";
+  Labels: string;
+  RunningFor: string;
+  Lab?: string;
+}
+
+/** ps: running containers (every one with `all`), newest first, those the --filter values pass. */
+export function listContainers(state: State, all: boolean, filters: Filters = new Map()): ContainerSummary[] {
+  const now = Date.now();
+  // one look at /proc per container: with 1000 of them each extra look costs ~10 ms
+  const listed = Object.values(state.containers)
+    .map((c) => ({ c, running: isRunning(c) }))
+    .sort((a, b) => b.c.created.localeCompare(a.c.created));
+  return filterContainers(state, listed, filters, all)
+    .map(({ c, running }) => ({
+      ID: c.id.slice(0, 12), Names: c.name, Command: c.command.join(" "), CreatedAt: c.created,
+      State: running ? "running" : "exited", Status: statusOf(c, now, running), Ports: portsText(c),
+      Networks: c.mode === "bridge" ? c.endpoints.map((e) => e.network).join(",") : networkModeOf(c),
+      Image: "", Labels: c.lab ? `ctnet.lab=${c.lab}` : "", RunningFor: `${ago(now - Date.parse(c.created))} ago`,
+      ...(c.lab ? { Lab: c.lab } : {}),
+    }));
+}
+
+/** `docker inspect` shape, limited to what ctnet knows. */
+export function inspectContainer(state: State, c: ContainerRecord): object {
+  const networks: Record<string, object> = {};
+  for (const ep of c.endpoints) {
+    const net = state.networks[ep.network];
+    networks[ep.network] = {
+      IPAMConfig: null, Links: null,
+      Aliases: ep.network === DEFAULT_BRIDGE_NETWORK ? null : [c.id.slice(0, 12), ...ep.aliases],
+      MacAddress: ep.mac, NetworkID: net?.id ?? "", EndpointID: ep.id, Gateway: net?.gateway ?? "",
+      IPAddress: ep.ip, IPPrefixLen: ep.prefixLen, IPv6Gateway: "", GlobalIPv6Address: "", GlobalIPv6PrefixLen: 0,
+      DNSNames: ep.network === DEFAULT_BRIDGE_NETWORK ? null : [c.name, ...ep.aliases, c.id.slice(0, 12)],
+      Interface: ep.ifname, HostInterface: ep.hostIf,
+    };
+  }
+  const running = isRunning(c);
+  const ports: Record<string, Array<{ HostIp: string; HostPort: string }> | null> = {};
+  for (const p of c.ports) (ports[`${p.containerPort}/${p.proto}`] ??= []).push({ HostIp: p.hostIp, HostPort: String(p.hostPort) });
+  for (const e of c.expose) ports[`${e.containerPort}/${e.proto}`] ??= null;
+  return {
+    Id: c.id, Created: c.created, Path: c.command[0], Args: c.command.slice(1),
+    State: { Status: running ? "running" : "exited", Running: running, Pid: running ? c.pid : 0 },
+    Name: `/${c.name}`,
+    Config: { Hostname: c.hostname, Env: Object.entries(c.env).map(([k, v]) => `${k}=${v}`), Cmd: c.command, ...(c.lab ? { Labels: containerLabels(c) } : {}) },
+    HostConfig: { NetworkMode: networkModeOf(c) },
+    NetworkSettings: {
+      SandboxID: c.netns ?? "", SandboxKey: c.netns ? `/run/netns/${c.netns}` : "", Ports: ports, Networks: networks,
+    },
+  };
+}

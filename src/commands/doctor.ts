@@ -1,0 +1,908 @@
+// `ctnet doctor`: state against kernel. Reads what the host holds (links, addresses, routes, namespaces,
+// iptables, /etc/netns files, processes, sysctls), compares it with what ctnet's state implies, and lists
+// every difference. `doctor --fix` turns the differences into one plan (dry-runnable like any other):
+// containers whose namespace is gone are released, running containers the state lacks are adopted back
+// into it, then everything the state implies is recreated and everything carrying ctnet's marks that the
+// state does not explain is removed. A running container is never killed unless the user asks for it
+// (--remove-orphans): following ctnet's own advice (restore state.json.bak) must not cost a container.
+//
+// Marks: a link whose alias starts "ctnet:", an iptables chain named CTNET-…, a rule in (or jumping to)
+// such a chain, a namespace or /etc/netns dir whose hosts file starts "# ctnet". Nothing else is touched.
+// Several state dirs may share a host (network namespace): what another live one's state explains (its
+// links, namespaces, files, rules, and ctnet's chains while it has networks) is neither reported nor
+// touched. statedirs.ts lists them.
+import fs from "node:fs";
+import { OpError, UsageError } from "../errors.js";
+import { mutate, openStore, type GlobalOptions } from "../plan/core.js";
+import { addBridgeArgv, attachEndpoints, readSysctl } from "../drivers/bridge.js";
+import { pendingPlan } from "../plan/executor.js";
+import { BASE_RULES, CHAINS, addRule, ipt, networkRules, type Rule, type Table } from "../firewall/firewall.js";
+import { addrValue, contains, parseCidr } from "../ipam.js";
+import { DEFAULT_BRIDGE_NETWORK, LINK_ALIAS_PREFIX, linkAlias, newId, validateName } from "../naming.js";
+import { membersOf, routeNetwork } from "./networks.js";
+import { Plan } from "../plan/plan.js";
+import { ANY_ADDRESS, mappingRules, portLayer, publishingEndpoint } from "../firewall/ports.js";
+import {
+  NETWORK_HOSTS_DIR, deleteNamespace, hostsFileFor, namespacePids, networkHostsFile, networkHostsPath, processArgv, removeNameFiles,
+  sharedHostsNetwork, syncNameFiles,
+} from "../host/sandbox.js";
+import { inspectNameFile } from "../host/files.js";
+import { containerDigests, decodeState } from "../store/statefile.js";
+import { processAlive, processStartTime, type Store } from "../store/store.js";
+import { isRoot, netnsNames, readOrNull, run } from "../host/sys.js";
+import { otherStateDirs } from "../store/statedirs.js";
+import type { ContainerRecord, Endpoint, PortMapping, State } from "../model.js";
+
+// ---- the kernel's view ---------------------------------------------------------------------------
+
+export interface KernelLink {
+  ifname: string;
+  kind: string;
+  master: string | null;
+  alias: string | null;
+  up: boolean;
+  mtu: number;
+}
+
+export interface KernelRule {
+  table: Table;
+  chain: string;
+  /** the rule as iptables-save prints it after "-A CHAIN", unquoted */
+  spec: string[];
+  key: string;
+}
+
+export interface Kernel {
+  links: Map<string, KernelLink>;
+  /** IPv4 addresses (a.b.c.d/len) by interface */
+  addrs: Map<string, string[]>;
+  netns: Set<string>;
+  /** /etc/netns/NAME -> its hosts file (null when absent) */
+  etcNetns: Map<string, string | null>;
+  chains: Array<{ table: Table; name: string }>;
+  rules: KernelRule[];
+}
+
+const json = (argv: string[]): any[] => {
+  const res = run(argv);
+  return res.code === 0 && res.stdout.trim() ? JSON.parse(res.stdout) : [];
+};
+
+export function readLinks(ns?: string): Map<string, KernelLink> {
+  const links = json(["ip", ...(ns ? ["-n", ns] : []), "-d", "-j", "link", "show"]);
+  return new Map(
+    links.map((l) => [
+      l.ifname,
+      { ifname: l.ifname, kind: l.linkinfo?.info_kind ?? "", master: l.master ?? null, alias: l.ifalias ?? null, up: (l.flags ?? []).includes("UP"), mtu: l.mtu },
+    ]),
+  );
+}
+
+export function readAddrs(ns?: string): Map<string, string[]> {
+  const links = json(["ip", ...(ns ? ["-n", ns] : []), "-4", "-j", "addr", "show"]);
+  return new Map(links.map((l) => [l.ifname, (l.addr_info ?? []).map((a: any) => `${a.local}/${a.prefixlen}`)]));
+}
+
+/** Splits an iptables-save line into words, honouring its double quotes. */
+export function splitRuleLine(line: string): string[] {
+  const words: string[] = [];
+  const re = /"((?:[^"\\]|\\.)*)"|(\S+)/g;
+  for (let m = re.exec(line); m; m = re.exec(line)) words.push(m[1] !== undefined ? m[1].replace(/\\(.)/g, "$1") : m[2]);
+  return words;
+}
+
+const LONG_FORMS: Record<string, string> = {
+  "--source": "-s", "--destination": "-d", "--in-interface": "-i", "--out-interface": "-o",
+  "--protocol": "-p", "--jump": "-j", "--match": "-m", "--goto": "-g",
+};
+
+/**
+ * A rule's identity independent of how it was written: option groups ("! -o br", "-m conntrack",
+ * "--ctstate DNAT") sorted, single addresses as /32, and the "-m tcp" iptables-save adds after "-p tcp"
+ * dropped. iptables-save prints addresses and interfaces before matches, whatever order they were given in.
+ */
+export function ruleKey(table: string, chain: string, spec: string[]): string {
+  const groups: string[][] = [];
+  let negate = false;
+  for (const raw of spec) {
+    const w = LONG_FORMS[raw] ?? raw;
+    if (w === "!") {
+      negate = true;
+      continue;
+    }
+    if (/^--?[a-zA-Z]/.test(w) || groups.length === 0) {
+      groups.push(negate ? ["!", w] : [w]);
+      negate = false;
+    } else {
+      const g = groups[groups.length - 1];
+      const opt = g[g.length - 1];
+      g.push((opt === "-s" || opt === "-d") && !w.includes("/") ? `${w}/32` : w);
+    }
+  }
+  const proto = groups.find((g) => g[0] === "-p")?.[1];
+  const kept = groups.filter((g) => !(g[0] === "-m" && g[1] === proto));
+  return `${table} ${chain} ${kept.map((g) => g.join(" ")).sort().join(" | ")}`;
+}
+
+export function readIptables(): { chains: Kernel["chains"]; rules: KernelRule[] } {
+  const chains: Kernel["chains"] = [];
+  const rules: KernelRule[] = [];
+  for (const table of ["filter", "nat"] as Table[]) {
+    const res = run(["iptables-save", "-t", table]);
+    if (res.code !== 0) throw new OpError(`iptables-save -t ${table} failed: ${res.stderr.trim()}`);
+    for (const line of res.stdout.split("\n")) {
+      if (line.startsWith(":")) chains.push({ table, name: line.slice(1).split(" ")[0] });
+      else if (line.startsWith("-A ")) {
+        const [, chain, ...spec] = splitRuleLine(line);
+        rules.push({ table, chain, spec, key: ruleKey(table, chain, spec) });
+      }
+    }
+  }
+  return { chains, rules };
+}
+
+export function readEtcNetns(): Map<string, string | null> {
+  let dirs: string[] = [];
+  try {
+    dirs = fs.readdirSync("/etc/netns");
+  } catch {
+    /* none */
+  }
+  return new Map(dirs.map((d) => [d, nameFileText(`/etc/netns/${d}/hosts`)]));
+}
+
+/**
+ * A name file's text: a plain file's, or through ctnet's own link its shared file's. null when absent,
+ * or when something ctnet did not make is there (it then carries no mark of ctnet's, and is never followed).
+ */
+function nameFileText(file: string): string | null {
+  const now = inspectNameFile(file);
+  if (now.kind === "file") return now.content;
+  if (now.kind !== "link") return null;
+  const shared = inspectNameFile(now.target);
+  return shared.kind === "file" ? shared.content : null;
+}
+
+export function readKernel(): Kernel {
+  return { links: readLinks(), addrs: readAddrs(), netns: netnsNames(), etcNetns: readEtcNetns(), ...readIptables() };
+}
+
+export const isCtnetChain = (name: string) => name.startsWith("CTNET-");
+export const isCtnetRule = (r: KernelRule) => isCtnetChain(r.chain) || r.spec.some((w, i) => (r.spec[i - 1] === "-j" || r.spec[i - 1] === "-g") && isCtnetChain(w));
+export const hasCtnetMark = (hosts: string | null | undefined) => !!hosts?.startsWith("# ctnet");
+
+/** A recorded sysctl's file: net.ipv4.conf.DEV.KEY keeps DEV whole (bridge names may contain dots). */
+export function sysctlPath(key: string): string {
+  const conf = /^net\.ipv4\.conf\.(.+)\.([a-z_]+)$/.exec(key);
+  return conf ? `/proc/sys/net/ipv4/conf/${conf[1]}/${conf[2]}` : `/proc/sys/${key.replace(/\./g, "/")}`;
+}
+
+const readSysctlKey = (key: string) => readOrNull(sysctlPath(key))?.trim() ?? readSysctl(key);
+
+// ---- differences ---------------------------------------------------------------------------------
+
+/** One difference, and how --fix repairs it (absent: doctor can only report it). */
+export interface Finding {
+  text: string;
+  /** fixes run in phase order: removals first, then what the state needs, innermost last */
+  phase: number;
+  fix?: (plan: Plan) => void;
+}
+
+const ownNamespace = (c: ContainerRecord) => (c.mode === "bridge" || c.mode === "none") && !!c.netns;
+
+/** Rules the state implies, in installation order. */
+export function expectedRules(state: State): Rule[] {
+  const nets = Object.values(state.networks);
+  if (nets.length === 0) return [];
+  return [...BASE_RULES, ...nets.flatMap(networkRules), ...portLayer(state).rules.values()];
+}
+
+/**
+ * Releases (from `state`) the containers whose namespace is gone, e.g. after a reboot: nothing of their
+ * sandbox is left to repair. Returns the findings that say so. The default network goes with its last one.
+ */
+export function releaseLost(state: State, kernel: Kernel): Finding[] {
+  const out: Finding[] = [];
+  for (const c of Object.values(state.containers)) {
+    if (!ownNamespace(c) || kernel.netns.has(c.netns!)) continue;
+    const alive = c.pid !== null && processAlive(c.pid, c.pidStart);
+    out.push({
+      text: `container ${c.name}: namespace ${c.netns} is gone (a reboot?): --fix releases the container${alive ? ` and stops its process ${c.pid}` : ""}`,
+      phase: 1,
+      fix: alive ? (plan) => plan.kill([c.pid!], "SIGKILL", `${c.name}'s namespace is gone: stop its process`) : undefined,
+    });
+    delete state.containers[c.name];
+  }
+  // containers joined to a released one lost their namespace too
+  for (const c of Object.values(state.containers)) {
+    if (c.mode === "container" && !state.containers[c.joined!]) {
+      out.push({ text: `container ${c.name}: the container whose namespace it joined (${c.joined}) is gone: --fix releases it`, phase: 1 });
+      delete state.containers[c.name];
+    }
+  }
+  const dflt = state.networks[DEFAULT_BRIDGE_NETWORK];
+  if (out.length > 0 && dflt && membersOf(state, dflt.name).length === 0) delete state.networks[dflt.name];
+  return out;
+}
+
+// ---- running containers the state lacks ----------------------------------------------------------
+//
+// A marked namespace with a live process is a container, whatever the state says: the state may be an
+// older copy (state.json.bak restored as doctor advises), or another state dir's. Its kernel objects
+// tell enough to rebuild its record (naming.ts: namespace = container name, host veth alias
+// ctnet:veth:NS/NET), so it is adopted; one that cannot be (its network is not in the state, its address
+// is taken) is reported and left alone, its links and rules with it. Only --remove-orphans kills it.
+
+/**
+ * What compare() must leave alone: the orphan containers' links, rules and files (their findings say what
+ * happens to them), and whatever other state dirs' states explain.
+ */
+export interface Spared {
+  links: Set<string>;
+  /** networks (by name) and addresses of running orphans left alone: their bridge, rules and hosts file stay */
+  networks: Set<string>;
+  bridges: Set<string>;
+  ips: Set<string>;
+  /** namespaces (and their /etc/netns dirs) of other state dirs' containers */
+  namespaces: Set<string>;
+  /** keys (ruleKey) of the rules other state dirs' states imply */
+  rules: Set<string>;
+  /** another state dir has networks: ctnet's chains and the jumps into them stay */
+  base: boolean;
+  /** another state dir cannot be read: nothing carrying ctnet's marks that this state does not explain is touched */
+  everything: boolean;
+}
+
+export const noneSpared = (): Spared => ({ links: new Set(), networks: new Set(), bridges: new Set(), ips: new Set(), namespaces: new Set(), rules: new Set(), base: false, everything: false });
+
+/**
+ * What the other live state dirs of this host explain, and a warning per dir that cannot be read. A listed
+ * dir none of whose bridges and namespaces exist is not live here (its namespace died and this one got its
+ * inode, see statedirs.ts): it explains nothing.
+ */
+export function sparedByOthers(ownDir: string, kernel: Kernel): { spared: Spared; others: number; warnings: string[] } {
+  const spared = noneSpared();
+  const warnings: string[] = [];
+  let others = 0;
+  for (const o of otherStateDirs(ownDir)) {
+    if (!o.state) {
+      warnings.push(`state dir ${o.dir} is in use on this host but cannot be read (${o.problem}): everything of ctnet's that this state dir's state does not explain is left alone`);
+      spared.everything = true;
+      others++;
+      continue;
+    }
+    const nets = Object.values(o.state.networks);
+    const containers = Object.values(o.state.containers);
+    const namespaces = containers.filter(ownNamespace).map((c) => c.netns!);
+    if (!nets.some((n) => kernel.links.has(n.bridge)) && !namespaces.some((ns) => kernel.netns.has(ns))) continue;
+    others++;
+    for (const n of nets) {
+      spared.links.add(n.bridge);
+      if (n.name !== DEFAULT_BRIDGE_NETWORK) spared.networks.add(n.name);
+    }
+    for (const c of containers) for (const e of c.endpoints) spared.links.add(e.hostIf);
+    namespaces.forEach((ns) => spared.namespaces.add(ns));
+    for (const r of expectedRules(o.state)) spared.rules.add(ruleKey(r.table, r.chain, r.spec));
+    if (nets.length > 0) spared.base = true;
+  }
+  return { spared, others, warnings };
+}
+
+/** /proc/PID/stat: the parent pid, or null when the process is gone. */
+function parentOf(pid: number): number | null {
+  const stat = readOrNull(`/proc/${pid}/stat`);
+  return stat === null ? null : Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+}
+
+/** When a process started, as an ISO date: boot time plus its start time in clock ticks. */
+function startedAt(start: string): string {
+  const btime = Number(/^btime (\d+)$/m.exec(readOrNull("/proc/stat") ?? "")?.[1] ?? 0);
+  const ticks = Number(run(["getconf", "CLK_TCK"]).stdout.trim()) || 100;
+  return new Date(btime * 1000 + (Number(start) * 1000) / ticks).toISOString();
+}
+
+/** The command a container's main process runs: its argv without ctnet's wrapper (processArgv), if still there. */
+function commandOf(pid: number, wrapper: string[]): { command: string[]; env: Record<string, string> } {
+  let argv = (readOrNull(`/proc/${pid}/cmdline`) ?? "").split("\0");
+  if (argv[argv.length - 1] === "") argv.pop();
+  // the wrapper execs itself away stage by stage: ip netns exec, unshare, sh -c
+  for (const from of [0, wrapper.indexOf("unshare"), wrapper.indexOf("sh")]) {
+    const rest = wrapper.slice(from);
+    if (from >= 0 && rest.every((w, i) => argv[i] === w)) {
+      argv = argv.slice(rest.length);
+      break;
+    }
+  }
+  const env: Record<string, string> = {};
+  if (argv[0] === "env") {
+    argv = argv.slice(1);
+    while (/^[^=]+=/.test(argv[0] ?? "")) {
+      const [k, ...v] = argv.shift()!.split("=");
+      env[k] = v.join("=");
+    }
+  }
+  return { command: argv, env };
+}
+
+interface OrphanContainer {
+  ns: string;
+  /** every live process in its namespace, the main one first */
+  pids: number[];
+  hostLinks: string[];
+  bridges: string[];
+  networks: string[];
+  ips: string[];
+  /** rebuilt from the kernel; null when it cannot be adopted (`refused` says why) */
+  record: ContainerRecord | null;
+  refused?: string;
+  /** what of it is not adopted */
+  notes: string[];
+}
+
+/**
+ * The record of the container running in namespace `ns`, rebuilt from the kernel, or why it cannot be.
+ * `pids` are its namespace's live processes.
+ */
+function rebuildOrphan(state: State, kernel: Kernel, ns: string, pids: number[]): OrphanContainer {
+  const starts = new Map(pids.map((p) => [p, processStartTime(p)!]));
+  // the main process started the namespace's life; the others are its children, exec'd commands, joiners
+  const main = [...pids].sort((a, b) => Number(starts.get(a)) - Number(starts.get(b)) || a - b)[0];
+  const inMain = (pid: number): boolean => {
+    for (let p: number | null = pid, hops = 0; p !== null && p > 1 && hops < 64; p = parentOf(p), hops++) if (p === main) return true;
+    return false;
+  };
+  const others = pids.filter((p) => !inMain(p));
+  const o: OrphanContainer = { ns, pids: [main, ...pids.filter((p) => p !== main)], hostLinks: [], bridges: [], networks: [], ips: [], record: null, notes: [] };
+  if (others.length > 0) {
+    o.notes.push(`process${others.length > 1 ? "es" : ""} ${others.join(", ")} in its namespace (--net container:${ns} containers or exec'd commands) not adopted as containers: they keep running`);
+  }
+  const refuse = (why: string) => ((o.refused ??= why), o);
+
+  const peers = new Map<string, number>(json(["ip", "-j", "link", "show", "type", "veth"]).map((l) => [l.ifname, l.link_index]));
+  const inner = json(["ip", "-n", ns, "-j", "link", "show"]);
+  const innerAddrs = readAddrs(ns);
+  const endpoints: Endpoint[] = [];
+  const taken = new Map<string, string>();
+  for (const c of containerDigests(state)) for (const e of c.endpoints) taken.set(`${e.network} ${e.ip}`, c.name).set(`if ${e.hostIf}`, c.name);
+  for (const link of kernel.links.values()) {
+    if (!link.alias?.startsWith(linkAlias("veth", `${ns}/`))) continue;
+    const network = link.alias.slice(linkAlias("veth", `${ns}/`).length);
+    o.hostLinks.push(link.ifname);
+    o.networks.push(network);
+    if (link.master && kernel.links.get(link.master)?.alias?.startsWith(LINK_ALIAS_PREFIX)) o.bridges.push(link.master);
+    const peer = inner.find((l) => l.ifindex === peers.get(link.ifname));
+    const net = state.networks[network];
+    const subnet = net ? parseCidr(net.subnet) : null;
+    const cidr = (innerAddrs.get(peer?.ifname) ?? []).find((a) => !subnet || contains(subnet, addrValue(a.split("/")[0])));
+    if (cidr) o.ips.push(cidr.split("/")[0]);
+    if (!net) refuse(`network ${network} is not in ctnet's state`);
+    else if (!peer) refuse(`the peer of ${link.ifname} is not in namespace ${ns}`);
+    else if (!cidr) refuse(`${peer.ifname} has no address on ${network} (${net.subnet})`);
+    else {
+      const [ip, prefix] = cidr.split("/");
+      const holder = taken.get(`${network} ${ip}`) ?? taken.get(`if ${link.ifname}`);
+      if (holder) refuse(`container ${holder} in ctnet's state has its address ${ip} or its veth ${link.ifname}`);
+      endpoints.push({ network, id: newId(), ifname: peer.ifname, hostIf: link.ifname, ip, prefixLen: Number(prefix), mac: peer.address, aliases: aliasesOf(network, ns, ip) });
+    }
+  }
+  try {
+    validateName("container", ns);
+  } catch {
+    return refuse(`${ns} is not a container name`);
+  }
+  if (state.containers[ns]) return refuse(`a container named ${ns} is in ctnet's state already`);
+  if (o.refused) return o;
+  // eth0, eth1, …: the order it joined its networks in, which decides where its ports are published
+  endpoints.sort((a, b) => Number(a.ifname.replace(/\D/g, "")) - Number(b.ifname.replace(/\D/g, "")));
+  const hostname = readOrNull(`/etc/netns/${ns}/hostname`)?.trim() || ns;
+  const record: ContainerRecord = {
+    name: ns, id: newId(), created: startedAt(starts.get(main)!), hostname, mode: endpoints.length > 0 ? "bridge" : "none", netns: ns,
+    endpoints, command: [], env: {}, pid: main, pidStart: starts.get(main)!, ports: [], expose: [],
+  };
+  Object.assign(record, commandOf(main, processArgv(state, record, [], [], true)));
+  record.ports = adoptPorts(state, kernel, record, o.notes);
+  record.expose = [...new Map(record.ports.map((m) => [`${m.containerPort}/${m.proto}`, { containerPort: m.containerPort, proto: m.proto }])).values()];
+  o.record = record;
+  return o;
+}
+
+/** A container's aliases on a network, from the shared hosts file's line for its address (gone once rewritten without it). */
+function aliasesOf(network: string, name: string, ip: string): string[] {
+  const line = (readOrNull(networkHostsPath(network)) ?? "").split("\n").find((l) => l.split("\t")[0] === ip);
+  const names = line?.split("\t")[1]?.split(" ") ?? [];
+  return names[0] === name ? names.slice(1) : [];
+}
+
+/**
+ * The mappings whose DNAT rule points at `c`'s publishing address and whose every rule (ports.ts,
+ * mappingRules) is in the kernel: those are exactly what the state will imply once `c` is adopted.
+ */
+function adoptPorts(state: State, kernel: Kernel, c: ContainerRecord, notes: string[]): PortMapping[] {
+  const ep = publishingEndpoint(state, c);
+  if (!ep) return [];
+  const net = state.networks[ep.network];
+  const have = new Set(kernel.rules.map((r) => r.key));
+  const out: PortMapping[] = [];
+  for (const r of kernel.rules) {
+    if (r.table !== "nat" || r.chain !== "CTNET-DNAT") continue;
+    const arg = (opt: string) => r.spec[r.spec.indexOf(opt) + 1];
+    const to = /^(.+):(\d+)$/.exec(r.spec.includes("--to-destination") ? arg("--to-destination") : "");
+    if (to?.[1] !== ep.ip) continue;
+    const m: PortMapping = {
+      hostIp: r.spec.includes("-d") ? arg("-d").replace(/\/32$/, "") : ANY_ADDRESS,
+      hostPort: Number(arg("--dport")), containerPort: Number(to[2]), proto: arg("-p") as PortMapping["proto"],
+    };
+    const complete = mappingRules(c, ep, net, m).every((x) => have.has(ruleKey(x.table, x.chain, x.spec)));
+    if (complete) out.push(m);
+    else notes.push(`published port ${m.hostIp}:${m.hostPort}->${m.containerPort}/${m.proto} not adopted: some of its rules are missing`);
+  }
+  return out.sort((a, b) => a.containerPort - b.containerPort || a.proto.localeCompare(b.proto) || a.hostPort - b.hostPort);
+}
+
+/**
+ * Marked namespaces the state does not explain. With a live process: a container, adopted into `state`
+ * (or removed with `removeOrphans`; reported and spared when it cannot be adopted). Without one: a
+ * leftover (a crashed or rolled-back plan, a stopped container) that --fix removes.
+ */
+export function orphanContainers(state: State, kernel: Kernel, o: { removeOrphans?: boolean; stateDir: string; spared: Spared }): { findings: Finding[]; spared: Spared } {
+  const findings: Finding[] = [];
+  const spared = o.spared;
+  const expectedNs = new Set(Object.values(state.containers).filter(ownNamespace).map((c) => c.netns!));
+  for (const ns of kernel.netns) {
+    if (expectedNs.has(ns) || !hasCtnetMark(kernel.etcNetns.get(ns))) continue;
+    // another state dir's container: not an orphan, not to adopt
+    if (spared.namespaces.has(ns) || spared.everything) continue;
+    const pids = namespacePids(ns).filter((p) => processAlive(p, null));
+    const vethAlias = linkAlias("veth", `${ns}/`);
+    const hostLinks = [...kernel.links.values()].filter((l) => l.alias?.startsWith(vethAlias)).map((l) => l.ifname);
+    hostLinks.forEach((l) => spared.links.add(l));
+    const remove = (plan: Plan) => {
+      plan.kill(pids, "SIGKILL", `stop the processes of orphan namespace ${ns}`);
+      // the namespace takes its veth pairs with it
+      deleteNamespace(plan, ns, hostLinks);
+      removeNameFiles(plan, ns);
+      const log = `${o.stateDir}/logs/${ns}.log`;
+      if (fs.existsSync(log)) plan.cmd(["rm", "-f", log], `remove ${ns}'s log`, null);
+    };
+    if (pids.length === 0) {
+      findings.push({ text: `orphan namespace ${ns} (its /etc/netns/${ns}/hosts is ctnet's, no process runs in it): not in ctnet's state`, phase: 2, fix: remove });
+      continue;
+    }
+    const orphan = rebuildOrphan(state, kernel, ns, pids);
+    const main = orphan.pids[0];
+    const what = `orphan container ${ns} (namespace ${ns}, process ${main} ${orphan.record?.command.join(" ") ?? commandOf(main, []).command.join(" ")})`;
+    const notes = orphan.notes.map((n) => `; ${n}`).join("");
+    if (o.removeOrphans) {
+      findings.push({ text: `${what}: not in ctnet's state; --remove-orphans removes it with its namespace, veths and files${notes}`, phase: 2, fix: remove });
+    } else if (orphan.record) {
+      state.containers[ns] = orphan.record;
+      adoptLocalnet(state);
+      findings.push({ text: `${what}: not in ctnet's state; --fix adopts it${notes} (--fix --remove-orphans removes it instead)`, phase: 1 });
+    } else {
+      orphan.networks.forEach((n) => spared.networks.add(n));
+      orphan.bridges.forEach((b) => (spared.links.add(b), spared.bridges.add(b)));
+      orphan.ips.forEach((ip) => spared.ips.add(ip));
+      findings.push({ text: `${what}: not adopted: ${orphan.refused}; left as it is${notes} ('doctor --fix --remove-orphans' removes it)`, phase: 8 });
+    }
+  }
+  return { findings, spared };
+}
+
+/**
+ * Processes that run detached (their parent is init) in a container's namespace without being the main
+ * process of any container the state has there: most likely a container that joined it (--net
+ * container:X) and that the state lacks, which leaves nothing of its own to adopt. A daemon that forked
+ * away from its container's main process looks the same, so these are notes, not differences.
+ */
+export function unknownJoiners(state: State): string[] {
+  const out: string[] = [];
+  const containers = Object.values(state.containers);
+  for (const c of containers.filter(ownNamespace)) {
+    const mains = new Set(containers.filter((o) => o.netns === c.netns && o.pid !== null).map((o) => o.pid));
+    for (const pid of namespacePids(c.netns!)) {
+      if (mains.has(pid) || parentOf(pid) !== 1 || !processAlive(pid, null)) continue;
+      const cmd = commandOf(pid, []).command.join(" ");
+      out.push(`note: process ${pid} (${cmd}) runs detached in ${c.name}'s namespace and is no container's main process: a container that joined ${c.name} (--net container:${c.name}) missing from the state? It cannot be adopted; it stops with ${c.name}`);
+    }
+  }
+  return out;
+}
+
+/** route_localnet of a bridge an adopted container publishes a loopback-reachable port on: recorded as run records it. */
+function adoptLocalnet(state: State): void {
+  for (const br of portLayer(state).localnet.keys()) {
+    const key = `net.ipv4.conf.${br}.route_localnet`;
+    if (state.sysctls[key] || readSysctlKey(key) !== "1") continue;
+    state.sysctls[key] = { key, previous: readOrNull("/proc/sys/net/ipv4/conf/default/route_localnet")?.trim() ?? "0", value: "1" };
+  }
+}
+
+/**
+ * Everything that differs between `state` and `kernel`; fixes add steps to the plan they are given. What
+ * `spared` names belongs to orphan containers, whose findings say what happens to it (orphanContainers).
+ */
+export function compare(state: State, kernel: Kernel, spared: Spared = noneSpared()): Finding[] {
+  const out: Finding[] = [];
+  const nets = Object.values(state.networks);
+  const containers = Object.values(state.containers);
+
+  // -- links ---------------------------------------------------------------------------------------
+  const expectedLinks = new Set([...nets.map((n) => n.bridge), ...containers.flatMap((c) => c.endpoints.map((e) => e.hostIf))]);
+  for (const link of kernel.links.values()) {
+    if (link.alias?.startsWith(LINK_ALIAS_PREFIX) && !expectedLinks.has(link.ifname) && !spared.links.has(link.ifname) && !spared.everything) {
+      const bridge = link.kind === "bridge";
+      out.push({
+        text: `orphan ${bridge ? "bridge" : "link"} ${link.ifname} (alias ${link.alias}): not in ctnet's state`,
+        phase: bridge ? 4 : 3,
+        fix: (plan) => plan.cmd(["ip", "link", "del", link.ifname], `remove orphan ${link.ifname} (${link.alias})`, null),
+      });
+    }
+  }
+  for (const net of nets) {
+    const br = kernel.links.get(net.bridge);
+    const gw = `${net.gateway}/${net.subnet.split("/")[1]}`;
+    const what = `network ${net.name}: bridge ${net.bridge}`;
+    if (!br) {
+      out.push({
+        text: `${what} is missing`,
+        phase: 6,
+        fix: (plan) => {
+          plan.cmd(addBridgeArgv(net), `recreate the bridge of ${net.name}`, ["ip", "link", "del", net.bridge]);
+          plan.cmd(["ip", "link", "set", net.bridge, "alias", linkAlias("bridge", net.name)], "mark it as ctnet's", null);
+          if (net.options.mtu) plan.cmd(["ip", "link", "set", net.bridge, "mtu", net.options.mtu], `mtu ${net.options.mtu}`, null);
+          plan.cmd(["ip", "addr", "add", gw, "dev", net.bridge], `gateway ${net.gateway}`, null);
+          plan.cmd(["ip", "link", "set", net.bridge, "up"], `bring ${net.bridge} up`, null);
+        },
+      });
+      continue;
+    }
+    if (br.kind !== "bridge") {
+      out.push({ text: `${what} exists but is a ${br.kind || "plain"} link, not a bridge (not fixable: remove it by hand)`, phase: 6 });
+      continue;
+    }
+    if (br.alias !== linkAlias("bridge", net.name)) {
+      out.push({ text: `${what} lacks ctnet's mark (alias ${br.alias ?? "none"})`, phase: 6, fix: (plan) => plan.cmd(["ip", "link", "set", net.bridge, "alias", linkAlias("bridge", net.name)], "mark it as ctnet's", null) });
+    }
+    if (!(kernel.addrs.get(net.bridge) ?? []).includes(gw)) {
+      out.push({ text: `${what} lacks its gateway address ${gw}`, phase: 6, fix: (plan) => plan.cmd(["ip", "addr", "add", gw, "dev", net.bridge], `gateway ${net.gateway}`, ["ip", "addr", "del", gw, "dev", net.bridge]) });
+    }
+    if (net.options.mtu && String(br.mtu) !== net.options.mtu) {
+      out.push({ text: `${what} has mtu ${br.mtu}, not ${net.options.mtu}`, phase: 6, fix: (plan) => plan.cmd(["ip", "link", "set", net.bridge, "mtu", net.options.mtu], `mtu ${net.options.mtu}`, ["ip", "link", "set", net.bridge, "mtu", String(br.mtu)]) });
+    }
+    if (!br.up) out.push({ text: `${what} is down`, phase: 6, fix: (plan) => plan.cmd(["ip", "link", "set", net.bridge, "up"], `bring ${net.bridge} up`, ["ip", "link", "set", net.bridge, "down"]) });
+  }
+
+  // -- namespaces, endpoints, names, processes -------------------------------------------------------
+  const expectedNs = new Set(containers.filter(ownNamespace).map((c) => c.netns!));
+  for (const [dir, hosts] of kernel.etcNetns) {
+    if (expectedNs.has(dir) || kernel.netns.has(dir) || !hasCtnetMark(hosts) || spared.namespaces.has(dir) || spared.everything) continue;
+    out.push({ text: `orphan /etc/netns/${dir}: ctnet's hosts file for a namespace that does not exist`, phase: 2, fix: (plan) => removeEtcFiles(plan, dir) });
+  }
+  for (const c of containers) out.push(...compareContainer(state, c, kernel));
+  out.push(...compareSharedHosts(state, spared));
+
+  // -- iptables --------------------------------------------------------------------------------------
+  out.push(...compareRules(state, kernel, spared));
+
+  // -- sysctls ---------------------------------------------------------------------------------------
+  for (const s of Object.values(state.sysctls)) {
+    const now = readSysctlKey(s.key);
+    if (now !== s.value) {
+      out.push({
+        text: `sysctl ${s.key} is ${now || "absent"}, but ctnet set it to ${s.value}`,
+        phase: 9,
+        // a sysctl of a bridge that is recreated above exists again by the time this step runs
+        fix: (plan) => plan.cmd(["sysctl", "-w", `${sysctlPath(s.key).slice("/proc/sys/".length)}=${s.value}`], `ctnet needs ${s.key}=${s.value}`, null),
+      });
+    }
+  }
+  return out;
+}
+
+function removeEtcFiles(plan: Plan, ns: string): void {
+  for (const f of ["hosts", "hostname"]) {
+    const p = `/etc/netns/${ns}/${f}`;
+    const now = inspectNameFile(p);
+    if (now.kind === "link") plan.link(p, null, now.target, `remove ${p}`);
+    else if (now.kind === "file") plan.write(p, null, now.content, `remove ${p}`);
+  }
+}
+
+function compareContainer(state: State, c: ContainerRecord, kernel: Kernel): Finding[] {
+  const out: Finding[] = [];
+  if (c.pid !== null && processAlive(c.pid, c.pidStart) && c.netns) {
+    const nsOf = (p: string) => {
+      try {
+        return fs.statSync(p).ino;
+      } catch {
+        return null;
+      }
+    };
+    const want = nsOf(`/run/netns/${c.netns}`);
+    const has = nsOf(`/proc/${c.pid}/ns/net`);
+    if (want !== null && has !== null && want !== has) {
+      out.push({ text: `container ${c.name}: process ${c.pid} is not in namespace ${c.netns} (not fixable: rm -f and run it again)`, phase: 8 });
+    }
+  }
+  if (!ownNamespace(c)) return out;
+  const ns = c.netns!;
+  const inner = readLinks(ns);
+  const innerAddrs = readAddrs(ns);
+  const lostRoute: string[] = [];
+  for (const ep of c.endpoints) {
+    const net = state.networks[ep.network];
+    const host = kernel.links.get(ep.hostIf);
+    const what = `container ${c.name} on ${ep.network}`;
+    if (!net) {
+      out.push({ text: `${what}: network ${ep.network} is not in ctnet's state (not fixable: disconnect it)`, phase: 8 });
+      continue;
+    }
+    if (!host || !inner.has(ep.ifname)) {
+      const route = routeNetwork(state, c)?.name === net.name;
+      if (route) lostRoute.push(net.gateway);
+      out.push({
+        text: `${what}: veth ${host ? ep.ifname : ep.hostIf} is missing`,
+        phase: 7,
+        fix: (plan) => {
+          if (host) plan.cmd(["ip", "link", "del", ep.hostIf], `remove the half of ${c.name}'s veth that is left`, null);
+          else if (inner.has(ep.ifname)) plan.cmd(["ip", "-n", ns, "link", "del", ep.ifname], `remove the half of ${c.name}'s veth that is left`, null);
+          attachEndpoints(plan, ns, [{ net, ep }], route ? net : undefined);
+        },
+      });
+      continue;
+    }
+    if (host.alias !== linkAlias("veth", `${ns}/${net.name}`)) {
+      out.push({ text: `${what}: ${ep.hostIf} lacks ctnet's mark`, phase: 7, fix: (plan) => plan.cmd(["ip", "link", "set", ep.hostIf, "alias", linkAlias("veth", `${ns}/${net.name}`)], "mark it as ctnet's", null) });
+    }
+    if (host.master !== net.bridge || !host.up) {
+      out.push({
+        text: `${what}: ${ep.hostIf} is ${host.master !== net.bridge ? `not plugged into ${net.bridge}${host.master ? ` (but ${host.master})` : ""}` : "down"}`,
+        phase: 7,
+        fix: (plan) => plan.cmd(["ip", "link", "set", ep.hostIf, "master", net.bridge, "up"], `plug ${ep.hostIf} into ${net.bridge}`, null),
+      });
+    }
+    const cidr = `${ep.ip}/${ep.prefixLen}`;
+    if (!(innerAddrs.get(ep.ifname) ?? []).includes(cidr)) {
+      out.push({ text: `${what}: ${ep.ifname} lacks its address ${cidr}`, phase: 7, fix: (plan) => plan.cmd(["ip", "-n", ns, "addr", "add", cidr, "dev", ep.ifname], `${ep.ip} on ${net.name}`, null) });
+    }
+    if (!inner.get(ep.ifname)!.up) {
+      out.push({ text: `${what}: ${ep.ifname} is down`, phase: 7, fix: (plan) => plan.cmd(["ip", "-n", ns, "link", "set", ep.ifname, "up"], `bring ${ep.ifname} up`, null) });
+    }
+  }
+  const via = routeNetwork(state, c);
+  if (via && !lostRoute.includes(via.gateway)) {
+    const routes = json(["ip", "-n", ns, "-j", "-4", "route", "show", "default"]);
+    if (!routes.some((r) => r.gateway === via.gateway)) {
+      out.push({
+        text: `container ${c.name}: default route via ${via.gateway} (${via.name}) is missing`,
+        phase: 8,
+        fix: (plan) => plan.cmd(["ip", "-n", ns, "route", "replace", "default", "via", via.gateway], `default route via ${via.name}'s gateway`, null),
+      });
+    }
+  }
+  if (kernel.netns.has(ns)) {
+    // a single-network container links to its network's shared hosts file (compared once, below)
+    const shared = sharedHostsNetwork(c);
+    const hostsNow = inspectNameFile(`/etc/netns/${ns}/hosts`);
+    const hostnameNow = inspectNameFile(`/etc/netns/${ns}/hostname`);
+    const foreign = [hostsNow, hostnameNow].find((f) => f.kind === "foreign");
+    if (foreign?.kind === "foreign") {
+      // not fixable: the fix would have to write through, or delete, what somebody else put there
+      out.push({ text: `container ${c.name}: ${foreign.problem} (then run doctor --fix)`, phase: 8 });
+      return out;
+    }
+    const hostname = hostnameNow.kind === "file" ? hostnameNow.content : null;
+    let problem: string | null = null;
+    if (shared) {
+      if (hostsNow.kind !== "link" || hostsNow.target !== networkHostsPath(shared)) problem = `hosts is not linked to network ${shared}'s shared file`;
+    } else {
+      const hosts = hostsNow.kind === "file" ? hostsNow.content : null;
+      if (hosts !== hostsFileFor(state, c)) problem = `hosts ${hosts === null ? "is missing" : "differs from ctnet's state"}`;
+    }
+    if (!problem && hostname !== `${c.hostname}\n`) problem = `hostname ${hostname === null ? "is missing" : "differs from ctnet's state"}`;
+    if (problem) out.push({ text: `container ${c.name}: /etc/netns/${ns}/${problem}`, phase: 8, fix: (plan) => syncNameFiles(plan, state, [c.name]) });
+  }
+  return out;
+}
+
+/** The shared hosts files of user networks (see sandbox.ts): content, and orphans of gone networks. */
+function compareSharedHosts(state: State, spared: Spared): Finding[] {
+  const out: Finding[] = [];
+  let files: string[] = [];
+  try {
+    files = fs.readdirSync(NETWORK_HOSTS_DIR).map((f) => `${NETWORK_HOSTS_DIR}/${f}`);
+  } catch {
+    /* none yet */
+  }
+  const wanted = new Map<string, string>();
+  for (const net of Object.values(state.networks)) {
+    // the default bridge gives no names: its containers keep files of their own
+    if (net.name === DEFAULT_BRIDGE_NETWORK) continue;
+    const content = networkHostsFile(state, net.name);
+    if (content !== null) wanted.set(networkHostsPath(net.name), content);
+  }
+  for (const [file, content] of wanted) {
+    const found = inspectNameFile(file);
+    if (found.kind === "foreign") {
+      out.push({ text: `${found.problem} (then run doctor --fix)`, phase: 8 });
+      continue;
+    }
+    const now = found.kind === "file" ? found.content : null;
+    if (now !== content) {
+      out.push({ text: `${file} ${now === null ? "is missing" : "differs from ctnet's state"}`, phase: 8, fix: (plan) => plan.write(file, content, now, `names on the network, from ctnet's state`) });
+    }
+  }
+  for (const file of files) {
+    const found = inspectNameFile(file);
+    const now = found.kind === "file" ? found.content : null;
+    if (wanted.has(file) || !hasCtnetMark(now) || spared.everything || [...spared.networks].some((n) => file === networkHostsPath(n))) continue;
+    out.push({ text: `orphan ${file}: a shared hosts file of a network not in ctnet's state`, phase: 2, fix: (plan) => plan.write(file, null, now, `remove orphan ${file}`) });
+  }
+  return out;
+}
+
+function compareRules(state: State, kernel: Kernel, spared: Spared): Finding[] {
+  const out: Finding[] = [];
+  const expected = expectedRules(state);
+  // a running orphan left alone, or another state dir's network, keeps its rules, and the chains and
+  // jumps that lead to them
+  const keepBase = spared.bridges.size > 0 || spared.ips.size > 0 || spared.base || spared.everything;
+  const wantChains = expected.length > 0 ? CHAINS : [];
+  const baseKeys = new Set(BASE_RULES.map((r) => ruleKey(r.table, r.chain, r.spec)));
+  const isSpared = (r: KernelRule) =>
+    spared.everything || spared.rules.has(r.key) ||
+    (keepBase && baseKeys.has(r.key)) ||
+    r.spec.some((w) => spared.bridges.has(w) || spared.ips.has(w.replace(/(\/32|:\d+)$/, "")));
+  const have = new Map<string, KernelRule[]>();
+  for (const r of kernel.rules) have.set(r.key, [...(have.get(r.key) ?? []), r]);
+  const wanted = new Map(expected.map((r) => [ruleKey(r.table, r.chain, r.spec), r]));
+  const show = (r: { table: Table; chain: string; spec: string[] }) => `-t ${r.table} -A ${r.chain} ${r.spec.join(" ")}`;
+
+  for (const r of kernel.rules) {
+    if (!isCtnetRule(r) || isSpared(r)) continue;
+    if (!wanted.has(r.key)) {
+      out.push({ text: `stale rule ${show(r)}: nothing in ctnet's state needs it`, phase: 3, fix: (plan) => plan.cmd(ipt(r.table, "-D", r.chain, ...r.spec), `remove stale rule`, null) });
+    }
+  }
+  for (const [key, rules] of have) {
+    if (!wanted.has(key) || rules.length < 2) continue;
+    const r = rules[0];
+    out.push({
+      text: `duplicate rule (${rules.length} copies) ${show(r)}`,
+      phase: 3,
+      fix: (plan) => rules.slice(1).forEach(() => plan.cmd(ipt(r.table, "-D", r.chain, ...r.spec), "remove a duplicate copy", null)),
+    });
+  }
+  const wantChainSet = new Set(wantChains.map((c) => `${c.table} ${c.name}`));
+  for (const c of kernel.chains) {
+    if (isCtnetChain(c.name) && !wantChainSet.has(`${c.table} ${c.name}`) && !keepBase) {
+      out.push({
+        text: `orphan chain ${c.name} (${c.table})`,
+        phase: 4,
+        fix: (plan) => {
+          plan.cmd(ipt(c.table, "-F", c.name), `empty orphan chain ${c.name}`, null);
+          plan.cmd(ipt(c.table, "-X", c.name), `delete orphan chain ${c.name}`, null);
+        },
+      });
+    }
+  }
+  const haveChains = new Set(kernel.chains.map((c) => `${c.table} ${c.name}`));
+  for (const c of wantChains) {
+    if (!haveChains.has(`${c.table} ${c.name}`)) {
+      out.push({ text: `chain ${c.name} (${c.table}) is missing`, phase: 5, fix: (plan) => plan.cmd(ipt(c.table, "-N", c.name), `recreate ctnet's chain ${c.name}`, ipt(c.table, "-X", c.name)) });
+    }
+  }
+  // a network's rules in one chain only work in their order: when one is missing, the group is reinstalled
+  const groups = new Map<string, Rule[]>();
+  for (const r of expected) {
+    const owner = BASE_RULES.includes(r) ? `base ${r.chain}` : `${r.table} ${r.chain} ${r.spec.join(" ")}`.match(/-[io] (\S+)/)?.[1] ?? r.spec.join(" ");
+    const g = `${owner} ${r.table} ${r.chain}`;
+    groups.set(g, [...(groups.get(g) ?? []), r]);
+  }
+  for (const rules of groups.values()) {
+    const missing = rules.filter((r) => !have.has(ruleKey(r.table, r.chain, r.spec)));
+    if (missing.length === 0) continue;
+    const present = rules.filter((r) => !missing.includes(r));
+    const reorder = BASE_RULES.includes(rules[0]) ? [] : present;
+    for (const r of missing) {
+      out.push({
+        text: `rule missing: ${show(r)} (${r.why})`,
+        phase: 6,
+        fix: (plan) => {
+          if (r !== missing[0]) return;
+          // reinstall the whole group in order; base jumps go first in their chains
+          for (const p of reorder) plan.cmd(ipt(p.table, "-D", p.chain, ...p.spec), "reinstalled below, in order", null);
+          for (const m of [...reorder, ...missing].sort((a, b) => rules.indexOf(a) - rules.indexOf(b))) {
+            addRule(plan, m.chain === "CTNET-FORWARD" && m.spec.join(" ") === "-j CTNET-ISOLATION" ? { ...m, first: true } : m);
+          }
+        },
+      });
+    }
+  }
+  return out;
+}
+
+/**
+ * The whole diagnosis: a pending plan, lost containers (released in `state`), running containers the
+ * state lacks (adopted into `state`, or removed with `removeOrphans`), then every difference.
+ */
+export function diagnose(store: Store, state: State, o: { removeOrphans?: boolean } = {}): Finding[] {
+  const out: Finding[] = [];
+  const kernel = readKernel();
+  const others = sparedByOthers(store.dir, kernel);
+  for (const w of others.warnings) process.stderr.write(`ctnet: warning: ${w}\n`);
+  const pending = pendingPlan(store);
+  if (pending) {
+    out.push({
+      text: `unfinished plan "${pending.title}" of pid ${pending.pid} (killed after ${pending.started} of ${pending.total} steps): the next command or doctor --fix will ${pending.action} it`,
+      phase: 0,
+    });
+  }
+  out.push(...releaseLost(state, kernel));
+  const orphans = orphanContainers(state, kernel, { removeOrphans: o.removeOrphans, stateDir: store.dir, spared: others.spared });
+  out.push(...orphans.findings);
+  out.push(...compare(state, kernel, orphans.spared));
+  return out;
+}
+
+// ---- the command -----------------------------------------------------------------------------------
+
+export async function doctorCommand(g: GlobalOptions, o: { fix?: boolean; removeOrphans?: boolean }): Promise<number> {
+  if (o.removeOrphans && !o.fix) throw new UsageError("--remove-orphans only goes with --fix: doctor alone changes nothing");
+  const store = openStore(g);
+  if (!isRoot() && !(o.fix && g.dryRun)) throw new UsageError("ctnet doctor must run as root: it reads iptables and ctnet's private state");
+  let state: State;
+  try {
+    state = store.read();
+  } catch (err: any) {
+    process.stdout.write(`${err.message}\n${restoreAdvice(store)}`);
+    return 1;
+  }
+  if (!o.fix) {
+    for (const s of Object.values(state.sysctls)) process.stdout.write(`sysctl ${s.key} = ${s.value} (set by ctnet; was ${s.previous}, restored when its last user goes)\n`);
+    let findings: Finding[];
+    try {
+      findings = diagnose(store, state);
+      for (const note of unknownJoiners(state)) process.stdout.write(`${note}\n`);
+    } catch (err: any) {
+      process.stdout.write(`${err.message}\n`);
+      return 1;
+    }
+    for (const f of findings) process.stdout.write(`${f.text}\n`);
+    if (findings.length === 0) process.stdout.write("no differences: ctnet's state and the kernel agree\n");
+    else process.stdout.write(`${findings.length} difference${findings.length === 1 ? "" : "s"}: 'ctnet doctor --fix' repairs them ('--fix --dry-run' shows how)\n`);
+    return findings.length === 0 ? 0 : 1;
+  }
+  let unfixable: string[] = [];
+  await mutate(
+    g,
+    (draft) => {
+      const findings = diagnose(store, draft, { removeOrphans: o.removeOrphans }).filter((f) => f.phase > 0);
+      unfixable = findings.filter((f) => !f.fix && f.phase !== 1).map((f) => f.text);
+      const plan = new Plan(`doctor --fix: ${findings.length} difference${findings.length === 1 ? "" : "s"}`);
+      for (const f of [...findings].sort((a, b) => a.phase - b.phase)) f.fix?.(plan);
+      return { plan };
+    },
+    { discardUnreadableJournal: true },
+  );
+  if (g.dryRun) return 0;
+  const left = diagnose(store, store.read());
+  for (const f of left) process.stdout.write(`${f.text}\n`);
+  if (left.length === 0) process.stdout.write("repaired: ctnet's state and the kernel agree\n");
+  else process.stdout.write(`${left.length} difference${left.length === 1 ? "" : "s"} left${unfixable.length ? " that doctor cannot fix" : ""}\n`);
+  return left.length === 0 ? 0 : 1;
+}
+
+function restoreAdvice(store: Store): string {
+  let bak = "";
+  try {
+    // as a command reading every record would: the header, then each record line
+    Object.values(decodeState(fs.readFileSync(store.backup, "utf8")).containers);
+    bak = "it is readable";
+  } catch (err: any) {
+    bak = err.code === "ENOENT" ? "" : `but it is unreadable too (${err.message})`;
+  }
+  if (!bak) return `no previous version (${store.backup}) exists: move the broken file aside and run 'ctnet doctor' to see what ctnet left on the host\n`;
+  return `the previous good version is ${store.backup} (${bak}); to restore it: cp -p ${store.backup} ${store.file}\n`;
+}

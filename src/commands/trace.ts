@@ -1,0 +1,336 @@
+// `ctnet trace FROM TO [PORT]`: why container FROM can or cannot reach TO. It reads what decides it —
+// FROM's hosts file, its addresses and routes, the networks both are on, and the filter table's rules as
+// the kernel holds them (walked for the packet, from FORWARD through every jump) — then sends a real
+// probe from FROM's namespace and says whether the probe agrees.
+import fs from "node:fs";
+import { UsageError } from "../errors.js";
+import { addrValue, contains, parseCidr } from "../ipam.js";
+import { findContainer, routeNetwork } from "./networks.js";
+import { isRunning } from "./containers.js";
+import { netnsEtcDir } from "../naming.js";
+import { hostAddresses, run } from "../host/sys.js";
+import type { ContainerRecord, NetworkRecord, State } from "../model.js";
+
+export interface TraceReport {
+  from: string;
+  to: string;
+  port: number | null;
+  /** the address TO names (from FROM's hosts file for a name) */
+  address: string | null;
+  /** whether FROM can resolve TO when TO is a name */
+  nameResolves: boolean | null;
+  sharedNetworks: string[];
+  /** each fact that decides the outcome, in the order the packet meets them */
+  facts: string[];
+  /** filter rules the packet matched, as iptables -S prints them, ending with the deciding one */
+  rules: string[];
+  expected: "reachable" | "unreachable";
+  probe: { command: string[]; ok: boolean; output: string } | null;
+  agrees: boolean | null;
+}
+
+// ---- the filter table as data ------------------------------------------------------------------
+
+interface Rule {
+  chain: string;
+  text: string;
+  args: string[];
+}
+
+interface FilterTable {
+  policies: Map<string, string>;
+  rules: Map<string, Rule[]>;
+}
+
+/** Splits an iptables-save line into words, honouring its double quotes. */
+function words(line: string): string[] {
+  return [...line.matchAll(/"((?:[^"\\]|\\.)*)"|(\S+)/g)].map((m) => (m[1] !== undefined ? m[1].replace(/\\(.)/g, "$1") : m[2]));
+}
+
+export function readFilterTable(): FilterTable {
+  return parseFilterTable(run(["iptables-save", "-t", "filter"]).stdout);
+}
+
+/** The filter table from iptables-save text: chain policies and rules in order. */
+export function parseFilterTable(text: string): FilterTable {
+  const table: FilterTable = { policies: new Map(), rules: new Map() };
+  for (const line of text.split("\n")) {
+    const policy = /^:(\S+) (\S+)/.exec(line);
+    if (policy) table.policies.set(policy[1], policy[2]);
+    if (!line.startsWith("-A ")) continue;
+    const args = words(line);
+    const chain = args[1];
+    if (!table.rules.has(chain)) table.rules.set(chain, []);
+    table.rules.get(chain)!.push({ chain, text: line, args: args.slice(2) });
+  }
+  return table;
+}
+
+export interface Packet {
+  in: string;
+  out: string;
+  src: string;
+  dst: string;
+  proto: "icmp" | "tcp";
+  dport: number | null;
+  /** conntrack states the packet has: NEW, plus DNAT when a published port rewrote it */
+  ctstate: Set<string>;
+}
+
+const ifMatch = (pattern: string, name: string) => (pattern.endsWith("+") ? name.startsWith(pattern.slice(0, -1)) : name === pattern);
+const inCidr = (cidr: string, addr: string) => {
+  const c = parseCidr(cidr.includes("/") ? cidr : `${cidr}/32`);
+  return contains(c, addrValue(addr));
+};
+
+/** Whether a rule's matches hold for the packet; null when it uses a match ctnet cannot evaluate. */
+function matches(rule: Rule, p: Packet): { match: boolean | null; target: string | null } {
+  const a = rule.args;
+  let target: string | null = null;
+  let negate = false;
+  let unknown = false;
+  let ok = true;
+  const test = (cond: boolean) => {
+    if (cond === negate) ok = false;
+    negate = false;
+  };
+  for (let i = 0; i < a.length; i++) {
+    const w = a[i];
+    switch (w) {
+      case "!": negate = true; break;
+      case "-i": test(ifMatch(a[++i], p.in)); break;
+      case "-o": test(ifMatch(a[++i], p.out)); break;
+      case "-s": test(inCidr(a[++i], p.src)); break;
+      case "-d": test(inCidr(a[++i], p.dst)); break;
+      // trace's packets start in a container, where they are not DNATed: their original destination is theirs
+      case "--ctorigdst": test(inCidr(a[++i], p.dst)); break;
+      case "-p": { const proto = a[++i]; test(proto === "all" || proto === p.proto || (proto === "icmp" && p.proto === "icmp")); break; }
+      case "--dport": test(p.dport !== null && Number(a[++i]) === p.dport); break;
+      case "--ctstate": case "--state": test(a[++i].split(",").some((s) => p.ctstate.has(s))); break;
+      case "-m": i++; break; // the match's own options follow and are handled above, or are unknown
+      case "--comment": i++; break;
+      case "-j": case "-g": target = a[++i]; i = a.length; break;
+      default:
+        if (w.startsWith("-")) unknown = true;
+    }
+  }
+  return { match: unknown ? null : ok, target };
+}
+
+const TERMINAL = new Set(["ACCEPT", "DROP", "REJECT"]);
+
+/** Walks the packet through filter FORWARD; returns the verdict and the rules that led to it. */
+export function walkForward(table: FilterTable, p: Packet): { verdict: string; path: string[]; skipped: string[] } {
+  const path: string[] = [];
+  const skipped: string[] = [];
+  const walk = (chain: string, depth: number): string | null => {
+    if (depth > 16) return null;
+    for (const rule of table.rules.get(chain) ?? []) {
+      const { match, target } = matches(rule, p);
+      if (match === null) {
+        skipped.push(rule.text);
+        continue;
+      }
+      if (!match || target === null) continue;
+      if (target === "RETURN") return null;
+      path.push(rule.text);
+      if (TERMINAL.has(target)) return target;
+      if (table.rules.has(target) || table.policies.has(target)) {
+        const verdict = walk(target, depth + 1);
+        if (verdict) return verdict;
+      }
+      path.pop(); // a chain that returned, or LOG, MARK and the like, did not decide
+    }
+    return null;
+  };
+  const decided = walk("FORWARD", 0);
+  const verdict = decided ?? table.policies.get("FORWARD") ?? "ACCEPT";
+  if (!decided) path.push(`:FORWARD ${verdict} (the chain's policy: no rule decided)`);
+  return { verdict, path, skipped };
+}
+
+// ---- the explanation ---------------------------------------------------------------------------
+
+/** Names in a hosts file, each with its address. */
+function hostsEntries(file: string): Map<string, string> {
+  const names = new Map<string, string>();
+  let text = "";
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch {
+    return names;
+  }
+  for (const line of text.split("\n")) {
+    const [addr, ...rest] = line.replace(/#.*/, "").trim().split(/\s+/);
+    if (!addr || !/^\d+\.\d+\.\d+\.\d+$/.test(addr)) continue;
+    for (const n of rest) if (!names.has(n)) names.set(n, addr);
+  }
+  return names;
+}
+
+const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
+
+/** The container whose namespace FROM's processes use. */
+const sandboxOf = (state: State, c: ContainerRecord) => (c.mode === "container" ? state.containers[c.joined!] : c);
+
+export function explain(state: State, fromName: string, to: string, port: number | null): TraceReport {
+  const from = findContainer(state, fromName);
+  if (!isRunning(from)) throw new UsageError(`container ${from.name} is not running: nothing to trace from`);
+  const box = sandboxOf(state, from);
+  const facts: string[] = [];
+  const report: TraceReport = {
+    from: from.name, to, port, address: null, nameResolves: null, sharedNetworks: [], facts, rules: [], expected: "unreachable", probe: null, agrees: null,
+  };
+  if (box !== from) facts.push(`${from.name} uses ${box.name}'s network namespace (--net container:${box.name})`);
+
+  // 1. the name
+  let address: string | null = IPV4.test(to) ? to : null;
+  let target: ContainerRecord | undefined;
+  if (address === null) {
+    target = state.containers[to];
+    const hostsFile = box.mode === "host" ? "/etc/hosts" : `${netnsEtcDir(box.netns!)}/hosts`;
+    const known = hostsEntries(hostsFile);
+    report.nameResolves = known.has(to);
+    if (known.has(to)) {
+      address = known.get(to)!;
+      facts.push(`${to} is in ${from.name}'s ${hostsFile} as ${address}`);
+    } else {
+      const why = target ? (target.endpoints.some((e) => e.network !== "bridge") ? "names resolve only between containers that share a user network" : "the default bridge gives containers no names (as in Docker)") : `no container is named ${to}`;
+      facts.push(`${to} is unknown in ${from.name}: it is not in ${hostsFile} (${why}), so connecting by name fails before any packet is sent`);
+      address = target?.endpoints[0]?.ip ?? null;
+      if (address) facts.push(`by address: ${to} is ${address} on network ${target!.endpoints[0].network}`);
+    }
+  } else {
+    target = Object.values(state.containers).find((c) => c.endpoints.some((e) => e.ip === address));
+    if (target) facts.push(`${address} is ${target.name} on network ${target.endpoints.find((e) => e.ip === address)!.network}`);
+  }
+  report.address = address;
+  if (target) report.sharedNetworks = box.endpoints.map((e) => e.network).filter((n) => target!.endpoints.some((e) => e.network === n));
+
+  // 2. the path for the address, 3. someone listening at its end
+  const byAddress = address ? pathVerdict(state, box, target, address, port, facts, report) : false;
+  const listening = port === null || !target ? true : listens(state, target, port, facts);
+  report.expected = byAddress && listening && (report.nameResolves ?? true) ? "reachable" : "unreachable";
+  return report;
+}
+
+/** Whether a TCP socket listens on `port` in the target's namespace (ss, read from inside it). */
+function listens(state: State, target: ContainerRecord, port: number, facts: string[]): boolean {
+  const box = sandboxOf(state, target);
+  const ss = ["ss", "-H", "-l", "-t", "-n", "sport", "=", `:${port}`];
+  const res = run(box.mode === "host" ? ss : ["ip", "netns", "exec", box.netns!, ...ss]);
+  const yes = res.code === 0 && res.stdout.trim() !== "";
+  facts.push(yes ? `a process in ${target.name} listens on ${port}/tcp` : `nothing in ${target.name} listens on ${port}/tcp: a connection would be refused`);
+  return yes;
+}
+
+/** Explains the path to an address and whether it gets through; appends to facts and report.rules. */
+function pathVerdict(state: State, box: ContainerRecord, target: ContainerRecord | undefined, address: string, port: number | null, facts: string[], report: TraceReport): boolean {
+  if (box.mode === "none") {
+    facts.push(`${box.name} runs with --net none: it has only lo, no route anywhere`);
+    return false;
+  }
+  if (box.mode === "host") {
+    facts.push(`${box.name} uses the host's network: the host reaches every bridge it holds directly, no forwarding rule applies`);
+    return true;
+  }
+  const ifOf = (net: NetworkRecord) => box.endpoints.find((e) => e.network === net.name)!;
+  const onLink = box.endpoints.map((e) => state.networks[e.network]).find((n) => n && contains(parseCidr(n.subnet), addrValue(address)));
+  const targetNet = target?.endpoints.map((e) => state.networks[e.network]).find((n) => n && contains(parseCidr(n.subnet), addrValue(address)));
+  const proto = port === null ? "icmp" : "tcp";
+  const packet = (inNet: NetworkRecord, outIf: string): { in: string; out: string; src: string; dst: string; proto: "icmp" | "tcp"; dport: number | null; ctstate: Set<string> } =>
+    ({ in: inNet.bridge, out: outIf, src: ifOf(inNet).ip, dst: address, proto, dport: port, ctstate: new Set(["NEW"]) });
+
+  if (report.sharedNetworks.length > 0) facts.push(`shared network${report.sharedNetworks.length > 1 ? "s" : ""}: ${report.sharedNetworks.join(", ")}`);
+  else if (target) facts.push(`${box.name} and ${target.name} share no network (${box.name}: ${box.endpoints.map((e) => e.network).join(", ") || "none"}; ${target.name}: ${target.endpoints.map((e) => e.network).join(", ") || target.mode})`);
+
+  let pkt;
+  if (onLink) {
+    facts.push(`${address} is on ${box.name}'s link ${ifOf(onLink).ifname} (network ${onLink.name}, ${onLink.subnet}): the packet crosses bridge ${onLink.bridge} without routing`);
+    if (onLink.options.icc === "false") facts.push(`network ${onLink.name} has icc=false: traffic between its containers is dropped`);
+    pkt = packet(onLink, onLink.bridge);
+  } else {
+    const via = routeNetwork(state, box);
+    if (!via) {
+      facts.push(`${box.name} has no default route: all its networks (${box.endpoints.map((e) => e.network).join(", ")}) are internal`);
+      return false;
+    }
+    facts.push(`${address} is not on any of ${box.name}'s links: it goes to the default gateway ${via.gateway} (network ${via.name}) and the host forwards it`);
+    if (!targetNet) {
+      facts.push(`${address} is not in a ctnet network of this state; the host's routing decides beyond the gateway`);
+      const local = hostAddresses().some((a) => a.address === address);
+      if (local) {
+        facts.push(`${address} is an address of the host itself: the packet is delivered to the host (INPUT), not forwarded${port !== null ? `; a port published on it is DNATed to its container` : ""}`);
+        return true;
+      }
+      return walk(facts, report, packet(via, routeDev(address)));
+    }
+    if (targetNet.internal) facts.push(`network ${targetNet.name} is internal: nothing from outside its subnet ${targetNet.subnet} may enter`);
+    pkt = packet(via, targetNet.bridge);
+  }
+  if (target && port !== null && target.ports.some((p) => p.containerPort === port)) {
+    const pub = target.ports.filter((p) => p.containerPort === port).map((p) => `${p.hostIp}:${p.hostPort}`).join(", ");
+    facts.push(`${target.name} publishes ${port}/tcp on ${pub}: reaching that host address and port would be DNATed here and accepted by CTNET-PORTS`);
+  }
+  return walk(facts, report, pkt);
+}
+
+/** The host interface the kernel would route an address out of. */
+function routeDev(address: string): string {
+  const res = run(["ip", "-j", "route", "get", address]);
+  try {
+    return JSON.parse(res.stdout)[0]?.dev ?? "?";
+  } catch {
+    return "?";
+  }
+}
+
+function walk(facts: string[], report: TraceReport, pkt: Packet): boolean {
+  const { verdict, path, skipped } = walkForward(readFilterTable(), pkt);
+  report.rules = path;
+  const decisive = path[path.length - 1];
+  facts.push(`filter FORWARD for ${pkt.src} → ${pkt.dst}${pkt.dport ? `:${pkt.dport}/tcp` : " (icmp)"}, in ${pkt.in}, out ${pkt.out}: ${verdict}${decisive ? ` by ${decisive}` : ""}`);
+  if (skipped.length) facts.push(`(${skipped.length} rule${skipped.length > 1 ? "s" : ""} with matches ctnet cannot evaluate were passed over, e.g. ${skipped[0]})`);
+  return verdict === "ACCEPT";
+}
+
+// ---- the probe ---------------------------------------------------------------------------------
+
+export function probe(state: State, report: TraceReport): void {
+  const box = sandboxOf(state, state.containers[report.from]);
+  const dest = report.to;
+  const cmd = report.port === null ? ["ping", "-c", "1", "-W", "1", dest] : ["nc", "-z", "-w", "2", dest, String(report.port)];
+  const argv = box.mode === "host" ? cmd : ["ip", "netns", "exec", box.netns!, ...cmd];
+  const res = run(argv);
+  report.probe = { command: argv, ok: res.code === 0, output: (res.stdout + res.stderr).trim().split("\n").slice(-2).join(" | ") };
+  report.agrees = report.probe.ok === (report.expected === "reachable");
+}
+
+export function renderTrace(r: TraceReport): string {
+  const out = [`trace ${r.from} → ${r.to}${r.port !== null ? ` port ${r.port}/tcp` : ""}`];
+  for (const f of r.facts) out.push(`  • ${f}`);
+  if (r.rules.length) {
+    out.push("  rules the packet meets (iptables -t filter):");
+    for (const rule of r.rules) out.push(`      ${rule}`);
+  }
+  out.push(`  expected: ${r.expected.toUpperCase()}`);
+  if (r.probe) {
+    out.push(`  probe: ${r.probe.command.join(" ")} → ${r.probe.ok ? "reached" : "failed"}${r.probe.output ? ` (${r.probe.output})` : ""}`);
+    out.push(`  ${r.agrees ? "the probe agrees" : "the probe DISAGREES with the explanation: something outside ctnet's model decides (run ctnet doctor, or read iptables-save)"}`);
+  }
+  return out.join("\n") + "\n";
+}
+
+export async function traceCommand(state: State, from: string, to: string, portText: string | undefined, o: { format?: string; probe?: boolean }): Promise<void> {
+  let port: number | null = null;
+  if (portText !== undefined) {
+    if (!/^\d{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) throw new UsageError(`invalid port ${JSON.stringify(portText)}: 1..65535`);
+    port = Number(portText);
+  }
+  const fmt = o.format ?? "text";
+  if (fmt !== "text" && fmt !== "json") throw new UsageError(`invalid --format ${JSON.stringify(fmt)}: text or json`);
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/.test(to)) throw new UsageError(`invalid destination ${JSON.stringify(to)}: a container name or an IPv4 address`);
+  const report = explain(state, from, to, port);
+  if (o.probe !== false) probe(state, report);
+  process.stdout.write(fmt === "json" ? JSON.stringify(report, null, 4) + "\n" : renderTrace(report));
+}
