@@ -100,4 +100,5 @@ export const containerLabels = (c: ContainerRecord): Record<string, string> => (
 
 export const emptyState = (): State => ({ version: 1, networks: {}, containers: {}, sysctls: {} });
 
-export const isUserNetwork = (net: NetworkRecord) => net.name !== "bridge";
+/** A container's run mode as `--net` takes it: bridge, host, none or container:NAME. */
+export const runModeText = (c: { mode: RunMode; joined?: string | null }) => (c.mode === "container" ? `container:${c.joined}` : c.mode);

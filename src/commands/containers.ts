@@ -20,7 +20,7 @@ import { processAlive } from "../store/store.js";
 import { networkAttachments, type FirstNetworkFlags } from "../cli/runflags.js";
 import type { Spawned } from "../plan/executor.js";
 import { filterContainers, type Filters } from "../views/filters.js";
-import { containerLabels, type ContainerRecord, type NetworkRecord, type RunMode, type State } from "../model.js";
+import { containerLabels, runModeText, type ContainerRecord, type NetworkRecord, type RunMode, type State } from "../model.js";
 
 export interface RunOptions extends PublishOptions, FirstNetworkFlags {
   name?: string;
@@ -213,10 +213,8 @@ export function ago(ms: number): string {
   return `${Math.floor(s / 86400)} days`;
 }
 
-export const portsText = (c: ContainerRecord): string => formatPorts(c);
-
-export const networkModeOf = (c: ContainerRecord) =>
-  c.mode === "container" ? `container:${c.joined}` : c.mode === "bridge" ? c.endpoints[0]?.network ?? "bridge" : c.mode;
+/** HostConfig.NetworkMode as Docker shows it: a bridge-mode container's first network by name. */
+export const networkModeOf = (c: ContainerRecord) => (c.mode === "bridge" ? c.endpoints[0]?.network ?? "bridge" : runModeText(c));
 
 export interface ContainerSummary {
   ID: string;
@@ -244,7 +242,7 @@ export function listContainers(state: State, all: boolean, filters: Filters = ne
   return filterContainers(state, listed, filters, all)
     .map(({ c, running }) => ({
       ID: c.id.slice(0, 12), Names: c.name, Command: c.command.join(" "), CreatedAt: c.created,
-      State: running ? "running" : "exited", Status: statusOf(c, now, running), Ports: portsText(c),
+      State: running ? "running" : "exited", Status: statusOf(c, now, running), Ports: formatPorts(c),
       Networks: c.mode === "bridge" ? c.endpoints.map((e) => e.network).join(",") : networkModeOf(c),
       Image: "", Labels: c.lab ? `ctnet.lab=${c.lab}` : "", RunningFor: `${ago(now - Date.parse(c.created))} ago`,
       ...(c.lab ? { Lab: c.lab } : {}),

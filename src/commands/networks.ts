@@ -13,7 +13,7 @@ import { dropUnpublishable, installPorts, portLayer, retirePorts } from "../fire
 import { neighbours, syncNameFiles } from "../host/sandbox.js";
 import { containerDigests, containerRecords } from "../store/statefile.js";
 import { hostSubnetsInUse, linkExists, vethLeaving } from "../host/sys.js";
-import type { ContainerRecord, Endpoint, NetworkRecord, State } from "../model.js";
+import { runModeText, type ContainerRecord, type Endpoint, type NetworkRecord, type State } from "../model.js";
 
 export interface CreateNetworkOptions {
   driver?: string;
@@ -289,7 +289,7 @@ export function planConnect(state: State, netTerm: string, ctrName: string, req:
   const c = findContainer(state, ctrName);
   const netName = resolveNetwork(state, netTerm);
   const plan = new Plan(`net connect ${netName} ${c.name}`);
-  if (c.mode !== "bridge") throw new UsageError(`container ${c.name} uses --net ${c.mode === "container" ? `container:${c.joined}` : c.mode}: it cannot be connected to networks`);
+  if (c.mode !== "bridge") throw new UsageError(`container ${c.name} uses --net ${runModeText(c)}: it cannot be connected to networks`);
   if (netName === "host" || netName === "none") throw new UsageError(`container cannot be connected to the ${netName} network`);
   const net = netName === DEFAULT_BRIDGE_NETWORK ? ensureDefaultBridge(plan, state) : findNetwork(state, netName);
   if (c.endpoints.some((e) => e.network === net.name)) throw new UsageError(`container ${c.name} is already connected to network ${net.name}`);

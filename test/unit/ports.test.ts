@@ -68,11 +68,11 @@ describe("the limit on published ports", () => {
 
   it("counts what a container publishes already, and leaves unpublish of any range alone", () => {
     const s = stateWith([{ hostIp: "0.0.0.0", hostPort: 8080, containerPort: 80, proto: "tcp" }]);
-    expect(refused(() => planPublish(s, "web", ["20000-20999:1000-1999", "30000-30023:3000-3023"]))).toBe(
+    expect(refused(() => planPublish(s, s.containers.web, ["20000-20999:1000-1999", "30000-30023:3000-3023"]))).toBe(
       'container web would publish 1025 ports: a container publishes at most 1024 ports (docs/ports.md, "Limits")',
     );
     expect(s.containers.web.ports).toHaveLength(1);
-    const plan = planUnpublish(s, "web", ["1-65535"]);
+    const plan = planUnpublish(s, s.containers.web, ["1-65535"]);
     expect(s.containers.web.ports).toEqual([]);
     expect(plan.steps.some((st) => st.kind === "cmd" && st.argv.join(" ").includes("-D CTNET-DNAT"))).toBe(true);
   });
