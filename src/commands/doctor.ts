@@ -426,7 +426,7 @@ function adoptLocalnet(state: State): void {
   for (const br of portLayer(state).localnet.keys()) {
     const key = `net.ipv4.conf.${br}.route_localnet`;
     if (state.sysctls[key] || readSysctl(key) !== "1") continue;
-    state.sysctls[key] = { key, previous: readOrNull("/proc/sys/net/ipv4/conf/default/route_localnet")?.trim() ?? "0", value: "1" };
+    state.sysctls[key] = { key, previous: readSysctl("net.ipv4.conf.default.route_localnet") ?? "0", value: "1" };
   }
 }
 

@@ -27,11 +27,11 @@
 //   nat PREROUTING, OUTPUT (dst-type LOCAL) -> CTNET-DNAT: DNAT of published ports
 import { Plan } from "../plan/plan.js";
 import {
-  addArgv, deleteArgv, ipt, parseRuleset, readChain, readRuleset, ruleKey, type PresentRule, type Rule, type RuleSet, type Table,
+  addArgv, deleteArgv, dnatOf, ipt, parseRuleset, readChain, readRuleset, ruleKey, type PresentRule, type Rule, type RuleSet, type Table,
 } from "./iptables.js";
 import { ANY_ADDRESS, emptyIntent, mappingText, networkIntent, type FirewallIntent, type NetworkIntent, type PortIntent } from "./intent.js";
 import { walkForward, type Packet, type Walk } from "./walk.js";
-import type { NetworkRecord, State } from "../model.js";
+import type { NetworkRecord, PortMapping, State } from "../model.js";
 
 export type { Rule, RuleSet, Table } from "./iptables.js";
 
@@ -398,8 +398,8 @@ export interface FirewallDriver {
   plan(plan: Plan, state: State, before: FirewallIntent, after: FirewallIntent): FirewallChange;
   /** Parses what the kernel holds, as the backend's own dump prints it. */
   read(dump: string): RuleSet;
-  /** Reads the kernel's rules. */
-  readHost(): RuleSet;
+  /** Reads the kernel's rules; a failing read is an error, or with strict: false reads as no rules. */
+  readHost(o?: { strict?: boolean }): RuleSet;
   /** Every rule an intent implies, in installation order. */
   expected(intent: FirewallIntent): Rule[];
   /** A rule's identity, equal for a rule as ctnet writes it and as the kernel prints it back. */
@@ -410,6 +410,47 @@ export interface FirewallDriver {
   planReset(plan: Plan, present: RuleSet, own: FirewallIntent, spared: SparedRules): void;
   /** trace: the rules a packet meets in the forward path, and the verdict. */
   walk(present: RuleSet, packet: Packet): Walk;
+  /** graph: what the rules present for a network do. */
+  networkFacts(present: RuleSet, net: NetworkIntent): NetworkFacts;
+  /** graph: where the kernel's rules send a published port (ADDRESS:PORT), null when no rule does. */
+  publishedTo(present: RuleSet, m: PortMapping): string | null;
+}
+
+/** What ctnet's rules for one network in the kernel do (all false when none are there). */
+export interface NetworkFacts {
+  /** traffic leaving the network for another one is checked against the other networks */
+  leavingChecked: boolean;
+  /** traffic from other ctnet networks entering this one is dropped */
+  enteringDropped: boolean;
+  /** traffic between two containers of the network is dropped (icc=false) */
+  iccDropped: boolean;
+  /** the internal network's rules: nothing leaves or enters its subnet */
+  internalDropped: boolean;
+  /** the subnet is masqueraded leaving through another interface */
+  masquerade: boolean;
+}
+
+function networkFacts(present: RuleSet, net: NetworkIntent): NetworkFacts {
+  const keys = new Set(present.rules.map((r) => r.key));
+  // the network's rules as each setting would make them: which of them the kernel holds tells the setting
+  const has = (n: Partial<NetworkIntent>, pick: (r: Rule) => boolean) => networkRules({ ...net, ...n }).filter(pick).every((r) => keys.has(ruleKey(r)));
+  const target = (r: Rule, chain: string, jump: string) => r.chain === chain && r.spec[r.spec.length - 1] === jump;
+  return {
+    leavingChecked: has({ internal: false }, (r) => target(r, "CTNET-ISOLATION", "CTNET-ISOLATION-2")),
+    enteringDropped: has({}, (r) => target(r, "CTNET-ISOLATION-2", "DROP")),
+    iccDropped: has({ icc: false }, (r) => target(r, "CTNET-FORWARD", "DROP") && r.spec.includes("-i")),
+    internalDropped: has({ internal: true }, (r) => target(r, "CTNET-ISOLATION", "DROP")),
+    masquerade: has({ internal: false, masquerade: true }, (r) => r.table === "nat"),
+  };
+}
+
+function publishedTo(present: RuleSet, m: PortMapping): string | null {
+  for (const r of present.rules) {
+    if (r.table !== "nat" || r.chain !== "CTNET-DNAT") continue;
+    const d = dnatOf(r.spec);
+    if (d && d.hostIp === m.hostIp && d.hostPort === m.hostPort && d.proto === m.proto) return d.to;
+  }
+  return null;
 }
 
 function planChange(plan: Plan, state: State, before: FirewallIntent, after: FirewallIntent): FirewallChange {
@@ -561,12 +602,14 @@ function planReset(plan: Plan, present: RuleSet, own: FirewallIntent, spared: Sp
 export const iptablesFirewall: FirewallDriver = {
   plan: planChange,
   read: (dump) => parseRuleset(dump),
-  readHost: () => readRuleset(),
+  readHost: (o) => readRuleset(o?.strict ?? true),
   expected: expectedRules,
   key: ruleKey,
   differences,
   planReset,
   walk: walkForward,
+  networkFacts,
+  publishedTo,
 };
 
 /** The firewall driver ctnet uses. */

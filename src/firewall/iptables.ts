@@ -148,6 +148,15 @@ export function readChain(table: Table, chain: string): PresentRule[] {
   return res.code === 0 ? parseRuleset(res.stdout, table).rules : [];
 }
 
+/** A DNAT rule's host address, protocol, host port and target, as ctnet and Docker write them. */
+export function dnatOf(spec: string[]): { hostIp: string; proto: "tcp" | "udp"; hostPort: number; to: string } | null {
+  const arg = (opt: string) => (spec.includes(opt) ? spec[spec.indexOf(opt) + 1] : undefined);
+  const proto = arg("-p");
+  const [port, to, dst] = [arg("--dport"), arg("--to-destination"), arg("-d")];
+  if (arg("-j") !== "DNAT" || !proto || (proto !== "tcp" && proto !== "udp") || !port || !to || spec.includes("!")) return null;
+  return { hostIp: dst ? dst.replace(/\/32$/, "") : "0.0.0.0", proto, hostPort: Number(port), to };
+}
+
 // ---- running rule steps (plan/executor.ts) ------------------------------------------------------
 
 /** Whether a plan step is an iptables command of ctnet's form (`iptables -w -t TABLE …`). */

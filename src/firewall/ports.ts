@@ -24,7 +24,7 @@
 // several mappings (the same container port published twice) stay while one still needs them.
 import { UsageError } from "../errors.js";
 import { addRule, deleteRule, loopbackReachable, portRules, localnetRules, type Rule } from "./firewall.js";
-import { readChain, ruleKey } from "./iptables.js";
+import { dnatOf, readChain, ruleKey } from "./iptables.js";
 import { ANY_ADDRESS, mappingText, networkIntent, publishingEndpoint } from "./intent.js";
 import { addrText, parseAddress } from "../ipam.js";
 import { Plan } from "../plan/plan.js";
@@ -198,15 +198,6 @@ function socketOwner(proto: Proto, local: string): string | null {
     if (users) return `"${users[1]}" (pid ${users[2]})`;
   }
   return null;
-}
-
-/** A DNAT rule's host address, protocol, host port and target, as ctnet and Docker write them. */
-function dnatOf(spec: string[]): { hostIp: string; proto: Proto; hostPort: number; to: string } | null {
-  const arg = (opt: string) => (spec.includes(opt) ? spec[spec.indexOf(opt) + 1] : undefined);
-  const proto = arg("-p") as Proto | undefined;
-  const [port, to, dst] = [arg("--dport"), arg("--to-destination"), arg("-d")];
-  if (arg("-j") !== "DNAT" || !proto || !PROTOS.includes(proto) || !port || !to || spec.includes("!")) return null;
-  return { hostIp: dst ? dst.replace(/\/32$/, "") : ANY_ADDRESS, proto, hostPort: Number(port), to };
 }
 
 /** DNAT rules in the kernel's CTNET-DNAT chain, which other ctnet state dirs may have made. */
