@@ -18,13 +18,15 @@ export const activeNetworks = (state: State) => Object.values(state.networks);
 export function setUpNetwork(plan: Plan, state: State, net: NetworkRecord): void {
   const br = net.bridge;
   const earlier = teardowns.get(state);
+  // the firewall first (ctnet's chains with the first network, then the network's rules): the bridge
+  // never carries a packet its rules have not judged
+  planNetworkUp(plan, state, net);
   plan.cmd(addBridgeArgv(net), `bridge for network ${net.name}`, ["ip", "link", "del", br]);
   plan.cmd(["ip", "link", "set", br, "alias", linkAlias("bridge", net.name)], "mark it as ctnet's", null);
   if (net.options.mtu) plan.cmd(["ip", "link", "set", br, "mtu", net.options.mtu], `mtu ${net.options.mtu} (-o mtu)`, null);
   const prefix = net.subnet.split("/")[1];
   plan.cmd(["ip", "addr", "add", `${net.gateway}/${prefix}`, "dev", br], `gateway ${net.gateway} of ${net.subnet}`, null);
   plan.cmd(["ip", "link", "set", br, "up"], `bring ${br} up`, ["ip", "link", "set", br, "down"]);
-  planNetworkUp(plan, state, net);
   // forwarding as the host will have it by then: an earlier plan of the command may turn it off
   const forwarding = earlier?.forwarding ?? readSysctl(IP_FORWARD);
   if (!net.internal && !state.sysctls[IP_FORWARD] && forwarding === "0") {
