@@ -16,9 +16,9 @@ import { UsageError } from "../errors.js";
 import { mutate, openStore, type GlobalOptions } from "../plan/core.js";
 import { addBridgeArgv, attachEndpoints } from "../drivers/bridge.js";
 import { pendingPlan } from "../plan/executor.js";
-import { firewall, portRules } from "../firewall/firewall.js";
+import { firewall } from "../firewall/firewall.js";
 import type { RuleSet } from "../firewall/iptables.js";
-import { ANY_ADDRESS, intentOf, networkIntent, publishingEndpoint } from "../firewall/intent.js";
+import { intentOf, networkIntent, publishingEndpoint } from "../firewall/intent.js";
 import { addrValue, contains, parseCidr } from "../ipam.js";
 import { DEFAULT_BRIDGE_NETWORK, LINK_ALIAS_PREFIX, linkAlias, newId, validateName } from "../naming.js";
 import { membersOf, routeNetwork } from "./networks.js";
@@ -334,19 +334,10 @@ function adoptPorts(state: State, kernel: Kernel, c: ContainerRecord, notes: str
   const ep = publishingEndpoint(state, c);
   if (!ep) return [];
   const net = state.networks[ep.network];
-  const have = new Set(kernel.rules.map((r) => r.key));
   const out: PortMapping[] = [];
-  for (const r of kernel.rules) {
-    if (r.table !== "nat" || r.chain !== "CTNET-DNAT") continue;
-    const arg = (opt: string) => r.spec[r.spec.indexOf(opt) + 1];
-    const to = /^(.+):(\d+)$/.exec(r.spec.includes("--to-destination") ? arg("--to-destination") : "");
-    if (to?.[1] !== ep.ip) continue;
-    const m: PortMapping = {
-      hostIp: r.spec.includes("-d") ? arg("-d").replace(/\/32$/, "") : ANY_ADDRESS,
-      hostPort: Number(arg("--dport")), containerPort: Number(to[2]), proto: arg("-p") as PortMapping["proto"],
-    };
-    const complete = portRules({ container: c.name, ip: ep.ip, network: networkIntent(net), mapping: m }).every((x) => have.has(firewall.key(x)));
-    if (complete) out.push(m);
+  for (const { ip, mapping: m } of firewall.publishedPorts(kernel)) {
+    if (ip !== ep.ip) continue;
+    if (firewall.holdsPort(kernel, { container: c.name, ip: ep.ip, network: networkIntent(net), mapping: m })) out.push(m);
     else notes.push(`published port ${m.hostIp}:${m.hostPort}->${m.containerPort}/${m.proto} not adopted: some of its rules are missing`);
   }
   return out.sort((a, b) => a.containerPort - b.containerPort || a.proto.localeCompare(b.proto) || a.hostPort - b.hostPort);

@@ -414,6 +414,10 @@ export interface FirewallDriver {
   networkFacts(present: RuleSet, net: NetworkIntent): NetworkFacts;
   /** graph: where the kernel's rules send a published port (ADDRESS:PORT), null when no rule does. */
   publishedTo(present: RuleSet, m: PortMapping): string | null;
+  /** doctor: the mappings the kernel's rules publish, each with the container address it goes to. */
+  publishedPorts(present: RuleSet): Array<{ ip: string; mapping: PortMapping }>;
+  /** doctor: whether the kernel holds every rule of a published port. */
+  holdsPort(present: RuleSet, p: PortIntent): boolean;
 }
 
 /** What ctnet's rules for one network in the kernel do (all false when none are there). */
@@ -444,13 +448,24 @@ function networkFacts(present: RuleSet, net: NetworkIntent): NetworkFacts {
   };
 }
 
-function publishedTo(present: RuleSet, m: PortMapping): string | null {
+function publishedPorts(present: RuleSet): Array<{ ip: string; mapping: PortMapping; to: string }> {
+  const out: Array<{ ip: string; mapping: PortMapping; to: string }> = [];
   for (const r of present.rules) {
-    if (r.table !== "nat" || r.chain !== "CTNET-DNAT") continue;
-    const d = dnatOf(r.spec);
-    if (d && d.hostIp === m.hostIp && d.hostPort === m.hostPort && d.proto === m.proto) return d.to;
+    const d = r.table === "nat" && r.chain === "CTNET-DNAT" ? dnatOf(r.spec) : null;
+    const to = d && /^(.+):(\d+)$/.exec(d.to);
+    if (d && to) out.push({ ip: to[1], to: d.to, mapping: { hostIp: d.hostIp, hostPort: d.hostPort, containerPort: Number(to[2]), proto: d.proto } });
   }
-  return null;
+  return out;
+}
+
+function publishedTo(present: RuleSet, m: PortMapping): string | null {
+  const p = publishedPorts(present).find(({ mapping: d }) => d.hostIp === m.hostIp && d.hostPort === m.hostPort && d.proto === m.proto);
+  return p?.to ?? null;
+}
+
+function holdsPort(present: RuleSet, p: PortIntent): boolean {
+  const keys = new Set(present.rules.map((r) => r.key));
+  return portRules(p).every((r) => keys.has(ruleKey(r)));
 }
 
 function planChange(plan: Plan, state: State, before: FirewallIntent, after: FirewallIntent): FirewallChange {
@@ -610,6 +625,8 @@ export const iptablesFirewall: FirewallDriver = {
   walk: walkForward,
   networkFacts,
   publishedTo,
+  publishedPorts,
+  holdsPort,
 };
 
 /** The firewall driver ctnet uses. */

@@ -227,4 +227,13 @@ describe("graph: what a network's rules in the kernel do", () => {
     expect(firewall.publishedTo(kernel, { hostIp: "192.0.2.10", hostPort: 5353, containerPort: 53, proto: "udp" })).toBe("10.9.0.2:53");
     expect(firewall.publishedTo(kernel, { hostIp: "0.0.0.0", hostPort: 5353, containerPort: 53, proto: "udp" })).toBeNull();
   });
+
+  it("doctor: the ports the kernel publishes, and whether all of a port's rules are there", () => {
+    const kernel = firewall.read(KERNEL);
+    expect(firewall.publishedPorts(kernel).map(({ ip, mapping }) => ({ ip, mapping }))).toEqual(intent.ports.map((p) => ({ ip: p.ip, mapping: p.mapping })));
+    expect(firewall.holdsPort(kernel, intent.ports[0])).toBe(true);
+    const lost = without(kernel, "-A CTNET-PORTS -d 10.9.0.2/32 -o ctbr-red -p tcp -m tcp --dport 80 -m conntrack --ctstate DNAT -j ACCEPT");
+    expect(firewall.holdsPort(lost, intent.ports[0])).toBe(false);
+    expect(firewall.holdsPort(lost, intent.ports[1])).toBe(true);
+  });
 });
