@@ -150,10 +150,11 @@ export function readChain(table: Table, chain: string): PresentRule[] {
 
 /** A DNAT rule's host address, protocol, host port and target, as ctnet and Docker write them. */
 export function dnatOf(spec: string[]): { hostIp: string; proto: "tcp" | "udp"; hostPort: number; to: string } | null {
-  const arg = (opt: string) => (spec.includes(opt) ? spec[spec.indexOf(opt) + 1] : undefined);
+  // a negated match ("! -d ADDR") publishes on no one address: not a mapping
+  const arg = (opt: string) => (spec.includes(opt) && spec[spec.indexOf(opt) - 1] !== "!" ? spec[spec.indexOf(opt) + 1] : undefined);
   const proto = arg("-p");
   const [port, to, dst] = [arg("--dport"), arg("--to-destination"), arg("-d")];
-  if (arg("-j") !== "DNAT" || !proto || (proto !== "tcp" && proto !== "udp") || !port || !to || spec.includes("!")) return null;
+  if (arg("-j") !== "DNAT" || !proto || (proto !== "tcp" && proto !== "udp") || !port || !to || (spec.includes("-d") && !dst)) return null;
   return { hostIp: dst ? dst.replace(/\/32$/, "") : "0.0.0.0", proto, hostPort: Number(port), to };
 }
 

@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { firewall, type RuleDifference, type SparedRules } from "../../src/firewall/firewall.js";
 import { CHAINS } from "../../src/firewall/firewall.js";
-import { parseRuleset, renderSave, ruleKey, type RuleSet } from "../../src/firewall/iptables.js";
+import { dnatOf, parseRuleset, renderSave, ruleKey, type RuleSet } from "../../src/firewall/iptables.js";
 import type { FirewallIntent, NetworkIntent } from "../../src/firewall/intent.js";
 import { Plan, type CmdStep } from "../../src/plan/plan.js";
 import type { Packet } from "../../src/firewall/walk.js";
@@ -111,6 +111,15 @@ describe("intent -> rules -> iptables-save -> parse -> key", () => {
     expect(k("-d 10.9.0.2 -p tcp --dport 80 -j ACCEPT")).toBe(k("-d 10.9.0.2/32 -p tcp -m tcp --dport 80 -j ACCEPT"));
     expect(k("-i br ! -o br -j ACCEPT")).not.toBe(k("! -i br -o br -j ACCEPT"));
     expect(k("-o br -j DROP")).not.toBe(ruleKey({ table: "nat", chain: "C", spec: ["-o", "br", "-j", "DROP"] }));
+  });
+
+  it("reads a DNAT rule's mapping as ctnet and Docker write it (ports held by others)", () => {
+    const spec = (line: string) => parseRuleset(line, "nat").rules[0].spec;
+    // test/fixtures/docker-20.10/iptables-save.txt
+    expect(dnatOf(spec("-A DOCKER ! -i docker0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.17.0.2:80"))).toEqual({ hostIp: "0.0.0.0", proto: "tcp", hostPort: 8080, to: "172.17.0.2:80" });
+    expect(dnatOf(spec("-A CTNET-DNAT -d 192.0.2.10/32 -p udp -m udp --dport 5353 -j DNAT --to-destination 10.9.0.2:53"))).toEqual({ hostIp: "192.0.2.10", proto: "udp", hostPort: 5353, to: "10.9.0.2:53" });
+    expect(dnatOf(spec("-A DOCKER ! -d 10.0.0.1/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.17.0.2:80"))).toBeNull();
+    expect(dnatOf(spec("-A DOCKER -i docker0 -j RETURN"))).toBeNull();
   });
 
   it("parses quoted words, policies and both dump forms", () => {
