@@ -45,10 +45,9 @@ export function addBridgeArgv(net: NetworkRecord): string[] {
 }
 
 /**
- * What the plans built against one draft state, i.e. one command, remove: `up` and `down` build a plan
- * per object (lab.ts). The last network's removal, in one of them, must not mistake the bridges the
- * others remove for networks of another state dir that still need the chains; a network `up` sets up
- * after that must turn forwarding on again.
+ * What the plans built against one draft state, i.e. one command, did to forwarding: `up` and `down`
+ * build a plan per object (lab.ts), and a network `up` sets up after the last one went must turn
+ * forwarding on again. (Which bridges the command removes, the firewall layer keeps.)
  */
 const teardowns = new WeakMap<State, { /** the forwarding setting restored */ forwarding?: string }>();
 

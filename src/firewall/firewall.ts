@@ -29,7 +29,7 @@ import { Plan } from "../plan/plan.js";
 import {
   addArgv, deleteArgv, dnatOf, ipt, parseRuleset, readChain, readRuleset, ruleKey, type PresentRule, type Rule, type RuleSet, type Table,
 } from "./iptables.js";
-import { ANY_ADDRESS, emptyIntent, mappingText, networkIntent, type FirewallIntent, type NetworkIntent, type PortIntent } from "./intent.js";
+import { ANY_ADDRESS, emptyIntent, forwardedNetworks, mappingText, networkIntent, type FirewallIntent, type NetworkIntent, type PortIntent } from "./intent.js";
 import { walkForward, type Packet, type Walk } from "./walk.js";
 import type { NetworkRecord, PortMapping, State } from "../model.js";
 
@@ -632,15 +632,15 @@ export const iptablesFirewall: FirewallDriver = {
 /** The firewall driver ctnet uses. */
 export const firewall: FirewallDriver = iptablesFirewall;
 
-/** The firewall part of creating `net` (call before adding it to state.networks). */
+/** The firewall part of creating `net`, a bridge network (call before adding it to state.networks). */
 export const planNetworkUp = (plan: Plan, state: State, net: NetworkRecord): FirewallChange => {
-  const before = { ...emptyIntent(), networks: Object.values(state.networks).filter((n) => n.bridge !== net.bridge).map(networkIntent) };
+  const before = { ...emptyIntent(), networks: forwardedNetworks(state).filter((n) => n.bridge !== net.bridge).map(networkIntent) };
   return firewall.plan(plan, state, before, { ...before, networks: [...before.networks, networkIntent(net)] });
 };
 
 /** The firewall part of removing `net` (call after removing it from state.networks). */
 export const planNetworkDown = (plan: Plan, state: State, net: NetworkRecord): FirewallChange => {
-  const after = { ...emptyIntent(), networks: Object.values(state.networks).filter((n) => n.bridge !== net.bridge).map(networkIntent) };
+  const after = { ...emptyIntent(), networks: forwardedNetworks(state).filter((n) => n.bridge !== net.bridge).map(networkIntent) };
   return firewall.plan(plan, state, { ...after, networks: [...after.networks, networkIntent(net)] }, after);
 };
 

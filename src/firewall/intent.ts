@@ -60,7 +60,13 @@ export function portIntents(state: State): PortIntent[] {
   return out;
 }
 
-export const intentOf = (state: State): FirewallIntent => ({ networks: Object.values(state.networks).map(networkIntent), ports: portIntents(state) });
+/**
+ * The networks whose traffic the host forwards, and so filters: those on a Linux bridge. A macvlan or
+ * ipvlan network's containers reach the wire beside the host, past its FORWARD chain.
+ */
+export const forwardedNetworks = (state: State): NetworkRecord[] => Object.values(state.networks).filter((n) => ((n.driver as string | undefined) ?? "bridge") === "bridge");
+
+export const intentOf = (state: State): FirewallIntent => ({ networks: forwardedNetworks(state).map(networkIntent), ports: portIntents(state) });
 
 /** The host address of a mapping published on every address of the host. */
 export const ANY_ADDRESS = "0.0.0.0";
