@@ -6,6 +6,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { UsageError } from "../errors.js";
 import { openStore, type GlobalOptions } from "../plan/core.js";
+import { driverOf } from "../drivers/registry.js";
 import { hasCtnetMark, readKernel, sparedByOthers } from "./doctor.js";
 import { execute, finishJournal, recoverJournal } from "../plan/executor.js";
 import { inspectNameFile } from "../host/files.js";
@@ -44,7 +45,7 @@ export function planReset(store: Store, state: State): { plan: Plan; others: num
   const { spared, others, warnings } = sparedByOthers(store.dir, kernel);
   for (const w of warnings) process.stderr.write(`ctnet: warning: ${w}\n`);
   const ownNs = new Set(Object.values(state.containers).map((c) => c.netns).filter((ns): ns is string => !!ns));
-  const ownLinks = new Set([...Object.values(state.networks).map((n) => n.bridge), ...Object.values(state.containers).flatMap((c) => c.endpoints.map((e) => e.hostIf))]);
+  const ownLinks = new Set([...Object.values(state.networks).flatMap((n) => driverOf(n).networkLinks(n)), ...Object.values(state.containers).flatMap((c) => c.endpoints.map((e) => e.hostIf))]);
   // what carries ctnet's marks belongs to this dir unless another's state explains it (or may: unreadable)
   const unclaimed = !spared.everything;
   const ours = (ns: string) => ownNs.has(ns) || (unclaimed && !spared.namespaces.has(ns) && hasCtnetMark(kernel.etcNetns.get(ns)));
