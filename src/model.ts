@@ -11,8 +11,12 @@ export interface NetworkRecord {
   subnet: string;
   gateway: string;
   ipRange?: string;
+  /** --aux-address: name -> address, never given to a container */
+  auxAddresses?: Record<string, string>;
   internal: boolean;
-  /** as given with -o, normalised to ctnet's short keys (icc, masquerade, mtu) */
+  /** net create --attachable: shown by inspect, changes nothing (any container may join) */
+  attachable?: boolean;
+  /** as given with -o, normalised to ctnet's short keys (icc, masquerade, mtu, host_ip: see netoptions.ts) */
   options: Record<string, string>;
   labels: Record<string, string>;
   lab?: string;

@@ -12,59 +12,29 @@ import { Plan } from "../plan/plan.js";
 import { dropUnpublishable, installPorts, portLayer, retirePorts } from "../firewall/ports.js";
 import { neighbours, syncNameFiles } from "../host/sandbox.js";
 import { containerDigests, containerRecords } from "../store/statefile.js";
+import { daemonConfig } from "../store/daemonconfig.js";
+import {
+  auxNameOf, checkBridgeName, ipamConfigView, normaliseOptions, optionsView, parseAuxAddresses, parseKeyValues, refuseSwarmFlags, singleIpamFlags,
+  type IpamFlags,
+} from "./netoptions.js";
 import { hostSubnetsInUse, linkExists, vethLeaving } from "../host/sys.js";
 import type { ContainerRecord, Endpoint, NetworkRecord, State } from "../model.js";
 
-export interface CreateNetworkOptions {
+export interface CreateNetworkOptions extends IpamFlags {
   driver?: string;
-  subnet?: string;
-  gateway?: string;
-  ipRange?: string;
   internal?: boolean;
+  /** accepted as Docker does (any container may join a ctnet network); refused: the swarm flags */
+  attachable?: boolean;
+  configOnly?: boolean;
+  configFrom?: string;
+  scope?: string;
+  ingress?: boolean;
   opt?: string[];
   label?: string[];
   lab?: string;
 }
 
-/** -o keys ctnet understands, with Docker's long names as synonyms. */
-const OPTION_KEYS: Record<string, string> = {
-  icc: "icc",
-  "com.docker.network.bridge.enable_icc": "icc",
-  masquerade: "masquerade",
-  "com.docker.network.bridge.enable_ip_masquerade": "masquerade",
-  mtu: "mtu",
-  "com.docker.network.driver.mtu": "mtu",
-};
-
-const MIN_MTU = 576;
-
-export function parseKeyValues(pairs: string[] | undefined, what: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const pair of pairs ?? []) {
-    const eq = pair.indexOf("=");
-    if (eq <= 0) throw new UsageError(`invalid ${what} ${JSON.stringify(pair)}: expected KEY=VALUE`);
-    out[pair.slice(0, eq)] = pair.slice(eq + 1);
-  }
-  return out;
-}
-
-export function normaliseOptions(raw: Record<string, string>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [key, value] of Object.entries(raw)) {
-    const short = OPTION_KEYS[key];
-    if (!short) throw new UsageError(`unknown network option ${JSON.stringify(key)}: known are icc, masquerade, mtu`);
-    if (short === "mtu") {
-      // Docker parses it and refuses only a negative one, leaving the rest to the kernel (68..65535 for a
-      // bridge). ctnet refuses below 576, the smallest datagram every IPv4 host must accept (RFC 791).
-      const n = Number(value);
-      if (!/^\d+$/.test(value) || n < MIN_MTU || n > 65535) throw new UsageError(`invalid mtu ${JSON.stringify(value)}: must be ${MIN_MTU}..65535`);
-    } else if (value !== "true" && value !== "false") {
-      throw new UsageError(`invalid value for ${key}: ${JSON.stringify(value)} (true or false)`);
-    }
-    out[short] = value;
-  }
-  return out;
-}
+export { parseKeyValues } from "./netoptions.js";
 
 /** Subnets the new network must not overlap: the host's routes and addresses, and every ctnet network. */
 function subnetsInUse(state: State): Array<{ cidr: Cidr; where: string }> {
@@ -81,42 +51,44 @@ export function planNetCreate(state: State, name: string, o: CreateNetworkOption
   if (state.networks[name]) throw new UsageError(`network with name ${name} already exists`);
   const driver = o.driver ?? "bridge";
   if (driver !== "bridge") throw new UsageError(`unknown network driver ${JSON.stringify(driver)}: ctnet creates bridge networks`);
-  const options = normaliseOptions(parseKeyValues(o.opt, "option"));
+  refuseSwarmFlags(o);
+  const { options, bridgeName } = normaliseOptions(parseKeyValues(o.opt, "option"));
   const labels = parseKeyValues(o.label, "label");
-  const bridge = bridgeIfname(name);
+  const bridge = bridgeName ?? bridgeIfname(name);
+  if (bridgeName !== undefined) checkBridgeName(state, bridgeName);
   const clash = Object.values(state.networks).find((n) => n.bridge === bridge);
   if (clash || linkExists(bridge)) throw new UsageError(`interface ${bridge} for network ${name} already exists on the host${clash ? ` (network ${clash.name})` : ""}`);
-  for (const [flag, value] of [["--subnet", o.subnet], ["--gateway", o.gateway], ["--ip-range", o.ipRange]]) {
-    if (value === "") throw new UsageError(`${flag} must not be empty`);
-  }
-  if (o.gateway && !o.subnet) throw new UsageError("--gateway needs --subnet");
-  if (o.ipRange && !o.subnet) throw new UsageError("--ip-range needs --subnet");
+  const ipamFlags = singleIpamFlags(o);
+  if (ipamFlags.gateway && !ipamFlags.subnet) throw new UsageError("--gateway needs --subnet");
+  if (ipamFlags.ipRange && !ipamFlags.subnet) throw new UsageError("--ip-range needs --subnet");
 
   const used = subnetsInUse(state);
   let subnet: Cidr;
-  if (o.subnet) {
-    subnet = parseCidr(o.subnet);
+  if (ipamFlags.subnet) {
+    subnet = parseCidr(ipamFlags.subnet);
     checkUsableSubnet(subnet);
     const hit = used.find((u) => overlaps(u.cidr, subnet));
     if (hit) throw new UsageError(`subnet ${subnet.text} overlaps ${hit.where}`);
   } else {
-    subnet = chooseSubnet(used.map((u) => u.cidr), true);
+    subnet = chooseUserSubnet(used);
   }
   let gateway = subnet.first + 1n;
-  if (o.gateway) {
-    gateway = parseAddress(o.gateway, "gateway").bigInt();
-    checkHostAddress(subnet, gateway, "gateway", o.gateway);
+  if (ipamFlags.gateway) {
+    gateway = parseAddress(ipamFlags.gateway, "gateway").bigInt();
+    checkHostAddress(subnet, gateway, "gateway", ipamFlags.gateway);
   }
+  const auxAddresses = parseAuxAddresses(o.auxAddress, ipamFlags.subnet ? subnet : null, Number(gateway));
   let ipRange: string | undefined;
-  if (o.ipRange) {
-    const range = parseCidr(o.ipRange, "ip-range");
+  if (ipamFlags.ipRange) {
+    const range = parseCidr(ipamFlags.ipRange, "ip-range");
     if (!contains(subnet, range.first) || !contains(subnet, range.last)) throw new UsageError(`ip-range ${range.text} is not inside subnet ${subnet.text}`);
     ipRange = range.text;
   }
   const net: NetworkRecord = {
     name, id: newId(), created: new Date().toISOString(), driver: "bridge", bridge,
     subnet: subnet.text, gateway: addrText(gateway), ...(ipRange ? { ipRange } : {}),
-    internal: !!o.internal, options, labels, ...(o.lab ? { lab: o.lab } : {}),
+    ...(Object.keys(auxAddresses).length ? { auxAddresses } : {}),
+    internal: !!o.internal, ...(o.attachable ? { attachable: true } : {}), options, labels, ...(o.lab ? { lab: o.lab } : {}),
   };
   const plan = new Plan(`net create ${name}`);
   setUpNetwork(plan, state, net);
@@ -184,16 +156,39 @@ export function planNetPrune(state: State, selected: (net: NetworkRecord) => boo
 
 // ---- endpoints ---------------------------------------------------------------------------------
 
-/** The default network is created with its first container: 172.17.0.0/16 where free, like docker0. */
+/**
+ * A user network's subnet from the address pools (daemon.json default-address-pools, else Docker's), past
+ * the default bridge's: its bip, or the pools' first subnet, which it takes when it comes.
+ */
+function chooseUserSubnet(used: Array<{ cidr: Cidr }>): Cidr {
+  const { bip, pools } = daemonConfig();
+  return bip ? chooseSubnet([...used.map((u) => u.cidr), bip.subnet], false, pools) : chooseSubnet(used.map((u) => u.cidr), true, pools);
+}
+
+/**
+ * The default network as it is, or as its first container will make it: daemon.json's bip, else the
+ * pools' first free subnet (172.17.0.0/16 where free, like docker0), with its mtu, icc, ip-masq and ip.
+ */
+export function defaultBridgeRecord(state: State): NetworkRecord {
+  const existing = state.networks[DEFAULT_BRIDGE_NETWORK];
+  if (existing) return existing;
+  const { bip, pools, bridgeOptions, file } = daemonConfig();
+  const used = subnetsInUse(state);
+  const hit = bip && used.find((u) => overlaps(u.cidr, bip.subnet));
+  if (hit) throw new UsageError(`${file}: bip ${bip.gateway}/${bip.subnet.prefix} overlaps ${hit.where}`);
+  const subnet = bip?.subnet ?? chooseSubnet(used.map((u) => u.cidr), false, pools);
+  return {
+    name: DEFAULT_BRIDGE_NETWORK, id: predefinedId(DEFAULT_BRIDGE_NETWORK), created: new Date().toISOString(),
+    driver: "bridge", bridge: bridgeIfname(DEFAULT_BRIDGE_NETWORK), subnet: subnet.text,
+    gateway: bip?.gateway ?? addrText(subnet.first + 1n), internal: false, options: { ...bridgeOptions }, labels: {},
+  };
+}
+
+/** The default network is created with its first container. */
 export function ensureDefaultBridge(plan: Plan, state: State): NetworkRecord {
   const existing = state.networks[DEFAULT_BRIDGE_NETWORK];
   if (existing) return existing;
-  const subnet = chooseSubnet(subnetsInUse(state).map((u) => u.cidr), false);
-  const net: NetworkRecord = {
-    name: DEFAULT_BRIDGE_NETWORK, id: predefinedId(DEFAULT_BRIDGE_NETWORK), created: new Date().toISOString(),
-    driver: "bridge", bridge: bridgeIfname(DEFAULT_BRIDGE_NETWORK), subnet: subnet.text,
-    gateway: addrText(subnet.first + 1n), internal: false, options: {}, labels: {},
-  };
+  const net = defaultBridgeRecord(state);
   if (linkExists(net.bridge)) throw new UsageError(`interface ${net.bridge} already exists on the host but ctnet's state has no default network: run 'ctnet doctor'`);
   setUpNetwork(plan, state, net);
   state.networks[net.name] = net;
@@ -241,9 +236,11 @@ export function newEndpoint(state: State, c: ContainerRecord, net: NetworkRecord
     checkHostAddress(subnet, ip, "--ip", req.ip);
     if (ip === addrValue(net.gateway)) throw new UsageError(`--ip ${req.ip} is the gateway of network ${net.name}`);
     if (taken.has(addrText(ip))) throw new UsageError(`--ip ${req.ip} is already in use on network ${net.name}`);
+    const aux = auxNameOf(net, ip);
+    if (aux) throw new UsageError(`--ip ${req.ip} is network ${net.name}'s aux-address ${aux}`);
   } else {
     const range = net.ipRange ? parseCidr(net.ipRange) : subnet;
-    const free = allocateAddress({ subnet, gateway: addrValue(net.gateway), range }, taken);
+    const free = allocateAddress({ subnet, gateway: addrValue(net.gateway), range, reserved: Object.values(net.auxAddresses ?? {}) }, taken);
     if (free === null) throw new UsageError(`no free address left on network ${net.name} (${net.ipRange ?? net.subnet})`);
     ip = free;
   }
@@ -380,6 +377,8 @@ export function inspectNetwork(state: State, term: string): object {
     else if (inMode) containers[c.id] = { Name: c.name, EndpointID: "", MacAddress: "", IPv4Address: "", IPv6Address: "" };
   }
   const driver = name === "none" ? "null" : name === "host" ? "host" : "bridge";
+  // Docker's default bridge is there from the daemon's start: show it as its first container will make it
+  const shown = net ?? (name === DEFAULT_BRIDGE_NETWORK ? defaultBridgeRecord(state) : undefined);
   return {
     Name: name,
     Id: net?.id ?? predefinedId(name),
@@ -387,14 +386,14 @@ export function inspectNetwork(state: State, term: string): object {
     Scope: "local",
     Driver: driver,
     EnableIPv6: false,
-    IPAM: { Driver: "default", Options: {}, Config: net ? [{ Subnet: net.subnet, Gateway: net.gateway, ...(net.ipRange ? { IPRange: net.ipRange } : {}) }] : [] },
+    IPAM: { Driver: "default", Options: {}, Config: shown ? [ipamConfigView(shown)] : [] },
     Internal: net?.internal ?? false,
-    Attachable: false,
+    Attachable: net?.attachable ?? false,
     Ingress: false,
     ConfigFrom: { Network: "" },
     ConfigOnly: false,
     Containers: containers,
-    Options: net ? { ...net.options, ...(name === DEFAULT_BRIDGE_NETWORK ? { "com.docker.network.bridge.default_bridge": "true" } : {}), "com.docker.network.bridge.name": net.bridge } : {},
+    Options: shown ? optionsView(shown) : {},
     Labels: net?.labels ?? {},
     ...(net?.lab ? { Lab: net.lab } : {}),
   };

@@ -7,6 +7,7 @@ import { linkAlias } from "../naming.js";
 import type { Plan } from "../plan/plan.js";
 import { linkExists } from "../host/sys.js";
 import { handOverForwarding, takeHandedOverForwarding } from "../store/statedirs.js";
+import { daemonConfig } from "../store/daemonconfig.js";
 import type { Endpoint, NetworkRecord, State } from "../model.js";
 
 const IP_FORWARD = "net.ipv4.ip_forward";
@@ -31,7 +32,8 @@ export function setUpNetwork(plan: Plan, state: State, net: NetworkRecord): void
   for (const rule of networkRules(net)) addRule(plan, rule);
   // forwarding as the host will have it by then: an earlier plan of the command may turn it off
   const forwarding = earlier?.forwarding ?? readSysctl(IP_FORWARD);
-  if (!net.internal && !state.sysctls[IP_FORWARD] && forwarding === "0") {
+  // daemon.json's "ip-forward": false leaves the setting to the host, as dockerd does
+  if (!net.internal && !state.sysctls[IP_FORWARD] && forwarding === "0" && daemonConfig().ipForward) {
     plan.cmd(["sysctl", "-w", `${IP_FORWARD}=1`], "the host must forward packets between bridges and the outside", ["sysctl", "-w", `${IP_FORWARD}=0`]);
     state.sysctls[IP_FORWARD] = { key: IP_FORWARD, previous: "0", value: "1" };
   }
