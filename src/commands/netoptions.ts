@@ -102,9 +102,10 @@ function normaliseValue(kind: Kind, key: string, value: string): string {
  * refuses, since it changes nothing it did not create.
  */
 export function checkBridgeName(state: State, name: string): void {
-  // the kernel's dev_valid_name: under IFNAMSIZ (16, with the NUL), no "/", ":" or white space, not "." or ".."
-  if (name === "" || name.length > IFNAMSIZ || name === "." || name === ".." || /[/:\s]/.test(name)) {
-    throw new UsageError(`invalid ${BRIDGE_NAME} ${JSON.stringify(name)}: an interface name of 1 to ${IFNAMSIZ} characters without "/", ":" or spaces`);
+  // within the kernel's dev_valid_name (under IFNAMSIZ with the NUL; no "/", ":" or space), and more: a
+  // "%" makes the kernel pick a name of its own (br%d -> br0), a leading "-" reads as an option to ip
+  if (!/^[a-zA-Z0-9_][a-zA-Z0-9_.-]*$/.test(name) || name.length > IFNAMSIZ) {
+    throw new UsageError(`invalid ${BRIDGE_NAME} ${JSON.stringify(name)}: an interface name of 1 to ${IFNAMSIZ} letters, digits, "_", "." or "-", not starting with "." or "-"`);
   }
   if (name === DEFAULT_BRIDGE_IFNAME || name.startsWith("ve-")) {
     throw new UsageError(`invalid ${BRIDGE_NAME} ${JSON.stringify(name)}: ctnet names its default bridge ${DEFAULT_BRIDGE_IFNAME} and its veths ve-…`);

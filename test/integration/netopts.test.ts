@@ -59,6 +59,8 @@ describe("net create -o with Docker's names (moby daemon/libnetwork/drivers/brid
     expect(h.ping("a", "b")).toBe(true);
     // the firewall names the chosen bridge
     expect(h.sh(["iptables", "-S", "CTNET-FORWARD"]).stdout).toContain("-i br-lab0 -o br-lab0 -j ACCEPT");
+    // doctor finds the bridge by its mark, whatever its name: nothing differs
+    expect(h.ctnet("doctor").code).toBe(0);
     h.ok("rm", "-f", "a", "b");
     h.ok("net", "rm", "red");
     expect(linkOf(h, "br-lab0")).toBeUndefined();
@@ -185,6 +187,7 @@ describe("the default bridge, as Docker sets it up (moby daemon/daemon_unix.go i
     expect(h.ping("b", "a")).toBe(false);
     expect(h.ping("b", "10.99.0.1")).toBe(true);
     expect(d.ok("port", "a")).toBe("80/tcp -> 127.0.0.1:8080\n");
+    expect(d.ctnet("doctor").code).toBe(0);
     expect(inspect(d, "bridge").Options).toMatchObject({ "com.docker.network.bridge.enable_icc": "false", "com.docker.network.driver.mtu": "1400", "com.docker.network.bridge.host_binding_ipv4": "127.0.0.1" });
     d.ok("net", "create", "red");
     expect(inspect(d, "red").IPAM.Config).toEqual([{ Subnet: "10.100.0.0/24", Gateway: "10.100.0.1" }]);

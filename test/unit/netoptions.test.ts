@@ -70,11 +70,15 @@ describe("-o under Docker's names (moby drivers/bridge/labels.go, bridge_linux.g
 
   it("com.docker.network.bridge.name names the bridge", () => {
     expect(create("n1", { opt: ["com.docker.network.bridge.name=br-lab0"] }).bridge).toBe("br-lab0");
+    expect(create("n1", { opt: ["com.docker.network.bridge.name=abcdefghijklmno"] }).bridge).toBe("abcdefghijklmno");
   });
 
   it.each<[string, string | RegExp]>([
-    ["abcdefghijklmnop", /invalid com\.docker\.network\.bridge\.name "abcdefghijklmnop": an interface name of 1 to 15 characters/],
+    ["abcdefghijklmnop", /invalid com\.docker\.network\.bridge\.name "abcdefghijklmnop": an interface name of 1 to 15 letters/],
     ["a/b", /invalid com\.docker\.network\.bridge\.name "a\/b"/],
+    ["br%d", /invalid com\.docker\.network\.bridge\.name "br%d"/],
+    ["-x", /invalid com\.docker\.network\.bridge\.name "-x"/],
+    ["..", /invalid com\.docker\.network\.bridge\.name "\.\."/],
     ["a b", /invalid com\.docker\.network\.bridge\.name "a b"/],
     ["", /invalid com\.docker\.network\.bridge\.name ""/],
     ["ctnet0", /ctnet names its default bridge ctnet0/],
