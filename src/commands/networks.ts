@@ -62,7 +62,7 @@ export function planNetCreate(state: State, name: string, o: CreateNetworkOption
   if (ipamFlags.gateway && !ipamFlags.subnet) throw new UsageError("--gateway needs --subnet");
   if (ipamFlags.ipRange && !ipamFlags.subnet) throw new UsageError("--ip-range needs --subnet");
 
-  const used = subnetsInUse(state);
+  const used = userSubnetsInUse(state);
   let subnet: Cidr;
   if (ipamFlags.subnet) {
     subnet = parseCidr(ipamFlags.subnet);
@@ -157,12 +157,19 @@ export function planNetPrune(state: State, selected: (net: NetworkRecord) => boo
 // ---- endpoints ---------------------------------------------------------------------------------
 
 /**
- * A user network's subnet from the address pools (daemon.json default-address-pools, else Docker's), past
- * the default bridge's: its bip, or the pools' first subnet, which it takes when it comes.
+ * What a user network must not overlap: the host's and ctnet's subnets, and daemon.json's bip while the
+ * default bridge waits for its first container (Docker's is there from the daemon's start).
  */
+function userSubnetsInUse(state: State): Array<{ cidr: Cidr; where: string }> {
+  const { bip, file } = daemonConfig();
+  const used = subnetsInUse(state);
+  return bip && !state.networks[DEFAULT_BRIDGE_NETWORK] ? [...used, { cidr: bip.subnet, where: `the default bridge's bip in ${file}` }] : used;
+}
+
+/** A user network's subnet from the address pools (daemon.json's, else Docker's), past the first, the default bridge's, unless bip gives it one. */
 function chooseUserSubnet(used: Array<{ cidr: Cidr }>): Cidr {
   const { bip, pools } = daemonConfig();
-  return bip ? chooseSubnet([...used.map((u) => u.cidr), bip.subnet], false, pools) : chooseSubnet(used.map((u) => u.cidr), true, pools);
+  return chooseSubnet(used.map((u) => u.cidr), !bip, pools);
 }
 
 /**

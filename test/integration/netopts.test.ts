@@ -112,6 +112,7 @@ describe("net create -o with Docker's names (moby daemon/libnetwork/drivers/brid
   });
 
   it("com.docker.network.driver.mtu sets the bridge's and the containers' MTU, which the path then has", async () => {
+    // moby bridge_linux.go: config.Mtu is set on the bridge and on both ends of each endpoint's veth
     const h = await newHost();
     h.ok("net", "create", "--subnet", "10.36.0.0/24", "-o", "com.docker.network.driver.mtu=1400", "small");
     h.ok("run", "-d", "--net", "small", "--name", "a");

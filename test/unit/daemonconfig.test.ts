@@ -98,6 +98,9 @@ describe("what the settings change", () => {
     const s = emptyState();
     planNetCreate(s, "n1", {});
     expect(s.networks.n1.subnet).toBe("10.66.1.0/24");
+    // Docker's default bridge holds bip from the daemon's start: a user network cannot take it
+    const file = process.env.CTNET_DAEMON_CONFIG;
+    expect(() => planNetCreate(s, "n2", { subnet: "10.66.0.128/25" })).toThrow(`subnet 10.66.0.128/25 overlaps the default bridge's bip in ${file}`);
   });
 
   it("net inspect bridge shows bip, mtu, icc, ip-masq and ip before the first container, as Docker's default bridge", () => {
