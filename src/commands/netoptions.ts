@@ -1,26 +1,17 @@
 // `net create`'s Docker surface: the bridge driver's -o options under Docker's names (moby
 // daemon/libnetwork/drivers/bridge/labels.go, bridge_linux.go fromLabels), the IPAM flags as docker/cli
 // consolidates them (cli/command/network/create.go createIPAMConfig), and the Options `network inspect`
-// prints. Records keep ctnet's short keys (icc, masquerade, mtu, host_ip): state files written before
+// prints. Records keep ctnet's short keys (icc, masquerade, host_ip, mtu): state files written before
 // the long names existed read the same.
 import { UsageError } from "../errors.js";
 import { addrText, addrValue, checkHostAddress, contains, parseAddress, type Cidr } from "../ipam.js";
 import { DEFAULT_BRIDGE_IFNAME, DEFAULT_BRIDGE_NETWORK, IFNAMSIZ } from "../naming.js";
-import { linkExists } from "../host/sys.js";
+import { MTU_KEYS, checkMtu } from "../drivers/endpoints.js";
+import type { PlanContext } from "../drivers/driver.js";
 import type { NetworkRecord, State } from "../model.js";
 
 export const BRIDGE_NAME = "com.docker.network.bridge.name";
 export const DEFAULT_BRIDGE = "com.docker.network.bridge.default_bridge";
-
-type Kind = "bool" | "mtu" | "ipv4";
-
-/** The bridge driver options ctnet applies: Docker's name, the record's key, and the short alias -o took first. */
-const DRIVER_OPTIONS: Array<{ long: string; key: string; alias?: string; kind: Kind }> = [
-  { long: "com.docker.network.bridge.enable_icc", key: "icc", alias: "icc", kind: "bool" },
-  { long: "com.docker.network.bridge.enable_ip_masquerade", key: "masquerade", alias: "masquerade", kind: "bool" },
-  { long: "com.docker.network.bridge.host_binding_ipv4", key: "host_ip", kind: "ipv4" },
-  { long: "com.docker.network.driver.mtu", key: "mtu", alias: "mtu", kind: "mtu" },
-];
 
 /** Options of Docker's bridge driver that ctnet has nothing for, with why. */
 const UNSUPPORTED: Record<string, string> = {
@@ -34,65 +25,56 @@ const UNSUPPORTED: Record<string, string> = {
   [DEFAULT_BRIDGE]: "only the predefined network bridge is the default bridge",
 };
 
+/** Docker's name of each option a record keeps under a short key, as `network inspect` prints it. */
+const LONG_NAMES: Record<string, string> = {
+  icc: "com.docker.network.bridge.enable_icc",
+  masquerade: "com.docker.network.bridge.enable_ip_masquerade",
+  host_ip: "com.docker.network.bridge.host_binding_ipv4",
+  mtu: "com.docker.network.driver.mtu",
+};
+
+/**
+ * The bridge driver's -o keys, Docker's long names and ctnet's first short ones, each to the key a record
+ * keeps. Docker's options ctnet has nothing for are keys too, so that they are refused with the reason.
+ */
+export const BRIDGE_OPTION_KEYS: Readonly<Record<string, string>> = {
+  [BRIDGE_NAME]: "name",
+  icc: "icc", [LONG_NAMES.icc]: "icc",
+  masquerade: "masquerade", [LONG_NAMES.masquerade]: "masquerade",
+  [LONG_NAMES.host_ip]: "host_ip",
+  ...MTU_KEYS,
+  ...Object.fromEntries(Object.keys(UNSUPPORTED).map((k) => [k, k])),
+};
+
+export const BRIDGE_OPTIONS_HELP = `${[BRIDGE_NAME, ...Object.values(LONG_NAMES)].join(", ")} (or icc, masquerade, mtu)`;
+
 /** What Docker's default bridge shows for the options daemon.json leaves at their defaults */
 const DEFAULT_BRIDGE_VALUES: Record<string, string> = { icc: "true", masquerade: "true", host_ip: "0.0.0.0", mtu: "1500" };
 
-export const MIN_MTU = 576;
 /** Go's strconv.ParseBool, which Docker uses for every boolean option */
 const GO_BOOLS: Record<string, "true" | "false"> = {
   1: "true", t: "true", T: "true", TRUE: "true", true: "true", True: "true",
   0: "false", f: "false", F: "false", FALSE: "false", false: "false", False: "false",
 };
 
-export function parseKeyValues(pairs: string[] | undefined, what: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const pair of pairs ?? []) {
-    const eq = pair.indexOf("=");
-    if (eq <= 0) throw new UsageError(`invalid ${what} ${JSON.stringify(pair)}: expected KEY=VALUE`);
-    out[pair.slice(0, eq)] = pair.slice(eq + 1);
-  }
-  return out;
-}
-
-export interface DriverOptions {
-  /** under the record's keys, values normalised ("true"/"false", a plain number) */
-  options: Record<string, string>;
-  /** com.docker.network.bridge.name, not yet checked against the host */
-  bridgeName?: string;
-}
-
-/** -o pairs as given (Docker's long names or ctnet's short ones) to what a network record holds. */
-export function normaliseOptions(raw: Record<string, string>): DriverOptions {
-  const out: DriverOptions = { options: {} };
-  for (const [key, value] of Object.entries(raw)) {
-    if (key === BRIDGE_NAME) {
-      out.bridgeName = value;
-      continue;
-    }
-    if (UNSUPPORTED[key]) throw new UsageError(`network option ${key} is not supported: ${UNSUPPORTED[key]}`);
-    const opt = DRIVER_OPTIONS.find((o) => o.long === key || o.alias === key);
-    if (!opt) throw new UsageError(`unknown network option ${JSON.stringify(key)}: known are ${[BRIDGE_NAME, ...DRIVER_OPTIONS.map((o) => o.long)].join(", ")} (or icc, masquerade, mtu)`);
-    out.options[opt.key] = normaliseValue(opt.kind, key, value);
-  }
-  return out;
-}
-
-function normaliseValue(kind: Kind, key: string, value: string): string {
-  switch (kind) {
-    case "bool": {
+/** Checks one bridge option (by its record key) and returns it as the record keeps it. */
+export function bridgeOption(key: string, value: string): string {
+  if (UNSUPPORTED[key]) throw new UsageError(`network option ${key} is not supported: ${UNSUPPORTED[key]}`);
+  switch (key) {
+    case "icc":
+    case "masquerade": {
       const b = GO_BOOLS[value];
       if (!b) throw new UsageError(`invalid value for ${key}: ${JSON.stringify(value)} (true or false)`);
       return b;
     }
-    case "mtu": {
-      // Docker refuses only a negative one and leaves the rest to the kernel (68..65535 for a bridge).
-      // ctnet refuses below 576, the smallest datagram every IPv4 host must accept (RFC 791).
-      const n = Number(value);
-      if (!/^\d+$/.test(value) || n < MIN_MTU || n > 65535) throw new UsageError(`invalid mtu ${JSON.stringify(value)}: must be ${MIN_MTU}..65535`);
-      return String(n);
-    }
-    case "ipv4":
-      return parseAddress(value, key).correctForm();
+    case "host_ip":
+      return parseAddress(value, LONG_NAMES.host_ip).correctForm();
+    case "mtu":
+      checkMtu(value);
+      return String(Number(value));
+    default:
+      // the bridge's name, checked against the host when the network is validated (checkBridgeName)
+      return value;
   }
 }
 
@@ -101,7 +83,7 @@ function normaliseValue(kind: Kind, key: string, value: string): string {
  * link, that no link and no ctnet network has. Docker adopts an existing bridge of that name; ctnet
  * refuses, since it changes nothing it did not create.
  */
-export function checkBridgeName(state: State, name: string): void {
+export function checkBridgeName(ctx: PlanContext, state: State, name: string): void {
   // within the kernel's dev_valid_name (under IFNAMSIZ with the NUL; no "/", ":" or space), and more: a
   // "%" makes the kernel pick a name of its own (br%d -> br0), a leading "-" reads as an option to ip
   if (!/^[a-zA-Z0-9_][a-zA-Z0-9_.-]*$/.test(name) || name.length > IFNAMSIZ) {
@@ -112,7 +94,17 @@ export function checkBridgeName(state: State, name: string): void {
   }
   const clash = Object.values(state.networks).find((n) => n.bridge === name);
   if (clash) throw new UsageError(`${BRIDGE_NAME} ${name} is the bridge of network ${clash.name}`);
-  if (linkExists(name)) throw new UsageError(`${BRIDGE_NAME} ${name}: an interface of that name already exists on the host`);
+  if (ctx.facts.hasLink(name)) throw new UsageError(`${BRIDGE_NAME} ${name}: an interface of that name already exists on the host`);
+}
+
+export function parseKeyValues(pairs: string[] | undefined, what: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of pairs ?? []) {
+    const eq = pair.indexOf("=");
+    if (eq <= 0) throw new UsageError(`invalid ${what} ${JSON.stringify(pair)}: expected KEY=VALUE`);
+    out[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return out;
 }
 
 // ---- IPAM flags ----------------------------------------------------------------------------------
@@ -175,18 +167,17 @@ export function refuseSwarmFlags(o: { configOnly?: boolean; configFrom?: string;
 // ---- what inspect shows --------------------------------------------------------------------------
 
 /**
- * `network inspect`'s Options. A user network shows the options it was created with under Docker's
- * names, and always its bridge's name (Docker shows that only when given; ctnet's is not derived from the
- * id). The default bridge shows Docker's full set, as daemon_unix.go initBridgeDriver passes it.
- * Keys sorted, as Go prints a map.
+ * `network inspect`'s Options. A network shows the options it was created with under Docker's names
+ * (macvlan's and ipvlan's are Docker's already), and a bridge network always its bridge's name (Docker
+ * shows that only when given; ctnet's is not derived from the id). The default bridge shows Docker's
+ * full set, as moby daemon_unix.go initBridgeDriver passes it. Keys sorted, as Go prints a map.
  */
 export function optionsView(net: NetworkRecord): Record<string, string> {
   const isDefault = net.name === DEFAULT_BRIDGE_NETWORK;
-  const out: Record<string, string> = { [BRIDGE_NAME]: net.bridge, ...(isDefault ? { [DEFAULT_BRIDGE]: "true" } : {}) };
-  for (const o of DRIVER_OPTIONS) {
-    const value = net.options[o.key] ?? (isDefault ? DEFAULT_BRIDGE_VALUES[o.key] : undefined);
-    if (value !== undefined) out[o.long] = value;
-  }
+  const out: Record<string, string> = {};
+  if (net.bridge) out[BRIDGE_NAME] = net.bridge;
+  if (isDefault) out[DEFAULT_BRIDGE] = "true";
+  for (const [key, value] of Object.entries({ ...(isDefault ? DEFAULT_BRIDGE_VALUES : {}), ...net.options })) out[LONG_NAMES[key] ?? key] = value;
   return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : 1)));
 }
 

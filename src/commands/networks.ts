@@ -6,18 +6,18 @@ import {
   addrText, addrValue, allocateAddress, checkHostAddress, checkUsableSubnet, chooseSubnet, contains,
   macFor, overlaps, parseAddress, parseCidr, type Cidr,
 } from "../ipam.js";
-import { attachEndpoints, detachEndpoint, setUpNetwork, tearDownNetwork } from "../drivers/bridge.js";
-import { DEFAULT_BRIDGE_NETWORK, PREDEFINED_NETWORKS, bridgeIfname, hostVethIfname, newId, validateName } from "../naming.js";
+import { PREDEFINED_DRIVERS, attachEndpoints, defaultRoute, driverNamed, driverOf, driverOptions, routeReason } from "../drivers/registry.js";
+import type { PlanContext } from "../drivers/driver.js";
+import { liveHostFacts } from "../host/facts.js";
+import { DEFAULT_BRIDGE_NETWORK, PREDEFINED_NETWORKS, bridgeIfname, newId, validateName } from "../naming.js";
 import { Plan } from "../plan/plan.js";
 import { dropUnpublishable, installPorts, portLayer, retirePorts } from "../firewall/ports.js";
 import { neighbours, syncNameFiles } from "../host/sandbox.js";
 import { containerDigests, containerRecords } from "../store/statefile.js";
 import { daemonConfig } from "../store/daemonconfig.js";
 import {
-  auxNameOf, checkBridgeName, ipamConfigView, normaliseOptions, optionsView, parseAuxAddresses, parseKeyValues, refuseSwarmFlags, singleIpamFlags,
-  type IpamFlags,
+  auxNameOf, ipamConfigView, optionsView, parseAuxAddresses, parseKeyValues, refuseSwarmFlags, singleIpamFlags, type IpamFlags,
 } from "./netoptions.js";
-import { hostSubnetsInUse, linkExists, vethLeaving } from "../host/sys.js";
 import type { ContainerRecord, Endpoint, NetworkRecord, State } from "../model.js";
 
 export interface CreateNetworkOptions extends IpamFlags {
@@ -36,62 +36,72 @@ export interface CreateNetworkOptions extends IpamFlags {
 
 export { parseKeyValues } from "./netoptions.js";
 
-/** Subnets the new network must not overlap: the host's routes and addresses, and every ctnet network. */
-function subnetsInUse(state: State): Array<{ cidr: Cidr; where: string }> {
+/** The host as this command finds it, read as planners ask (host/facts.ts). */
+export const liveContext = (): PlanContext => ({ facts: liveHostFacts() });
+
+/** -o pairs of a network of `driver`, normalised to its short keys; bad keys and values are usage errors. */
+export function normaliseOptions(raw: Record<string, string>, driver = "bridge"): Record<string, string> {
+  return driverOptions(driverNamed(driver), raw);
+}
+
+/**
+ * Subnets the new network must not overlap: the host's routes and addresses, and every ctnet network.
+ * Those on `lan`, the parent a macvlan network joins, are the LAN's own: its subnet is meant to be theirs.
+ */
+function subnetsInUse(ctx: PlanContext, state: State, lan?: string): Array<{ cidr: Cidr; where: string }> {
   const ours = new Set(Object.values(state.networks).map((n) => n.bridge));
   return [
-    ...hostSubnetsInUse().filter((u) => !ours.has(u.dev)),
+    ...ctx.facts.subnetsInUse().filter((u) => !ours.has(u.dev) && u.dev !== lan),
     ...Object.values(state.networks).map((n) => ({ cidr: parseCidr(n.subnet), where: `ctnet network ${n.name}` })),
   ];
 }
 
-export function planNetCreate(state: State, name: string, o: CreateNetworkOptions): Plan {
+export function planNetCreate(state: State, name: string, o: CreateNetworkOptions, ctx = liveContext()): Plan {
   validateName("network", name);
   if ((PREDEFINED_NETWORKS as readonly string[]).includes(name)) throw new UsageError(`network name ${name} is predefined and cannot be created`);
   if (state.networks[name]) throw new UsageError(`network with name ${name} already exists`);
-  const driver = o.driver ?? "bridge";
-  if (driver !== "bridge") throw new UsageError(`unknown network driver ${JSON.stringify(driver)}: ctnet creates bridge networks`);
   refuseSwarmFlags(o);
-  const { options, bridgeName } = normaliseOptions(parseKeyValues(o.opt, "option"));
+  const driver = driverNamed(o.driver ?? "bridge");
+  const options = driverOptions(driver, parseKeyValues(o.opt, "option"));
   const labels = parseKeyValues(o.label, "label");
-  const bridge = bridgeName ?? bridgeIfname(name);
-  if (bridgeName !== undefined) checkBridgeName(state, bridgeName);
-  const clash = Object.values(state.networks).find((n) => n.bridge === bridge);
-  if (clash || linkExists(bridge)) throw new UsageError(`interface ${bridge} for network ${name} already exists on the host${clash ? ` (network ${clash.name})` : ""}`);
-  const ipamFlags = singleIpamFlags(o);
-  if (ipamFlags.gateway && !ipamFlags.subnet) throw new UsageError("--gateway needs --subnet");
-  if (ipamFlags.ipRange && !ipamFlags.subnet) throw new UsageError("--ip-range needs --subnet");
+  const flags = singleIpamFlags(o);
+  if (flags.gateway && !flags.subnet) throw new UsageError("--gateway needs --subnet");
+  if (flags.ipRange && !flags.subnet) throw new UsageError("--ip-range needs --subnet");
 
-  const used = userSubnetsInUse(state);
-  let subnet: Cidr;
-  if (ipamFlags.subnet) {
-    subnet = parseCidr(ipamFlags.subnet);
-    checkUsableSubnet(subnet);
-    const hit = used.find((u) => overlaps(u.cidr, subnet));
-    if (hit) throw new UsageError(`subnet ${subnet.text} overlaps ${hit.where}`);
-  } else {
-    subnet = chooseUserSubnet(used);
+  let subnet = flags.subnet ? parseCidr(flags.subnet) : null;
+  if (subnet) checkUsableSubnet(subnet);
+  let gateway = subnet ? subnet.first + 1n : 0n;
+  if (subnet && flags.gateway) {
+    gateway = parseAddress(flags.gateway, "gateway").bigInt();
+    checkHostAddress(subnet, gateway, "gateway", flags.gateway);
   }
-  let gateway = subnet.first + 1n;
-  if (ipamFlags.gateway) {
-    gateway = parseAddress(ipamFlags.gateway, "gateway").bigInt();
-    checkHostAddress(subnet, gateway, "gateway", ipamFlags.gateway);
-  }
-  const auxAddresses = parseAuxAddresses(o.auxAddress, ipamFlags.subnet ? subnet : null, Number(gateway));
   let ipRange: string | undefined;
-  if (ipamFlags.ipRange) {
-    const range = parseCidr(ipamFlags.ipRange, "ip-range");
+  if (subnet && flags.ipRange) {
+    const range = parseCidr(flags.ipRange, "ip-range");
     if (!contains(subnet, range.first) || !contains(subnet, range.last)) throw new UsageError(`ip-range ${range.text} is not inside subnet ${subnet.text}`);
     ipRange = range.text;
   }
   const net: NetworkRecord = {
-    name, id: newId(), created: new Date().toISOString(), driver: "bridge", bridge,
-    subnet: subnet.text, gateway: addrText(gateway), ...(ipRange ? { ipRange } : {}),
-    ...(Object.keys(auxAddresses).length ? { auxAddresses } : {}),
+    name, id: newId(), created: new Date().toISOString(), driver: driver.name, bridge: "",
+    subnet: subnet?.text ?? "", gateway: "", ...(ipRange ? { ipRange } : {}),
     internal: !!o.internal, ...(o.attachable ? { attachable: true } : {}), options, labels, ...(o.lab ? { lab: o.lab } : {}),
   };
+  driver.validate(ctx, state, net, { subnetGiven: !!subnet });
+  const side = driver.hostSide(net);
+  const used = userSubnetsInUse(ctx, state, side?.role === "parent" ? side.ifname : undefined);
+  if (subnet) {
+    const hit = used.find((u) => overlaps(u.cidr, subnet!));
+    if (hit) throw new UsageError(`subnet ${subnet.text} overlaps ${hit.where}`);
+  } else {
+    subnet = chooseUserSubnet(used);
+    gateway = subnet.first + 1n;
+  }
+  const auxAddresses = parseAuxAddresses(o.auxAddress, flags.subnet ? subnet : null, Number(gateway));
+  if (Object.keys(auxAddresses).length) net.auxAddresses = auxAddresses;
+  net.subnet = subnet.text;
+  net.gateway = addrText(gateway);
   const plan = new Plan(`net create ${name}`);
-  setUpNetwork(plan, state, net);
+  driver.create(plan, ctx, state, net);
   state.networks[name] = net;
   return plan;
 }
@@ -130,7 +140,7 @@ export function findNetwork(state: State, term: string): NetworkRecord {
 export const membersOf = (state: State, network: string) =>
   containerDigests(state).filter((c) => c.endpoints.some((e) => e.network === network));
 
-export function planNetRm(state: State, terms: string[]): Plan {
+export function planNetRm(state: State, terms: string[], ctx = liveContext()): Plan {
   const plan = new Plan(`net rm ${terms.join(" ")}`);
   // every name is checked before any is planned: planning the last one's removal may print a warning
   const nets = [...new Set(terms.map((term) => resolveNetwork(state, term)))].map((name) => {
@@ -142,7 +152,7 @@ export function planNetRm(state: State, terms: string[]): Plan {
   });
   for (const net of nets) {
     delete state.networks[net.name];
-    tearDownNetwork(plan, state, net);
+    driverOf(net).remove(plan, ctx, state, net);
   }
   return plan;
 }
@@ -160,9 +170,9 @@ export function planNetPrune(state: State, selected: (net: NetworkRecord) => boo
  * What a user network must not overlap: the host's and ctnet's subnets, and daemon.json's bip while the
  * default bridge waits for its first container (Docker's is there from the daemon's start).
  */
-function userSubnetsInUse(state: State): Array<{ cidr: Cidr; where: string }> {
+function userSubnetsInUse(ctx: PlanContext, state: State, lan?: string): Array<{ cidr: Cidr; where: string }> {
   const { bip, file } = daemonConfig();
-  const used = subnetsInUse(state);
+  const used = subnetsInUse(ctx, state, lan);
   return bip && !state.networks[DEFAULT_BRIDGE_NETWORK] ? [...used, { cidr: bip.subnet, where: `the default bridge's bip in ${file}` }] : used;
 }
 
@@ -176,11 +186,11 @@ function chooseUserSubnet(used: Array<{ cidr: Cidr }>): Cidr {
  * The default network as it is, or as its first container will make it: daemon.json's bip, else the
  * pools' first free subnet (172.17.0.0/16 where free, like docker0), with its mtu, icc, ip-masq and ip.
  */
-export function defaultBridgeRecord(state: State): NetworkRecord {
+export function defaultBridgeRecord(state: State, ctx = liveContext()): NetworkRecord {
   const existing = state.networks[DEFAULT_BRIDGE_NETWORK];
   if (existing) return existing;
   const { bip, pools, bridgeOptions, file } = daemonConfig();
-  const used = subnetsInUse(state);
+  const used = subnetsInUse(ctx, state);
   const hit = bip && used.find((u) => overlaps(u.cidr, bip.subnet));
   if (hit) throw new UsageError(`${file}: bip ${bip.gateway}/${bip.subnet.prefix} overlaps ${hit.where}`);
   const subnet = bip?.subnet ?? chooseSubnet(used.map((u) => u.cidr), false, pools);
@@ -192,22 +202,22 @@ export function defaultBridgeRecord(state: State): NetworkRecord {
 }
 
 /** The default network is created with its first container. */
-export function ensureDefaultBridge(plan: Plan, state: State): NetworkRecord {
+export function ensureDefaultBridge(plan: Plan, state: State, ctx = liveContext()): NetworkRecord {
   const existing = state.networks[DEFAULT_BRIDGE_NETWORK];
   if (existing) return existing;
-  const net = defaultBridgeRecord(state);
-  if (linkExists(net.bridge)) throw new UsageError(`interface ${net.bridge} already exists on the host but ctnet's state has no default network: run 'ctnet doctor'`);
-  setUpNetwork(plan, state, net);
+  const net = defaultBridgeRecord(state, ctx);
+  if (ctx.facts.hasLink(net.bridge)) throw new UsageError(`interface ${net.bridge} already exists on the host but ctnet's state has no default network: run 'ctnet doctor'`);
+  driverOf(net).create(plan, ctx, state, net);
   state.networks[net.name] = net;
   return net;
 }
 
 /** Removes the default network with its last container, so an idle host holds nothing of ctnet. */
-export function releaseDefaultBridge(plan: Plan, state: State): void {
+export function releaseDefaultBridge(plan: Plan, state: State, ctx = liveContext()): void {
   const net = state.networks[DEFAULT_BRIDGE_NETWORK];
   if (!net || membersOf(state, net.name).length > 0) return;
   delete state.networks[net.name];
-  tearDownNetwork(plan, state, net);
+  driverOf(net).remove(plan, ctx, state, net);
 }
 
 export interface EndpointRequest {
@@ -221,16 +231,16 @@ export interface EndpointRequest {
 const BRIDGE_MAX_PORTS = 1023;
 
 /** Picks the address, interface names and MAC of a new endpoint; validates --ip. */
-export function newEndpoint(state: State, c: ContainerRecord, net: NetworkRecord, req: EndpointRequest): Endpoint {
+export function newEndpoint(state: State, c: ContainerRecord, net: NetworkRecord, req: EndpointRequest, ctx = liveContext()): Endpoint {
   const subnet = parseCidr(net.subnet);
-  const hostIf = hostVethIfname(c.name, net.name);
+  const hostIf = driverOf(net).endpointHostLink(c.name, net);
   // one pass over the digests (statefile.ts): `run` on a network of 1000 parses none of their records
   const taken = new Set<string>();
   let hostIfTaken = false;
   for (const other of containerDigests(state)) {
     for (const e of other.endpoints) {
       if (e.network === net.name) taken.add(e.ip);
-      if (e.hostIf === hostIf) hostIfTaken = true;
+      if (hostIf && e.hostIf === hostIf) hostIfTaken = true;
     }
   }
   // the kernel's limit; past it the veth's `master` fails with a bare "Exchange full"
@@ -257,7 +267,7 @@ export function newEndpoint(state: State, c: ContainerRecord, net: NetworkRecord
   let n = 0;
   while (used.has(`eth${n}`)) n++;
   // a veth of a container removed a moment ago may still be going (see the executor's waits): run waits for it
-  if (hostIfTaken || (linkExists(hostIf) && !vethLeaving(hostIf))) {
+  if (hostIfTaken || (hostIf && ctx.facts.hasLink(hostIf) && !ctx.facts.vethLeaving(hostIf))) {
     throw new UsageError(`interface ${hostIf} for ${c.name} on ${net.name} already exists on the host`);
   }
   return {
@@ -289,24 +299,24 @@ export function findContainer(state: State, term: string): ContainerRecord {
   return matches[0];
 }
 
-export function planConnect(state: State, netTerm: string, ctrName: string, req: EndpointRequest): Plan {
+export function planConnect(state: State, netTerm: string, ctrName: string, req: EndpointRequest, ctx = liveContext()): Plan {
   const c = findContainer(state, ctrName);
   const netName = resolveNetwork(state, netTerm);
   const plan = new Plan(`net connect ${netName} ${c.name}`);
   if (c.mode !== "bridge") throw new UsageError(`container ${c.name} uses --net ${c.mode === "container" ? `container:${c.joined}` : c.mode}: it cannot be connected to networks`);
   if (netName === "host" || netName === "none") throw new UsageError(`container cannot be connected to the ${netName} network`);
-  const net = netName === DEFAULT_BRIDGE_NETWORK ? ensureDefaultBridge(plan, state) : findNetwork(state, netName);
+  const net = netName === DEFAULT_BRIDGE_NETWORK ? ensureDefaultBridge(plan, state, ctx) : findNetwork(state, netName);
   if (c.endpoints.some((e) => e.network === net.name)) throw new UsageError(`container ${c.name} is already connected to network ${net.name}`);
   const before = routeNetwork(state, c);
-  const ep = newEndpoint(state, c, net, req);
+  const ep = newEndpoint(state, c, net, req, ctx);
   c.endpoints.push(ep);
   const after = routeNetwork(state, c);
-  attachEndpoints(plan, c.netns!, [{ net, ep }], before ? undefined : after);
+  attachEndpoints(plan, ctx, c.netns!, [{ net, ep }], before ? undefined : after);
   syncNameFiles(plan, state, [c.name, ...neighbours(state, c, [net.name])]);
   return plan;
 }
 
-export function planDisconnect(state: State, netTerm: string, ctrName: string): Plan {
+export function planDisconnect(state: State, netTerm: string, ctrName: string, ctx = liveContext()): Plan {
   const c = findContainer(state, ctrName);
   const netName = resolveNetwork(state, netTerm);
   const plan = new Plan(`net disconnect ${netName} ${c.name}`);
@@ -320,14 +330,15 @@ export function planDisconnect(state: State, netTerm: string, ctrName: string): 
   dropUnpublishable(state, c);
   const portsAfter = portLayer(state);
   retirePorts(plan, state, portsBefore, portsAfter);
-  detachEndpoint(plan, ep);
+  driverOf(state.networks[ep.network]).detach(plan, ctx, c.netns!, ep, state.networks[ep.network]);
   const after = routeNetwork(state, c);
   if (after && after !== before) {
-    plan.cmd(["ip", "-n", c.netns!, "route", "replace", "default", "via", after.gateway], `default route now via ${after.name}'s gateway`, null);
+    const through = c.endpoints.find((e) => e.network === after.name)!;
+    plan.cmd(["ip", "-n", c.netns!, "route", "replace", "default", ...defaultRoute(after, through)], routeReason(after, through), null);
   }
   installPorts(plan, state, portsBefore, portsAfter);
   syncNameFiles(plan, state, [c.name, ...peers], [netName]);
-  releaseDefaultBridge(plan, state);
+  releaseDefaultBridge(plan, state, ctx);
   return plan;
 }
 
@@ -358,7 +369,7 @@ export function listNetworks(state: State): NetworkSummary[] {
   for (const name of PREDEFINED_NETWORKS) {
     const net = name === DEFAULT_BRIDGE_NETWORK ? bridge : undefined;
     rows.push({
-      ID: predefinedId(name), Name: name, Driver: name === "none" ? "null" : name === "host" ? "host" : "bridge", Scope: "local",
+      ID: predefinedId(name), Name: name, Driver: PREDEFINED_DRIVERS[name], Scope: "local",
       Subnet: net?.subnet ?? "", Internal: false,
       Containers: Object.values(state.containers).filter((c) => (name === "bridge" ? c.endpoints.some((e) => e.network === name) : c.mode === name)).length,
       IPv6: false, Labels: "", CreatedAt: net?.created ?? "",
@@ -383,7 +394,7 @@ export function inspectNetwork(state: State, term: string): object {
     if (ep) containers[c.id] = { Name: c.name, EndpointID: ep.id, MacAddress: ep.mac, IPv4Address: `${ep.ip}/${ep.prefixLen}`, IPv6Address: "" };
     else if (inMode) containers[c.id] = { Name: c.name, EndpointID: "", MacAddress: "", IPv4Address: "", IPv6Address: "" };
   }
-  const driver = name === "none" ? "null" : name === "host" ? "host" : "bridge";
+  const driver = net?.driver ?? PREDEFINED_DRIVERS[name as keyof typeof PREDEFINED_DRIVERS];
   // Docker's default bridge is there from the daemon's start: show it as its first container will make it
   const shown = net ?? (name === DEFAULT_BRIDGE_NETWORK ? defaultBridgeRecord(state) : undefined);
   return {

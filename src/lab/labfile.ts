@@ -6,7 +6,7 @@ import type { Document, LineCounter, Node as YamlNode, Pair, Scalar, YAMLMap, YA
 import { UsageError } from "../errors.js";
 import { parseAddress, parseCidr } from "../ipam.js";
 import { validateName } from "../naming.js";
-import { normaliseOptions } from "../commands/netoptions.js";
+import { normaliseOptions } from "../commands/networks.js";
 import { parseExposeSpec, parsePublishSpec } from "../firewall/ports.js";
 
 /** Bigger than any lab a class needs; keeps a stray file (a log, an image) from being parsed. */

@@ -6,7 +6,7 @@
 // Docker's own file works.
 import fs from "node:fs";
 import { UsageError } from "../errors.js";
-import { MIN_MTU } from "../commands/netoptions.js";
+import { bridgeOption } from "../commands/netoptions.js";
 import { checkHostAddress, checkUsableSubnet, networkOf, parseAddress, parseCidr, type AddressPool, type Cidr } from "../ipam.js";
 
 export const DEFAULT_DAEMON_CONFIG = "/etc/ctnet/daemon.json";
@@ -100,8 +100,9 @@ export function parseDaemonConfig(text: string, file: string): DaemonConfig {
         });
         break;
       case "mtu":
-        if (!Number.isInteger(v) || (v as number) < MIN_MTU || (v as number) > 65535) throw bad(key, `expected a number ${MIN_MTU}..65535, not ${JSON.stringify(v)}`);
-        if (v !== 1500) cfg.bridgeOptions.mtu = String(v);
+        if (!Number.isInteger(v)) throw bad(key, `expected a number, not ${JSON.stringify(v)}`);
+        // Docker's default: a bridge's own
+        if (v !== 1500) cfg.bridgeOptions.mtu = inner(key, () => bridgeOption("mtu", String(v)));
         break;
       case "icc":
         if (!bool(key, v)) cfg.bridgeOptions.icc = "false";

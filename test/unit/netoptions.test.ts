@@ -4,8 +4,8 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { UsageError } from "../../src/errors.js";
 import { emptyState, type State } from "../../src/model.js";
-import { inspectNetwork, newEndpoint, planNetCreate, type CreateNetworkOptions } from "../../src/commands/networks.js";
-import { normaliseOptions } from "../../src/commands/netoptions.js";
+import { inspectNetwork, newEndpoint, normaliseOptions, planNetCreate, type CreateNetworkOptions } from "../../src/commands/networks.js";
+
 
 const saved = process.env.CTNET_DAEMON_CONFIG;
 // Docker's defaults, whatever /etc/ctnet/daemon.json this machine has
@@ -52,13 +52,12 @@ describe("-o under Docker's names (moby drivers/bridge/labels.go, bridge_linux.g
     expect(normaliseOptions({
       "com.docker.network.bridge.enable_icc": "0", "com.docker.network.bridge.enable_ip_masquerade": "F",
       "com.docker.network.bridge.host_binding_ipv4": "127.0.0.1", "com.docker.network.driver.mtu": "1400",
-    })).toEqual({ options: { icc: "false", masquerade: "false", host_ip: "127.0.0.1", mtu: "1400" } });
-    expect(normaliseOptions({ icc: "True", masquerade: "1", mtu: "9000" })).toEqual({ options: { icc: "true", masquerade: "true", mtu: "9000" } });
-    expect(normaliseOptions({ "com.docker.network.bridge.name": "br-lab" })).toEqual({ options: {}, bridgeName: "br-lab" });
+    })).toEqual({ icc: "false", masquerade: "false", host_ip: "127.0.0.1", mtu: "1400" });
+    expect(normaliseOptions({ icc: "True", masquerade: "1", mtu: "9000" })).toEqual({ icc: "true", masquerade: "true", mtu: "9000" });
   });
 
   it.each<[Record<string, string>, string | RegExp]>([
-    [{ "com.docker.network.bridge.enable_icc": "yes" }, 'invalid value for com.docker.network.bridge.enable_icc: "yes" (true or false)'],
+    [{ "com.docker.network.bridge.enable_icc": "yes" }, 'invalid value for icc: "yes" (true or false)'],
     [{ "com.docker.network.bridge.host_binding_ipv4": "localhost" }, 'invalid com.docker.network.bridge.host_binding_ipv4 "localhost": not an IPv4 address'],
     [{ "com.docker.network.driver.mtu": "-1" }, 'invalid mtu "-1": must be 576..65535'],
     [{ "com.docker.network.bridge.inhibit_ipv4": "true" }, "network option com.docker.network.bridge.inhibit_ipv4 is not supported: the bridge always holds the gateway address"],
