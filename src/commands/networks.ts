@@ -173,7 +173,7 @@ export function planNetPrune(state: State, selected: (net: NetworkRecord) => boo
 function userSubnetsInUse(ctx: PlanContext, state: State, lan?: string): Array<{ cidr: Cidr; where: string }> {
   const { bip, file } = daemonConfig();
   const used = subnetsInUse(ctx, state, lan);
-  return bip && !state.networks[DEFAULT_BRIDGE_NETWORK] ? [...used, { cidr: bip.subnet, where: `the default bridge's bip in ${file}` }] : used;
+  return bip && !state.networks[DEFAULT_BRIDGE_NETWORK] ? [...used, { cidr: bip.subnet, where: `the default bridge's subnet (bip) in ${file}` }] : used;
 }
 
 /** A user network's subnet from the address pools (daemon.json's, else Docker's), past the first, the default bridge's, unless bip gives it one. */
@@ -183,13 +183,14 @@ function chooseUserSubnet(used: Array<{ cidr: Cidr }>): Cidr {
 }
 
 /**
- * The default network as it is, or as its first container will make it: daemon.json's bip, else the
- * pools' first free subnet (172.17.0.0/16 where free, like docker0), with its mtu, icc, ip-masq and ip.
+ * The default network as it is, or as its first container will make it: daemon.json's bip (and
+ * fixed-cidr), else the pools' first free subnet (172.17.0.0/16 where free, like docker0), with its
+ * mtu, icc, ip-masq and ip.
  */
 export function defaultBridgeRecord(state: State, ctx = liveContext()): NetworkRecord {
   const existing = state.networks[DEFAULT_BRIDGE_NETWORK];
   if (existing) return existing;
-  const { bip, pools, bridgeOptions, file } = daemonConfig();
+  const { bip, fixedCidr, pools, bridgeOptions, file } = daemonConfig();
   const used = subnetsInUse(ctx, state);
   const hit = bip && used.find((u) => overlaps(u.cidr, bip.subnet));
   if (hit) throw new UsageError(`${file}: bip ${bip.gateway}/${bip.subnet.prefix} overlaps ${hit.where}`);
@@ -197,7 +198,8 @@ export function defaultBridgeRecord(state: State, ctx = liveContext()): NetworkR
   return {
     name: DEFAULT_BRIDGE_NETWORK, id: predefinedId(DEFAULT_BRIDGE_NETWORK), created: new Date().toISOString(),
     driver: "bridge", bridge: bridgeIfname(DEFAULT_BRIDGE_NETWORK), subnet: subnet.text,
-    gateway: bip?.gateway ?? addrText(subnet.first + 1n), internal: false, options: { ...bridgeOptions }, labels: {},
+    gateway: bip?.gateway ?? addrText(subnet.first + 1n), ...(fixedCidr ? { ipRange: fixedCidr.text } : {}),
+    internal: false, options: { ...bridgeOptions }, labels: {},
   };
 }
 

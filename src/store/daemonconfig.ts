@@ -7,14 +7,16 @@
 import fs from "node:fs";
 import { UsageError } from "../errors.js";
 import { bridgeOption } from "../commands/netoptions.js";
-import { checkHostAddress, checkUsableSubnet, networkOf, parseAddress, parseCidr, type AddressPool, type Cidr } from "../ipam.js";
+import { addrText, checkHostAddress, checkUsableSubnet, networkOf, parseAddress, parseCidr, type AddressPool, type Cidr } from "../ipam.js";
 
 export const DEFAULT_DAEMON_CONFIG = "/etc/ctnet/daemon.json";
 
 export interface DaemonConfig {
   file: string;
-  /** bip: the default bridge's gateway address and subnet */
+  /** bip: the default bridge's gateway address and subnet (fixed-cidr's first address and itself without bip) */
   bip?: { gateway: string; subnet: Cidr };
+  /** fixed-cidr inside bip's subnet: where the default bridge's containers get their addresses */
+  fixedCidr?: Cidr;
   /** default-address-pools; undefined: Docker's (172.17-31.0.0/16, 192.168.0.0/16 in /20s) */
   pools?: AddressPool[];
   /** mtu, icc, ip-masq, ip: the default bridge's options, as -o would give them */
@@ -27,7 +29,6 @@ export interface DaemonConfig {
 /** Networking keys of Docker's daemon.json that ctnet does not implement, with why. */
 const UNSUPPORTED: Record<string, string> = {
   bridge: "ctnet makes its default bridge itself (ctnet0)",
-  "fixed-cidr": "the default bridge allocates from its whole subnet; set bip",
   "fixed-cidr-v6": "ctnet's networks are IPv4 only",
   "default-gateway": "containers route via their network's gateway",
   "default-gateway-v6": "ctnet's networks are IPv4 only",
@@ -89,6 +90,10 @@ export function parseDaemonConfig(text: string, file: string): DaemonConfig {
         cfg.bip = { gateway: ip.correctForm(), subnet };
         break;
       }
+      case "fixed-cidr":
+        if (typeof v !== "string") throw bad(key, `expected a CIDR such as "10.66.0.0/25", not ${JSON.stringify(v)}`);
+        cfg.fixedCidr = inner(key, () => parseCidr(v, "fixed-cidr"));
+        break;
       case "default-address-pools":
         if (!Array.isArray(v) || v.length === 0) throw bad(key, 'expected a list such as [{"base": "10.10.0.0/16", "size": 24}]');
         cfg.pools = v.map((p, i) => {
@@ -131,6 +136,16 @@ export function parseDaemonConfig(text: string, file: string): DaemonConfig {
         });
         break;
     }
+  }
+  // moby daemon_unix.go getDefaultBridgeIPAMConf: with bip, fixed-cidr is the sub-pool containers get
+  // addresses from; without, it is the default bridge's subnet
+  const fixed = cfg.fixedCidr;
+  if (fixed && !cfg.bip) {
+    inner("fixed-cidr", () => checkUsableSubnet(fixed));
+    cfg.bip = { gateway: addrText(fixed.first + 1n), subnet: fixed };
+    delete cfg.fixedCidr;
+  } else if (fixed && (fixed.first < cfg.bip!.subnet.first || fixed.last > cfg.bip!.subnet.last)) {
+    throw bad("fixed-cidr", `${fixed.text} is not inside bip's subnet ${cfg.bip!.subnet.text}`);
   }
   return cfg;
 }

@@ -171,19 +171,20 @@ describe("the default bridge, as Docker sets it up (moby daemon/daemon_unix.go i
     expect(Object.values(after.Containers).map((c: any) => c.IPv4Address)).toEqual(["172.17.0.2/16"]);
   });
 
-  it("daemon.json's bip, mtu, icc and ip set up the default bridge; default-address-pools the user networks", async () => {
-    // docs.docker.com/reference/cli/dockerd/#daemon-configuration-file: "bip", "mtu", "icc", "ip", "default-address-pools"
+  it("daemon.json's bip, fixed-cidr, mtu, icc and ip set up the default bridge; default-address-pools the user networks", async () => {
+    // docs.docker.com/reference/cli/dockerd/#daemon-configuration-file: "bip", "fixed-cidr", "mtu", "icc", "ip", "default-address-pools"
     const h = await newHost();
     const d = withDaemonJson(h, {
-      bip: "10.99.0.1/24", mtu: 1400, icc: false, ip: "127.0.0.1",
+      bip: "10.99.0.1/24", "fixed-cidr": "10.99.0.128/25", mtu: 1400, icc: false, ip: "127.0.0.1",
       "default-address-pools": [{ base: "10.100.0.0/16", size: 24 }], "storage-driver": "overlay2",
     });
-    expect(inspect(d, "bridge").IPAM.Config).toEqual([{ Subnet: "10.99.0.0/24", Gateway: "10.99.0.1" }]);
+    expect(inspect(d, "bridge").IPAM.Config).toEqual([{ Subnet: "10.99.0.0/24", IPRange: "10.99.0.128/25", Gateway: "10.99.0.1" }]);
     d.ok("run", "-d", "--name", "a", "-p", "8080:80", "--", "socat", "TCP-LISTEN:80,fork,reuseaddr", "SYSTEM:echo hello");
     d.ok("run", "-d", "--name", "b");
     expect(h.sh(["ip", "-o", "-4", "addr", "show", "dev", "ctnet0"]).stdout).toContain("10.99.0.1/24");
     expect(linkOf(h, "ctnet0").mtu).toBe(1400);
-    expect(h.inNs("a", "ip", "-4", "-o", "addr", "show", "eth0").stdout).toContain("10.99.0.2/24");
+    // the whole /24 is the subnet; addresses come from fixed-cidr
+    expect(h.inNs("a", "ip", "-4", "-o", "addr", "show", "eth0").stdout).toContain("10.99.0.128/24");
     expect(h.inNs("a", "cat", "/sys/class/net/eth0/mtu").stdout.trim()).toBe("1400");
     expect(h.ping("b", "a")).toBe(false);
     expect(h.ping("b", "10.99.0.1")).toBe(true);

@@ -49,6 +49,16 @@ describe("reading daemon.json", () => {
     expect(cfg.dns).toEqual(["1.1.1.1", "9.9.9.9"]);
   });
 
+  it("fixed-cidr is where the default bridge's containers get addresses within bip, or its subnet without bip", () => {
+    // moby daemon/daemon_unix.go getDefaultBridgeIPAMConf, with the docs' example
+    expect(parse({ bip: "192.168.1.1/24", "fixed-cidr": "192.168.1.0/25" })).toMatchObject({ bip: { gateway: "192.168.1.1", subnet: parseCidr("192.168.1.0/24") }, fixedCidr: parseCidr("192.168.1.0/25") });
+    const alone = parse({ "fixed-cidr": "10.70.0.0/24" });
+    expect(alone.bip).toEqual({ gateway: "10.70.0.1", subnet: parseCidr("10.70.0.0/24") });
+    expect(alone.fixedCidr).toBeUndefined();
+    useConfig({ bip: "10.66.0.1/24", "fixed-cidr": "10.66.0.128/25" });
+    expect(inspectNetwork(emptyState(), "bridge")).toMatchObject({ IPAM: { Config: [{ Subnet: "10.66.0.0/24", IPRange: "10.66.0.128/25", Gateway: "10.66.0.1" }] } });
+  });
+
   it("exposes dns as the default for run --dns", () => {
     useConfig({ dns: ["192.0.2.53"] });
     expect(defaultDns()).toEqual(["192.0.2.53"]);
@@ -69,7 +79,8 @@ describe("reading daemon.json", () => {
     [{ ip: "any" }, `${F}: ip: invalid address "any": not an IPv4 address`],
     [{ iptables: false }, `${F}: iptables: false is not supported: ctnet's isolation, NAT and published ports are iptables rules`],
     [{ ipv6: true }, `${F}: ipv6: true is not supported`],
-    [{ "fixed-cidr": "10.66.0.0/25" }, `${F}: fixed-cidr: not supported`],
+    [{ bip: "10.66.0.1/24", "fixed-cidr": "10.67.0.0/25" }, `${F}: fixed-cidr: 10.67.0.0/25 is not inside bip's subnet 10.66.0.0/24`],
+    [{ "fixed-cidr": "10.66.0.1/25" }, `${F}: fixed-cidr: invalid fixed-cidr 10.66.0.1/25: host bits are set`],
     [{ bridge: "br0" }, `${F}: bridge: not supported`],
     [{ dns: "1.1.1.1" }, `${F}: dns: expected a list of addresses`],
     [{ dns: ["one"] }, `${F}: dns[0]: invalid address "one": not an IPv4 address`],
@@ -101,7 +112,7 @@ describe("what the settings change", () => {
     expect(s.networks.n1.subnet).toBe("10.66.1.0/24");
     // Docker's default bridge holds bip from the daemon's start: a user network cannot take it
     const file = process.env.CTNET_DAEMON_CONFIG;
-    expect(() => planNetCreate(s, "n2", { subnet: "10.66.0.128/25" })).toThrow(`subnet 10.66.0.128/25 overlaps the default bridge's bip in ${file}`);
+    expect(() => planNetCreate(s, "n2", { subnet: "10.66.0.128/25" })).toThrow(`subnet 10.66.0.128/25 overlaps the default bridge's subnet (bip) in ${file}`);
   });
 
   it("net inspect bridge shows bip, mtu, icc, ip-masq and ip before the first container, as Docker's default bridge", () => {
