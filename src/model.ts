@@ -1,6 +1,8 @@
 // Docker's container network model as ctnet stores it: Networks, Containers (each with a Sandbox, its
 // network namespace) and Endpoints (a link plus an address on one network; drivers/ makes them).
-import type { DriverName } from "./drivers/registry.js";
+
+/** The network drivers (drivers/registry.ts holds one of each); the model names them without importing them. */
+export type DriverName = "bridge" | "macvlan" | "ipvlan" | "host" | "null";
 
 export interface NetworkRecord {
   name: string;
@@ -13,8 +15,12 @@ export interface NetworkRecord {
   subnet: string;
   gateway: string;
   ipRange?: string;
+  /** --aux-address: name -> address, never given to a container */
+  auxAddresses?: Record<string, string>;
   internal: boolean;
-  /** as given with -o, normalised to the driver's short keys (bridge: icc, masquerade, mtu; macvlan: parent, macvlan_mode, mtu…) */
+  /** net create --attachable: shown by inspect, changes nothing (any container may join) */
+  attachable?: boolean;
+  /** as given with -o, normalised to the driver's short keys (bridge: icc, masquerade, host_ip, mtu, see commands/netoptions.ts; macvlan: parent, macvlan_mode, mtu…) */
   options: Record<string, string>;
   /** macvlan, ipvlan: ctnet made the parent (options.parent) and removes it with the network */
   ownParent?: boolean;

@@ -6,7 +6,7 @@ import { ipvlanDriver } from "./ipvlan.js";
 import { macvlanDriver } from "./macvlan.js";
 import { hostDriver, nullDriver } from "./predefined.js";
 import type { Attachment, NetworkDriver, PlanContext } from "./driver.js";
-import type { Endpoint, NetworkRecord } from "../model.js";
+import type { DriverName, Endpoint, NetworkRecord } from "../model.js";
 
 const DRIVERS = {
   bridge: bridgeDriver,
@@ -14,9 +14,7 @@ const DRIVERS = {
   ipvlan: ipvlanDriver,
   host: hostDriver,
   null: nullDriver,
-} satisfies Record<string, NetworkDriver>;
-
-export type DriverName = keyof typeof DRIVERS;
+} satisfies Record<DriverName, NetworkDriver>;
 
 /** The driver of each predefined network, as `net ls` shows it. */
 export const PREDEFINED_DRIVERS = { bridge: "bridge", host: "host", none: "null" } as const satisfies Record<string, DriverName>;
@@ -36,11 +34,10 @@ export function driverOptions(driver: NetworkDriver, raw: Record<string, string>
     if (!short) {
       const owner = Object.values(DRIVERS).find((d) => d.optionKeys[key]);
       if (owner) throw new UsageError(`option ${key} belongs to the ${owner.name} driver, not ${driver.name}`);
-      const known = [...new Set(Object.values(driver.optionKeys))];
-      throw new UsageError(`unknown network option ${JSON.stringify(key)}: known are ${known.join(", ")}`);
+      const known = driver.optionsHelp ?? [...new Set(Object.values(driver.optionKeys))].join(", ");
+      throw new UsageError(`unknown network option ${JSON.stringify(key)}: known are ${known}`);
     }
-    driver.checkOption(short, value);
-    out[short] = value;
+    out[short] = driver.checkOption(short, value) ?? value;
   }
   return out;
 }
