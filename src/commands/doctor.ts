@@ -18,7 +18,7 @@ import { driverOf, routeReason } from "../drivers/registry.js";
 import type { Finding } from "../drivers/driver.js";
 import type { LinkFact } from "../host/facts.js";
 import { pendingPlan } from "../plan/executor.js";
-import { firewall } from "../firewall/firewall.js";
+import { firewall } from "../firewall/iptables-driver.js";
 import type { RuleSet } from "../firewall/iptables.js";
 import { intentOf, networkIntent, publishingEndpoint } from "../firewall/intent.js";
 import { addrValue, contains, parseCidr } from "../ipam.js";

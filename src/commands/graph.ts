@@ -5,7 +5,7 @@
 import { UsageError } from "../errors.js";
 import { LINK_ALIAS_PREFIX } from "../naming.js";
 import { readSysctl, runJson } from "../host/sys.js";
-import { firewall } from "../firewall/firewall.js";
+import { firewall } from "../firewall/iptables-driver.js";
 import { networkIntent } from "../firewall/intent.js";
 import type { GraphBridge, GraphIface, GraphSandbox, Topology } from "../views/topology.js";
 import type { State } from "../model.js";

@@ -9,7 +9,7 @@ import { findContainer, routeNetwork } from "./networks.js";
 import { isRunning } from "./containers.js";
 import { netnsEtcDir } from "../naming.js";
 import { hostAddresses, run } from "../host/sys.js";
-import { firewall } from "../firewall/firewall.js";
+import { firewall } from "../firewall/iptables-driver.js";
 import type { Packet } from "../firewall/walk.js";
 import type { ContainerRecord, NetworkRecord, State } from "../model.js";
 

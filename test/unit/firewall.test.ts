@@ -2,8 +2,8 @@
 // as the kernel prints them back keyed the same, doctor's expected-against-present, reset's keeping of the
 // user's chain, and trace's walk on a parsed ruleset.
 import { describe, expect, it } from "vitest";
-import { firewall, type RuleDifference, type SparedRules } from "../../src/firewall/firewall.js";
-import { CHAINS } from "../../src/firewall/firewall.js";
+import { CHAINS, type RuleDifference, type SparedRules } from "../../src/firewall/firewall.js";
+import { firewall } from "../../src/firewall/iptables-driver.js";
 import { dnatOf, parseRuleset, renderSave, ruleKey, type RuleSet } from "../../src/firewall/iptables.js";
 import type { FirewallIntent, NetworkIntent } from "../../src/firewall/intent.js";
 import { Plan, type CmdStep } from "../../src/plan/plan.js";
