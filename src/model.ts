@@ -5,7 +5,9 @@ export interface NetworkRecord {
   name: string;
   id: string;
   created: string;
-  driver: "bridge";
+  driver: "bridge" | "overlay";
+  /** overlay: the VXLAN network identifier, claimed in the cluster's store (src/drivers/overlay.ts) */
+  vni?: number;
   /** Linux bridge interface name (see naming.ts) */
   bridge: string;
   subnet: string;
@@ -93,6 +95,22 @@ export interface State {
   generation?: number;
   /** the directories ctnet made ("." is the state dir, "logs" its logs): reset removes only these */
   madeDirs?: string[];
+  /** this host's membership of a cluster (cluster join; src/cluster/cluster.ts) */
+  cluster?: ClusterJoin;
+}
+
+export interface ClusterJoin {
+  /** etcd://HOST:PORT[,HOST:PORT…] */
+  store: string;
+  /** this host's name in the cluster (its hostname) */
+  host: string;
+  /** the underlay address other hosts reach this host's VTEP at */
+  advertise: string;
+  /** seconds the host's lease lives without renewal */
+  ttl: number;
+  /** the etcd lease the host's key is bound to (decimal id) */
+  lease: string;
+  joined: string;
 }
 
 /** The labels `docker inspect` shows in Config.Labels: a lab's containers carry its name. */

@@ -49,7 +49,7 @@ export function hostVethIfname(container: string, network: string): string {
   return fitIfname("ve-", `${container}.${network}`);
 }
 
-export function linkAlias(kind: "bridge" | "veth", owner: string): string {
+export function linkAlias(kind: "bridge" | "veth" | "vxlan", owner: string): string {
   return `${LINK_ALIAS_PREFIX}${kind}:${owner}`;
 }
 

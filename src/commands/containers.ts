@@ -11,6 +11,7 @@ import {
   ensureDefaultBridge, findContainer, findNetwork, newEndpoint, parseKeyValues, releaseDefaultBridge, resolveNetwork, routeNetwork,
 } from "./networks.js";
 import { Plan, removalRank } from "../plan/plan.js";
+import { releaseOverlaysOnHost } from "../drivers/overlay.js";
 import { formatPorts, portLayer, publishOnRun, retirePorts, type PublishOptions } from "../firewall/ports.js";
 import {
   IDLE_COMMAND, checkExecutable, createNamespace, deleteNamespace, loopbackUp, namespacePids, neighbours, processArgv, removeNameFiles, syncNameFiles,
@@ -36,6 +37,8 @@ export interface RunOptions extends PublishOptions, FirstNetworkFlags {
   lab?: string;
   /** `up`: the container joined with --net container:NAME starts earlier in the same plan */
   joinsPending?: boolean;
+  /** an overlay network: brings it up on this host first (src/cluster/overlayrun.ts, claimForRun) */
+  beforePlan?: (plan: Plan, draft: State) => void;
 }
 
 const HOSTNAME_RE = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
@@ -97,6 +100,8 @@ export function planRun(state: State, stateDir: string, o: RunOptions): { plan: 
   const name = o.name ?? id.slice(0, 12);
   validateName("container", name);
   if (state.containers[name]) throw new UsageError(`container name ${name} is already in use`);
+  const plan = new Plan(`run ${name}`);
+  o.beforePlan?.(plan, state);
   const [first, ...more] = networkAttachments(o.net, o);
   const modeSpec = first.target;
   const { mode, network, joined } = parseMode(state, modeSpec, o.joinsPending);
@@ -112,7 +117,6 @@ export function planRun(state: State, stateDir: string, o: RunOptions): { plan: 
   checkExecutable(command);
   const env = parseEnv(o.env);
 
-  const plan = new Plan(`run ${name}`);
   const c: ContainerRecord = {
     name, id, created: new Date().toISOString(), hostname, mode,
     netns: ownNs ? name : mode === "container" ? joined!.netns : null,
@@ -183,6 +187,7 @@ export function planRm(state: State, stateDir: string, names: string[], force: b
     if (fs.existsSync(log)) plan.cmd(["rm", "-f", log], `remove ${name}'s log`, null);
   }
   releaseDefaultBridge(plan, state);
+  releaseOverlaysOnHost(plan, state);
   // stable: within a rank, the plan order each container's steps were planned in
   plan.steps.sort((a, b) => removalRank(a) - removalRank(b));
   return plan;

@@ -528,7 +528,8 @@ export function compare(state: State, kernel: Kernel, spared: Spared = noneSpare
   const containers = Object.values(state.containers);
 
   // -- links ---------------------------------------------------------------------------------------
-  const expectedLinks = new Set([...nets.map((n) => n.bridge), ...containers.flatMap((c) => c.endpoints.map((e) => e.hostIf))]);
+  // an overlay network's VXLAN device is named by its VNI (drivers/overlay.ts)
+  const expectedLinks = new Set([...nets.flatMap((n) => (n.vni === undefined ? [n.bridge] : [n.bridge, `ctvx-${n.vni}`])), ...containers.flatMap((c) => c.endpoints.map((e) => e.hostIf))]);
   for (const link of kernel.links.values()) {
     if (link.alias?.startsWith(LINK_ALIAS_PREFIX) && !expectedLinks.has(link.ifname) && !spared.links.has(link.ifname) && !spared.everything) {
       const bridge = link.kind === "bridge";

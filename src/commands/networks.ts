@@ -336,7 +336,7 @@ export interface NetworkSummary {
   ID: string;
   Name: string;
   Driver: string;
-  Scope: "local";
+  Scope: "local" | "global";
   Subnet: string;
   Internal: boolean;
   Containers: number;
@@ -347,6 +347,9 @@ export interface NetworkSummary {
   CreatedAt: string;
   Lab?: string;
 }
+
+/** Overlay networks span the cluster, as Docker's do: "global". */
+const scopeOf = (net: NetworkRecord) => (net.driver === "overlay" ? "global" : "local");
 
 export function listNetworks(state: State): NetworkSummary[] {
   const rows: NetworkSummary[] = [];
@@ -362,7 +365,7 @@ export function listNetworks(state: State): NetworkSummary[] {
   }
   for (const net of Object.values(state.networks)) {
     if (net.name === DEFAULT_BRIDGE_NETWORK) continue;
-    rows.push({ ID: net.id, Name: net.name, Driver: net.driver, Scope: "local", Subnet: net.subnet, Internal: net.internal, Containers: membersOf(state, net.name).length,
+    rows.push({ ID: net.id, Name: net.name, Driver: net.driver, Scope: scopeOf(net), Subnet: net.subnet, Internal: net.internal, Containers: membersOf(state, net.name).length,
       IPv6: false, Labels: Object.entries(net.labels).map(([k, v]) => `${k}=${v}`).join(","), CreatedAt: net.created, ...(net.lab ? { Lab: net.lab } : {}) });
   }
   return rows.sort((a, b) => a.Name.localeCompare(b.Name));
@@ -379,12 +382,12 @@ export function inspectNetwork(state: State, term: string): object {
     if (ep) containers[c.id] = { Name: c.name, EndpointID: ep.id, MacAddress: ep.mac, IPv4Address: `${ep.ip}/${ep.prefixLen}`, IPv6Address: "" };
     else if (inMode) containers[c.id] = { Name: c.name, EndpointID: "", MacAddress: "", IPv4Address: "", IPv6Address: "" };
   }
-  const driver = name === "none" ? "null" : name === "host" ? "host" : "bridge";
+  const driver = name === "none" ? "null" : name === "host" ? "host" : net?.driver ?? "bridge";
   return {
     Name: name,
     Id: net?.id ?? predefinedId(name),
     Created: net?.created ?? "",
-    Scope: "local",
+    Scope: net ? scopeOf(net) : "local",
     Driver: driver,
     EnableIPv6: false,
     IPAM: { Driver: "default", Options: {}, Config: net ? [{ Subnet: net.subnet, Gateway: net.gateway, ...(net.ipRange ? { IPRange: net.ipRange } : {}) }] : [] },
@@ -394,7 +397,8 @@ export function inspectNetwork(state: State, term: string): object {
     ConfigFrom: { Network: "" },
     ConfigOnly: false,
     Containers: containers,
-    Options: net ? { ...net.options, ...(name === DEFAULT_BRIDGE_NETWORK ? { "com.docker.network.bridge.default_bridge": "true" } : {}), "com.docker.network.bridge.name": net.bridge } : {},
+    Options: !net ? {} : net.driver === "overlay" ? { ...net.options, "com.docker.network.driver.overlay.vxlanid_list": String(net.vni) }
+      : { ...net.options, ...(name === DEFAULT_BRIDGE_NETWORK ? { "com.docker.network.bridge.default_bridge": "true" } : {}), "com.docker.network.bridge.name": net.bridge },
     Labels: net?.labels ?? {},
     ...(net?.lab ? { Lab: net.lab } : {}),
   };
