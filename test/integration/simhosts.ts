@@ -71,9 +71,10 @@ export class SimCluster {
         "--listen-client-urls", `http://${ip}:2379`, "--advertise-client-urls", `http://${ip}:2379`,
         "--listen-peer-urls", `http://${ip}:2380`, "--initial-advertise-peer-urls", `http://${ip}:2380`,
         "--initial-cluster", peers, "--initial-cluster-state", "new", "--initial-cluster-token", "ctnet-test",
-        "--log-outputs", `${member.stateDir}/etcd.log`,
       ]);
-      spawn(argv[0], argv.slice(1), { stdio: "ignore", detached: false }).unref();
+      const log = fs.openSync(`${member.stateDir}/etcd.log`, "a");
+      spawn(argv[0], argv.slice(1), { stdio: ["ignore", log, log] }).unref();
+      fs.closeSync(log);
     }
     // healthy: a write through the cluster commits (it needs a leader and a quorum)
     const deadline = Date.now() + 30_000;

@@ -1,0 +1,116 @@
+// Overlay networks across simulated hosts (simhosts.ts): three private hosts on an underlay bridge, a
+// 3-member etcd cluster, real VXLAN traffic between containers of different hosts.
+import { describe, expect, it } from "vitest";
+import { useSimCluster, type SimHost } from "./simhosts.js";
+
+const sim = useSimCluster(3);
+
+/** Waits until `check` holds (the agents converge asynchronously), failing after `ms`. */
+async function until(what: string, check: () => boolean, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const fdb = (h: SimHost, vni: number) => h.sh(["bridge", "fdb", "show", "dev", `ctvx-${vni}`]).stdout;
+const join = (h: SimHost, ...extra: string[]) => h.ok("cluster", "join", "--store", sim().store, "--advertise", h.ip, ...extra);
+
+describe("overlay networks across hosts", () => {
+  it("cluster join on every host; cluster ls shows them all, alive, with their VTEPs", () => {
+    const [h1, h2, h3] = sim().hosts;
+    join(h1, "--ttl", "4");
+    join(h2, "--ttl", "4");
+    join(h3, "--ttl", "4");
+    const rows = h2.ok("cluster", "ls", "--format", "{{.Hostname}} {{.Vtep}} {{.Status}}").trim().split("\n");
+    expect(rows).toEqual([`h1 ${h1.ip} Ready`, `h2 ${h2.ip} Ready`, `h3 ${h3.ip} Ready`]);
+    // a second host of the same name is refused while the first is alive
+    const again = h3.ctnet("cluster", "join", "--store", sim().store, "--advertise", h3.ip);
+    expect(again.code).toBe(2);
+  });
+
+  it("an overlay network created on one host shows on every host, scope global", () => {
+    const [h1, h2, h3] = sim().hosts;
+    h1.ok("net", "create", "-d", "overlay", "--subnet", "10.200.0.0/24", "ov1");
+    for (const h of [h1, h2, h3]) {
+      expect(h.ok("net", "ls", "--filter", "name=ov1", "--format", "{{.Name}} {{.Driver}} {{.Scope}}").trim()).toBe("ov1 overlay global");
+      const inspect = JSON.parse(h.ok("net", "inspect", "ov1"))[0];
+      expect(inspect).toMatchObject({ Driver: "overlay", Scope: "global", IPAM: { Config: [{ Subnet: "10.200.0.0/24", Gateway: "10.200.0.1" }] } });
+    }
+    // the name is the cluster's: another host cannot create it again
+    expect(h2.ctnet("net", "create", "-d", "overlay", "ov1").code).toBe(2);
+  });
+
+  it("containers on two hosts ping each other across the VXLAN tunnel; the MTU is the underlay's less 50", async () => {
+    const [h1, h2] = sim().hosts;
+    h1.ok("run", "-d", "--name", "a", "--net", "ov1");
+    h2.ok("run", "-d", "--name", "b", "--net", "ov1");
+    const ipOf = (h: SimHost, c: string) => JSON.parse(h.ok("inspect", c))[0].NetworkSettings.Networks.ov1.IPAddress;
+    const [ipA, ipB] = [ipOf(h1, "a"), ipOf(h2, "b")];
+    expect(ipA).not.toBe(ipB);
+    // within a second of run: the run plan itself programs the peers it knows, the agent the later ones
+    await until("a reaches b", () => h1.ping("a", ipB), 1000);
+    expect(h2.ping("b", ipA)).toBe(true);
+    expect(h1.inNs("a", "cat", "/sys/class/net/eth0/mtu").stdout.trim()).toBe("1450");
+    // 1422 bytes of ICMP payload + 28 of headers = 1450: passes with DF set; one more byte does not
+    expect(h1.inNs("a", "ping", "-c1", "-W1", "-M", "do", "-s", "1422", ipB).code).toBe(0);
+    const big = h1.inNs("a", "ping", "-c1", "-W1", "-M", "do", "-s", "1423", ipB);
+    expect(big.code).not.toBe(0);
+    expect(big.stdout + big.stderr).toMatch(/message too long|mtu/i);
+  });
+
+  it("addresses are claimed in the store: no two hosts hand out the same one, also when they run at once", async () => {
+    const [h1, h2, h3] = sim().hosts;
+    const procs = [h1, h2, h3].flatMap((h) => [1, 2, 3].map((i) => h.spawnCtnet(["run", "-d", "--name", `p${h.name}-${i}`, "--net", "ov1"])));
+    const codes = await Promise.all(procs.map((p) => new Promise<number>((r) => p.on("exit", (c) => r(c ?? 1)))));
+    expect(codes).toEqual(Array(9).fill(0));
+    const ips = [h1, h2, h3].flatMap((h) => [1, 2, 3].map((i) => JSON.parse(h.ok("inspect", `p${h.name}-${i}`))[0].NetworkSettings.Networks.ov1.IPAddress));
+    expect(new Set(ips).size).toBe(9);
+    for (const h of [h1, h2, h3]) h.ok("rm", "-f", ...[1, 2, 3].map((i) => `p${h.name}-${i}`));
+  });
+
+  it("an unreachable store fails an overlay command before its first step, with one line naming it; bridge networks keep working", () => {
+    const h3 = sim().hosts[2];
+    // the store's members are cut off from this host alone
+    h3.sh(["ip", "link", "set", "eth1", "down"]);
+    try {
+      const before = h3.kernel();
+      const r = h3.ctnet("run", "-d", "--name", "c", "--net", "ov1");
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim().split("\n")).toHaveLength(1);
+      expect(r.stderr).toContain(sim().store);
+      expect(h3.kernel()).toEqual(before);
+      h3.ok("net", "create", "local1");
+      h3.ok("run", "-d", "--name", "l1", "--net", "local1");
+      h3.ok("run", "-d", "--name", "l2", "--net", "local1");
+      expect(h3.ping("l1", "l2")).toBe(true);
+      h3.ok("rm", "-f", "l1", "l2");
+      h3.ok("net", "rm", "local1");
+    } finally {
+      h3.sh(["ip", "link", "set", "eth1", "up"]);
+    }
+  });
+
+  it("rm removes the container's claim, and the last container takes the bridge and VXLAN device along", async () => {
+    const [h1, h2] = sim().hosts;
+    const vni = Number(JSON.parse(h1.ok("net", "inspect", "ov1"))[0].Options["com.docker.network.driver.overlay.vxlanid_list"]);
+    await until("h1 knows b's MAC", () => fdb(h1, vni).includes(`dst ${h2.ip}`));
+    h2.ok("rm", "-f", "b");
+    expect(h2.sh(["ip", "link", "show", `ctvx-${vni}`]).code).not.toBe(0);
+    await until("h1 forgets b", () => !fdb(h1, vni).includes(`dst ${h2.ip}`));
+    expect(h2.ok("cluster", "ls", "--format", "{{.Hostname}} {{.Containers}}")).toContain("h2 0");
+  });
+
+  it("a host that dies: within its lease time its FDB and ARP entries are gone on the others", async () => {
+    const [h1, h2] = sim().hosts;
+    h2.ok("run", "-d", "--name", "b2", "--net", "ov1");
+    const vni = Number(JSON.parse(h1.ok("net", "inspect", "ov1"))[0].Options["com.docker.network.driver.overlay.vxlanid_list"]);
+    await until("h1 knows b2", () => fdb(h1, vni).includes(`dst ${h2.ip}`));
+    await sim().kill(h2);
+    // the lease is 4 s; etcd expires it within a second or so of that
+    await until("h1 forgets the dead host's container", () => !fdb(h1, vni).includes(`dst ${h2.ip}`), 10_000);
+    expect(h1.sh(["ip", "neigh", "show", "dev", `ctvx-${vni}`]).stdout).not.toContain("lladdr");
+    expect(h1.ok("cluster", "ls", "--format", "{{.Hostname}} {{.Status}}")).toContain("h2 Down");
+  }, 30_000);
+});
