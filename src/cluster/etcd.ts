@@ -73,6 +73,7 @@ export function parseStoreUrl(url: string): string[] | null {
 
 /** gRPC's status for a member that cannot serve (no leader): another member may */
 const UNAVAILABLE = 14;
+const CONNECT_TIMEOUT_MS = 500;
 
 export class Etcd {
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
@@ -126,6 +127,14 @@ export class Etcd {
         });
       });
       req.setTimeout(this.timeoutMs, () => req.destroy(new Error(`no answer from ${endpoint} within ${this.timeoutMs} ms`)));
+      // a member that is down does not answer ARP: the kernel gives up after 3 s; the next member is
+      // tried long before that (a LAN connects in well under a millisecond)
+      req.on("socket", (socket) => {
+        if (!socket.connecting) return;
+        const timer = setTimeout(() => req.destroy(new Error(`cannot connect to ${endpoint} within ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS);
+        socket.once("connect", () => clearTimeout(timer));
+        socket.once("close", () => clearTimeout(timer));
+      });
       req.on("error", reject);
       req.end(data);
     });
@@ -184,6 +193,7 @@ export class Etcd {
     const end = (err: Error | null, compacted = 0) => {
       if (ended) return;
       ended = true;
+      req.destroy();
       // the next watch starts with the next member: this one may be the one that is gone
       if (err) this.current = (this.current + 1) % this.endpoints.length;
       onEnd(err, compacted);

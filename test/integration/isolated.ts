@@ -165,7 +165,8 @@ export class IsolatedHost {
 
   /** Ends every process of the private host (the kernel kills its pid namespace) and its namespaces. */
   async stop(): Promise<void> {
-    if (this.holder.exitCode === null) {
+    // a holder killed by a signal keeps exitCode null: a second stop must not wait for an exit that came
+    if (this.holder.exitCode === null && this.holder.signalCode === null) {
       const exited = new Promise((r) => this.holder.once("exit", r));
       this.holder.kill("SIGKILL");
       await exited;
