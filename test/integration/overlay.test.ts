@@ -1,5 +1,6 @@
 // Overlay networks across simulated hosts (simhosts.ts): three private hosts on an underlay bridge, a
 // 3-member etcd cluster, real VXLAN traffic between containers of different hosts.
+import fs from "node:fs";
 import { describe, expect, it } from "vitest";
 import { useSimCluster, type SimHost } from "./simhosts.js";
 
@@ -14,6 +15,7 @@ async function until(what: string, check: () => boolean, ms = 5000): Promise<voi
   }
 }
 
+const host = (name: string) => sim().hosts.find((h) => h.name === name)!;
 const fdb = (h: SimHost, vni: number) => h.sh(["bridge", "fdb", "show", "dev", `ctvx-${vni}`]).stdout;
 const join = (h: SimHost, ...extra: string[]) => h.ok("cluster", "join", "--store", sim().store, "--advertise", h.ip, ...extra);
 
@@ -49,9 +51,10 @@ describe("overlay networks across hosts", () => {
     const ipOf = (h: SimHost, c: string) => JSON.parse(h.ok("inspect", c))[0].NetworkSettings.Networks.ov1.IPAddress;
     const [ipA, ipB] = [ipOf(h1, "a"), ipOf(h2, "b")];
     expect(ipA).not.toBe(ipB);
-    // within a second of run: the run plan itself programs the peers it knows, the agent the later ones
-    await until("a reaches b", () => h1.ping("a", ipB), 1000);
+    // b's run plan itself programmed a, whom the store already knew: no waiting for an agent
     expect(h2.ping("b", ipA)).toBe(true);
+    // a's host learns of b from its agent, which converges on b's claim
+    await until("a reaches b", () => h1.ping("a", ipB));
     expect(h1.inNs("a", "cat", "/sys/class/net/eth0/mtu").stdout.trim()).toBe("1450");
     // 1422 bytes of ICMP payload + 28 of headers = 1450: passes with DF set; one more byte does not
     expect(h1.inNs("a", "ping", "-c1", "-W1", "-M", "do", "-s", "1422", ipB).code).toBe(0);
@@ -92,6 +95,17 @@ describe("overlay networks across hosts", () => {
     }
   });
 
+  it("--dry-run of an overlay run prints the store transaction and the kernel steps, and changes nothing", () => {
+    const h3 = sim().hosts[2];
+    const before = h3.kernel();
+    const out = h3.ok("run", "--dry-run", "-d", "--name", "d", "--net", "ov1");
+    expect(out).toMatch(/^# store transaction: if absent \/ctnet\/endpoints\/ov1\/10\.200\.0\.\d+ && absent \/ctnet\/names\/ov1\/d then put/m);
+    expect(out).toMatch(/^ip link add ctvx-\d+ mtu 1450 type vxlan id \d+ local 10\.77\.0\.3 dstport 4789 nolearning proxy$/m);
+    expect(out).toMatch(/^bridge fdb replace 02:42:0a:c8:00:\w\w dev ctvx-\d+ dst 10\.77\.0\.\d self permanent$/m);
+    expect(h3.kernel()).toEqual(before);
+    expect(h3.ok("cluster", "ls", "--format", "{{.Hostname}} {{.Containers}}")).toContain("h3 0");
+  });
+
   it("rm removes the container's claim, and the last container takes the bridge and VXLAN device along", async () => {
     const [h1, h2] = sim().hosts;
     const vni = Number(JSON.parse(h1.ok("net", "inspect", "ov1"))[0].Options["com.docker.network.driver.overlay.vxlanid_list"]);
@@ -109,8 +123,39 @@ describe("overlay networks across hosts", () => {
     await until("h1 knows b2", () => fdb(h1, vni).includes(`dst ${h2.ip}`));
     await sim().kill(h2);
     // the lease is 4 s; etcd expires it within a second or so of that
-    await until("h1 forgets the dead host's container", () => !fdb(h1, vni).includes(`dst ${h2.ip}`), 10_000);
-    expect(h1.sh(["ip", "neigh", "show", "dev", `ctvx-${vni}`]).stdout).not.toContain("lladdr");
+    const arp = () => h1.sh(["ip", "neigh", "show", "dev", `ctvx-${vni}`]).stdout;
+    await until("h1 forgets the dead host's container", () => !fdb(h1, vni).includes(`dst ${h2.ip}`) && !arp().includes("lladdr"), 10_000);
     expect(h1.ok("cluster", "ls", "--format", "{{.Hostname}} {{.Status}}")).toContain("h2 Down");
   }, 30_000);
+
+  it("a dead agent is started again by the next ctnet command; reset stops it", async () => {
+    const h3 = host("h3");
+    const pidFile = `${h3.stateDir}/agent.pid`;
+    const alive = (pid: string) => h3.sh(["kill", "-0", pid]).code === 0;
+    const first = fs.readFileSync(pidFile, "utf8").split(" ")[0];
+    expect(alive(first)).toBe(true);
+    h3.sh(["kill", "-KILL", first]);
+    await until("the agent is gone", () => !alive(first));
+    h3.ok("ps");
+    const second = fs.readFileSync(pidFile, "utf8").split(" ")[0];
+    expect(second).not.toBe(first);
+    expect(alive(second)).toBe(true);
+    h3.ok("reset", "-y");
+    await until("reset stopped the agent", () => !alive(second));
+    expect(fs.existsSync(pidFile)).toBe(false);
+  });
+
+  it("leave is refused while the host has containers on overlay networks; --force removes them and their claims", () => {
+    const h1 = host("h1");
+    const refused = h1.ctnet("cluster", "leave");
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain("(a)");
+    h1.ok("cluster", "leave", "--force");
+    expect(h1.ok("ps", "-a", "--format", "{{.Names}}")).toBe("");
+    expect(h1.ok("net", "ls", "--format", "{{.Name}}")).not.toContain("ov1");
+    expect(h1.sh(["ip", "-o", "link", "show", "type", "vxlan"]).stdout).toBe("");
+    // a host that left is no member: it rejoins under its name at once
+    join(h1);
+    expect(h1.ok("cluster", "ls", "--format", "{{.Hostname}} {{.Status}} {{.Containers}}")).toContain("h1 Ready 0");
+  });
 });
