@@ -54,10 +54,10 @@ export function localRecord(v: OverlayNetworkValue, vtep: string): NetworkRecord
 }
 
 /** One line of a --dry-run: what the store transaction does. */
-function renderTxn(compare: Compare[], success: TxnOp[]): string {
+function renderTxn(compare: Compare[], success: TxnOp[], when?: string): string {
   const ifs = compare.map((c) => (c.target === "CREATE" ? `absent ${c.key}` : c.key)).join(" && ");
   const thens = success.map((op) => ("put" in op ? `put ${op.put.key}${op.put.lease ? " (lease)" : ""}` : "delete" in op ? `delete ${op.delete.key}` : "")).join("; ");
-  return `# store transaction: if ${ifs} then ${thens}\n`;
+  return `# store transaction${when ? `, ${when}` : ""}: if ${ifs} then ${thens}\n`;
 }
 
 const byPrefix = (kvs: KeyValue[], prefix: string) => kvs.filter((kv) => kv.key.startsWith(PREFIX + prefix));
@@ -145,7 +145,7 @@ async function overlayNetwork(etcd: Etcd, state: State, target: string): Promise
 }
 
 export interface OverlayClaim {
-  /** after the run's plan ran: the claim says its link is up, which the agents converge on */
+  /** after the run's plan ran: the claim says its link is up, which the agents converge on (--dry-run: prints the claim's transaction) */
   up(): Promise<void>;
   /** after the run's plan failed: the claim is released */
   release(): Promise<void>;
@@ -196,9 +196,9 @@ export async function claimForRun(g: GlobalOptions, state: State, o: RunOptions)
     if (!first.ip) o.ip = ip;
     o.beforePlan = (plan, draft) => void ensureOverlayOnHost(plan, draft, net, join.advertise, peers);
     if (g.dryRun) {
-      process.stdout.write(renderTxn(compare, success));
       etcd.close();
-      return null;
+      // printed after the plan's script, which must begin with its #! line
+      return { up: async () => void process.stdout.write(`\n${renderTxn(compare, success, "before step 1")}`), release: async () => {} };
     }
     if ((await etcd.txn(compare, success)).succeeded) {
       return {

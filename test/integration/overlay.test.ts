@@ -99,7 +99,8 @@ describe("overlay networks across hosts", () => {
     const h3 = sim().hosts[2];
     const before = h3.kernel();
     const out = h3.ok("run", "--dry-run", "-d", "--name", "d", "--net", "ov1");
-    expect(out).toMatch(/^# store transaction: if absent \/ctnet\/endpoints\/ov1\/10\.200\.0\.\d+ && absent \/ctnet\/names\/ov1\/d then put/m);
+    expect(out).toMatch(/^#!\/bin\/sh\n/);
+    expect(out).toMatch(/^# store transaction, before step 1: if absent \/ctnet\/endpoints\/ov1\/10\.200\.0\.\d+ && absent \/ctnet\/names\/ov1\/d then put/m);
     expect(out).toMatch(/^ip link add ctvx-\d+ mtu 1450 type vxlan id \d+ local 10\.77\.0\.3 dstport 4789 nolearning proxy$/m);
     expect(out).toMatch(/^bridge fdb replace 02:42:0a:c8:00:\w\w dev ctvx-\d+ dst 10\.77\.0\.\d self permanent$/m);
     expect(h3.kernel()).toEqual(before);
