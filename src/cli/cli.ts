@@ -99,7 +99,10 @@ export function buildProgram(): Command {
   mutating(net.command("rm").alias("remove").description("remove networks").argument("<name...>"))
     .action(async (names: string[], opts, cmd) => {
       const { planNetRm } = await import("../commands/networks.js");
-      await mutateEach(globals(cmd), names, planNetRm, (n) => console.log(n));
+      const g = globals(cmd);
+      const state = readState(g);
+      const local = state.cluster ? await (await import("../cluster/overlayrun.js")).removeOverlayNetworks(g, state, names, (n) => console.log(n)) : names;
+      if (local.length) await mutateEach(g, local, planNetRm, (n) => console.log(n));
     });
 
   mutating(net.command("prune").description("remove all networks without containers"))

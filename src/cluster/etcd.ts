@@ -19,7 +19,8 @@ export interface WatchEvent {
   kv: KeyValue;
 }
 
-export type Compare = { key: string; target: "CREATE"; createRevision: number } | { key: string; target: "MOD"; modRevision: number } | { key: string; target: "VALUE"; value: string };
+/** `prefix`: the compare holds for every key under `key` (CREATE 0 over a prefix: no key there at all) */
+export type Compare = { key: string; target: "CREATE"; createRevision: number; prefix?: boolean } | { key: string; target: "MOD"; modRevision: number } | { key: string; target: "VALUE"; value: string };
 export type TxnOp = { put: { key: string; value: string; lease?: string } } | { delete: { key: string; prefix?: boolean } } | { range: { key: string; prefix?: boolean } };
 
 const b64 = (text: string) => Buffer.from(text).toString("base64");
@@ -53,7 +54,7 @@ function encodeOp(op: TxnOp): object {
 export function encodeTxn(compare: Compare[], success: TxnOp[], failure: TxnOp[] = []): object {
   return {
     compare: compare.map((c) => {
-      const base = { key: b64(c.key), result: "EQUAL", target: c.target };
+      const base = { key: b64(c.key), result: "EQUAL", target: c.target, ...("prefix" in c && c.prefix ? { range_end: rangeEnd(c.key) } : {}) };
       if (c.target === "CREATE") return { ...base, create_revision: String(c.createRevision) };
       if (c.target === "MOD") return { ...base, mod_revision: String(c.modRevision) };
       return { ...base, value: b64(c.value) };

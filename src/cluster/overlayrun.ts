@@ -246,3 +246,43 @@ export async function removeContainers(g: GlobalOptions, state: State, names: st
   await release?.(removed);
 }
 
+/**
+ * `net rm` of overlay networks this host has no container on: each removed from the store in one
+ * transaction that holds only while no host has a container on it (no claim under its endpoint prefix).
+ * Returns the names it is not about (not overlay networks of the store), for the local `net rm`.
+ */
+export async function removeOverlayNetworks(g: GlobalOptions, state: State, names: string[], removed: (name: string) => void): Promise<string[]> {
+  const etcd = storeOf(state);
+  const rest: string[] = [];
+  try {
+    for (const name of names) {
+      if (state.networks[name]?.driver === "bridge" || (PREDEFINED_NETWORKS as readonly string[]).includes(name)) {
+        rest.push(name);
+        continue;
+      }
+      const kv = await etcd.get(keys.network(name));
+      if (!kv) {
+        rest.push(name);
+        continue;
+      }
+      const v = JSON.parse(kv.value) as OverlayNetworkValue;
+      const compare: Compare[] = [{ key: keys.endpoint(name, ""), target: "CREATE", createRevision: 0, prefix: true }, { key: keys.network(name), target: "MOD", modRevision: kv.modRevision }];
+      const success: TxnOp[] = [{ delete: { key: keys.network(name) } }, { delete: { key: keys.vni(v.vni) } }, { delete: { key: keys.subnet(v.subnet) } }, { delete: { key: keys.name(name, ""), prefix: true } }];
+      if (g.dryRun) {
+        process.stdout.write(renderTxn(compare, success));
+        continue;
+      }
+      if ((await etcd.txn(compare, success)).succeeded) {
+        removed(name);
+        continue;
+      }
+      const users = (await etcd.list(keys.endpoint(name, ""))).kvs.map((e) => JSON.parse(e.value) as EndpointValue);
+      const hosts = [...new Set(users.map((u) => u.host))].sort();
+      throw new UsageError(`network ${name} has active endpoints (${users.map((u) => u.container).sort().join(", ")}) on host${hosts.length === 1 ? "" : "s"} ${hosts.join(", ")}`);
+    }
+  } finally {
+    etcd.close();
+  }
+  return rest;
+}
+

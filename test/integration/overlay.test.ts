@@ -159,4 +159,19 @@ describe("overlay networks across hosts", () => {
     join(h1);
     expect(h1.ok("cluster", "ls", "--format", "{{.Hostname}} {{.Status}} {{.Containers}}")).toContain("h1 Ready 0");
   });
+
+  it("net rm of an overlay network: refused while any host, dead ones too, has a container on it; else gone everywhere", () => {
+    const h1 = host("h1");
+    // b2 of the dead h2 keeps its claim until it is pruned
+    const refused = h1.ctnet("net", "rm", "ov1");
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain("(b2) on host h2");
+    h1.ok("net", "create", "-d", "overlay", "ov2");
+    expect(h1.ok("net", "rm", "ov2").trim()).toBe("ov2");
+    expect(h1.ok("net", "ls", "--format", "{{.Name}}")).not.toContain("ov2");
+    // its VNI and subnet are free again: the next network gets them
+    h1.ok("net", "create", "-d", "overlay", "ov3");
+    expect(JSON.parse(h1.ok("net", "inspect", "ov3"))[0].Options["com.docker.network.driver.overlay.vxlanid_list"]).toBe("4097");
+  });
 });
+

@@ -18,6 +18,11 @@ describe("etcd JSON gateway encoding", () => {
     });
   });
 
+  it("encodes a compare over a prefix (no key under it) with its range end", () => {
+    const body: any = encodeTxn([{ key: "/e/n/", target: "CREATE", createRevision: 0, prefix: true }], []);
+    expect(body.compare[0]).toEqual({ key: b64("/e/n/"), result: "EQUAL", target: "CREATE", create_revision: "0", range_end: b64("/e/n0") });
+  });
+
   it("encodes a prefix delete with its range end", () => {
     const body: any = encodeTxn([], [{ delete: { key: "/p/", prefix: true } }]);
     expect(body.success[0].request_delete_range).toEqual({ key: b64("/p/"), range_end: b64("/p0") });
