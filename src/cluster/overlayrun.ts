@@ -9,7 +9,7 @@ import {
 import { DEFAULT_BRIDGE_NETWORK, PREDEFINED_NETWORKS, bridgeIfname, newId, validateName } from "../naming.js";
 import { mutateEach, openStore, type GlobalOptions } from "../plan/core.js";
 import { hostAddresses, hostSubnetsInUse } from "../host/sys.js";
-import { normaliseOptions, parseKeyValues, type CreateNetworkOptions } from "../commands/networks.js";
+import { liveContext, normaliseOptions, parseKeyValues, type CreateNetworkOptions } from "../commands/networks.js";
 import { networkAttachments } from "../cli/runflags.js";
 import { VXLAN_OVERHEAD, ensureOverlayOnHost, type RemoteEndpoint } from "../drivers/overlay.js";
 import { PREFIX, checkReachable, keys, storeOf, type EndpointValue, type HostValue } from "./cluster.js";
@@ -67,7 +67,7 @@ export async function createOverlayNetwork(g: GlobalOptions, state: State, name:
   validateName("network", name);
   if ((PREDEFINED_NETWORKS as readonly string[]).includes(name)) throw new UsageError(`network name ${name} is predefined and cannot be created`);
   if (state.networks[name]) throw new UsageError(`network with name ${name} already exists`);
-  const options = normaliseOptions(parseKeyValues(o.opt, "option"));
+  const options = normaliseOptions(parseKeyValues(o.opt, "option"), "overlay");
   const labels = parseKeyValues(o.label, "label");
   if (o.gateway && !o.subnet) throw new UsageError("--gateway needs --subnet");
   if (o.ipRange && !o.subnet) throw new UsageError("--ip-range needs --subnet");
@@ -194,7 +194,7 @@ export async function claimForRun(g: GlobalOptions, state: State, o: RunOptions)
     const success: TxnOp[] = [{ put: { key: keys.endpoint(v.name, ip), value: JSON.stringify(claim) } }, { put: { key: keys.name(v.name, name), value: join.host } }];
     // the address goes to planRun as --ip would: newEndpoint then checks it against this host's containers
     if (!first.ip) o.ip = ip;
-    o.beforePlan = (plan, draft) => void ensureOverlayOnHost(plan, draft, net, join.advertise, peers);
+    o.beforePlan = (plan, draft) => void ensureOverlayOnHost(plan, liveContext(), draft, net, peers);
     if (g.dryRun) {
       etcd.close();
       // printed after the plan's script, which must begin with its #! line

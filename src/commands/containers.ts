@@ -3,12 +3,12 @@
 import fs from "node:fs";
 import path from "node:path";
 import { UsageError } from "../errors.js";
-import { attachEndpoints } from "../drivers/bridge.js";
+import { attachEndpoints } from "../drivers/registry.js";
 import { enlist } from "../firewall/firewall.js";
 import { DEFAULT_BRIDGE_NETWORK, newId, validateName } from "../naming.js";
 import { netnsExists } from "../host/sys.js";
 import {
-  ensureDefaultBridge, findContainer, findNetwork, newEndpoint, parseKeyValues, releaseDefaultBridge, resolveNetwork, routeNetwork,
+  ensureDefaultBridge, findContainer, findNetwork, liveContext, newEndpoint, parseKeyValues, releaseDefaultBridge, resolveNetwork, routeNetwork,
 } from "./networks.js";
 import { Plan, removalRank } from "../plan/plan.js";
 import { releaseOverlaysOnHost } from "../drivers/overlay.js";
@@ -133,7 +133,7 @@ export function planRun(state: State, stateDir: string, o: RunOptions): { plan: 
   // never a moment in which the namespace exists unmarked (doctor and reset would not know it as ctnet's)
   syncNameFiles(plan, state, [name, ...neighbours(state, c)]);
   if (ownNs) createNamespace(plan, name);
-  if (net) attachEndpoints(plan, name, c.endpoints.map((ep) => ({ net: state.networks[ep.network], ep })), routeNetwork(state, c));
+  if (net) attachEndpoints(plan, liveContext(), name, c.endpoints.map((ep) => ({ net: state.networks[ep.network], ep })), routeNetwork(state, c));
   if (ownNs) loopbackUp(plan, name);
   const warnings = publishOnRun(plan, state, c, o);
   const argv = processArgv(state, c, command, env, true);
@@ -180,14 +180,14 @@ export function planRm(state: State, stateDir: string, names: string[], force: b
     plan.kill([...pids], "SIGKILL", `stop ${name}'s processes`);
     if (c.mode === "bridge" || c.mode === "none") {
       // the namespace takes its veth pairs with it (see deleteNamespace)
-      deleteNamespace(plan, c.netns!, c.endpoints.map((ep) => ep.hostIf));
+      deleteNamespace(plan, c.netns!, c.endpoints.map((ep) => ep.hostIf).filter(Boolean));
       removeNameFiles(plan, c.netns!);
     }
     const log = logPath(stateDir, name);
     if (fs.existsSync(log)) plan.cmd(["rm", "-f", log], `remove ${name}'s log`, null);
   }
   releaseDefaultBridge(plan, state);
-  releaseOverlaysOnHost(plan, state);
+  releaseOverlaysOnHost(plan, liveContext(), state);
   // stable: within a rank, the plan order each container's steps were planned in
   plan.steps.sort((a, b) => removalRank(a) - removalRank(b));
   return plan;
