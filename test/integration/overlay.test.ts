@@ -61,6 +61,8 @@ describe("overlay networks across hosts", () => {
     const big = h1.inNs("a", "ping", "-c1", "-W1", "-M", "do", "-s", "1423", ipB);
     expect(big.code).not.toBe(0);
     expect(big.stdout + big.stderr).toMatch(/message too long|mtu/i);
+    // doctor knows the VXLAN device as the overlay network's: no drift on either host
+    for (const h of [h1, h2]) expect(h.ctnet("doctor").code, h.ctnet("doctor").stdout).toBe(0);
   });
 
   it("addresses are claimed in the store: no two hosts hand out the same one, also when they run at once", async () => {
