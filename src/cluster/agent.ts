@@ -10,28 +10,33 @@ import { peerArgvs, vxlanIfname, type RemoteEndpoint } from "../drivers/overlay.
 import { PREFIX, agentPidFile, keys, storeOf, type EndpointValue, type HostValue } from "./cluster.js";
 import type { OverlayNetworkValue } from "./overlayrun.js";
 import type { KeyValue, WatchEvent } from "./etcd.js";
+import type { State } from "../model.js";
 
 const log = (msg: string) => process.stdout.write(`${new Date().toISOString()} ${msg}\n`);
 
 /** What the agent knows of the store: the keys under the prefix, kept current by the watch. */
 class View {
-  readonly kvs = new Map<string, string>();
+  readonly kvs = new Map<string, KeyValue>();
 
   load(kvs: KeyValue[]): void {
     this.kvs.clear();
-    for (const kv of kvs) this.kvs.set(kv.key, kv.value);
+    for (const kv of kvs) this.kvs.set(kv.key, kv);
   }
 
   apply(events: WatchEvent[]): void {
     for (const e of events) {
-      if (e.type === "PUT") this.kvs.set(e.kv.key, e.kv.value);
+      if (e.type === "PUT") this.kvs.set(e.kv.key, e.kv);
       else this.kvs.delete(e.kv.key);
     }
   }
 
-  private values<T>(prefix: string): T[] {
-    const out: T[] = [];
-    for (const [key, value] of this.kvs) if (key.startsWith(PREFIX + prefix)) out.push(JSON.parse(value));
+  values<T>(prefix: string): T[] {
+    return this.entries<T>(prefix).map(([, v]) => v);
+  }
+
+  entries<T>(prefix: string): Array<[KeyValue, T]> {
+    const out: Array<[KeyValue, T]> = [];
+    for (const [key, kv] of this.kvs) if (key.startsWith(PREFIX + prefix)) out.push([kv, JSON.parse(kv.value)]);
     return out;
   }
 
@@ -73,6 +78,22 @@ export function converge(vxlan: string, peers: RemoteEndpoint[]): number {
   return peers.length;
 }
 
+/** How long a claim may wait for the `run` that made it to save its state (a run takes well under a second). */
+const CLAIM_GRACE_MS = 30_000;
+const REAP_INTERVAL_MS = 2_000;
+
+/**
+ * This host's claims that no container of its state holds: a `run --rm` removed by its watcher, a run
+ * killed between its claim and its state save, a `reset`. Released unless the run may still be saving.
+ */
+export function strayClaims(claims: Array<[KeyValue, EndpointValue]>, self: string, state: State, now: number): KeyValue[] {
+  return claims
+    .filter(([, ep]) => ep.host === self)
+    .filter(([, ep]) => !state.containers[ep.container]?.endpoints.some((e) => e.network === ep.network && e.ip === ep.ip))
+    .filter(([, ep]) => ep.up || now - Date.parse(ep.claimed) > CLAIM_GRACE_MS)
+    .map(([kv]) => kv);
+}
+
 export async function runAgent(g: GlobalOptions): Promise<void> {
   const stateDir = openStore(g).dir;
   const state = readState(g);
@@ -109,6 +130,22 @@ export async function runAgent(g: GlobalOptions): Promise<void> {
   };
   await renew();
   setInterval(renew, (join.ttl * 1000) / 3);
+
+  // releases stray claims (strayClaims), each only if it is unchanged since it was read
+  const reap = async () => {
+    let local: State;
+    try {
+      local = openStore(g).read();
+    } catch {
+      return;
+    }
+    for (const kv of strayClaims(view.entries<EndpointValue>("endpoints/"), join.host, local, Date.now())) {
+      const ep = JSON.parse(kv.value) as EndpointValue;
+      await etcd.txn([{ key: kv.key, target: "MOD", modRevision: kv.modRevision }], [{ delete: { key: kv.key } }, { delete: { key: keys.name(ep.network, ep.container) } }])
+        .then((r) => r.succeeded && log(`released the claim of ${ep.container} on ${ep.network} (${ep.ip}): no such container here`), (err) => log(`cannot release ${kv.key}: ${err.message}`));
+    }
+  };
+  setInterval(reap, REAP_INTERVAL_MS);
 
   // list, converge, watch from the listing's revision; re-list when the watch ends (a compaction, a member lost)
   while (!stopped) {

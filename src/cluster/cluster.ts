@@ -41,6 +41,8 @@ export interface EndpointValue {
   container: string;
   /** set once the container's link is up on its host (the agents converge on it) */
   up?: boolean;
+  /** when the claim was made (ISO 8601): the agent releases a claim its host's state never took up */
+  claimed: string;
 }
 
 export const DEFAULT_TTL = 15;

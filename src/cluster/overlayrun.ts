@@ -188,7 +188,7 @@ export async function claimForRun(g: GlobalOptions, state: State, o: RunOptions)
       if (free === null) throw new UsageError(`no free address left on network ${v.name} (${v.ipRange ?? v.subnet})`);
       ip = addrText(free);
     }
-    const claim: EndpointValue = { network: v.name, ip, mac: first.mac ?? macFor(addrValue(ip)), host: join.host, vtep: join.advertise, container: name };
+    const claim: EndpointValue = { network: v.name, ip, mac: first.mac ?? macFor(addrValue(ip)), host: join.host, vtep: join.advertise, container: name, claimed: new Date().toISOString() };
     const peers: RemoteEndpoint[] = claims.filter((c) => c.host !== join.host && live.has(c.host)).map(({ ip, mac, vtep }) => ({ ip, mac, vtep }));
     const compare: Compare[] = [keys.endpoint(v.name, ip), keys.name(v.name, name)].map((key) => ({ key, target: "CREATE", createRevision: 0 }));
     const success: TxnOp[] = [{ put: { key: keys.endpoint(v.name, ip), value: JSON.stringify(claim) } }, { put: { key: keys.name(v.name, name), value: join.host } }];

@@ -75,6 +75,15 @@ describe("overlay networks across hosts", () => {
     for (const h of [h1, h2, h3]) h.ok("rm", "-f", ...[1, 2, 3].map((i) => `p${h.name}-${i}`));
   });
 
+  it("a container removed by its --rm watcher gives its claim back (the agent releases claims no container holds)", async () => {
+    const h1 = host("h1");
+    const count = () => h1.ok("cluster", "ls", "--format", "{{.Hostname}} {{.Containers}}").split("\n").find((l) => l.startsWith("h1 "));
+    expect(count()).toBe("h1 1");
+    h1.ok("run", "-d", "--rm", "--name", "brief", "--net", "ov1", "--", "sleep", "0.3");
+    await until("the container is gone", () => h1.ok("ps", "-a", "--format", "{{.Names}}").trim() === "a", 10_000);
+    await until("its claim is released", () => count() === "h1 1", 10_000);
+  });
+
   it("an unreachable store fails an overlay command before its first step, with one line naming it; bridge networks keep working", () => {
     const h3 = sim().hosts[2];
     // the store's members are cut off from this host alone
