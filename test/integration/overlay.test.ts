@@ -20,6 +20,24 @@ const fdb = (h: SimHost, vni: number) => h.sh(["bridge", "fdb", "show", "dev", `
 const join = (h: SimHost, ...extra: string[]) => h.ok("cluster", "join", "--store", sim().store, "--advertise", h.ip, ...extra);
 
 describe("overlay networks across hosts", () => {
+  it("bad input to cluster join and net create -d overlay: one line, exit 2, nothing changed", () => {
+    const h1 = host("h1");
+    const before = h1.stateFiles();
+    const cases: Array<[string[], RegExp]> = [
+      [["cluster", "join", "--store", "http://10.77.0.101:2379", "--advertise", h1.ip], /invalid --store "http:\/\/10\.77\.0\.101:2379": expected etcd:\/\/HOST:PORT/],
+      [["cluster", "join", "--store", sim().store, "--advertise", "10.77.0.99"], /--advertise 10\.77\.0\.99 is not an address of this host/],
+      [["cluster", "join", "--store", sim().store, "--advertise", h1.ip, "--ttl", "31"], /invalid --ttl "31": seconds, 2\.\.30/],
+      [["net", "create", "-d", "overlay", "ov0"], /this host has not joined a cluster/],
+      [["cluster", "ls"], /this host has not joined a cluster/],
+    ];
+    for (const [args, message] of cases) {
+      const r = h1.ctnet(...args);
+      expect([r.code, r.stderr.trim().split("\n").length], args.join(" ")).toEqual([2, 1]);
+      expect(r.stderr).toMatch(message);
+    }
+    expect(h1.stateFiles()).toEqual(before);
+  });
+
   it("cluster join on every host; cluster ls shows them all, alive, with their VTEPs", () => {
     const [h1, h2, h3] = sim().hosts;
     join(h1, "--ttl", "4");
@@ -42,6 +60,10 @@ describe("overlay networks across hosts", () => {
     }
     // the name is the cluster's: another host cannot create it again
     expect(h2.ctnet("net", "create", "-d", "overlay", "ov1").code).toBe(2);
+    // --dry-run shows the one transaction and claims nothing
+    const dry = h3.ok("net", "create", "--dry-run", "-d", "overlay", "ovdry");
+    expect(dry).toMatch(/^# store transaction: if absent \/ctnet\/networks\/ovdry && absent \/ctnet\/vnis\/4097 && absent \/ctnet\/subnets\/[\d./]+ then put /m);
+    expect(h1.ok("net", "ls", "--format", "{{.Name}}")).not.toContain("ovdry");
   });
 
   it("containers on two hosts ping each other across the VXLAN tunnel; the MTU is the underlay's less 50", async () => {
@@ -63,6 +85,7 @@ describe("overlay networks across hosts", () => {
     expect(big.stdout + big.stderr).toMatch(/message too long|mtu/i);
     // doctor knows the VXLAN device as the overlay network's: no drift on either host
     for (const h of [h1, h2]) expect(h.ctnet("doctor").code, h.ctnet("doctor").stdout).toBe(0);
+    expect(h1.ok("graph")).toContain("ctbr-ov1");
   });
 
   it("addresses are claimed in the store: no two hosts hand out the same one, also when they run at once", async () => {
