@@ -219,6 +219,10 @@ export class Etcd {
       res.on("end", () => end(new Error("watch stream ended")));
       res.on("error", (err) => end(err));
     });
+    // an idle watch stream carries nothing: a member cut off from this host would leave it silent for
+    // ever. TCP keepalive probes (after 1 s idle; libuv probes every second, 10 times) end it with
+    // ETIMEDOUT within about 11 s, and the watcher starts again through another member
+    req.on("socket", (socket) => socket.setKeepAlive(true, 1000));
     req.on("error", (err) => end(err));
     req.end(JSON.stringify({ create_request: { key: b64(prefix), range_end: rangeEnd(prefix), start_revision: String(from) } }));
     return () => {

@@ -151,6 +151,16 @@ describe("overlay networks across hosts", () => {
     expect(h2.ok("cluster", "ls", "--format", "{{.Hostname}} {{.Containers}}")).toContain("h2 0");
   });
 
+  it("with the etcd member the agents watch through cut off, they watch through another and go on converging", async () => {
+    const [h1, h2] = [host("h1"), host("h2")];
+    // every agent started on the first member of --store; cut off, it ends no stream: they go silent
+    sim().etcdMembers[0].sh(["ip", "link", "set", "eth1", "down"]);
+    h2.ok("run", "-d", "--name", "late", "--net", "ov1");
+    const ip = JSON.parse(h2.ok("inspect", "late"))[0].NetworkSettings.Networks.ov1.IPAddress;
+    await until("h1 learns of late", () => h1.ping("a", ip), 20_000);
+    h2.ok("rm", "-f", "late");
+  }, 40_000);
+
   it("a host that dies: within its lease time its FDB and ARP entries are gone on the others", async () => {
     const [h1, h2] = sim().hosts;
     h2.ok("run", "-d", "--name", "b2", "--net", "ov1");
