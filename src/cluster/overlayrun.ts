@@ -10,6 +10,7 @@ import { DEFAULT_BRIDGE_NETWORK, PREDEFINED_NETWORKS, bridgeIfname, newId, valid
 import { mutateEach, openStore, type GlobalOptions } from "../plan/core.js";
 import { hostAddresses, hostSubnetsInUse } from "../host/sys.js";
 import { liveContext, normaliseOptions, parseKeyValues, type CreateNetworkOptions } from "../commands/networks.js";
+import { singleIpamFlags } from "../commands/netoptions.js";
 import { networkAttachments } from "../cli/runflags.js";
 import { VXLAN_OVERHEAD, ensureOverlayOnHost, type RemoteEndpoint } from "../drivers/overlay.js";
 import { PREFIX, checkReachable, keys, storeOf, type EndpointValue, type HostValue } from "./cluster.js";
@@ -69,9 +70,11 @@ export async function createOverlayNetwork(g: GlobalOptions, state: State, name:
   if (state.networks[name]) throw new UsageError(`network with name ${name} already exists`);
   const options = normaliseOptions(parseKeyValues(o.opt, "option"), "overlay");
   const labels = parseKeyValues(o.label, "label");
-  if (o.gateway && !o.subnet) throw new UsageError("--gateway needs --subnet");
-  if (o.ipRange && !o.subnet) throw new UsageError("--ip-range needs --subnet");
-  let subnet = o.subnet ? parseCidr(o.subnet) : null;
+  const flags = singleIpamFlags(o);
+  if (o.auxAddress?.length) throw new UsageError("--aux-address is not supported on overlay networks yet");
+  if (flags.gateway && !flags.subnet) throw new UsageError("--gateway needs --subnet");
+  if (flags.ipRange && !flags.subnet) throw new UsageError("--ip-range needs --subnet");
+  let subnet = flags.subnet ? parseCidr(flags.subnet) : null;
   if (subnet) checkUsableSubnet(subnet);
   const etcd = storeOf(state);
   try {
@@ -85,24 +88,24 @@ export async function createOverlayNetwork(g: GlobalOptions, state: State, name:
         ...Object.values(state.networks).map((n) => ({ cidr: parseCidr(n.subnet), where: `ctnet network ${n.name}` })),
         ...nets.map((n) => ({ cidr: parseCidr(n.subnet), where: `overlay network ${n.name}` })),
       ];
-      if (o.subnet) {
+      if (flags.subnet) {
         const hit = used.find((u) => overlaps(u.cidr, subnet!));
         if (hit) throw new UsageError(`subnet ${subnet!.text} overlaps ${hit.where}`);
       } else subnet = chooseSubnet(used.map((u) => u.cidr), true);
       let gateway = subnet!.first + 1n;
-      if (o.gateway) {
-        gateway = parseAddress(o.gateway, "gateway").bigInt();
-        checkHostAddress(subnet!, gateway, "gateway", o.gateway);
+      if (flags.gateway) {
+        gateway = parseAddress(flags.gateway, "gateway").bigInt();
+        checkHostAddress(subnet!, gateway, "gateway", flags.gateway);
       }
-      if (o.ipRange) {
-        const range = parseCidr(o.ipRange, "ip-range");
+      if (flags.ipRange) {
+        const range = parseCidr(flags.ipRange, "ip-range");
         if (!contains(subnet!, range.first) || !contains(subnet!, range.last)) throw new UsageError(`ip-range ${range.text} is not inside subnet ${subnet!.text}`);
       }
       const vnis = new Set(byPrefix(all, "vnis/").map((kv) => Number(kv.key.slice((PREFIX + "vnis/").length))));
       let vni = FIRST_VNI;
       while (vnis.has(vni)) vni++;
       const value: OverlayNetworkValue = {
-        name, id: newId(), created: new Date().toISOString(), subnet: subnet!.text, gateway: addrText(gateway), ...(o.ipRange ? { ipRange: parseCidr(o.ipRange, "ip-range").text } : {}),
+        name, id: newId(), created: new Date().toISOString(), subnet: subnet!.text, gateway: addrText(gateway), ...(flags.ipRange ? { ipRange: parseCidr(flags.ipRange, "ip-range").text } : {}),
         internal: !!o.internal, options, labels, vni, host: state.cluster!.host,
       };
       const compare: Compare[] = [keys.network(name), keys.vni(vni), keys.subnet(value.subnet)].map((key) => ({ key, target: "CREATE", createRevision: 0 }));
