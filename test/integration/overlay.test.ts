@@ -73,9 +73,9 @@ describe("overlay networks across hosts", () => {
     const ipOf = (h: SimHost, c: string) => JSON.parse(h.ok("inspect", c))[0].NetworkSettings.Networks.ov1.IPAddress;
     const [ipA, ipB] = [ipOf(h1, "a"), ipOf(h2, "b")];
     expect(ipA).not.toBe(ipB);
-    // b's run plan itself programmed a, whom the store already knew: no waiting for an agent
-    expect(h2.ping("b", ipA)).toBe(true);
-    // a's host learns of b from its agent, which converges on b's claim
+    // b's run plan itself programmed a, whom the store already knew; a's host learns of b (for the replies
+    // too) from its agent, which converges on b's claim a few ms after it is made
+    await until("b reaches a", () => h2.ping("b", ipA));
     await until("a reaches b", () => h1.ping("a", ipB));
     expect(h1.inNs("a", "cat", "/sys/class/net/eth0/mtu").stdout.trim()).toBe("1450");
     // 1422 bytes of ICMP payload + 28 of headers = 1450: passes with DF set; one more byte does not
