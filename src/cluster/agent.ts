@@ -4,6 +4,7 @@
 // live host, and nothing else. A host whose lease expires drops out of "live": its entries go everywhere.
 // It reads the kernel and the store, never the state file, so it takes no lock.
 import fs from "node:fs";
+import { UsageError } from "../errors.js";
 import { openStore, readState, type GlobalOptions } from "../plan/core.js";
 import { run } from "../host/sys.js";
 import { peerArgvs, vxlanIfname, type RemoteEndpoint } from "../drivers/overlay.js";
@@ -98,7 +99,11 @@ export async function runAgent(g: GlobalOptions): Promise<void> {
   const stateDir = openStore(g).dir;
   const state = readState(g);
   const join = state.cluster;
-  if (!join) throw new Error("this host has not joined a cluster");
+  if (!join) {
+    // nothing to keep alive: no command should start this agent again (cluster.ts, reviveAgent)
+    fs.rmSync(agentPidFile(stateDir), { force: true });
+    throw new UsageError("this host has not joined a cluster: the agent has nothing to do");
+  }
   const etcd = storeOf(state);
   const s = fs.readFileSync(`/proc/${process.pid}/stat`, "utf8");
   fs.writeFileSync(agentPidFile(stateDir), `${process.pid} ${s.slice(s.lastIndexOf(")") + 2).split(" ")[19]}\n`, { mode: 0o600 });
