@@ -31,6 +31,15 @@ export interface Endpoint {
   prefixLen: number;
   mac: string;
   aliases: string[];
+  /** what was asked for with --ip / --mac-address (inspect's IPAMConfig; start gives them back) */
+  requested?: { ip?: string; mac?: string };
+}
+
+/** A network a stopped (or created) container rejoins at start: its endpoint was released (Docker's stop). */
+export interface ReleasedEndpoint {
+  network: string;
+  aliases: string[];
+  requested?: Endpoint["requested"];
 }
 
 export type RunMode = "bridge" | "host" | "none" | "container";
@@ -64,6 +73,15 @@ export interface ContainerRecord {
   pidStart: string | null;
   ports: PortMapping[];
   expose: ExposedPort[];
+  /** when the process last started (ISO); none yet for a container made with `create` */
+  startedAt?: string;
+  /** the last exit, folded in when ctnet next looks (stop, start, kill, rm): the process's own record is a file (exitPath) */
+  finishedAt?: string;
+  exitCode?: number;
+  /** the networks a stopped container rejoins at start, in order (its endpoints are released meanwhile) */
+  released?: ReleasedEndpoint[];
+  /** pause: its processes are frozen in a freezer cgroup of ctnet's */
+  paused?: boolean;
   lab?: string;
   /** `up`: digest of the lab file entry this container was made from; a changed entry is recreated */
   labDigest?: string;

@@ -259,6 +259,7 @@ export function newEndpoint(state: State, c: ContainerRecord, net: NetworkRecord
   return {
     network: net.name, id: newId(), ifname: `eth${n}`, hostIf, ip: addrText(ip), prefixLen: subnet.prefix,
     mac: req.mac ?? macFor(ip), aliases: [...new Set(req.aliases ?? [])],
+    ...(req.ip || req.mac ? { requested: { ...(req.ip ? { ip: addrText(ip) } : {}), ...(req.mac ? { mac: req.mac } : {}) } } : {}),
   };
 }
 
