@@ -73,13 +73,17 @@ export interface ContainerRecord {
   pidStart: string | null;
   ports: PortMapping[];
   expose: ExposedPort[];
-  /** when the process last started (ISO); none yet for a container made with `create` */
+  /** made by `create` and not started yet (Docker's "created") */
+  notStarted?: boolean;
+  /** when the process last started (ISO) */
   startedAt?: string;
   /** the last exit, folded in when ctnet next looks (stop, start, kill, rm): the process's own record is a file (exitPath) */
   finishedAt?: string;
   exitCode?: number;
   /** the networks a stopped container rejoins at start, in order (its endpoints are released meanwhile) */
   released?: ReleasedEndpoint[];
+  /** --rm: removed when its process ends (by the watcher a detached start spawns, see autoremove.ts) */
+  autoRemove?: boolean;
   /** pause: its processes are frozen in a freezer cgroup of ctnet's */
   paused?: boolean;
   lab?: string;
