@@ -9,7 +9,7 @@ import path from "node:path";
 import { UsageError } from "../errors.js";
 import { validateName } from "../naming.js";
 import { netnsExists } from "../host/sys.js";
-import { EXIT_RECORDER, forgetSubPlans, namespacePids, neighbours, noteSubPlan, processArgv, syncNameFiles } from "../host/sandbox.js";
+import { EXIT_RECORDER, forgetSubPlans, namespacePids, neighbours, noteSubPlan, processArgv, stoppingProcesses, syncNameFiles } from "../host/sandbox.js";
 import { installPorts, portLayer, retirePorts } from "../firewall/ports.js";
 import { findContainer, planConnect, planDisconnect } from "./networks.js";
 import { isRunning, logPath, recordProcess } from "./containers.js";
@@ -122,11 +122,17 @@ export function spawnMain(plan: Plan, state: State, stateDir: string, c: Contain
   }
 }
 
-/** The processes of a container's namespace besides its main process's group, when no other container shares it. */
-function strayProcesses(state: State, c: ContainerRecord): number[] {
-  if (c.mode !== "bridge" && c.mode !== "none") return [];
-  const sharers = containerDigests(state).some((o) => o.mode === "container" && state.containers[o.name].joined === c.name);
-  return sharers ? [] : namespacePids(c.netns!).filter((pid) => pid !== c.pid);
+/**
+ * After the main process (its group signalled by the step before), the other processes of the container's
+ * namespace, as Docker's end with its first process — unless another container shares the namespace.
+ */
+function stopStrays(plan: Plan, state: State, c: ContainerRecord): void {
+  stoppingProcesses.add(c.pid!);
+  if (c.mode !== "bridge" && c.mode !== "none") return;
+  if (containerDigests(state).some((o) => o.mode === "container" && state.containers[o.name].joined === c.name)) return;
+  const strays = namespacePids(c.netns!).filter((pid) => pid !== c.pid);
+  strays.forEach((pid) => stoppingProcesses.add(pid));
+  plan.kill(strays, "SIGKILL", `stop the other processes in ${c.name}'s namespace, as its main process is gone`);
 }
 
 function stopOne(plan: Plan, state: State, stateDir: string, c: ContainerRecord, seconds: number): boolean {
@@ -135,7 +141,7 @@ function stopOne(plan: Plan, state: State, stateDir: string, c: ContainerRecord,
     thaw(plan, c);
     // the recorder passes SIGTERM to nobody: the process group has it, the command included
     plan.kill([c.pid!], "SIGTERM", `stop ${c.name}'s process (SIGKILL after ${seconds} s)`, seconds);
-    plan.kill(strayProcesses(state, c), "SIGKILL", `stop the other processes in ${c.name}'s namespace, as its main process is gone`);
+    stopStrays(plan, state, c);
   }
   releaseEndpoints(plan, state, c);
   return running;
@@ -259,7 +265,7 @@ export function planKill(state: State, stateDir: string, terms: string[], signal
       if (signal === "SIGKILL") {
         thaw(plan, c);
         plan.kill([c.pid!], "SIGKILL", `kill ${c.name}'s process`);
-        plan.kill(strayProcesses(state, c), "SIGKILL", `stop the other processes in ${c.name}'s namespace, as its main process is gone`);
+        stopStrays(plan, state, c);
         releaseEndpoints(plan, state, c);
       } else {
         const pid = commandPid(c);

@@ -95,8 +95,8 @@ export interface LogOptions {
  */
 export async function printLogs(g: GlobalOptions, name: string, o: LogOptions = {}): Promise<void> {
   if (o.since !== undefined) throw new UsageError("logs --since: ctnet's logs hold no time per line (no daemon reads the output to stamp it); use --tail");
-  const tail = o.tail === undefined || o.tail === "all" ? Infinity : Number(o.tail);
-  if (!Number.isInteger(tail) || tail < 0) throw new UsageError(`invalid --tail ${JSON.stringify(o.tail)}: a number of lines, or all`);
+  const tail = o.tail === undefined || o.tail === "all" ? Infinity : /^\d+$/.test(o.tail) ? Number(o.tail) : NaN;
+  if (Number.isNaN(tail)) throw new UsageError(`invalid --tail ${JSON.stringify(o.tail)}: a number of lines, or all`);
   const store = openStore(g);
   const c = findContainer(store.read(), name);
   const file = logPath(store.dir, c.name);

@@ -117,6 +117,12 @@ export function nameFileContent(state: State, file: string): string | null | und
  */
 export const plannedNameFiles = new Map<string, { link: string | null; content: string | null }>();
 
+/**
+ * Processes (and process groups) the command's plan stops before it releases their container's endpoints
+ * (stop, kill): they need no new names, and could not be entered by the time a remount step runs.
+ */
+export const stoppingProcesses = new Set<number>();
+
 /** What `file` holds (its link target, its content) once the steps planned so far have run; nothing foreign followed. */
 function pendingLink(plan: Plan, file: string): string | null {
   return plan.pending("link", file, () => (plannedNameFiles.has(file) ? plannedNameFiles.get(file)!.link : readNameLink(file)));
@@ -180,11 +186,8 @@ function remountHosts(plan: Plan, c: ContainerRecord, file: string, replacing?: 
   // first, so that it is still there when the step runs (a short-lived child, a `sleep` in the container's
   // loop, may be gone by then, and the remount with it)
   const age = (pid: number) => (pid === c.pid ? -1 : Number(processStartTime(pid) ?? Infinity));
-  // a process this plan stops (stop releases the endpoints after the kill) needs no new names, and could
-  // not be entered by the time the step runs; kill steps signal process groups
-  const stopping = new Set(plan.steps.flatMap((s) => (s.kind === "kill" ? s.pids : [])));
   for (const pid of [...namespacePids(c.netns!)].sort((a, b) => age(a) - age(b))) {
-    if (stopping.has(pid) || stopping.has(processGroupOf(pid))) continue;
+    if (stoppingProcesses.has(pid) || stoppingProcesses.has(processGroupOf(pid))) continue;
     const mnt = linkTarget(`/proc/${pid}/ns/mnt`);
     if (mnt === null || mnt === host || seen.has(mnt)) continue;
     seen.add(mnt);
@@ -223,6 +226,7 @@ export function noteSubPlan(sub: Plan): void {
 }
 
 export function forgetSubPlans(): void {
+  stoppingProcesses.clear();
   goingAway.links.clear();
   goingAway.netns.clear();
   plannedNameFiles.clear();
