@@ -10,7 +10,7 @@ import { netnsExists } from "../host/sys.js";
 import {
   ensureDefaultBridge, findContainer, findNetwork, newEndpoint, parseKeyValues, releaseDefaultBridge, resolveNetwork, routeNetwork,
 } from "./networks.js";
-import { Plan, removalRank } from "../plan/plan.js";
+import { Plan, removalRank, type Step } from "../plan/plan.js";
 import { portLayer, publishOnRun, retirePorts, type PublishOptions } from "../firewall/ports.js";
 import {
   IDLE_COMMAND, checkExecutable, createNamespace, deleteNamespace, loopbackUp, namespacePids, neighbours, processArgv, removeNameFiles, syncNameFiles,
@@ -174,6 +174,7 @@ export function planRm(state: State, stateDir: string, names: string[], force: b
       .filter((o) => o.mode === "container" && !removing.has(o.name) && state.containers[o.name].joined === name);
     if (sharers.length > 0) throw new UsageError(`container ${name} shares its network namespace with ${sharers.map((s) => s.name).join(", ")}: remove them first`);
   }
+  const thaws: Step[] = [];
   for (const name of removing) {
     const c = state.containers[name];
     const peers = neighbours(state, c);
@@ -183,7 +184,9 @@ export function planRm(state: State, stateDir: string, names: string[], force: b
     if (portsBefore) retirePorts(plan, state, portsBefore, portLayer(state));
     syncNameFiles(plan, state, peers.filter((p) => !removing.has(p)), c.endpoints.map((e) => e.network));
     const pids = new Set<number>();
+    const planned = plan.steps.length;
     thaw(plan, c);
+    thaws.push(...plan.steps.slice(planned));
     if (isRunning(c)) pids.add(c.pid!);
     if (c.mode === "bridge" || c.mode === "none") for (const pid of namespacePids(c.netns!)) pids.add(pid);
     plan.kill([...pids], "SIGKILL", `stop ${name}'s processes`);
@@ -198,5 +201,7 @@ export function planRm(state: State, stateDir: string, names: string[], force: b
   releaseDefaultBridge(plan, state);
   // stable: within a rank, the plan order each container's steps were planned in
   plan.steps.sort((a, b) => removalRank(a) - removalRank(b));
+  // a paused container is thawed before anything else: a frozen process takes SIGKILL only once thawed
+  plan.steps.sort((a, b) => Number(thaws.includes(b)) - Number(thaws.includes(a)));
   return plan;
 }

@@ -23,7 +23,7 @@ import { membersOf, routeNetwork } from "./networks.js";
 import { Plan } from "../plan/plan.js";
 import { ANY_ADDRESS, mappingRules, portLayer, publishingEndpoint } from "../firewall/ports.js";
 import {
-  NETWORK_HOSTS_DIR, deleteNamespace, hostsFileFor, namespacePids, networkHostsFile, networkHostsPath, processArgv, removeNameFiles,
+  EXIT_RECORDER, NETWORK_HOSTS_DIR, deleteNamespace, hostsFileFor, namespacePids, networkHostsFile, networkHostsPath, processArgv, removeNameFiles,
   sharedHostsNetwork, syncNameFiles,
 } from "../host/sandbox.js";
 import { inspectNameFile } from "../host/files.js";
@@ -314,6 +314,8 @@ function commandOf(pid: number, wrapper: string[]): { command: string[]; env: Re
       break;
     }
   }
+  // a detached process's exit recorder (sandbox.ts): sh -c RECORDER sh EXITFILE COMMAND…
+  if (argv[0] === "sh" && argv[1] === "-c" && argv[2] === EXIT_RECORDER) argv = argv.slice(5);
   const env: Record<string, string> = {};
   if (argv[0] === "env") {
     argv = argv.slice(1);

@@ -205,6 +205,14 @@ describe("pause and unpause (docs: docker container pause: the cgroups freezer)"
     h.ok("stop", "-t", "1", "p");
     expect(inspect(h, "p").State.Status).toBe("exited");
     expect(h.sh(["test", "-e", `/sys/fs/cgroup/freezer/ctnet/${id}`]).code).not.toBe(0);
+    // rm -f of a paused container thaws it first, then removes it
+    h.ok("run", "-d", "--name", "q", "sleep", "1000");
+    const qid = inspect(h, "q").Id;
+    h.ok("pause", "q");
+    h.ok("rm", "-f", "q");
+    expect(h.ctnet("inspect", "q").code).toBe(2);
+    expect(h.sh(["test", "-e", `/sys/fs/cgroup/freezer/ctnet/${qid}`]).code).not.toBe(0);
+    expect(h.sh(["ip", "netns", "list"]).stdout).not.toMatch(/^q\b/m);
     h.sh(["rmdir", "/sys/fs/cgroup/freezer/ctnet"]);
   });
 
