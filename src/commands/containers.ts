@@ -3,12 +3,12 @@
 import fs from "node:fs";
 import path from "node:path";
 import { UsageError } from "../errors.js";
-import { attachEndpoints } from "../drivers/bridge.js";
+import { attachEndpoints } from "../drivers/registry.js";
 import { enlist } from "../firewall/firewall.js";
 import { DEFAULT_BRIDGE_NETWORK, newId, validateName } from "../naming.js";
 import { netnsExists } from "../host/sys.js";
 import {
-  ensureDefaultBridge, findContainer, findNetwork, newEndpoint, parseKeyValues, releaseDefaultBridge, resolveNetwork, routeNetwork,
+  ensureDefaultBridge, findContainer, findNetwork, liveContext, newEndpoint, parseKeyValues, releaseDefaultBridge, resolveNetwork, routeNetwork,
 } from "./networks.js";
 import { Plan, removalRank, type Step } from "../plan/plan.js";
 import { portLayer, publishOnRun, retirePorts, type PublishOptions } from "../firewall/ports.js";
@@ -132,7 +132,7 @@ export function planRun(state: State, stateDir: string, o: RunOptions): { plan: 
   // never a moment in which the namespace exists unmarked (doctor and reset would not know it as ctnet's)
   syncNameFiles(plan, state, [name, ...neighbours(state, c)]);
   if (ownNs) createNamespace(plan, name);
-  if (net && !o.create) attachEndpoints(plan, name, c.endpoints.map((ep) => ({ net: state.networks[ep.network], ep })), routeNetwork(state, c));
+  if (net && !o.create) attachEndpoints(plan, liveContext(), name, c.endpoints.map((ep) => ({ net: state.networks[ep.network], ep })), routeNetwork(state, c));
   if (ownNs) loopbackUp(plan, name);
   if (o.create) return { plan, container: c, argv: [], warnings };
   warnings.push(...publishOnRun(plan, state, c, o));
@@ -192,7 +192,7 @@ export function planRm(state: State, stateDir: string, names: string[], force: b
     plan.kill([...pids], "SIGKILL", `stop ${name}'s processes`);
     if (c.mode === "bridge" || c.mode === "none") {
       // the namespace takes its veth pairs with it (see deleteNamespace)
-      deleteNamespace(plan, c.netns!, c.endpoints.map((ep) => ep.hostIf));
+      deleteNamespace(plan, c.netns!, c.endpoints.map((ep) => ep.hostIf).filter(Boolean));
       removeNameFiles(plan, c.netns!);
     }
     const files = [logPath(stateDir, name), exitPath(stateDir, c)].filter((f) => fs.existsSync(f));
