@@ -13,7 +13,7 @@ import { EXIT_RECORDER, forgetSubPlans, namespacePids, neighbours, noteSubPlan, 
 import { installPorts, portLayer, retirePorts } from "../firewall/ports.js";
 import { findContainer, planConnect, planDisconnect } from "./networks.js";
 import { isRunning, logPath, recordProcess } from "./containers.js";
-import { Plan } from "../plan/plan.js";
+import { Plan, WAIT_GONE } from "../plan/plan.js";
 import { containerDigests } from "../store/statefile.js";
 import type { Outcome } from "../plan/core.js";
 import type { ContainerRecord, State } from "../model.js";
@@ -203,11 +203,15 @@ export function planStart(state: State, stateDir: string, terms: string[]): Outc
   });
 }
 
-export function planStop(state: State, stateDir: string, terms: string[], seconds = STOP_TIMEOUT_S): Plan {
+/** After a plan that ended processes: their exits go into the records, so listing them reads no file. */
+const foldingExits = (stateDir: string, stopped: ContainerRecord[]) => () => stopped.forEach((c) => foldExit(stateDir, c));
+
+export function planStop(state: State, stateDir: string, terms: string[], seconds = STOP_TIMEOUT_S): Outcome<void> {
   return planning(() => {
     const plan = new Plan(`stop ${terms.join(" ")}`);
-    for (const term of terms) stopOne(plan, state, stateDir, findContainer(state, term), seconds);
-    return plan;
+    const stopped = terms.map((term) => findContainer(state, term));
+    for (const c of stopped) stopOne(plan, state, stateDir, c, seconds);
+    return { plan, commit: foldingExits(stateDir, stopped) };
   });
 }
 
@@ -256,15 +260,19 @@ function commandPid(c: ContainerRecord): number {
  * `kill [-s SIG]`: SIGKILL (the default) ends the container as stop does, endpoints released; another
  * signal goes to the command alone, as Docker sends it to the container's first process.
  */
-export function planKill(state: State, stateDir: string, terms: string[], signal = "SIGKILL"): Plan {
+export function planKill(state: State, stateDir: string, terms: string[], signal = "SIGKILL"): Outcome<void> {
   return planning(() => {
     const plan = new Plan(`kill ${terms.join(" ")}`);
+    const killed: ContainerRecord[] = [];
     for (const term of terms) {
       const c = findContainer(state, term);
+      if (signal === "SIGKILL") killed.push(c);
       if (!isRunning(c)) throw new UsageError(`cannot kill container ${c.name}: it is not running`);
       if (signal === "SIGKILL") {
         thaw(plan, c);
         plan.kill([c.pid!], "SIGKILL", `kill ${c.name}'s process`);
+        // SIGKILL is not waited for: the plan ends when it is gone, so its exit is recorded then
+        plan.cmd(["sh", "-c", WAIT_GONE, "sh", `/proc/${c.pid}`], `wait until ${c.name}'s process is gone`, null);
         stopStrays(plan, state, c);
         releaseEndpoints(plan, state, c);
       } else {
@@ -272,7 +280,7 @@ export function planKill(state: State, stateDir: string, terms: string[], signal
         plan.cmd(["kill", "-s", signal.slice(3), String(pid)], `send ${signal} to ${c.name}'s command (process ${pid})`, null);
       }
     }
-    return plan;
+    return { plan, commit: foldingExits(stateDir, killed) };
   });
 }
 
