@@ -274,6 +274,8 @@ export function planConnect(state: State, netTerm: string, ctrName: string, req:
   const plan = new Plan(`net connect ${netName} ${c.name}`);
   if (c.mode !== "bridge") throw new UsageError(`container ${c.name} uses --net ${c.mode === "container" ? `container:${c.joined}` : c.mode}: it cannot be connected to networks`);
   if (netName === "host" || netName === "none") throw new UsageError(`container cannot be connected to the ${netName} network`);
+  // a stopped container's networks are joined at start (lifecycle.ts): Docker's connect only records it then
+  if (c.released) return recordForStart(state, c, netName, req, ctx, plan);
   const net = netName === DEFAULT_BRIDGE_NETWORK ? ensureDefaultBridge(plan, state, ctx) : findNetwork(state, netName);
   if (c.endpoints.some((e) => e.network === net.name)) throw new UsageError(`container ${c.name} is already connected to network ${net.name}`);
   const before = routeNetwork(state, c);
@@ -285,10 +287,20 @@ export function planConnect(state: State, netTerm: string, ctrName: string, req:
   return plan;
 }
 
+/** `net connect` of a stopped container: --ip and the aliases checked now, the address chosen at start. */
+function recordForStart(state: State, c: ContainerRecord, netName: string, req: EndpointRequest, ctx: ReturnType<typeof liveContext>, plan: Plan): Plan {
+  if (c.released!.some((r) => r.network === netName)) throw new UsageError(`container ${c.name} is already connected to network ${netName}`);
+  const checked = state.networks[netName] || req.ip || req.aliases?.length ? newEndpoint(state, c, findNetwork(state, netName), req, ctx) : undefined;
+  c.released!.push({ network: netName, aliases: checked?.aliases ?? [], ...(checked?.requested ? { requested: checked.requested } : {}) });
+  return plan;
+}
+
 export function planDisconnect(state: State, netTerm: string, ctrName: string, ctx = liveContext()): Plan {
   const c = findContainer(state, ctrName);
   const netName = resolveNetwork(state, netTerm);
   const plan = new Plan(`net disconnect ${netName} ${c.name}`);
+  // a stopped container: only its record of the network to join at start goes
+  if (c.released?.some((r) => r.network === netName)) return (c.released = c.released.filter((r) => r.network !== netName)), plan;
   const ep = c.endpoints.find((e) => e.network === netName);
   if (!ep) throw new UsageError(`container ${c.name} is not connected to network ${netName}`);
   const before = routeNetwork(state, c);

@@ -72,6 +72,24 @@ describe("stop and start (docs: docker container stop, docker network connect --
     expect(inspect(h, "fixed").State.Status).toBe("exited");
   });
 
+  it("net connect / disconnect of a stopped container change the networks it joins at start (\"a container connects to its configured networks when it runs\")", async () => {
+    const h = await newHost();
+    h.ok("net", "create", "--subnet", "10.55.0.0/24", "red");
+    h.ok("net", "create", "--subnet", "10.56.0.0/24", "blue");
+    h.ok("run", "-d", "--net", "red", "--name", "s");
+    h.ok("stop", "s");
+    h.ok("net", "connect", "--ip", "10.56.0.77", "blue", "s");
+    h.ok("net", "disconnect", "red", "s");
+    expect(links(h)).not.toMatch(/ve-s\./);
+    expect(Object.keys(inspect(h, "s").NetworkSettings.Networks)).toEqual(["blue"]);
+    expect(inspect(h, "s").NetworkSettings.Networks.blue).toMatchObject({ IPAddress: "", IPAMConfig: { IPv4Address: "10.56.0.77" } });
+    h.ok("start", "s");
+    const nets = inspect(h, "s").NetworkSettings.Networks;
+    expect(Object.keys(nets)).toEqual(["blue"]);
+    expect(nets.blue.IPAddress).toBe("10.56.0.77");
+    expect(h.inNs("s", "ip", "-4", "-o", "addr", "show", "eth0").stdout).toContain("10.56.0.77/24");
+  });
+
   it("stop -t 1 kills a process that ignores SIGTERM (exit 137); a plain stop of one that does not shows 143 (docs: docker container stop --time)", async () => {
     const h = await newHost();
     h.ok("run", "-d", "--name", "stubborn", "--", "sh", "-c", "trap '' TERM; while :; do sleep 1; done");
