@@ -351,6 +351,15 @@ function addContainerCommands(parent: Command, group: boolean): void {
     });
 
   if (group) {
+    // the listing of `ctnet port`; publish/unpublish stay at the top level
+    parent.command("port").description("list a container's published ports (docker container port)")
+      .argument("<container>").argument("[port]", "PORT[/proto]: print only its host addresses")
+      .action(async (name: string, portFilter: string | undefined, _opts, cmd) => {
+        const { portLines } = await import("../firewall/ports.js");
+        const { findContainer } = await import("../commands/networks.js");
+        portLines(findContainer(readState(globals(cmd)), name), portFilter).forEach((l) => console.log(l));
+      });
+
     mutating(parent.command("prune").description("remove every stopped container"))
       .action(async (_opts, cmd) => {
         const { planRm, isRunning } = await import("../commands/containers.js");
@@ -418,6 +427,7 @@ function addContainerCommands(parent: Command, group: boolean): void {
     .option("-f, --follow", "keep printing what it writes until it stops")
     .option("-n, --tail <lines>", "only the last lines (a number, or all)", "all")
     .option("--since <time>", "refused: ctnet's logs have no time per line (there is no daemon to stamp them)")
+    .option("-t, --timestamps", "refused, for the same reason")
     .action(async (name: string, opts, cmd) => {
       const { printLogs } = await import("../commands/run.js");
       await printLogs(globals(cmd), name, opts);

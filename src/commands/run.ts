@@ -86,15 +86,18 @@ export interface LogOptions {
   /** a number of lines, or "all" */
   tail?: string;
   since?: string;
+  timestamps?: boolean;
 }
 
 /**
  * `logs`: what the container's process wrote (stdout and stderr, as one file), the last --tail lines of
- * it; with -f, then what it writes until its process ends. --since is refused: without a daemon reading
- * the output, the log holds no time per line.
+ * it; with -f, then what it writes until its process ends. --since and --timestamps are refused: without
+ * a daemon reading the output, the log holds no time per line.
  */
 export async function printLogs(g: GlobalOptions, name: string, o: LogOptions = {}): Promise<void> {
-  if (o.since !== undefined) throw new UsageError("logs --since: ctnet's logs hold no time per line (no daemon reads the output to stamp it); use --tail");
+  for (const [flag, given] of [["--since", o.since !== undefined], ["--timestamps", !!o.timestamps]] as const) {
+    if (given) throw new UsageError(`logs ${flag}: ctnet's logs hold no time per line (no daemon reads the output to stamp it); use --tail`);
+  }
   const tail = o.tail === undefined || o.tail === "all" ? Infinity : /^\d+$/.test(o.tail) ? Number(o.tail) : NaN;
   if (Number.isNaN(tail)) throw new UsageError(`invalid --tail ${JSON.stringify(o.tail)}: a number of lines, or all`);
   const store = openStore(g);

@@ -199,6 +199,7 @@ describe("logs (docs: docker container logs)", () => {
     const since = h.ctnet("logs", "--since", "1m", "talker");
     expect(since.code).toBe(2);
     expect(since.stderr.trim().split("\n")).toHaveLength(1);
+    expect(h.ctnet("logs", "-t", "talker").code).toBe(2);
   });
 });
 
@@ -255,6 +256,7 @@ describe("the container group (seeds 002/003 type `docker container run`; docs: 
     h.ok("container", "stop", "web");
     h.ok("container", "start", "web");
     expect(h.ok("container", "list", "--format", "{{.Names}} {{.Ports}}").trim()).toBe("web 0.0.0.0:8080->80/tcp");
+    expect(h.ok("container", "port", "web").trim()).toBe("80/tcp -> 0.0.0.0:8080");
     h.ok("container", "wait", "gone");
     expect(h.ok("container", "prune").trim()).toBe("gone");
     h.ok("container", "rm", "-f", "web");
