@@ -86,8 +86,10 @@ function planning<T>(build: () => T): T {
 function releaseEndpoints(plan: Plan, state: State, c: ContainerRecord): void {
   if (c.endpoints.length === 0) return;
   const ports = c.ports;
-  c.released = c.endpoints.map((ep) => ({ network: ep.network, aliases: ep.aliases, ...(ep.requested ? { requested: ep.requested } : {}) }));
+  const released = c.endpoints.map((ep) => ({ network: ep.network, aliases: ep.aliases, ...(ep.requested ? { requested: ep.requested } : {}) }));
   for (const ep of [...c.endpoints].reverse()) appendSub(plan, planDisconnect(state, ep.network, c.name));
+  // after the disconnects: a container with released networks is a stopped one to them (net connect, disconnect)
+  c.released = [...(c.released ?? []), ...released];
   c.ports = ports;
 }
 
