@@ -322,8 +322,8 @@ const FREEZER_ROOT = "/sys/fs/cgroup/freezer";
 const freezerDir = (c: ContainerRecord) => `${FREEZER_ROOT}/ctnet/${c.id}`;
 /** fixed sh: writes each pid argument to the file named first (a cgroup takes one pid per write) */
 const MOVE_IN = 'f=$1; shift; for p; do echo "$p" > "$f"; done';
-/** fixed sh: thaws cgroup $1, moves its processes to cgroup.procs file $2, removes it */
-const THAW_OUT = 'echo THAWED > "$1/freezer.state" && for p in $(cat "$1/cgroup.procs"); do echo "$p" > "$2"; done && rmdir "$1"';
+/** fixed sh: thaws cgroup $1, moves its processes to cgroup.procs file $2, removes it, and ctnet's parent cgroup once empty */
+const THAW_OUT = 'echo THAWED > "$1/freezer.state" && for p in $(cat "$1/cgroup.procs"); do echo "$p" > "$2"; done && rmdir "$1" && rmdir --ignore-fail-on-non-empty "${1%/*}"';
 
 /** Every process of a container: its namespace's (own namespace), else its main process. */
 function containerProcesses(c: ContainerRecord): number[] {

@@ -208,31 +208,38 @@ describe("pause and unpause (docs: docker container pause: the cgroups freezer)"
     const h = await newHost();
     // the private host's fresh sysfs has no cgroups: mount the freezer hierarchy in its mount namespace
     expect(h.sh(["sh", "-c", "mount -t tmpfs cg /sys/fs/cgroup && mkdir /sys/fs/cgroup/freezer && mount -t cgroup -o freezer freezer /sys/fs/cgroup/freezer"]).code).toBe(0);
-    h.ok("run", "-d", "--name", "p", "sleep", "1000");
-    const id = inspect(h, "p").Id;
-    h.ok("pause", "p");
-    expect(h.sh(["cat", `/sys/fs/cgroup/freezer/ctnet/${id}/freezer.state`]).stdout.trim()).toBe("FROZEN");
-    const pid = inspect(h, "p").State.Pid;
-    expect(h.sh(["cat", `/proc/${pid}/cgroup`]).stdout).toContain(`freezer:/ctnet/${id}`);
-    expect(h.ok("ps", "--format", "{{.State}} {{.Status}}").trim()).toMatch(/^paused Up .* \(Paused\)$/);
-    expect(inspect(h, "p").State).toMatchObject({ Status: "paused", Running: true, Paused: true });
-    expect(h.ctnet("pause", "p").code).toBe(2);
-    h.ok("unpause", "p");
-    expect(h.sh(["test", "-e", `/sys/fs/cgroup/freezer/ctnet/${id}`]).code).not.toBe(0);
-    expect(inspect(h, "p").State.Status).toBe("running");
-    h.ok("pause", "p");
-    h.ok("stop", "-t", "1", "p");
-    expect(inspect(h, "p").State.Status).toBe("exited");
-    expect(h.sh(["test", "-e", `/sys/fs/cgroup/freezer/ctnet/${id}`]).code).not.toBe(0);
-    // rm -f of a paused container thaws it first, then removes it
-    h.ok("run", "-d", "--name", "q", "sleep", "1000");
-    const qid = inspect(h, "q").Id;
-    h.ok("pause", "q");
-    h.ok("rm", "-f", "q");
-    expect(h.ctnet("inspect", "q").code).toBe(2);
-    expect(h.sh(["test", "-e", `/sys/fs/cgroup/freezer/ctnet/${qid}`]).code).not.toBe(0);
-    expect(h.sh(["ip", "netns", "list"]).stdout).not.toMatch(/^q\b/m);
-    h.sh(["rmdir", "/sys/fs/cgroup/freezer/ctnet"]);
+    // the freezer hierarchy is the real host's: whatever happens, nothing stays frozen or behind
+    const cleanUp = "for d in /sys/fs/cgroup/freezer/ctnet/*/; do [ -d \"$d\" ] && echo THAWED > \"$d/freezer.state\" && for p in $(cat \"$d/cgroup.procs\"); do echo $p > /sys/fs/cgroup/freezer/cgroup.procs; done; rmdir \"$d\"; done; rmdir /sys/fs/cgroup/freezer/ctnet 2>/dev/null; true";
+    try {
+      h.ok("run", "-d", "--name", "p", "sleep", "1000");
+      const id = inspect(h, "p").Id;
+      h.ok("pause", "p");
+      expect(h.sh(["cat", `/sys/fs/cgroup/freezer/ctnet/${id}/freezer.state`]).stdout.trim()).toBe("FROZEN");
+      const pid = inspect(h, "p").State.Pid;
+      expect(h.sh(["cat", `/proc/${pid}/cgroup`]).stdout).toContain(`freezer:/ctnet/${id}`);
+      expect(h.ok("ps", "--format", "{{.State}} {{.Status}}").trim()).toMatch(/^paused Up .* \(Paused\)$/);
+      expect(inspect(h, "p").State).toMatchObject({ Status: "paused", Running: true, Paused: true });
+      expect(h.ctnet("pause", "p").code).toBe(2);
+      h.ok("unpause", "p");
+      expect(h.sh(["test", "-e", `/sys/fs/cgroup/freezer/ctnet/${id}`]).code).not.toBe(0);
+      expect(inspect(h, "p").State.Status).toBe("running");
+      h.ok("pause", "p");
+      h.ok("stop", "-t", "1", "p");
+      expect(inspect(h, "p").State.Status).toBe("exited");
+      expect(h.sh(["test", "-e", `/sys/fs/cgroup/freezer/ctnet/${id}`]).code).not.toBe(0);
+      // rm -f of a paused container thaws it first, then removes it
+      h.ok("run", "-d", "--name", "q", "sleep", "1000");
+      const qid = inspect(h, "q").Id;
+      h.ok("pause", "q");
+      h.ok("rm", "-f", "q");
+      expect(h.ctnet("inspect", "q").code).toBe(2);
+      expect(h.sh(["test", "-e", `/sys/fs/cgroup/freezer/ctnet/${qid}`]).code).not.toBe(0);
+      expect(h.sh(["ip", "netns", "list"]).stdout).not.toMatch(/^q\b/m);
+      // nothing of ctnet is left in the host's freezer hierarchy
+      expect(h.sh(["test", "-e", "/sys/fs/cgroup/freezer/ctnet"]).code).not.toBe(0);
+    } finally {
+      h.sh(["sh", "-c", cleanUp]);
+    }
   });
 
   it("without a freezer hierarchy, pause is refused in one line, nothing changed", async () => {
