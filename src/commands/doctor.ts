@@ -33,7 +33,7 @@ import { containerDigests, decodeState } from "../store/statefile.js";
 import { processAlive, processStartTime, type Store } from "../store/store.js";
 import { isRoot, netnsNames, readOrNull, run } from "../host/sys.js";
 import { otherStateDirs } from "../store/statedirs.js";
-import type { ContainerRecord, Endpoint, PortMapping, State } from "../model.js";
+import { bridged, type ContainerRecord, type Endpoint, type PortMapping, type State } from "../model.js";
 
 // ---- the kernel's view ---------------------------------------------------------------------------
 
@@ -182,7 +182,7 @@ const ownNamespace = (c: ContainerRecord) => (c.mode === "bridge" || c.mode === 
 
 /** Rules the state implies, in installation order. */
 export function expectedRules(state: State): Rule[] {
-  const nets = Object.values(state.networks);
+  const nets = Object.values(state.networks).filter(bridged);
   if (nets.length === 0) return [];
   return [...BASE_RULES, ...nets.flatMap(networkRules), ...portLayer(state).rules.values()];
 }

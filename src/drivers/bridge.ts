@@ -8,12 +8,12 @@ import { handOverForwarding, takeHandedOverForwarding } from "../store/statedirs
 import { UsageError } from "../errors.js";
 import { MTU_KEYS, addressesUp, checkInner, checkMtu } from "./endpoints.js";
 import type { Attachment, Finding, LinkView, NetworkDriver, PlanContext } from "./driver.js";
-import type { Endpoint, NetworkRecord, State } from "../model.js";
+import { bridged, type Endpoint, type NetworkRecord, type State } from "../model.js";
 
 const IP_FORWARD = "net.ipv4.ip_forward";
 
 /** Networks whose bridge is (or, after this plan, will be) up: user networks always, "bridge" while in use. */
-export const activeNetworks = (state: State) => Object.values(state.networks);
+const activeNetworks = (state: State) => Object.values(state.networks).filter(bridged);
 
 /** Creates the bridge, its address and rules. Call before adding `net` to state.networks. */
 function setUpNetwork(plan: Plan, ctx: PlanContext, state: State, net: NetworkRecord): void {

@@ -1,0 +1,201 @@
+// The macvlan and ipvlan drivers on a real kernel, in a private host (isolated.ts): a "lan" namespace on
+// the far end of a veth plays the physical network, and the near end, lanp, is the parent NIC.
+import { describe, expect, it } from "vitest";
+import { IsolatedHost, useIsolatedHosts } from "./isolated.js";
+import { journalFiles, kill, startPaused, stateText } from "./killpoints.js";
+
+const newHost = useIsolatedHosts();
+
+const LAN = "192.168.77";
+
+/** A private host whose parent NIC lanp is wired to the namespace `lan` (the LAN's router, .1). */
+async function hostWithLan(): Promise<IsolatedHost> {
+  const h = await newHost();
+  for (const argv of [
+    ["ip", "link", "add", "lanp", "type", "veth", "peer", "name", "lanwire"],
+    ["ip", "netns", "add", "lan"],
+    ["ip", "link", "set", "lanwire", "netns", "lan"],
+    ["ip", "-n", "lan", "addr", "add", `${LAN}.1/24`, "dev", "lanwire"],
+    ["ip", "-n", "lan", "link", "set", "lanwire", "up"],
+    ["ip", "-n", "lan", "link", "set", "lo", "up"],
+    ["ip", "link", "set", "lanp", "up"],
+  ]) {
+    const r = h.sh(argv);
+    if (r.code !== 0) throw new Error(`${argv.join(" ")}: ${r.stderr}`);
+  }
+  return h;
+}
+
+const ipOf = (h: IsolatedHost, name: string, net: string) => h.state().containers[name].endpoints.find((e: any) => e.network === net).ip as string;
+const kernelHasIpvlan = (h: IsolatedHost) => {
+  const r = h.sh(["ip", "link", "add", "ipvprobe", "link", "lanp", "type", "ipvlan", "mode", "l2"]);
+  h.sh(["ip", "link", "del", "ipvprobe"]);
+  return r.code === 0;
+};
+
+describe("macvlan", () => {
+  it("puts containers on the LAN: they reach its machines and each other (by name), the LAN reaches them, bridge networks do not", async () => {
+    const h = await hostWithLan();
+    h.ok("net", "create", "-d", "macvlan", "--subnet", `${LAN}.0/24`, "--gateway", `${LAN}.1`, "--ip-range", `${LAN}.128/25`, "-o", "parent=lanp", "mv");
+    h.ok("run", "-d", "--net", "mv", "--name", "a");
+    h.ok("run", "-d", "--net", "mv", "--name", "b", "--ip", `${LAN}.50`);
+    const a = ipOf(h, "a", "mv");
+    expect(a.startsWith(`${LAN}.1`)).toBe(true);
+    expect(h.sh(["ip", "-n", "a", "-d", "link", "show", "eth0"]).stdout).toMatch(/macvlan mode bridge/);
+    expect(h.sh(["ip", "-n", "a", "route", "show", "default"]).stdout).toMatch(`default via ${LAN}.1 dev eth0`);
+    expect(h.ping("a", `${LAN}.1`)).toBe(true);
+    expect(h.sh(["ip", "netns", "exec", "lan", "ping", "-c1", "-W1", a]).code).toBe(0);
+    expect(h.ping("a", "b")).toBe(true);
+    expect(h.ping("b", "a")).toBe(true);
+
+    h.ok("net", "create", "--subnet", "10.66.0.0/24", "br");
+    h.ok("run", "-d", "--net", "br", "--name", "c");
+    expect(h.ping("c", "10.66.0.1")).toBe(true);
+    expect(h.ping("c", a)).toBe(false);
+    expect(h.ping("a", ipOf(h, "c", "br"))).toBe(false);
+  });
+
+  it("net rm leaves the parent as found, and nothing of ctnet behind", async () => {
+    const h = await hostWithLan();
+    const before = h.kernel();
+    h.ok("net", "create", "-d", "macvlan", "--subnet", `${LAN}.0/24`, "-o", "parent=lanp", "-o", "macvlan_mode=private", "mv");
+    h.ok("run", "-d", "--net", "mv", "--name", "a");
+    expect(h.sh(["ip", "-n", "a", "-d", "link", "show", "eth0"]).stdout).toMatch(/macvlan mode private/);
+    h.ok("rm", "-f", "a");
+    h.ok("net", "rm", "mv");
+    expect(h.kernel()).toEqual(before);
+  });
+
+  it("an --internal network runs on a parent of ctnet's own: containers reach each other, not the LAN; net rm removes the parent", async () => {
+    const h = await hostWithLan();
+    const before = h.kernel();
+    h.ok("net", "create", "-d", "macvlan", "--internal", "--subnet", "10.77.0.0/24", "inner");
+    h.ok("run", "-d", "--net", "inner", "--name", "a");
+    h.ok("run", "-d", "--net", "inner", "--name", "b");
+    expect(h.ping("a", "b")).toBe(true);
+    expect(h.sh(["ip", "-n", "a", "route", "show", "default"]).stdout).toBe("");
+    expect(h.ping("a", `${LAN}.1`)).toBe(false);
+    const doctor = h.ctnet("doctor");
+    expect(doctor.code, doctor.stdout + doctor.stderr).toBe(0);
+    h.ok("rm", "-f", "a", "b");
+    h.ok("net", "rm", "inner");
+    expect(h.kernel()).toEqual(before);
+  });
+
+  it("doctor finds a container's lost macvlan link and --fix makes it again, with its route", async () => {
+    const h = await hostWithLan();
+    h.ok("net", "create", "-d", "macvlan", "--subnet", `${LAN}.0/24`, "-o", "parent=lanp", "mv");
+    h.ok("run", "-d", "--net", "mv", "--name", "a");
+    expect(h.ctnet("doctor").code).toBe(0);
+    h.sh(["ip", "-n", "a", "link", "del", "eth0"]);
+    const found = h.ctnet("doctor");
+    expect(found.code).not.toBe(0);
+    expect(found.stdout + found.stderr).toMatch(/container a on mv: macvlan eth0 is missing/);
+    h.ok("doctor", "--fix");
+    expect(h.ctnet("doctor").code).toBe(0);
+    expect(h.ping("a", `${LAN}.1`)).toBe(true);
+  });
+
+  it("refuses bad input with one line, exit 2, nothing changed", async () => {
+    const h = await hostWithLan();
+    h.ok("net", "create", "--subnet", "10.66.0.0/24", "br");
+    h.ok("run", "-d", "--net", "br", "--name", "c");
+    h.ok("net", "create", "-d", "macvlan", "--subnet", `${LAN}.0/25`, "-o", "parent=lanp", "mv1");
+    const veth = h.state().containers.c.endpoints[0].hostIf;
+    const before = h.kernel();
+    const files = h.stateFiles();
+    for (const [args, message] of [
+      [["-o", "parent=nosuch0", "--subnet", "10.1.0.0/24"], /parent interface nosuch0 does not exist/],
+      [["-o", "parent=ctbr-br", "--subnet", "10.1.0.0/24"], /parent ctbr-br is the bridge of ctnet network br/],
+      [["-o", `parent=${veth}`, "--subnet", "10.1.0.0/24"], /is a container's veth/],
+      [["-o", "parent=lanp", "--subnet", `${LAN}.0/24`], /parent lanp is already used by network mv1 with an overlapping subnet/],
+      [["-o", "parent=lanp"], /macvlan networks need --subnet/],
+      [["-o", "parent=lanp", "--subnet", "10.1.0.0/24", "-o", "icc=false"], /option icc belongs to the bridge driver, not macvlan/],
+      [["-o", "parent=lanp", "--subnet", "10.1.0.0/24", "-o", "mtu=9000"], /mtu 9000 is above the mtu 1500 of parent lanp/],
+      [["-o", "parent=lanp", "--subnet", "10.1.0.0/24", "-o", "macvlan_mode=nosuch"], /invalid macvlan_mode "nosuch"/],
+    ] as const) {
+      const r = h.ctnet("net", "create", "-d", "macvlan", ...args, "mv2");
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr.trim().split("\n"), r.stderr).toHaveLength(1);
+      expect(r.stderr).toMatch(message);
+    }
+    const other = h.ctnet("net", "create", "-o", "parent=lanp", "br2");
+    expect(other.code).toBe(2);
+    expect(other.stderr).toMatch(/option parent belongs to the macvlan driver, not bridge/);
+    expect(h.kernel()).toEqual(before);
+    expect(h.stateFiles()).toEqual(files);
+  });
+
+  it("a VLAN parent needs the kernel's 8021q module: one line naming it, exit 1, nothing changed", async () => {
+    const h = await hostWithLan();
+    const vlanWorks = h.sh(["ip", "link", "add", "link", "lanp", "name", "lanp.9", "type", "vlan", "id", "9"]).code === 0;
+    h.sh(["ip", "link", "del", "lanp.9"]);
+    const before = h.kernel();
+    const r = h.ctnet("net", "create", "-d", "macvlan", "--subnet", `${LAN}.0/24`, "-o", "parent=lanp.50", "v50");
+    if (vlanWorks) {
+      expect(r.code, r.stderr).toBe(0);
+      expect(h.sh(["ip", "-d", "link", "show", "lanp.50"]).stdout).toMatch(/vlan protocol 802.1Q id 50/);
+      h.ok("net", "rm", "v50");
+    } else {
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim().split("\n")).toHaveLength(1);
+      expect(r.stderr).toMatch(/kernel module 8021q is missing/);
+    }
+    expect(h.kernel()).toEqual(before);
+  });
+});
+
+describe("ipvlan", () => {
+  it("where the kernel lacks it, net create fails before any step: one line naming the module, exit 1, nothing changed", async () => {
+    const h = await hostWithLan();
+    if (kernelHasIpvlan(h)) return;
+    const before = h.kernel();
+    const r = h.ctnet("net", "create", "-d", "ipvlan", "--subnet", `${LAN}.0/24`, "-o", "parent=lanp", "-o", "ipvlan_mode=l2", "iv");
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.stderr).toMatch(/kernel module ipvlan is missing/);
+    expect(h.kernel()).toEqual(before);
+  });
+
+  it.runIf(process.env.CTNET_TEST_IPVLAN === "1")("puts containers on the LAN with the parent's MAC (runs where the kernel has ipvlan: CTNET_TEST_IPVLAN=1)", async () => {
+    const h = await hostWithLan();
+    h.ok("net", "create", "-d", "ipvlan", "--subnet", `${LAN}.0/24`, "--gateway", `${LAN}.1`, "-o", "parent=lanp", "iv");
+    h.ok("run", "-d", "--net", "iv", "--name", "a");
+    h.ok("run", "-d", "--net", "iv", "--name", "b");
+    expect(h.ping("a", `${LAN}.1`)).toBe(true);
+    expect(h.ping("a", "b")).toBe(true);
+  });
+});
+
+describe("kill at every step", () => {
+  for (const [what, setup, args, teardown] of [
+    ["net create -d macvlan --internal", [] as string[][], ["net", "create", "-d", "macvlan", "--internal", "--subnet", "10.77.0.0/24", "inner"], ["net", "rm", "inner"]],
+    ["run on macvlan", [["net", "create", "-d", "macvlan", "--subnet", `${LAN}.0/24`, "-o", "parent=lanp", "mv"]], ["run", "-d", "--net", "mv", "--name", "a"], ["rm", "-f", "a"]],
+  ] as const) {
+    it(`${what}: SIGKILL after each step; the next command recovers, the result matches an uninterrupted run, and undoing it leaves the host as found`, async () => {
+      const h = await hostWithLan();
+      for (const s of setup) h.ok(...s);
+      const before = { state: stateText(h.stateDir), kernel: h.kernel() };
+      let total = Infinity;
+      for (let n = 0; n <= total + 1; n++) {
+        const at = n === total + 1 ? "commit" : String(n);
+        const p = await startPaused(h, [...args], at);
+        expect(p.pid, `no pause at ${at}: ${p.stderr()}`).not.toBeNull();
+        if (p.total >= 0) total = p.total;
+        await kill(h, p);
+        // after the commit the command is done; before it, running it again recovers and then does it
+        const r = h.ctnet(...(at === "commit" ? teardown : args));
+        expect(r.code, `at ${at}: ${r.stderr}`).toBe(0);
+        expect(r.stderr, `at ${at}`).toMatch(/recovered the interrupted plan/);
+        expect(journalFiles(h.stateDir)).toEqual([]);
+        if (at !== "commit") {
+          const doctor = h.ctnet("doctor");
+          expect(doctor.code, `at ${at}: ${doctor.stdout}`).toBe(0);
+          h.ok(...teardown);
+        }
+        expect(stateText(h.stateDir), `at ${at}`).toBe(before.state);
+        expect(h.kernel(), `at ${at}`).toEqual(before.kernel);
+      }
+    });
+  }
+});
