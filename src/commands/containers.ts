@@ -92,7 +92,7 @@ export function defaultCommand(o: RunOptions): string[] {
 }
 
 /** Plans `run`: the sandbox, its endpoints and names, and (detached) the container's process. */
-export function planRun(state: State, stateDir: string, o: RunOptions): { plan: Plan; container: ContainerRecord; argv: string[]; warnings: string[] } {
+export function planRun(state: State, stateDir: string, o: RunOptions, ctx = liveContext()): { plan: Plan; container: ContainerRecord; argv: string[]; warnings: string[] } {
   const id = newId();
   const name = o.name ?? id.slice(0, 12);
   validateName("container", name);
@@ -120,16 +120,16 @@ export function planRun(state: State, stateDir: string, o: RunOptions): { plan: 
     endpoints: [], command, env: parseKeyValues(env, "environment variable"), pid: null, pidStart: null, ports: [], expose: [],
     ...(o.lab ? { lab: o.lab } : {}),
   };
-  const net = !network ? null : network === DEFAULT_BRIDGE_NETWORK ? ensureDefaultBridge(plan, state) : state.networks[network];
-  if (net) c.endpoints.push(newEndpoint(state, c, net, first));
+  const net = !network ? null : network === DEFAULT_BRIDGE_NETWORK ? ensureDefaultBridge(plan, state, ctx) : state.networks[network];
+  if (net) c.endpoints.push(newEndpoint(state, c, net, first, ctx));
   // what `net connect` would add, planned with the first so the process starts with every network
-  more.forEach((a, i) => c.endpoints.push(newEndpoint(state, c, moreNets[i], a)));
+  more.forEach((a, i) => c.endpoints.push(newEndpoint(state, c, moreNets[i], a, ctx)));
   state.containers[name] = c;
   // the name files come first: /etc/netns/NAME/hosts is what marks a namespace as ctnet's, so there is
   // never a moment in which the namespace exists unmarked (doctor and reset would not know it as ctnet's)
   syncNameFiles(plan, state, [name, ...neighbours(state, c)]);
   if (ownNs) createNamespace(plan, name);
-  if (net) attachEndpoints(plan, liveContext(), name, c.endpoints.map((ep) => ({ net: state.networks[ep.network], ep })), routeNetwork(state, c));
+  if (net) attachEndpoints(plan, ctx, name, c.endpoints.map((ep) => ({ net: state.networks[ep.network], ep })), routeNetwork(state, c));
   if (ownNs) loopbackUp(plan, name);
   const warnings = publishOnRun(plan, state, c, o);
   const argv = processArgv(state, c, command, env, true);
