@@ -1,5 +1,7 @@
 // The macvlan and ipvlan drivers on a real kernel, in a private host (isolated.ts): a "lan" namespace on
 // the far end of a veth plays the physical network, and the near end, lanp, is the parent NIC.
+import fs from "node:fs";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { IsolatedHost, useIsolatedHosts } from "./isolated.js";
 import { journalFiles, kill, startPaused, stateText } from "./killpoints.js";
@@ -94,6 +96,29 @@ describe("macvlan", () => {
     h.ok("doctor", "--fix");
     expect(h.ctnet("doctor").code).toBe(0);
     expect(h.ping("a", `${LAN}.1`)).toBe(true);
+  });
+
+  it("labs: a lab file's macvlan network (driver, options: {parent}) comes up on the LAN and goes down leaving the parent as found", async () => {
+    const h = await hostWithLan();
+    const file = path.join(h.stateDir, "..", `ctnet-macvlan-lab-${process.pid}.yaml`);
+    fs.writeFileSync(file, `name: office
+networks:
+  lan: {driver: macvlan, subnet: ${LAN}.0/24, gateway: ${LAN}.1, options: {parent: lanp}}
+containers:
+  desk: {networks: [lan]}
+  printer: {networks: {lan: {ip: ${LAN}.9}}}
+`);
+    try {
+      const before = h.kernel();
+      h.ok("up", "-f", file);
+      expect(h.ping("desk", `${LAN}.1`)).toBe(true);
+      expect(h.ping("desk", "printer")).toBe(true);
+      expect(h.sh(["ip", "netns", "exec", "lan", "ping", "-c1", "-W1", `${LAN}.9`]).code).toBe(0);
+      h.ok("down", "--lab", "office");
+      expect(h.kernel()).toEqual(before);
+    } finally {
+      fs.rmSync(file, { force: true });
+    }
   });
 
   it("refuses bad input with one line, exit 2, nothing changed", async () => {

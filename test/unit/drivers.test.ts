@@ -107,7 +107,8 @@ describe("macvlan", () => {
       "ip -n c1 route add default via 192.168.1.254",
       "ip -n c1 link set lo up",
     ]);
-    expect(plan.steps.find((s) => s.kind === "cmd" && s.argv.includes("macvlan"))?.undo).toEqual(["ip", "-n", "c1", "link", "del", "eth0"]);
+    const made = plan.steps.find((s) => s.kind === "cmd" && s.argv.includes("macvlan"));
+    expect(made?.kind === "cmd" && made.undo).toEqual(["ip", "-n", "c1", "link", "del", "eth0"]);
     expect(container.endpoints[0]).toMatchObject({ hostIf: "", ifname: "eth0", ip: "192.168.1.20" });
     expect(cmds(planDisconnect(state, "lan", "c1", ctx))).toEqual(["ip -n c1 link del eth0"]);
   });
