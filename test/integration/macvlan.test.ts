@@ -49,6 +49,18 @@ describe("macvlan", () => {
     expect(h.sh(["ip", "netns", "exec", "lan", "ping", "-c1", "-W1", a]).code).toBe(0);
     expect(h.ping("a", "b")).toBe(true);
     expect(h.ping("b", "a")).toBe(true);
+    const [inspect] = JSON.parse(h.ok("net", "inspect", "mv"));
+    expect(inspect).toMatchObject({ Driver: "macvlan", Options: { parent: "lanp" }, IPAM: { Config: [{ Subnet: `${LAN}.0/24`, Gateway: `${LAN}.1`, IPRange: `${LAN}.128/25` }] } });
+    expect(h.ok("net", "ls", "--format", "{{.Name}} {{.Driver}}").split("\n")).toContain("mv macvlan");
+    // graph draws the parent and the LAN behind it, not a bridge
+    const text = h.ok("graph");
+    expect(text).toContain(`network mv: macvlan on parent lanp (LAN ${LAN}.0/24, gateway ${LAN}.1)`);
+    expect(text).toContain(`b: eth0 ${LAN}.50/24`);
+    expect(text).not.toMatch(/bridge\s*\(no address\)/);
+    const dot = h.ok("graph", "--format", "dot");
+    expect(dot).toMatch(/"ns:a":"eth0" -> "parent:mv"/);
+    expect(dot).toMatch(/"parent:mv" -> "lan:mv"/);
+    expect(h.ctnet("doctor").code).toBe(0);
 
     h.ok("net", "create", "--subnet", "10.66.0.0/24", "br");
     h.ok("run", "-d", "--net", "br", "--name", "c");
