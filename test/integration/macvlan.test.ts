@@ -67,6 +67,10 @@ describe("macvlan", () => {
     expect(h.ping("c", "10.66.0.1")).toBe(true);
     expect(h.ping("c", a)).toBe(false);
     expect(h.ping("a", ipOf(h, "c", "br"))).toBe(false);
+    // trace agrees with the pings, through the driver interface
+    const across = h.ctnet("trace", "c", "a");
+    expect(across.stdout).toMatch(/the host cannot reach its own macvlan containers through their parent lanp/);
+    expect(h.ctnet("trace", "a", "b").stdout).toMatch(/goes over parent lanp, not through the host's IP stack or firewall/);
   });
 
   it("net rm leaves the parent as found, and nothing of ctnet behind", async () => {
