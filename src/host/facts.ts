@@ -4,7 +4,7 @@
 // and keeps it for the rest of the command (a `run` must not pay for facts only `net create` needs).
 import fs from "node:fs";
 import { gunzipSync } from "node:zlib";
-import { goingAway, hostSubnetsInUse, linkExists, query, readOrNull, vethLeaving, type SubnetUse } from "./sys.js";
+import { goingAway, hostSubnetsInUse, linkExists, readOrNull, run, vethLeaving, type SubnetUse } from "./sys.js";
 
 export interface LinkFact {
   ifname: string;
@@ -39,9 +39,10 @@ export function readSysctl(key: string): string {
   return readOrNull(`/proc/sys/${key.replace(/\./g, "/")}`)?.trim() ?? "";
 }
 
+/** Asks the kernel over netlink: /sys/class/net shows the namespace sysfs was mounted in, which may be another's. */
 function readLink(ifname: string): LinkFact | null {
-  if (!linkExists(ifname)) return null;
-  const [link] = JSON.parse(query(["ip", "-j", "-d", "link", "show", "dev", ifname]) || "[]");
+  const res = run(["ip", "-j", "-d", "link", "show", "dev", ifname]);
+  const [link] = res.code === 0 ? JSON.parse(res.stdout || "[]") : [];
   if (!link) return null;
   return {
     ifname, kind: link.linkinfo?.info_kind ?? "", master: link.master ?? null, mtu: link.mtu, alias: link.ifalias ?? null,
