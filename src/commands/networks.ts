@@ -231,6 +231,8 @@ export function newEndpoint(state: State, c: ContainerRecord, net: NetworkRecord
   }
   if (req.aliases?.length && net.name === DEFAULT_BRIDGE_NETWORK) throw new UsageError("network-scoped aliases are supported on user-defined networks only");
   for (const alias of req.aliases ?? []) validateName("alias", alias);
+  const { macPerEndpoint } = driverOf(net);
+  if (req.mac && !macPerEndpoint) throw new UsageError(`--mac-address: the endpoints of ${net.driver} network ${net.name} share the MAC of its parent`);
   const used = new Set(c.endpoints.map((e) => e.ifname));
   let n = 0;
   while (used.has(`eth${n}`)) n++;
@@ -240,7 +242,8 @@ export function newEndpoint(state: State, c: ContainerRecord, net: NetworkRecord
   }
   return {
     network: net.name, id: newId(), ifname: `eth${n}`, hostIf, ip: addrText(ip), prefixLen: subnet.prefix,
-    mac: req.mac ?? macFor(ip), aliases: [...new Set(req.aliases ?? [])],
+    // "" where the link shares its parent's MAC (ipvlan): inspect shows none, as Docker does
+    mac: macPerEndpoint ? req.mac ?? macFor(ip) : "", aliases: [...new Set(req.aliases ?? [])],
   };
 }
 

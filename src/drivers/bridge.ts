@@ -192,6 +192,7 @@ export const bridgeDriver: NetworkDriver = {
     plan.cmd(["ip", "link", "del", ep.hostIf], `unplug ${ep.ifname} from ${ep.network}`, null);
   },
   networkLinks: (net) => [net.bridge],
+  macPerEndpoint: true,
   endpointHostLink: (container, net) => hostVethIfname(container, net.name),
   checkNetwork,
   checkEndpoint,

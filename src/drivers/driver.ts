@@ -62,6 +62,8 @@ export interface NetworkDriver {
   detach(plan: Plan, ctx: PlanContext, netns: string, ep: Endpoint, net: NetworkRecord): void;
   /** The host-side links ctnet made for the network: doctor and reset know them as ctnet's. */
   networkLinks(net: NetworkRecord): string[];
+  /** Whether each endpoint has a MAC of its own (bridge, macvlan), or shares its parent's (ipvlan: no --mac-address). */
+  readonly macPerEndpoint: boolean;
   /** The interface name of a new endpoint's link on the host, or "" when it has none (it lives in the sandbox only). */
   endpointHostLink(container: string, net: NetworkRecord): string;
   /** What doctor finds wrong with the network's kernel objects on the host. */

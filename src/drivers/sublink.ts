@@ -86,7 +86,7 @@ function createParent(plan: Plan, net: NetworkRecord): void {
 function attach(kind: SubLinkKind, plan: Plan, ctx: PlanContext, netns: string, attachments: Attachment[]): void {
   for (const { net, ep } of attachments) {
     const mtu = net.options.mtu ? ["mtu", net.options.mtu] : [];
-    const mac = kind.ownMac ? ["address", ep.mac] : [];
+    const mac = ep.mac ? ["address", ep.mac] : [];
     const mode = net.options[kind.modeKey] ?? kind.modes[0];
     // made inside the sandbox in one request: the name is free there whatever the host's links are called
     plan.cmd(
@@ -159,6 +159,7 @@ export function subLinkDriver(kind: SubLinkKind): NetworkDriver {
       plan.cmd(["ip", "-n", netns, "link", "del", ep.ifname], `unplug ${ep.ifname} from ${ep.network}`, null);
     },
     networkLinks: ownLinks,
+    macPerEndpoint: kind.ownMac,
     endpointHostLink: () => "",
     checkNetwork,
     checkEndpoint: (ctx, ns, net, ep, _host, inner) => checkEndpoint(kind, ctx, ns, net, ep, inner),

@@ -114,6 +114,34 @@ describe("macvlan", () => {
     expect(h.ping("a", `${LAN}.1`)).toBe(true);
   });
 
+  it("the host cannot reach its own macvlan containers; the shim recipe of docs/drivers.md lets it", async () => {
+    const h = await hostWithLan();
+    h.ok("net", "create", "-d", "macvlan", "--subnet", `${LAN}.0/24`, "--gateway", `${LAN}.1`, "--ip-range", `${LAN}.192/27`, "-o", "parent=lanp", "office");
+    h.ok("run", "-d", "--net", "office", "--name", "a");
+    const a = ipOf(h, "a", "office");
+    h.sh(["ip", "addr", "add", `${LAN}.10/24`, "dev", "lanp"]);
+    expect(h.sh(["ping", "-c1", "-W1", `${LAN}.1`]).code).toBe(0);
+    expect(h.sh(["ping", "-c1", "-W1", a]).code).not.toBe(0);
+    for (const argv of [
+      ["ip", "link", "add", "office-shim", "link", "lanp", "type", "macvlan", "mode", "bridge"],
+      ["ip", "addr", "add", `${LAN}.223/32`, "dev", "office-shim"],
+      ["ip", "link", "set", "office-shim", "up"],
+      ["ip", "route", "add", `${LAN}.192/27`, "dev", "office-shim"],
+    ]) expect(h.sh(argv).code, argv.join(" ")).toBe(0);
+    expect(h.sh(["ping", "-c1", "-W1", a]).code).toBe(0);
+  });
+
+  it("reset removes macvlan containers and the parent ctnet made, and leaves the host's parent", async () => {
+    const h = await hostWithLan();
+    const before = h.kernel();
+    h.ok("net", "create", "-d", "macvlan", "--subnet", `${LAN}.0/24`, "-o", "parent=lanp", "mv");
+    h.ok("net", "create", "-d", "macvlan", "--internal", "--subnet", "10.77.0.0/24", "inner");
+    h.ok("run", "-d", "--net", "mv", "--name", "a");
+    h.ok("run", "-d", "--net", "inner", "--name", "b");
+    h.ok("reset", "--yes");
+    expect(h.kernel()).toEqual(before);
+  });
+
   it("labs: a lab file's macvlan network (driver, options: {parent}) comes up on the LAN and goes down leaving the parent as found", async () => {
     const h = await hostWithLan();
     const file = path.join(h.stateDir, "..", `ctnet-macvlan-lab-${process.pid}.yaml`);

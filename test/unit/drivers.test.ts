@@ -205,6 +205,12 @@ describe("ipvlan", () => {
     expect(planNetRm(state, ["lan"], ctx).steps).toEqual([]);
   });
 
+  it("refuses --mac-address: its links share the parent's MAC", () => {
+    const ctx = fakeContext(IPVLAN_HOST);
+    const { state } = withNetwork(ctx, { driver: "ipvlan", subnet: "192.168.1.0/24", opt: ["parent=eno1"] });
+    expect(thrown(() => run(state, ctx, "c1", "lan", { macAddress: "02:00:00:00:00:09" })).message).toBe("--mac-address: the endpoints of ipvlan network lan share the MAC of its parent");
+  });
+
   it("l3: the default route goes out of the link, with no gateway", () => {
     const ctx = fakeContext(IPVLAN_HOST);
     const { state } = withNetwork(ctx, { driver: "ipvlan", subnet: "192.168.1.0/24", opt: ["parent=eno1", "ipvlan_mode=l3"] });
