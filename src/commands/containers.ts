@@ -6,7 +6,6 @@ import { UsageError } from "../errors.js";
 import { attachEndpoints } from "../drivers/registry.js";
 import { enlist } from "../firewall/firewall.js";
 import { DEFAULT_BRIDGE_NETWORK, newId, validateName } from "../naming.js";
-import { netnsExists } from "../host/sys.js";
 import {
   ensureDefaultBridge, findContainer, findNetwork, liveContext, newEndpoint, parseKeyValues, releaseDefaultBridge, resolveNetwork, routeNetwork,
 } from "./networks.js";
@@ -105,7 +104,7 @@ export function planRun(state: State, stateDir: string, o: RunOptions, ctx = liv
   const moreNets = moreNetworks(state, [first, ...more]);
   if (mode === "container" && o.hostname) throw new UsageError("conflicting options: --hostname and --net container:NAME");
   const ownNs = mode === "bridge" || mode === "none";
-  if (ownNs && netnsExists(name)) throw new UsageError(`a network namespace named ${name} already exists on this host`);
+  if (ownNs && ctx.facts.hasNetns(name)) throw new UsageError(`a network namespace named ${name} already exists on this host`);
   const hostname = o.hostname ?? (mode === "container" ? joined!.hostname : name);
   if (!HOSTNAME_RE.test(hostname) || hostname.length > 63) throw new UsageError(`invalid hostname ${JSON.stringify(hostname)}`);
   const command = defaultCommand(o);

@@ -4,7 +4,7 @@
 // and keeps it for the rest of the command (a `run` must not pay for facts only `net create` needs).
 import fs from "node:fs";
 import { gunzipSync } from "node:zlib";
-import { goingAway, hostSubnetsInUse, linkExists, readOrNull, run, vethLeaving, type SubnetUse } from "./sys.js";
+import { goingAway, hostSubnetsInUse, linkExists, netnsExists, readOrNull, run, vethLeaving, type SubnetUse } from "./sys.js";
 
 export interface LinkFact {
   ifname: string;
@@ -25,6 +25,8 @@ export interface HostFacts {
   hasLink(ifname: string): boolean;
   /** the link's details, null when there is none */
   link(ifname: string): LinkFact | null;
+  /** whether a named network namespace exists (/run/netns; one an earlier plan of the command deletes does not) */
+  hasNetns(name: string): boolean;
   /** a ctnet veth whose namespace is deleted: the kernel is removing it and its name is about to be free */
   vethLeaving(ifname: string): boolean;
   /** a sysctl's value ("" when the key does not exist) */
@@ -88,6 +90,7 @@ export function liveHostFacts(): HostFacts {
   const link = memo(readLink);
   return {
     hasLink: linkExists,
+    hasNetns: netnsExists,
     link: (ifname) => (goingAway.links.has(ifname) ? null : link(ifname)),
     vethLeaving,
     sysctl: readSysctl,

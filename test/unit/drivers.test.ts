@@ -20,6 +20,7 @@ function fakeContext(host: FakeHost = {}): PlanContext {
   const links = new Map((host.links ?? []).map((l) => [l.ifname, { kind: "", master: null, mtu: 1500, alias: null, up: true, ...l }]));
   const facts: HostFacts = {
     hasLink: (ifname) => links.has(ifname),
+    hasNetns: () => false,
     link: (ifname) => links.get(ifname) ?? null,
     vethLeaving: () => false,
     sysctl: (key) => host.sysctls?.[key] ?? "",
