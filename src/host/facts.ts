@@ -17,7 +17,7 @@ export interface LinkFact {
 }
 
 /** Kernel modules a driver may need, with the kernel config symbol that builds them. */
-export const KERNEL_MODULES = { macvlan: "CONFIG_MACVLAN", ipvlan: "CONFIG_IPVLAN", "8021q": "CONFIG_VLAN_8021Q", bridge: "CONFIG_BRIDGE", veth: "CONFIG_VETH" } as const;
+const KERNEL_MODULES = { macvlan: "CONFIG_MACVLAN", ipvlan: "CONFIG_IPVLAN", "8021q": "CONFIG_VLAN_8021Q" } as const;
 export type KernelModule = keyof typeof KERNEL_MODULES;
 
 export interface HostFacts {

@@ -24,7 +24,7 @@ function fakeContext(host: FakeHost = {}): PlanContext {
     link: (ifname) => links.get(ifname) ?? null,
     vethLeaving: () => false,
     sysctl: (key) => host.sysctls?.[key] ?? "",
-    kernelHas: (m) => (host.modules ?? ["bridge", "veth", "macvlan"]).includes(m),
+    kernelHas: (m) => (host.modules ?? ["macvlan"]).includes(m),
     subnetsInUse: () => [],
   };
   return { facts };
@@ -168,6 +168,13 @@ describe("macvlan", () => {
     expect(err.message).toBe("parent eno1 is already used by network one with an overlapping subnet 192.168.1.0/25");
     planNetCreate(state, "three", { driver: "macvlan", subnet: "192.168.1.128/25", opt: ["parent=eno1"] }, ctx);
     expect(Object.keys(state.networks)).toEqual(["one", "three"]);
+  });
+
+  it("refuses a second network on a parent a passthru network takes whole", () => {
+    const ctx = fakeContext(LAN_HOST);
+    const { state } = withNetwork(ctx, { driver: "macvlan", subnet: "192.168.1.0/25", opt: ["parent=eno1", "macvlan_mode=passthru"] }, "one");
+    const err = thrown(() => planNetCreate(state, "two", { driver: "macvlan", subnet: "192.168.1.128/25", opt: ["parent=eno1"] }, ctx));
+    expect(err.message).toBe("parent eno1 is used by network one, and macvlan_mode=passthru takes a parent whole");
   });
 
   it("refuses a macvlan option given to a bridge network", () => {
