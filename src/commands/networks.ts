@@ -14,7 +14,7 @@ import { Plan } from "../plan/plan.js";
 import { dropUnpublishable, installPorts, portLayer, retirePorts } from "../firewall/ports.js";
 import { neighbours, syncNameFiles } from "../host/sandbox.js";
 import { containerDigests, containerRecords } from "../store/statefile.js";
-import type { ContainerRecord, Endpoint, NetworkRecord, State } from "../model.js";
+import { bridged, type ContainerRecord, type Endpoint, type NetworkRecord, type State } from "../model.js";
 
 export interface CreateNetworkOptions {
   driver?: string;
@@ -50,7 +50,7 @@ export function normaliseOptions(raw: Record<string, string>, driver = "bridge")
  * Those on `lan`, the parent a macvlan network joins, are the LAN's own: its subnet is meant to be theirs.
  */
 function subnetsInUse(ctx: PlanContext, state: State, lan?: string): Array<{ cidr: Cidr; where: string }> {
-  const ours = new Set(Object.values(state.networks).map((n) => n.bridge));
+  const ours = new Set(Object.values(state.networks).filter(bridged).map((n) => n.bridge));
   return [
     ...ctx.facts.subnetsInUse().filter((u) => !ours.has(u.dev) && u.dev !== lan),
     ...Object.values(state.networks).map((n) => ({ cidr: parseCidr(n.subnet), where: `ctnet network ${n.name}` })),
