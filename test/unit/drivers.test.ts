@@ -114,6 +114,18 @@ describe("macvlan", () => {
     expect(cmds(planDisconnect(state, "lan", "c1", ctx))).toEqual(["ip -n c1 link del eth0"]);
   });
 
+  it("net connect adds a second macvlan link, eth1, inside the container; the default route stays where it was", () => {
+    const ctx = fakeContext(LAN_HOST);
+    const { state } = withNetwork(ctx, { subnet: "10.20.0.0/24" }, "br");
+    planNetCreate(state, "lan", { driver: "macvlan", subnet: "192.168.1.0/24", opt: ["parent=eno1"] }, ctx);
+    run(state, ctx, "c1", "br");
+    expect(cmds(planConnect(state, "lan", "c1", {}, ctx))).toEqual([
+      "ip link add eth1 link eno1 address 02:42:c0:a8:01:02 netns c1 type macvlan mode bridge",
+      "ip -n c1 addr add 192.168.1.2/24 dev eth1",
+      "ip -n c1 link set eth1 addrgenmode none up",
+    ]);
+  });
+
   it("makes a missing 802.1q parent where the kernel has 8021q, and removes it with the network", () => {
     const host = { ...LAN_HOST, modules: ["macvlan", "8021q"] as KernelModule[] };
     const ctx = fakeContext(host);
