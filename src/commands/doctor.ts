@@ -603,7 +603,8 @@ function compareContainer(state: State, c: ContainerRecord, kernel: Kernel): Fin
         const fix = finding.fix;
         finding.fix = fix && ((plan) => {
           fix(plan);
-          plan.cmd(["ip", "-n", ns, "route", "replace", "default", ...driverOf(net).defaultRoute(net, ep)], routeReason(net, ep), null);
+          const words = driverOf(net).defaultRoute(net, ep);
+          plan.cmd(["ip", "-n", ns, "route", "replace", "default", ...words], routeReason(net, ep, words), null);
         });
       }
       out.push(finding);
@@ -618,7 +619,7 @@ function compareContainer(state: State, c: ContainerRecord, kernel: Kernel): Fin
       out.push({
         text: `container ${c.name}: default route ${how} ${target} (${via.name}) is missing`,
         phase: 8,
-        fix: (plan) => plan.cmd(["ip", "-n", ns, "route", "replace", "default", how, target], routeReason(via, through), null),
+        fix: (plan) => plan.cmd(["ip", "-n", ns, "route", "replace", "default", how, target], routeReason(via, through, [how, target]), null),
       });
     }
   }

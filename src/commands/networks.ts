@@ -6,7 +6,7 @@ import {
   addrText, addrValue, allocateAddress, checkHostAddress, checkUsableSubnet, chooseSubnet, contains,
   macFor, overlaps, parseAddress, parseCidr, type Cidr,
 } from "../ipam.js";
-import { PREDEFINED_DRIVERS, attachEndpoints, defaultRoute, driverNamed, driverOf, driverOptions, routeReason } from "../drivers/registry.js";
+import { PREDEFINED_DRIVERS, attachEndpoints, driverNamed, driverOptions, registry, routeReason } from "../drivers/registry.js";
 import type { PlanContext } from "../drivers/driver.js";
 import { liveHostFacts } from "../host/facts.js";
 import { DEFAULT_BRIDGE_NETWORK, PREDEFINED_NETWORKS, bridgeIfname, newId, validateName } from "../naming.js";
@@ -38,7 +38,7 @@ export function parseKeyValues(pairs: string[] | undefined, what: string): Recor
 }
 
 /** The host as this command finds it, read as planners ask (host/facts.ts). */
-export const liveContext = (): PlanContext => ({ facts: liveHostFacts() });
+export const liveContext = (): PlanContext => ({ facts: liveHostFacts(), drivers: registry });
 
 /** -o pairs of a network of `driver`, normalised to its short keys; bad keys and values are usage errors. */
 export function normaliseOptions(raw: Record<string, string>, driver = "bridge"): Record<string, string> {
@@ -61,7 +61,7 @@ export function planNetCreate(state: State, name: string, o: CreateNetworkOption
   validateName("network", name);
   if ((PREDEFINED_NETWORKS as readonly string[]).includes(name)) throw new UsageError(`network name ${name} is predefined and cannot be created`);
   if (state.networks[name]) throw new UsageError(`network with name ${name} already exists`);
-  const driver = driverNamed(o.driver ?? "bridge");
+  const driver = ctx.drivers.named(o.driver ?? "bridge");
   const options = driverOptions(driver, parseKeyValues(o.opt, "option"));
   const labels = parseKeyValues(o.label, "label");
   for (const [flag, value] of [["--subnet", o.subnet], ["--gateway", o.gateway], ["--ip-range", o.ipRange]]) {
@@ -152,7 +152,7 @@ export function planNetRm(state: State, terms: string[], ctx = liveContext()): P
   });
   for (const net of nets) {
     delete state.networks[net.name];
-    driverOf(net).remove(plan, ctx, state, net);
+    ctx.drivers.of(net).remove(plan, ctx, state, net);
   }
   return plan;
 }
@@ -177,7 +177,7 @@ export function ensureDefaultBridge(plan: Plan, state: State, ctx = liveContext(
     gateway: addrText(subnet.first + 1n), internal: false, options: {}, labels: {},
   };
   if (ctx.facts.hasLink(net.bridge)) throw new UsageError(`interface ${net.bridge} already exists on the host but ctnet's state has no default network: run 'ctnet doctor'`);
-  driverOf(net).create(plan, ctx, state, net);
+  ctx.drivers.of(net).create(plan, ctx, state, net);
   state.networks[net.name] = net;
   return net;
 }
@@ -187,7 +187,7 @@ export function releaseDefaultBridge(plan: Plan, state: State, ctx = liveContext
   const net = state.networks[DEFAULT_BRIDGE_NETWORK];
   if (!net || membersOf(state, net.name).length > 0) return;
   delete state.networks[net.name];
-  driverOf(net).remove(plan, ctx, state, net);
+  ctx.drivers.of(net).remove(plan, ctx, state, net);
 }
 
 export interface EndpointRequest {
@@ -203,7 +203,7 @@ const BRIDGE_MAX_PORTS = 1023;
 /** Picks the address, interface names and MAC of a new endpoint; validates --ip. */
 export function newEndpoint(state: State, c: ContainerRecord, net: NetworkRecord, req: EndpointRequest, ctx = liveContext()): Endpoint {
   const subnet = parseCidr(net.subnet);
-  const hostIf = driverOf(net).endpointHostLink(c.name, net);
+  const hostIf = ctx.drivers.of(net).endpointHostLink(c.name, net);
   // one pass over the digests (statefile.ts): `run` on a network of 1000 parses none of their records
   const taken = new Set<string>();
   let hostIfTaken = false;
@@ -231,7 +231,7 @@ export function newEndpoint(state: State, c: ContainerRecord, net: NetworkRecord
   }
   if (req.aliases?.length && net.name === DEFAULT_BRIDGE_NETWORK) throw new UsageError("network-scoped aliases are supported on user-defined networks only");
   for (const alias of req.aliases ?? []) validateName("alias", alias);
-  const { macPerEndpoint } = driverOf(net);
+  const { macPerEndpoint } = ctx.drivers.of(net);
   if (req.mac && !macPerEndpoint) throw new UsageError(`--mac-address: the endpoints of ${net.driver} network ${net.name} share the MAC of its parent`);
   const used = new Set(c.endpoints.map((e) => e.ifname));
   let n = 0;
@@ -301,11 +301,12 @@ export function planDisconnect(state: State, netTerm: string, ctrName: string, c
   dropUnpublishable(state, c);
   const portsAfter = portLayer(state);
   retirePorts(plan, state, portsBefore, portsAfter);
-  driverOf(state.networks[ep.network]).detach(plan, ctx, c.netns!, ep, state.networks[ep.network]);
+  ctx.drivers.of(state.networks[ep.network]).detach(plan, ctx, c.netns!, ep, state.networks[ep.network]);
   const after = routeNetwork(state, c);
   if (after && after !== before) {
     const through = c.endpoints.find((e) => e.network === after.name)!;
-    plan.cmd(["ip", "-n", c.netns!, "route", "replace", "default", ...defaultRoute(after, through)], routeReason(after, through), null);
+    const route = ctx.drivers.of(after).defaultRoute(after, through);
+    plan.cmd(["ip", "-n", c.netns!, "route", "replace", "default", ...route], routeReason(after, through, route), null);
   }
   installPorts(plan, state, portsBefore, portsAfter);
   syncNameFiles(plan, state, [c.name, ...peers], [netName]);

@@ -4,11 +4,21 @@
 // the host only through the HostFacts snapshot they are given and never spawn anything themselves.
 import type { HostFacts, LinkFact } from "../host/facts.js";
 import type { Plan } from "../plan/plan.js";
+import type { DriverName } from "./registry.js";
 import type { Endpoint, NetworkRecord, State } from "../model.js";
 
-/** What planners receive besides the state: the host as this command found it. */
+/** What planners receive besides the state: the host as this command found it, and the drivers. */
 export interface PlanContext {
   facts: HostFacts;
+  drivers: DriverRegistry;
+}
+
+/** The drivers by name (src/drivers/registry.ts). */
+export interface DriverRegistry {
+  /** the driver `net create -d NAME` means; a UsageError for an unknown one */
+  named(name: string): NetworkDriver & { name: DriverName };
+  /** the driver of a network */
+  of(net: NetworkRecord): NetworkDriver;
 }
 
 export interface Attachment {

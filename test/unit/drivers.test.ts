@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { planRun } from "../../src/commands/containers.js";
 import { planConnect, planDisconnect, planNetCreate, planNetRm, type CreateNetworkOptions } from "../../src/commands/networks.js";
 import type { PlanContext } from "../../src/drivers/driver.js";
+import { registry } from "../../src/drivers/registry.js";
 import { OpError, UsageError } from "../../src/errors.js";
 import type { HostFacts, KernelModule, LinkFact } from "../../src/host/facts.js";
 import { emptyState, type State } from "../../src/model.js";
@@ -27,7 +28,7 @@ function fakeContext(host: FakeHost = {}): PlanContext {
     kernelHas: (m) => (host.modules ?? ["macvlan"]).includes(m),
     subnetsInUse: () => [],
   };
-  return { facts };
+  return { facts, drivers: registry };
 }
 
 const LAN_HOST: FakeHost = { links: [{ ifname: "eno1", kind: "" }], sysctls: { "net.ipv4.ip_forward": "1" } };
