@@ -91,7 +91,7 @@ function attach(kind: SubLinkKind, plan: Plan, ctx: PlanContext, netns: string, 
       ["ip", "-n", netns, "link", "del", ep.ifname],
     );
   }
-  addressesUp(plan, netns, attachments);
+  addressesUp(plan, netns, attachments, true);
 }
 
 function checkNetwork(net: NetworkRecord, host: LinkView): Finding[] {

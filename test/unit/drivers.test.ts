@@ -105,7 +105,8 @@ describe("macvlan", () => {
       "ip netns add c1",
       "ip link add eth0 link eno1 address 02:42:c0:a8:01:14 mtu 1400 netns c1 type macvlan mode vepa",
       "ip -n c1 addr add 192.168.1.20/24 dev eth0",
-      "ip -n c1 link set eth0 addrgenmode none up",
+      "ip -n c1 link set eth0 addrgenmode none",
+      "ip -n c1 link set eth0 up",
       "ip -n c1 route add default via 192.168.1.254",
       "ip -n c1 link set lo up",
     ]);
@@ -123,7 +124,8 @@ describe("macvlan", () => {
     expect(cmds(planConnect(state, "lan", "c1", {}, ctx))).toEqual([
       "ip link add eth1 link eno1 address 02:42:c0:a8:01:02 netns c1 type macvlan mode bridge",
       "ip -n c1 addr add 192.168.1.2/24 dev eth1",
-      "ip -n c1 link set eth1 addrgenmode none up",
+      "ip -n c1 link set eth1 addrgenmode none",
+      "ip -n c1 link set eth1 up",
     ]);
   });
 
