@@ -155,7 +155,7 @@ export function renderDot(t: Topology): string {
   // macvlan, ipvlan: the parent NIC in the host box, the containers' links hang on it
   for (const l of t.lans) {
     const c = colour.get(l.network)!;
-    const warn = [l.internal ? "internal: a parent of ctnet's own" : "", !l.present ? "parent MISSING" : !l.up ? "DOWN" : "", "the host cannot reach these containers through it"].filter(Boolean);
+    const warn = [l.internal ? "internal: a parent of ctnet's own" : "the host cannot reach these containers through it", !l.present ? "parent MISSING" : !l.up ? "DOWN" : ""].filter(Boolean);
     line(2, `${q(parentId(l))} ${attrs({ label: table({ title: `network ${l.network}`, rows: [`${l.driver} parent ${l.parent}`, l.subnet], warn }), color: c, fillcolor: tint(c), penwidth: 2.2, class: `parent network-${l.network}`, tooltip: `network ${l.network}: ${l.driver} links on ${l.parent}` })};`);
   }
   if (t.uplink) {
