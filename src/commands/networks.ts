@@ -214,7 +214,7 @@ export function newEndpoint(state: State, c: ContainerRecord, net: NetworkRecord
     }
   }
   // the kernel's limit; past it the veth's `master` fails with a bare "Exchange full"
-  if (taken.size >= BRIDGE_MAX_PORTS) throw new UsageError(`network ${net.name} is full: a Linux bridge takes at most ${BRIDGE_MAX_PORTS} interfaces`);
+  if (bridged(net) && taken.size >= BRIDGE_MAX_PORTS) throw new UsageError(`network ${net.name} is full: a Linux bridge takes at most ${BRIDGE_MAX_PORTS} interfaces`);
   let ip: number;
   if (req.ip) {
     if (net.name === DEFAULT_BRIDGE_NETWORK) throw new UsageError("--ip is supported on user-defined networks only");
