@@ -115,6 +115,25 @@ describe("macvlan", () => {
     expect(h.ping("a", `${LAN}.1`)).toBe(true);
   });
 
+  it("doctor --fix adopts a running macvlan container the state lost (a restored backup): its endpoint, name and address", async () => {
+    const h = await hostWithLan();
+    h.ok("net", "create", "-d", "macvlan", "--subnet", `${LAN}.0/24`, "-o", "parent=lanp", "mv");
+    h.ok("run", "-d", "--net", "mv", "--name", "a");
+    h.ok("run", "-d", "--net", "mv", "--name", "b");
+    const before = h.state().containers.b;
+    fs.copyFileSync(path.join(h.stateDir, "state.json.bak"), path.join(h.stateDir, "state.json"));
+    expect(Object.keys(h.state().containers)).toEqual(["a"]);
+    expect(h.ctnet("doctor").stdout).toMatch(/orphan container b .*--fix adopts it/);
+    const fix = h.ctnet("doctor", "--fix");
+    expect(fix.code, fix.stdout + fix.stderr).toBe(0);
+    const b = h.state().containers.b;
+    expect(b).toMatchObject({ mode: "bridge", pid: before.pid });
+    expect(b.endpoints).toEqual([{ ...before.endpoints[0], id: b.endpoints[0].id }]);
+    expect(h.ping("a", "b")).toBe(true);
+    const agree = h.ctnet("doctor");
+    expect(agree.code, agree.stdout).toBe(0);
+  });
+
   it("the host cannot reach its own macvlan containers; the shim recipe of docs/drivers.md lets it", async () => {
     const h = await hostWithLan();
     h.ok("net", "create", "-d", "macvlan", "--subnet", `${LAN}.0/24`, "--gateway", `${LAN}.1`, "--ip-range", `${LAN}.192/27`, "-o", "parent=lanp", "office");
