@@ -4,6 +4,7 @@
 // and keeps it for the rest of the command (a `run` must not pay for facts only `net create` needs).
 import fs from "node:fs";
 import { gunzipSync } from "node:zlib";
+import { bridgesInKernel, othersForwarding } from "../firewall/firewall.js";
 import { goingAway, hostSubnetsInUse, linkExists, netnsExists, readOrNull, run, vethLeaving, type SubnetUse } from "./sys.js";
 
 export interface LinkFact {
@@ -35,6 +36,10 @@ export interface HostFacts {
   kernelHas(module: KernelModule): boolean;
   /** IPv4 subnets the host's routes and addresses use */
   subnetsInUse(): SubnetUse[];
+  /** bridges of ctnet networks of any state dir, as the kernel's isolation chain names them */
+  ctnetBridgesInFirewall(): Set<string>;
+  /** rules of the built-in FORWARD chain that are not ctnet's: another tool forwards through this host */
+  othersForwarding(): string[];
 }
 
 export function readSysctl(key: string): string {
@@ -96,5 +101,7 @@ export function liveHostFacts(): HostFacts {
     sysctl: readSysctl,
     kernelHas: memo((m) => readKernelHas(m as KernelModule)),
     subnetsInUse: hostSubnetsInUse,
+    ctnetBridgesInFirewall: bridgesInKernel,
+    othersForwarding,
   };
 }

@@ -27,6 +27,8 @@ function fakeContext(host: FakeHost = {}): PlanContext {
     sysctl: (key) => host.sysctls?.[key] ?? "",
     kernelHas: (m) => (host.modules ?? ["macvlan"]).includes(m),
     subnetsInUse: () => [],
+    ctnetBridgesInFirewall: () => new Set(),
+    othersForwarding: () => [],
   };
   return { facts, drivers: registry };
 }
@@ -65,6 +67,16 @@ describe("bridge", () => {
     const on = withNetwork(fakeContext({ sysctls: { "net.ipv4.ip_forward": "1" } }), { subnet: "10.20.0.0/24" });
     expect(cmds(on.plan)).not.toContain("sysctl -w net.ipv4.ip_forward=1");
     expect(on.state.networks.lan).toMatchObject({ driver: "bridge", bridge: "ctbr-lan", gateway: "10.20.0.1" });
+  });
+
+  it("removing the last network puts forwarding back, unless the snapshot shows another tool forwarding", () => {
+    const restore = "sysctl -w net.ipv4.ip_forward=0";
+    for (const [others, expected] of [[[], true], [["-A FORWARD -j DOCKER-USER"], false]] as const) {
+      const ctx = fakeContext({ sysctls: { "net.ipv4.ip_forward": "0" } });
+      const { state } = withNetwork(ctx, { subnet: "10.20.0.0/24" });
+      const after = { ...ctx, facts: { ...ctx.facts, sysctl: () => "1", othersForwarding: () => [...others] } };
+      expect(cmds(planNetRm(state, ["lan"], after)).includes(restore)).toBe(expected);
+    }
   });
 
   it("refuses a bridge name the snapshot already holds", () => {
