@@ -80,7 +80,7 @@ export interface NetworkDriver {
   checkNetwork(net: NetworkRecord, host: LinkView): Finding[];
   /** What doctor finds wrong with one endpoint; `inner` is the sandbox's namespace. Fixes may recreate it. */
   checkEndpoint(ctx: PlanContext, netns: string, net: NetworkRecord, ep: Endpoint, host: LinkView, inner: LinkView): Finding[];
-  /** The text `graph` and `net inspect` give the network's link on the host (bridge: its bridge; macvlan: its parent). */
+  /** The network's link on the host, as `graph`, `trace` and the subnet checks see it: its bridge, or the parent its containers hang on. */
   hostSide(net: NetworkRecord): { ifname: string; role: "bridge" | "parent" } | null;
   /** The words after `ip route add default` for a sandbox whose default route goes through `ep`. */
   defaultRoute(net: NetworkRecord, ep: Endpoint): string[];
