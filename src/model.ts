@@ -8,7 +8,10 @@ export interface NetworkRecord {
   created: string;
   /** the driver that makes it (drivers/registry.ts); predefined networks' drivers (host, null) have no records */
   driver: DriverName;
-  /** Linux bridge interface name (see naming.ts); "" for drivers without a bridge */
+  /**
+   * Linux bridge interface name (see naming.ts); "" for drivers without a bridge (macvlan, ipvlan), whose
+   * traffic leaves through their parent without crossing the host's firewall: they have no ctnet rules.
+   */
   bridge: string;
   subnet: string;
   gateway: string;
@@ -129,5 +132,8 @@ export interface State {
 export const containerLabels = (c: ContainerRecord): Record<string, string> => (c.lab ? { "ctnet.lab": c.lab } : {});
 
 export const emptyState = (): State => ({ version: 1, networks: {}, containers: {}, sysctls: {} });
+
+/** Whether the network has a bridge on the host, on which the firewall layer keys its rules. */
+export const bridged = (net: NetworkRecord) => net.bridge !== "";
 
 export const isUserNetwork = (net: NetworkRecord) => net.name !== "bridge";

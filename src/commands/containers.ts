@@ -6,7 +6,6 @@ import { UsageError } from "../errors.js";
 import { attachEndpoints } from "../drivers/registry.js";
 import { enlist } from "../firewall/firewall.js";
 import { DEFAULT_BRIDGE_NETWORK, newId, validateName } from "../naming.js";
-import { netnsExists } from "../host/sys.js";
 import {
   ensureDefaultBridge, findContainer, findNetwork, liveContext, newEndpoint, parseKeyValues, releaseDefaultBridge, resolveNetwork, routeNetwork,
 } from "./networks.js";
@@ -94,7 +93,7 @@ export function defaultCommand(o: RunOptions): string[] {
 }
 
 /** Plans `run`: the sandbox, its endpoints and names, and (detached) the container's process. */
-export function planRun(state: State, stateDir: string, o: RunOptions): { plan: Plan; container: ContainerRecord; argv: string[]; warnings: string[] } {
+export function planRun(state: State, stateDir: string, o: RunOptions, ctx = liveContext()): { plan: Plan; container: ContainerRecord; argv: string[]; warnings: string[] } {
   const id = newId();
   const name = o.name ?? id.slice(0, 12);
   validateName("container", name);
@@ -107,7 +106,7 @@ export function planRun(state: State, stateDir: string, o: RunOptions): { plan: 
   const moreNets = moreNetworks(state, [first, ...more]);
   if (mode === "container" && o.hostname) throw new UsageError("conflicting options: --hostname and --net container:NAME");
   const ownNs = mode === "bridge" || mode === "none";
-  if (ownNs && netnsExists(name)) throw new UsageError(`a network namespace named ${name} already exists on this host`);
+  if (ownNs && ctx.facts.hasNetns(name)) throw new UsageError(`a network namespace named ${name} already exists on this host`);
   const hostname = o.hostname ?? (mode === "container" ? joined!.hostname : name);
   if (!HOSTNAME_RE.test(hostname) || hostname.length > 63) throw new UsageError(`invalid hostname ${JSON.stringify(hostname)}`);
   const command = defaultCommand(o);
@@ -122,17 +121,17 @@ export function planRun(state: State, stateDir: string, o: RunOptions): { plan: 
     endpoints: [], command, env: parseKeyValues(env, "environment variable"), pid: null, pidStart: null, ports: [], expose: [],
     ...(o.rm ? { autoRemove: true } : {}), ...(o.lab ? { lab: o.lab } : {}),
   };
-  const net = !network ? null : network === DEFAULT_BRIDGE_NETWORK ? ensureDefaultBridge(plan, state) : state.networks[network];
-  if (net) c.endpoints.push(newEndpoint(state, c, net, first));
+  const net = !network ? null : network === DEFAULT_BRIDGE_NETWORK ? ensureDefaultBridge(plan, state, ctx) : state.networks[network];
+  if (net) c.endpoints.push(newEndpoint(state, c, net, first, ctx));
   // what `net connect` would add, planned with the first so the process starts with every network
-  more.forEach((a, i) => c.endpoints.push(newEndpoint(state, c, moreNets[i], a)));
+  more.forEach((a, i) => c.endpoints.push(newEndpoint(state, c, moreNets[i], a, ctx)));
   state.containers[name] = c;
   const warnings = o.create ? createOnly(state, c, o) : [];
   // the name files come first: /etc/netns/NAME/hosts is what marks a namespace as ctnet's, so there is
   // never a moment in which the namespace exists unmarked (doctor and reset would not know it as ctnet's)
   syncNameFiles(plan, state, [name, ...neighbours(state, c)]);
   if (ownNs) createNamespace(plan, name);
-  if (net && !o.create) attachEndpoints(plan, liveContext(), name, c.endpoints.map((ep) => ({ net: state.networks[ep.network], ep })), routeNetwork(state, c));
+  if (net && !o.create) attachEndpoints(plan, ctx, name, c.endpoints.map((ep) => ({ net: state.networks[ep.network], ep })), routeNetwork(state, c));
   if (ownNs) loopbackUp(plan, name);
   if (o.create) return { plan, container: c, argv: [], warnings };
   warnings.push(...publishOnRun(plan, state, c, o));

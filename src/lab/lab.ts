@@ -244,7 +244,7 @@ function planUpInner(draft: State, stateDir: string, spec: LabSpec): LabPlan {
   for (const n of netsToCreate) {
     b.add("network", n.name, replacedNets.has(n.name) ? "recreated" : "created", n.where, () => {
       const plan = planNetCreate(draft, n.name, {
-        subnet: n.subnet, gateway: n.gateway, ipRange: n.ipRange, internal: n.internal, lab,
+        driver: n.driver, subnet: n.subnet, gateway: n.gateway, ipRange: n.ipRange, internal: n.internal, lab,
         opt: Object.entries(n.options).map(([k, v]) => `${k}=${v}`),
         label: Object.entries(n.labels).map(([k, v]) => `${k}=${v}`),
       });
