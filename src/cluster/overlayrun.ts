@@ -9,7 +9,7 @@ import {
 import { DEFAULT_BRIDGE_NETWORK, PREDEFINED_NETWORKS, bridgeIfname, newId, validateName } from "../naming.js";
 import { mutateEach, openStore, type GlobalOptions } from "../plan/core.js";
 import { hostAddresses, hostSubnetsInUse } from "../host/sys.js";
-import { liveContext, normaliseOptions, parseKeyValues, type CreateNetworkOptions } from "../commands/networks.js";
+import { normaliseOptions, parseKeyValues, type CreateNetworkOptions } from "../commands/networks.js";
 import { singleIpamFlags } from "../commands/netoptions.js";
 import { networkAttachments } from "../cli/runflags.js";
 import { VXLAN_OVERHEAD, ensureOverlayOnHost, type RemoteEndpoint } from "../drivers/overlay.js";
@@ -197,7 +197,7 @@ export async function claimForRun(g: GlobalOptions, state: State, o: RunOptions)
     const success: TxnOp[] = [{ put: { key: keys.endpoint(v.name, ip), value: JSON.stringify(claim) } }, { put: { key: keys.name(v.name, name), value: join.host } }];
     // the address goes to planRun as --ip would: newEndpoint then checks it against this host's containers
     if (!first.ip) o.ip = ip;
-    o.beforePlan = (plan, draft) => void ensureOverlayOnHost(plan, liveContext(), draft, net, peers);
+    o.beforePlan = (plan, draft, ctx) => void ensureOverlayOnHost(plan, ctx, draft, net, peers);
     if (g.dryRun) {
       etcd.close();
       // printed after the plan's script, which must begin with its #! line
