@@ -8,7 +8,7 @@ import { UsageError } from "../errors.js";
 import { openStore, readState, type GlobalOptions } from "../plan/core.js";
 import { run } from "../host/sys.js";
 import { peerArgvs, vxlanIfname, type RemoteEndpoint } from "../drivers/overlay.js";
-import { PREFIX, agentPidFile, keys, storeOf, type EndpointValue, type HostValue } from "./cluster.js";
+import { PREFIX, agentPidFile, agentPidLine, keys, storeOf, type EndpointValue, type HostValue } from "./cluster.js";
 import type { OverlayNetworkValue } from "./overlayrun.js";
 import type { KeyValue, WatchEvent } from "./etcd.js";
 import type { State } from "../model.js";
@@ -105,13 +105,10 @@ export async function runAgent(g: GlobalOptions): Promise<void> {
     throw new UsageError("this host has not joined a cluster: the agent has nothing to do");
   }
   const etcd = storeOf(state);
-  const s = fs.readFileSync(`/proc/${process.pid}/stat`, "utf8");
-  fs.writeFileSync(agentPidFile(stateDir), `${process.pid} ${s.slice(s.lastIndexOf(")") + 2).split(" ")[19]}\n`, { mode: 0o600 });
+  fs.writeFileSync(agentPidFile(stateDir), agentPidLine(process.pid), { mode: 0o600 });
   const view = new View();
   let lease = join.lease;
-  let stopped = false;
   process.on("SIGTERM", () => {
-    stopped = true;
     log("SIGTERM: stopping");
     process.exit(0);
   });
@@ -153,7 +150,7 @@ export async function runAgent(g: GlobalOptions): Promise<void> {
   setInterval(reap, REAP_INTERVAL_MS);
 
   // list, converge, watch from the listing's revision; re-list when the watch ends (a compaction, a member lost)
-  while (!stopped) {
+  for (;;) {
     let revision: number;
     try {
       const listed = await etcd.list(PREFIX);

@@ -7,6 +7,7 @@ import { parseAddress } from "../ipam.js";
 import { mutate, openStore, readState, type GlobalOptions } from "../plan/core.js";
 import { Plan } from "../plan/plan.js";
 import { hostAddresses } from "../host/sys.js";
+import { processAlive, processStartTime } from "../store/store.js";
 import { Etcd, parseStoreUrl } from "./etcd.js";
 import type { ClusterJoin, State } from "../model.js";
 
@@ -65,16 +66,11 @@ export function agentPid(stateDir: string): number | null {
     return null;
   }
   const [pid, start] = text.trim().split(" ");
-  const stat = (() => {
-    try {
-      const s = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-      return s.slice(s.lastIndexOf(")") + 2).split(" ");
-    } catch {
-      return null;
-    }
-  })();
-  return stat && stat[0] !== "Z" && stat[19] === start ? Number(pid) : null;
+  return processAlive(Number(pid), start) ? Number(pid) : null;
 }
+
+/** The pid file's line: pid and start time, so that a reused pid is not taken for the agent. */
+export const agentPidLine = (pid: number) => `${pid} ${processStartTime(pid)}\n`;
 
 /** Starts this host's agent in the background (a session of its own, so it outlives the command). */
 export async function startAgent(stateDir: string): Promise<number> {
@@ -85,8 +81,7 @@ export async function startAgent(stateDir: string): Promise<number> {
   fs.closeSync(log);
   child.unref();
   // the agent writes its own pid file as it starts; this one is there at once, for the next command
-  const s = fs.readFileSync(`/proc/${child.pid}/stat`, "utf8");
-  fs.writeFileSync(agentPidFile(stateDir), `${child.pid} ${s.slice(s.lastIndexOf(")") + 2).split(" ")[19]}\n`, { mode: 0o600 });
+  fs.writeFileSync(agentPidFile(stateDir), agentPidLine(child.pid!), { mode: 0o600 });
   return child.pid!;
 }
 
