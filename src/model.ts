@@ -2,7 +2,7 @@
 // network namespace) and Endpoints (a link plus an address on one network; drivers/ makes them).
 
 /** The network drivers (drivers/registry.ts holds one of each); the model names them without importing them. */
-export type DriverName = "bridge" | "macvlan" | "ipvlan" | "host" | "null";
+export type DriverName = "bridge" | "macvlan" | "ipvlan" | "overlay" | "host" | "null";
 
 export interface NetworkRecord {
   name: string;
@@ -10,7 +10,12 @@ export interface NetworkRecord {
   created: string;
   /** the driver that makes it (drivers/registry.ts); predefined networks' drivers (host, null) have no records */
   driver: DriverName;
-  /** Linux bridge interface name (see naming.ts); "" for drivers without a bridge */
+  /** overlay: the VXLAN network identifier, claimed in the cluster's store (src/drivers/overlay.ts) */
+  vni?: number;
+  /**
+   * Linux bridge interface name (see naming.ts); "" for drivers without a bridge (macvlan, ipvlan), whose
+   * traffic leaves through their parent without crossing the host's firewall: they have no ctnet rules.
+   */
   bridge: string;
   subnet: string;
   gateway: string;
@@ -41,6 +46,15 @@ export interface Endpoint {
   prefixLen: number;
   mac: string;
   aliases: string[];
+  /** what was asked for with --ip / --mac-address (inspect's IPAMConfig; start gives them back) */
+  requested?: { ip?: string; mac?: string };
+}
+
+/** A network a stopped (or created) container rejoins at start: its endpoint was released (Docker's stop). */
+export interface ReleasedEndpoint {
+  network: string;
+  aliases: string[];
+  requested?: Endpoint["requested"];
 }
 
 export type RunMode = "bridge" | "host" | "none" | "container";
@@ -74,6 +88,19 @@ export interface ContainerRecord {
   pidStart: string | null;
   ports: PortMapping[];
   expose: ExposedPort[];
+  /** made by `create` and not started yet (Docker's "created") */
+  notStarted?: boolean;
+  /** when the process last started (ISO) */
+  startedAt?: string;
+  /** the last exit, folded in when ctnet next looks (stop, start, kill, rm): the process's own record is a file (exitPath) */
+  finishedAt?: string;
+  exitCode?: number;
+  /** the networks a stopped container rejoins at start, in order (its endpoints are released meanwhile) */
+  released?: ReleasedEndpoint[];
+  /** --rm: removed when its process ends (by the watcher a detached start spawns, see autoremove.ts) */
+  autoRemove?: boolean;
+  /** pause: its processes are frozen in a freezer cgroup of ctnet's */
+  paused?: boolean;
   lab?: string;
   /** `up`: digest of the lab file entry this container was made from; a changed entry is recreated */
   labDigest?: string;
@@ -103,6 +130,22 @@ export interface State {
   generation?: number;
   /** the directories ctnet made ("." is the state dir, "logs" its logs): reset removes only these */
   madeDirs?: string[];
+  /** this host's membership of a cluster (cluster join; src/cluster/cluster.ts) */
+  cluster?: ClusterJoin;
+}
+
+export interface ClusterJoin {
+  /** etcd://HOST:PORT[,HOST:PORT…] */
+  store: string;
+  /** this host's name in the cluster (its hostname) */
+  host: string;
+  /** the underlay address other hosts reach this host's VTEP at */
+  advertise: string;
+  /** seconds the host's lease lives without renewal */
+  ttl: number;
+  /** the etcd lease the host's key is bound to (decimal id) */
+  lease: string;
+  joined: string;
 }
 
 /** The labels `docker inspect` shows in Config.Labels: a lab's containers carry its name. */
@@ -112,3 +155,6 @@ export const emptyState = (): State => ({ version: 1, networks: {}, containers: 
 
 /** A container's run mode as `--net` takes it: bridge, host, none or container:NAME. */
 export const runModeText = (c: { mode: RunMode; joined?: string | null }) => (c.mode === "container" ? `container:${c.joined}` : c.mode);
+
+/** Whether the network has a bridge on the host, on which the firewall layer keys its rules. */
+export const bridged = (net: NetworkRecord) => net.bridge !== "";

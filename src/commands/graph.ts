@@ -7,7 +7,8 @@ import { LINK_ALIAS_PREFIX } from "../naming.js";
 import { readSysctl, runJson } from "../host/sys.js";
 import { firewall } from "../firewall/iptables-driver.js";
 import { networkIntent } from "../firewall/intent.js";
-import type { GraphBridge, GraphIface, GraphSandbox, Topology } from "../views/topology.js";
+import { driverOf } from "../drivers/registry.js";
+import type { GraphBridge, GraphIface, GraphLan, GraphSandbox, Topology } from "../views/topology.js";
 import type { State } from "../model.js";
 
 const v4 = (link: any): string[] => (link.addr_info ?? []).filter((a: any) => a.family === "inet").map((a: any) => `${a.local}/${a.prefixlen}`);
@@ -29,7 +30,18 @@ export function readTopology(state: State, lab?: string, o: { linksOnly?: boolea
   const shown = new Set(containers.map((c) => c.name));
   const elsewhere = new Set(Object.values(state.containers).filter((c) => !shown.has(c.name)).flatMap((c) => c.endpoints.map((e) => e.hostIf)));
   const rules = o.linksOnly ? { chains: [], rules: [] } : firewall.readHost({ strict: false });
-  const bridges: GraphBridge[] = networks.map((n) => {
+  const lans: GraphLan[] = [];
+  for (const n of networks) {
+    const side = driverOf(n).hostSide(n);
+    if (side?.role !== "parent") continue;
+    const link = byName.get(side.ifname);
+    lans.push({
+      network: n.name, driver: n.driver, parent: side.ifname, present: !!link, up: !!link && isUp(link),
+      subnet: n.subnet, gateway: n.gateway, internal: n.internal, ...(n.lab ? { lab: n.lab } : {}),
+    });
+  }
+  const onLan = new Set(lans.map((l) => l.network));
+  const bridges: GraphBridge[] = networks.filter((n) => driverOf(n).hostSide(n)?.role === "bridge").map((n) => {
     const link = byName.get(n.bridge);
     const plugged = hostLinks.filter((l) => l.master === n.bridge).map((l) => l.ifname as string);
     return {
@@ -55,7 +67,8 @@ export function readTopology(state: State, lab?: string, o: { linksOnly?: boolea
         const peer = l.link_index ? byIndex.get(l.link_index) : undefined;
         const peerName = peer && (peer.ifalias ?? "").startsWith(LINK_ALIAS_PREFIX) ? peer.ifname : undefined;
         if (peerName) peered.add(peerName);
-        box.ifaces.push({ ifname: l.ifname, addrs: v4(l), mac: l.address, up: isUp(l), ...(peerName ? { peer: peerName } : {}) });
+        const lan = c.endpoints.find((e) => e.ifname === l.ifname && onLan.has(e.network))?.network;
+        box.ifaces.push({ ifname: l.ifname, addrs: v4(l), mac: l.address, up: isUp(l), ...(peerName ? { peer: peerName } : {}), ...(lan ? { lan } : {}) });
       }
     }
     sandboxes.push(box);
@@ -68,7 +81,7 @@ export function readTopology(state: State, lab?: string, o: { linksOnly?: boolea
   const uplinkLink = route?.dev ? byName.get(route.dev) : undefined;
   const uplink = route?.dev ? { ifname: route.dev as string, addrs: uplinkLink ? v4(uplinkLink) : [], gateway: (route.gateway as string) ?? null } : null;
   const forwarding = !o.linksOnly && readForwarding();
-  return { bridges, sandboxes, strayVeths, ports, uplink, forwarding };
+  return { bridges, lans, sandboxes, strayVeths, ports, uplink, forwarding };
 }
 
 const readForwarding = () => readSysctl("net.ipv4.ip_forward") === "1";
@@ -94,6 +107,14 @@ export function renderText(t: Topology): string {
     });
     if (b.hiddenPorts) out.push(`  (and ${b.hiddenPorts} veth${b.hiddenPorts > 1 ? "s" : ""} of containers outside this lab)`);
     else if (b.ports.length === 0) out.push("  (no containers)");
+  }
+  for (const l of t.lans) {
+    const flags = [l.internal ? "internal" : "", l.lab ? `lab ${l.lab}` : "", !l.present ? "parent MISSING in the kernel" : !l.up ? "parent DOWN" : ""].filter(Boolean);
+    const lan = l.internal ? "no LAN: a parent of ctnet's own" : `LAN ${l.subnet}, gateway ${l.gateway}`;
+    out.push(`network ${l.network}: ${l.driver} on parent ${l.parent} (${lan})${flags.length ? `  [${flags.join(", ")}]` : ""}`);
+    const members = t.sandboxes.flatMap((s) => s.ifaces.filter((i) => i.lan === l.network).map((i) => ({ s, i })));
+    members.forEach(({ s, i }, n) => out.push(`  ${n === members.length - 1 ? "└─" : "├─"} ${s.container}: ${ifaceText(i)}`));
+    if (members.length === 0) out.push("  (no containers)");
   }
   const others = t.sandboxes.filter((s) => s.mode !== "bridge");
   if (others.length) out.push("other sandboxes:");

@@ -395,7 +395,7 @@ export interface RuleDifference {
  */
 export interface FirewallDriver {
   /** Steps taking the host from what `before` implies to what `after` implies (networks; ports: ports.ts). */
-  plan(plan: Plan, state: State, before: FirewallIntent, after: FirewallIntent): FirewallChange;
+  plan(plan: Plan, state: State, before: FirewallIntent, after: FirewallIntent, ctnetBridges?: () => Iterable<string>): FirewallChange;
   /** Parses what the kernel holds, as the backend's own dump prints it. */
   read(dump: string): RuleSet;
   /** Reads the kernel's rules; a failing read is an error, or with strict: false reads as no rules. */
@@ -434,7 +434,7 @@ export interface NetworkFacts {
   masquerade: boolean;
 }
 
-export function planChange(plan: Plan, state: State, before: FirewallIntent, after: FirewallIntent): FirewallChange {
+export function planChange(plan: Plan, state: State, before: FirewallIntent, after: FirewallIntent, ctnetBridges: () => Iterable<string> = bridgesInKernel): FirewallChange {
   const cmd = commandOf(state);
   enlist(plan, state);
   const change: FirewallChange = { otherBridges: [], warning: null };
@@ -449,7 +449,7 @@ export function planChange(plan: Plan, state: State, before: FirewallIntent, aft
   }
   if (after.networks.length === 0 && gone.length > 0) {
     // each network, of any state dir, has a rule in CTNET-ISOLATION-2: the chains go with the last one
-    change.otherBridges = [...bridgesInKernel()].filter((br) => !cmd.removedBridges.has(br));
+    change.otherBridges = [...ctnetBridges()].filter((br) => !cmd.removedBridges.has(br));
     if (change.otherBridges.length === 0) change.warning = removeBase(plan, state);
   }
   // adds only what the kernel lacks: another state dir (or an older ctnet) may have installed it
@@ -468,8 +468,8 @@ export const planNetworkUp = (plan: Plan, state: State, net: NetworkRecord): Fir
 };
 
 /** The firewall part of removing `net` (call after removing it from state.networks). */
-export const planNetworkDown = (plan: Plan, state: State, net: NetworkRecord): FirewallChange => {
+export const planNetworkDown = (plan: Plan, state: State, net: NetworkRecord, ctnetBridges?: () => Iterable<string>): FirewallChange => {
   const after = { ...emptyIntent(), networks: forwardedNetworks(state).filter((n) => n.bridge !== net.bridge).map(networkIntent) };
-  return planChange(plan, state, { ...after, networks: [...after.networks, networkIntent(net)] }, after);
+  return planChange(plan, state, { ...after, networks: [...after.networks, networkIntent(net)] }, after, ctnetBridges);
 };
 

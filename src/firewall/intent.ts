@@ -2,7 +2,7 @@
 // internal flags, and the published ports with the address and network each one reaches. The firewall
 // driver (firewall.ts) turns an intent into rules; nothing in an intent names iptables, so an nftables
 // driver takes the same intent (docs/firewall.md).
-import type { ContainerRecord, Endpoint, NetworkRecord, PortMapping, State } from "../model.js";
+import { bridged, type ContainerRecord, type Endpoint, type NetworkRecord, type PortMapping, type State } from "../model.js";
 
 export interface NetworkIntent {
   name: string;
@@ -45,7 +45,8 @@ export const networkIntent = (net: NetworkRecord): NetworkIntent => ({
 /** The endpoint on the network holding the container's default route: replies leave the way requests came. */
 export function publishingEndpoint(state: State, c: ContainerRecord): Endpoint | undefined {
   if (c.mode !== "bridge") return undefined;
-  return c.endpoints.find((e) => state.networks[e.network] && !state.networks[e.network].internal);
+  // a network without a bridge (macvlan, ipvlan) is reached on its own addresses: nothing to publish from
+  return c.endpoints.find((e) => state.networks[e.network] && !state.networks[e.network].internal && bridged(state.networks[e.network]));
 }
 
 /** Each published mapping of the state's containers, on its container's publishing endpoint. */
@@ -61,10 +62,10 @@ export function portIntents(state: State): PortIntent[] {
 }
 
 /**
- * The networks whose traffic the host forwards, and so filters: those on a Linux bridge. A macvlan or
- * ipvlan network's containers reach the wire beside the host, past its FORWARD chain.
+ * The networks whose traffic the host forwards, and so filters: those with a bridge on the host. A macvlan
+ * or ipvlan network's containers reach the wire beside the host, past its FORWARD chain.
  */
-export const forwardedNetworks = (state: State): NetworkRecord[] => Object.values(state.networks).filter((n) => ((n.driver as string | undefined) ?? "bridge") === "bridge");
+export const forwardedNetworks = (state: State): NetworkRecord[] => Object.values(state.networks).filter(bridged);
 
 export const intentOf = (state: State): FirewallIntent => ({ networks: forwardedNetworks(state).map(networkIntent), ports: portIntents(state) });
 

@@ -322,7 +322,8 @@ function checkCanPublish(state: State, c: ContainerRecord): void {
   }
   if (!publishingEndpoint(state, c)) {
     const nets = c.endpoints.map((e) => e.network).join(", ");
-    throw new UsageError(`container ${c.name} is only on internal networks (${nets}): internal networks cannot publish ports`);
+    if (c.endpoints.every((e) => state.networks[e.network]?.internal)) throw new UsageError(`container ${c.name} is only on internal networks (${nets}): internal networks cannot publish ports`);
+    throw new UsageError(`container ${c.name} is only on networks without a bridge (${nets}): macvlan and ipvlan containers are reached on their own address, not through published ports`);
   }
 }
 

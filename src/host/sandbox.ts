@@ -4,7 +4,8 @@ import fs from "node:fs";
 import path from "node:path";
 import { UsageError } from "../errors.js";
 import { DEFAULT_BRIDGE_NETWORK, netnsEtcDir, netnsPath } from "../naming.js";
-import type { Plan } from "../plan/plan.js";
+import { waitedPaths, type Plan } from "../plan/plan.js";
+import { goingAway } from "./sys.js";
 import type { ContainerDigest, ContainerRecord, State } from "../model.js";
 import { containerDigests } from "../store/statefile.js";
 import { processStartTime } from "../store/store.js";
@@ -117,6 +118,12 @@ export function nameFileContent(state: State, file: string): string | null | und
  */
 export const plannedNameFiles = new Map<string, { link: string | null; content: string | null }>();
 
+/**
+ * Processes (and process groups) the command's plan stops before it releases their container's endpoints
+ * (stop, kill): they need no new names, and could not be entered by the time a remount step runs.
+ */
+export const stoppingProcesses = new Set<number>();
+
 /** What `file` holds (its link target, its content) once the steps planned so far have run; nothing foreign followed. */
 function pendingLink(plan: Plan, file: string): string | null {
   return plan.pending("link", file, () => (plannedNameFiles.has(file) ? plannedNameFiles.get(file)!.link : readNameLink(file)));
@@ -181,6 +188,7 @@ function remountHosts(plan: Plan, c: ContainerRecord, file: string, replacing?: 
   // loop, may be gone by then, and the remount with it)
   const age = (pid: number) => (pid === c.pid ? -1 : Number(processStartTime(pid) ?? Infinity));
   for (const pid of [...namespacePids(c.netns!)].sort((a, b) => age(a) - age(b))) {
+    if (stoppingProcesses.has(pid) || stoppingProcesses.has(processGroupOf(pid))) continue;
     const mnt = linkTarget(`/proc/${pid}/ns/mnt`);
     if (mnt === null || mnt === host || seen.has(mnt)) continue;
     seen.add(mnt);
@@ -188,6 +196,41 @@ function remountHosts(plan: Plan, c: ContainerRecord, file: string, replacing?: 
     if (replacing) plan.cmd([...enter, "umount", "/etc/hosts"], `take ${c.name}'s own hosts file off process ${pid}'s /etc/hosts`, [...enter, "mount", "--bind", replacing, "/etc/hosts"]);
     plan.cmd([...enter, "mount", "--bind", file, "/etc/hosts"], `running process ${pid} of ${c.name} sees the new names too`, [...enter, "umount", "/etc/hosts"]);
   }
+}
+
+/** /proc/PID/stat's process group (field 5, after the parenthesised command name); 0 when gone. */
+function processGroupOf(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * A command made of the plans of several planners (up, restart, stop of a container on several networks):
+ * later planners read the name files as `sub` leaves them, not as they are on disk, and take the links
+ * and namespaces it deletes as gone. forgetSubPlans() once the command's plan is made.
+ */
+export function noteSubPlan(sub: Plan): void {
+  for (const step of sub.steps) {
+    if (step.kind === "write") plannedNameFiles.set(step.path, { link: null, content: step.content });
+    if (step.kind === "link") plannedNameFiles.set(step.path, { link: step.target, content: null });
+    if (step.kind === "cmd" && step.argv[0] === "ip" && step.argv[2] === "del") {
+      if (step.argv[1] === "link") goingAway.links.add(step.argv[3]);
+      if (step.argv[1] === "netns") goingAway.netns.add(step.argv[3]);
+    }
+    // a deleted namespace takes its veth pairs along: the plan waits for their host ends to go
+    for (const p of waitedPaths(step) ?? []) goingAway.links.add(path.basename(p));
+  }
+}
+
+export function forgetSubPlans(): void {
+  stoppingProcesses.clear();
+  goingAway.links.clear();
+  goingAway.netns.clear();
+  plannedNameFiles.clear();
 }
 
 export function removeNameFiles(plan: Plan, ns: string): void {
@@ -232,18 +275,30 @@ const START_MAIN = `${DETACH_NETNS_DIR}; echo "$0" > /proc/sys/kernel/hostname &
 /** The same for a main process that shares another container's UTS namespace (--net container:X). */
 const START_JOINED = `${DETACH_NETNS_DIR}; exec "$@"`;
 
-/** argv that runs `cmd` inside container `c`: as its main process (`main`), or beside it (exec). */
-export function processArgv(state: State, c: ContainerRecord, cmd: string[], envPairs: string[], main: boolean): string[] {
+/**
+ * A detached main process has no daemon to collect its exit status: the shell that starts it stays as its
+ * parent and writes the status to a file (`$1`) when it ends. It catches (not ignores: the command gets
+ * them back at exec) the signals stop and kill send to the container's process group, so it outlives the
+ * command; only SIGKILL ends it first. Marked by its first word, so kill can tell it from a command.
+ */
+export const EXIT_RECORDER = `: ctnet-exit; f=$1; shift; trap : HUP INT QUIT TERM USR1 USR2 ALRM PIPE; "$@"; s=$?; echo $s > "$f"; exit $s`;
+
+/**
+ * argv that runs `cmd` inside container `c`: as its main process (`main`), or beside it (exec). With
+ * `exitFile`, the main process is started by EXIT_RECORDER, which records its exit status there.
+ */
+export function processArgv(state: State, c: ContainerRecord, cmd: string[], envPairs: string[], main: boolean, exitFile?: string): string[] {
   const withEnv = envPairs.length > 0 ? ["env", ...envPairs, ...cmd] : cmd;
+  const recorded = exitFile ? ["sh", "-c", EXIT_RECORDER, "sh", exitFile, ...withEnv] : withEnv;
   switch (c.mode) {
     case "host":
-      return withEnv;
+      return main ? recorded : withEnv;
     case "container": {
       const owner = state.containers[c.joined!];
-      return ["ip", "netns", "exec", owner.netns!, ...utsEnter(owner), ...(main ? ["sh", "-c", START_JOINED, "sh"] : []), ...withEnv];
+      return ["ip", "netns", "exec", owner.netns!, ...utsEnter(owner), ...(main ? ["sh", "-c", START_JOINED, "sh", ...recorded] : withEnv)];
     }
     default:
-      if (main) return ["ip", "netns", "exec", c.netns!, "unshare", "--uts", "--", "sh", "-c", START_MAIN, c.hostname, ...withEnv];
+      if (main) return ["ip", "netns", "exec", c.netns!, "unshare", "--uts", "--", "sh", "-c", START_MAIN, c.hostname, ...recorded];
       return ["ip", "netns", "exec", c.netns!, ...utsEnter(c), ...withEnv];
   }
 }

@@ -9,6 +9,22 @@ export interface GraphIface {
   up: boolean;
   /** host-side veth this interface is paired with */
   peer?: string;
+  /** the network without a bridge (macvlan, ipvlan) whose parent this link hangs on */
+  lan?: string;
+}
+
+/** A network whose containers hang on a parent link of the host (macvlan, ipvlan): the parent and the LAN behind it. */
+export interface GraphLan {
+  network: string;
+  driver: string;
+  /** the host's link the containers' links hang on */
+  parent: string;
+  present: boolean;
+  up: boolean;
+  subnet: string;
+  gateway: string;
+  internal: boolean;
+  lab?: string;
 }
 
 export interface GraphBridge {
@@ -58,6 +74,7 @@ export interface GraphPort {
 
 export interface Topology {
   bridges: GraphBridge[];
+  lans: GraphLan[];
   sandboxes: GraphSandbox[];
   /** veths plugged into the bridges shown whose other end belongs to no container shown */
   strayVeths: Array<{ ifname: string; bridge: string }>;

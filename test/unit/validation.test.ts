@@ -1,7 +1,8 @@
 // Bad input is refused while planning, before any step: one line that names what is wrong. These run
 // the planners against an in-memory state (they read the host's routes and links, but change nothing).
 import { describe, expect, it } from "vitest";
-import { planRm, planRun, planStop, type RunOptions } from "../../src/commands/containers.js";
+import { planRm, planRun, type RunOptions } from "../../src/commands/containers.js";
+import { planStop } from "../../src/commands/lifecycle.js";
 import { UsageError } from "../../src/errors.js";
 import { emptyState, type State } from "../../src/model.js";
 import { planConnect, planDisconnect, planNetCreate, planNetRm, type CreateNetworkOptions } from "../../src/commands/networks.js";
@@ -51,7 +52,9 @@ describe("net create refuses", () => {
     ["bridge", {}, "network name bridge is predefined and cannot be created"],
     ["host", {}, "network name host is predefined and cannot be created"],
     ["red", {}, "network with name red already exists"],
-    ["n1", { driver: "overlay" }, 'unknown network driver "overlay": known are bridge, macvlan, ipvlan, host, null'],
+    ["n1", { driver: "weave" }, 'unknown network driver "weave": known are bridge, macvlan, ipvlan, overlay, host, null'],
+    // the local path cannot make one: net create -d overlay goes to the cluster (src/cluster/overlayrun.ts)
+    ["n1", { driver: "overlay" }, "overlay networks are made by 'ctnet net create -d overlay' on a host that joined a cluster (lab files cannot make them yet)"],
     ["n1", { opt: ["color=blue"] }, 'unknown network option "color": known are com.docker.network.bridge.name, com.docker.network.bridge.enable_icc, com.docker.network.bridge.enable_ip_masquerade, com.docker.network.bridge.host_binding_ipv4, com.docker.network.driver.mtu (or icc, masquerade, mtu)'],
     ["n1", { opt: ["mtu=9"] }, 'invalid mtu "9": must be 576..65535'],
     ["n1", { opt: ["icc=yes"] }, 'invalid value for icc: "yes" (true or false)'],
@@ -121,7 +124,7 @@ describe("other commands refuse", () => {
   it.each<[string, (s: State) => unknown, string]>([
     ["rm of a running container without -f", (s) => planRm(s, "/x", ["u1"], false), "container u1 is running: stop it first or use rm -f"],
     ["rm of an unknown container", (s) => planRm(s, "/x", ["u2", "ghost"], true), "no such container: ghost"],
-    ["stop of an unknown container", (s) => planStop(s, ["ghost"]), "no such container: ghost"],
+    ["stop of an unknown container", (s) => planStop(s, "/nonexistent", ["ghost"]), "no such container: ghost"],
     ["net rm of a network in use", (s) => planNetRm(s, ["red"]), "network red has active endpoints (u1, u2)"],
     ["net rm of a predefined network", (s) => planNetRm(s, ["none"]), "network none is predefined and cannot be removed"],
     ["net rm of an unknown network", (s) => planNetRm(s, ["green"]), "network green not found"],
