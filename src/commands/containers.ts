@@ -126,7 +126,7 @@ export function planRun(state: State, stateDir: string, o: RunOptions, ctx = liv
   // what `net connect` would add, planned with the first so the process starts with every network
   more.forEach((a, i) => c.endpoints.push(newEndpoint(state, c, moreNets[i], a, ctx)));
   state.containers[name] = c;
-  const warnings = o.create ? createOnly(state, c, o) : [];
+  const warnings = o.create ? createOnly(state, c, o, ctx) : [];
   // the name files come first: /etc/netns/NAME/hosts is what marks a namespace as ctnet's, so there is
   // never a moment in which the namespace exists unmarked (doctor and reset would not know it as ctnet's)
   syncNameFiles(plan, state, [name, ...neighbours(state, c)]);
@@ -134,7 +134,7 @@ export function planRun(state: State, stateDir: string, o: RunOptions, ctx = liv
   if (net && !o.create) attachEndpoints(plan, ctx, name, c.endpoints.map((ep) => ({ net: state.networks[ep.network], ep })), routeNetwork(state, c));
   if (ownNs) loopbackUp(plan, name);
   if (o.create) return { plan, container: c, argv: [], warnings };
-  warnings.push(...publishOnRun(plan, state, c, o));
+  warnings.push(...publishOnRun(plan, ctx, state, c, o));
   const argv = processArgv(state, c, command, env, true);
   if (o.detach) spawnMain(plan, state, stateDir, c, false);
   return { plan, container: c, argv, warnings };
@@ -145,8 +145,8 @@ export function planRun(state: State, stateDir: string, o: RunOptions, ctx = liv
  * networks to join at start, as Docker allocates them at start; published ports are resolved now (their
  * host ports reserved for the container) and their rules installed at start.
  */
-function createOnly(state: State, c: ContainerRecord, o: RunOptions): string[] {
-  const warnings = publishOnRun(new Plan("create: ports are installed at start"), state, c, o);
+function createOnly(state: State, c: ContainerRecord, o: RunOptions, ctx: PlanContext): string[] {
+  const warnings = publishOnRun(new Plan("create: ports are installed at start"), ctx, state, c, o);
   c.released = c.endpoints.map((ep) => ({ network: ep.network, aliases: ep.aliases, ...(ep.requested ? { requested: ep.requested } : {}) }));
   c.endpoints = [];
   c.notStarted = true;

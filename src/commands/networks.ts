@@ -347,7 +347,7 @@ export function planDisconnect(state: State, netTerm: string, ctrName: string, c
   // published ports follow the default route to the next network, or go when none can carry them
   dropUnpublishable(state, c);
   const portsAfter = portLayer(state);
-  retirePorts(plan, state, portsBefore, portsAfter);
+  retirePorts(plan, state, portsBefore, portsAfter, ctx.facts);
   ctx.drivers.of(state.networks[ep.network]).detach(plan, ctx, c.netns!, ep, state.networks[ep.network]);
   const after = routeNetwork(state, c);
   if (after && after !== before) {
@@ -355,7 +355,7 @@ export function planDisconnect(state: State, netTerm: string, ctrName: string, c
     const route = ctx.drivers.of(after).defaultRoute(after, through);
     plan.cmd(["ip", "-n", c.netns!, "route", "replace", "default", ...route], routeReason(after, through, route), null);
   }
-  installPorts(plan, state, portsBefore, portsAfter);
+  installPorts(plan, state, portsBefore, portsAfter, ctx.facts);
   syncNameFiles(plan, state, [c.name, ...peers], [netName]);
   releaseDefaultBridge(plan, state, ctx);
   return plan;

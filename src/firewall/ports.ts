@@ -24,11 +24,12 @@
 // several mappings (the same container port published twice) stay while one still needs them.
 import { UsageError } from "../errors.js";
 import { addRule, deleteRule, loopbackReachable, portRules, localnetRules, type Rule } from "./firewall.js";
-import { dnatOf, readChain, ruleKey } from "./iptables.js";
+import { dnatOf, ruleKey } from "./iptables.js";
 import { ANY_ADDRESS, mappingText, networkIntent, publishingEndpoint } from "./intent.js";
 import { addrText, parseAddress } from "../ipam.js";
 import { Plan } from "../plan/plan.js";
-import { hasTool, hostAddresses, readSysctl, run } from "../host/sys.js";
+import { liveHostFacts, type HeldPort, type HostFacts } from "../host/facts.js";
+import type { PlanContext } from "../drivers/driver.js";
 import { runModeText, type ContainerRecord, type ExposedPort, type NetworkRecord, type PortMapping, type State } from "../model.js";
 
 export type Proto = PortMapping["proto"];
@@ -135,14 +136,6 @@ export function parseExposeSpec(spec: string): ExposedPort[] {
 
 // ---- the host's ports ----------------------------------------------------------------------------
 
-/** A host port something already holds; `why` completes "host port … is …" in the error message. */
-export interface HeldPort {
-  hostIp: string;
-  hostPort: number;
-  proto: Proto;
-  why: string;
-}
-
 /** What allocation and conflict checks need to know about the host, gathered once per command. */
 export interface HostPorts {
   held: HeldPort[];
@@ -154,55 +147,15 @@ const overlapIp = (a: string, b: string) => a === ANY_ADDRESS || b === ANY_ADDRE
 
 const publishedBy = (container: string, m: PortMapping) => `already published by container ${container} (${mappingText(m)})`;
 
-function ephemeralRange(): Range {
-  const [a, b] = (readSysctl("net.ipv4.ip_local_port_range") ?? "").split(/\s+/).map(Number);
+function ephemeralRange(facts: HostFacts): Range {
+  const [a, b] = facts.sysctl("net.ipv4.ip_local_port_range").split(/\s+/).map(Number);
   // else the kernel's default
   return a > 0 && b >= a ? [a, b] : [32768, 60999];
 }
 
-/**
- * Listening TCP and bound UDP sockets of the host's namespace, from `ss -ltnu`. Which process holds one
- * is looked up (`ss -p`, which reads every process's file descriptors: 20-100 ms on a busy host) only
- * when a conflict is reported.
- */
-export function listeningSockets(): HeldPort[] {
-  const res = run(["ss", "-H", "-ltnu"]);
-  if (res.code !== 0) return [];
-  const out: HeldPort[] = [];
-  for (const line of res.stdout.split("\n")) {
-    const cols = line.trim().split(/\s+/);
-    if (cols.length < 5) continue;
-    const proto = cols[0] as Proto;
-    const m = /^(.*):(\d+)$/.exec(cols[4]);
-    if (!PROTOS.includes(proto) || !m) continue;
-    const addr = m[1].replace(/%.*$/, "");
-    // *, [::] and 0.0.0.0 take the port on every IPv4 address; other IPv6 addresses do not clash
-    const hostIp = addr === "*" || addr === "[::]" || addr === ANY_ADDRESS ? ANY_ADDRESS : /^\d+(\.\d+){3}$/.test(addr) ? addr : null;
-    if (!hostIp) continue;
-    out.push({
-      hostIp, hostPort: Number(m[2]), proto,
-      get why() {
-        return `in use on the host: ${socketOwner(proto, cols[4]) ?? "a process"} is listening on ${addr}:${m[2]}/${proto}`;
-      },
-    });
-  }
-  return out;
-}
-
-/** The process holding a listening socket, as `"name" (pid N)`, from `ss -p`. */
-function socketOwner(proto: Proto, local: string): string | null {
-  for (const line of run(["ss", "-H", "-ltnup"]).stdout.split("\n")) {
-    const cols = line.trim().split(/\s+/);
-    if (cols[0] !== proto || cols[4] !== local) continue;
-    const users = /users:\(\("([^"]+)",pid=(\d+)/.exec(line);
-    if (users) return `"${users[1]}" (pid ${users[2]})`;
-  }
-  return null;
-}
-
 /** DNAT rules in the kernel's CTNET-DNAT chain, which other ctnet state dirs may have made. */
-function kernelMappings(): Array<HeldPort & { to: string }> {
-  return readChain("nat", "CTNET-DNAT").flatMap((r) => {
+function kernelMappings(facts: HostFacts): Array<HeldPort & { to: string }> {
+  return facts.firewallChain("nat", "CTNET-DNAT").flatMap((r) => {
     const d = dnatOf(r.spec);
     return d ? [{ ...d, why: `already published by another ctnet state dir (DNAT to ${d.to})` }] : [];
   });
@@ -213,14 +166,14 @@ function kernelMappings(): Array<HeldPort & { to: string }> {
  * with "userland-proxy": false the DNAT rule is all there is. Whichever DNAT comes first in PREROUTING
  * would take the port, so both publishing it would be a coin toss: it is refused.
  */
-function dockerMappings(): HeldPort[] {
-  return readChain("nat", "DOCKER").flatMap((r) => {
+function dockerMappings(facts: HostFacts): HeldPort[] {
+  return facts.firewallChain("nat", "DOCKER").flatMap((r) => {
     const d = dnatOf(r.spec);
     return d ? [{ hostIp: d.hostIp, proto: d.proto, hostPort: d.hostPort, why: `published by Docker (DNAT to ${d.to} in its nat chain DOCKER)` }] : [];
   });
 }
 
-export function gatherHostPorts(state: State): HostPorts {
+export function gatherHostPorts(state: State, facts: HostFacts): HostPorts {
   const held: HeldPort[] = [];
   const ours = new Set<string>();
   for (const c of Object.values(state.containers)) {
@@ -230,9 +183,9 @@ export function gatherHostPorts(state: State): HostPorts {
       if (ep) ours.add(`${m.hostIp}:${m.hostPort}/${m.proto}>${ep.ip}:${m.containerPort}`);
     }
   }
-  for (const k of kernelMappings()) if (!ours.has(`${k.hostIp}:${k.hostPort}/${k.proto}>${k.to}`)) held.push(k);
-  held.push(...dockerMappings(), ...listeningSockets());
-  return { held, addresses: new Set(hostAddresses().map((a) => a.address)), ephemeral: ephemeralRange() };
+  for (const k of kernelMappings(facts)) if (!ours.has(`${k.hostIp}:${k.hostPort}/${k.proto}>${k.to}`)) held.push(k);
+  held.push(...dockerMappings(facts), ...facts.listeningSockets());
+  return { held, addresses: facts.hostAddresses(), ephemeral: ephemeralRange(facts) };
 }
 
 /**
@@ -367,7 +320,7 @@ const localnetKey = (br: string) => `net.ipv4.conf.${br}.route_localnet`;
 const localnetArg = (br: string, value: string) => `net/ipv4/conf/${br}/route_localnet=${value}`;
 
 /** A bridge this plan creates starts with the "default" value. */
-const readLocalnet = (br: string) => readSysctl(localnetKey(br)) ?? readSysctl("net.ipv4.conf.default.route_localnet") ?? "0";
+const readLocalnet = (facts: HostFacts, br: string) => facts.sysctl(localnetKey(br)) || facts.sysctl("net.ipv4.conf.default.route_localnet") || "0";
 
 /** Sorted by chain in CHAIN_ORDER (or backwards), each chain's rules kept in the order they were added. */
 const byChain = (rules: Rule[], direction: 1 | -1 = 1) =>
@@ -378,21 +331,21 @@ const byChain = (rules: Rule[], direction: 1 | -1 = 1) =>
  * Within a chain rules go in the order they were added: iptables-nft deletes a run of rules from the end
  * of a chain in time quadratic in their number (6000 took 2 minutes), from the front in linear time.
  */
-export function retirePorts(plan: Plan, state: State, before: PortLayer, after: PortLayer): void {
+export function retirePorts(plan: Plan, state: State, before: PortLayer, after: PortLayer, facts: HostFacts = liveHostFacts()): void {
   const gone = byChain([...before.rules].filter(([k]) => !after.rules.has(k)).map(([, r]) => r), -1);
   const linksAt = gone.findIndex((r) => CHAIN_ORDER.indexOf(r.chain) < CHAIN_ORDER.indexOf("links"));
   gone.forEach((r, i) => {
-    if (i === linksAt) restoreLinkSettings(plan, state, before, after);
+    if (i === linksAt) restoreLinkSettings(plan, facts, state, before, after);
     deleteRule(plan, r);
   });
-  if (linksAt === -1) restoreLinkSettings(plan, state, before, after);
-  forgetFlows(plan, before, after);
+  if (linksAt === -1) restoreLinkSettings(plan, facts, state, before, after);
+  forgetFlows(plan, facts, before, after);
 }
 
 /** Last, since it cannot be undone: with the DNAT gone no new flow is translated, and these end the old ones. */
-function forgetFlows(plan: Plan, before: PortLayer, after: PortLayer): void {
+function forgetFlows(plan: Plan, facts: HostFacts, before: PortLayer, after: PortLayer): void {
   const gone = [...before.udp].filter(([k]) => !after.udp.has(k));
-  if (gone.length === 0 || !hasTool("conntrack")) return;
+  if (gone.length === 0 || !facts.hasTool("conntrack")) return;
   for (const [, { mapping: m, ip, container }] of gone) {
     const dst = m.hostIp === ANY_ADDRESS ? [] : ["--orig-dst", m.hostIp];
     plan.cmd(
@@ -404,12 +357,12 @@ function forgetFlows(plan: Plan, before: PortLayer, after: PortLayer): void {
   }
 }
 
-function restoreLinkSettings(plan: Plan, state: State, before: PortLayer, after: PortLayer): void {
+function restoreLinkSettings(plan: Plan, facts: HostFacts, state: State, before: PortLayer, after: PortLayer): void {
   for (const br of before.localnet.keys()) {
     if (after.localnet.has(br)) continue;
     const rec = state.sysctls[localnetKey(br)];
     if (!rec) continue;
-    if (readLocalnet(br) === rec.value) {
+    if (readLocalnet(facts, br) === rec.value) {
       plan.cmd(["sysctl", "-w", localnetArg(br, rec.previous)], `no port on ${br} is published on 127.0.0.1 any more: restore route_localnet`, ["sysctl", "-w", localnetArg(br, rec.value)]);
     }
     delete state.sysctls[localnetKey(br)];
@@ -422,20 +375,20 @@ function restoreLinkSettings(plan: Plan, state: State, before: PortLayer, after:
 const hairpinArgv = (hostIf: string, mode: "on" | "off") => ["ip", "link", "set", "dev", hostIf, "type", "bridge_slave", "hairpin", mode];
 
 /** Adds what `after` has and `before` lacks: ACCEPT and route_localnet before the DNAT that needs them. */
-export function installPorts(plan: Plan, state: State, before: PortLayer, after: PortLayer): void {
+export function installPorts(plan: Plan, state: State, before: PortLayer, after: PortLayer, facts: HostFacts = liveHostFacts()): void {
   const added = byChain([...after.rules].filter(([k]) => !before.rules.has(k)).map(([, r]) => r));
   const linksAt = added.findIndex((r) => CHAIN_ORDER.indexOf(r.chain) > CHAIN_ORDER.indexOf("links"));
   added.forEach((r, i) => {
-    if (i === linksAt) applyLinkSettings(plan, state, before, after);
+    if (i === linksAt) applyLinkSettings(plan, facts, state, before, after);
     addRule(plan, r);
   });
-  if (linksAt === -1) applyLinkSettings(plan, state, before, after);
+  if (linksAt === -1) applyLinkSettings(plan, facts, state, before, after);
 }
 
-function applyLinkSettings(plan: Plan, state: State, before: PortLayer, after: PortLayer): void {
+function applyLinkSettings(plan: Plan, facts: HostFacts, state: State, before: PortLayer, after: PortLayer): void {
   for (const [br, net] of after.localnet) {
     if (before.localnet.has(br)) continue;
-    const previous = readLocalnet(br);
+    const previous = readLocalnet(facts, br);
     if (previous === "1") continue;
     plan.cmd(["sysctl", "-w", localnetArg(br, "1")], `${net.name} publishes a port on 127.0.0.1: let ${br} route loopback-sourced packets (route_localnet)`, ["sysctl", "-w", localnetArg(br, previous)]);
     state.sysctls[localnetKey(br)] = { key: localnetKey(br), previous, value: "1" };
@@ -447,6 +400,9 @@ function applyLinkSettings(plan: Plan, state: State, before: PortLayer, after: P
 
 // ---- commands ------------------------------------------------------------------------------------
 
+/** The part of the PlanContext (drivers/driver.ts) the port planners use: ports.ts is below the drivers. */
+export type PortContext = Pick<PlanContext, "facts">;
+
 export interface PublishOptions {
   publish?: string[];
   publishAll?: boolean;
@@ -457,7 +413,7 @@ export interface PublishOptions {
  * `run -p/-P/--expose`: records the container's ports and installs their rules. `c` is in state already.
  * Returns warnings for the user: like Docker, ports published in host mode are discarded, not refused.
  */
-export function publishOnRun(plan: Plan, state: State, c: ContainerRecord, o: PublishOptions): string[] {
+export function publishOnRun(plan: Plan, ctx: PortContext, state: State, c: ContainerRecord, o: PublishOptions): string[] {
   const specs = (o.publish ?? []).map(parsePublishSpec);
   const exposed = (o.expose ?? []).flatMap(parseExposeSpec);
   if (c.mode === "host") {
@@ -481,22 +437,22 @@ export function publishOnRun(plan: Plan, state: State, c: ContainerRecord, o: Pu
   }
   checkPublishLimit(c, specs);
   const before = portLayer(state);
-  c.ports = resolveMappings(specs, gatherHostPorts(state), c.name, hostBinding(state, c));
-  installPorts(plan, state, before, portLayer(state));
+  c.ports = resolveMappings(specs, gatherHostPorts(state, ctx.facts), c.name, hostBinding(state, c));
+  installPorts(plan, state, before, portLayer(state), ctx.facts);
   return [];
 }
 
 /** `port publish NAME SPEC…` on an existing container. */
-export function planPublish(state: State, c: ContainerRecord, specTexts: string[]): Plan {
+export function planPublish(state: State, c: ContainerRecord, specTexts: string[], ctx: PortContext): Plan {
   const specs = specTexts.map(parsePublishSpec);
   checkCanPublish(state, c);
   checkPublishLimit(c, specs);
   const plan = new Plan(`port publish ${c.name} ${specTexts.join(" ")}`);
   const before = portLayer(state);
-  const added = resolveMappings(specs, gatherHostPorts(state), c.name, hostBinding(state, c));
+  const added = resolveMappings(specs, gatherHostPorts(state, ctx.facts), c.name, hostBinding(state, c));
   c.ports = [...c.ports, ...added].sort(byPort);
   c.expose = dedupe([...c.expose, ...added.map((m) => ({ containerPort: m.containerPort, proto: m.proto }))], (e) => `${e.containerPort}/${e.proto}`).sort(byPort);
-  installPorts(plan, state, before, portLayer(state));
+  installPorts(plan, state, before, portLayer(state), ctx.facts);
   return plan;
 }
 
@@ -504,7 +460,7 @@ export function planPublish(state: State, c: ContainerRecord, specTexts: string[
  * `port unpublish NAME SPEC…`: a full spec removes exactly those mappings; CPORT[/proto] (optionally with
  * HOSTIP::) removes every mapping of those container ports.
  */
-export function planUnpublish(state: State, c: ContainerRecord, specTexts: string[]): Plan {
+export function planUnpublish(state: State, c: ContainerRecord, specTexts: string[], ctx: PortContext): Plan {
   const plan = new Plan(`port unpublish ${c.name} ${specTexts.join(" ")}`);
   const removing = new Set<PortMapping>();
   for (const spec of specTexts.map(parseSpec)) {
@@ -514,7 +470,7 @@ export function planUnpublish(state: State, c: ContainerRecord, specTexts: strin
   }
   const before = portLayer(state);
   c.ports = c.ports.filter((m) => !removing.has(m));
-  retirePorts(plan, state, before, portLayer(state));
+  retirePorts(plan, state, before, portLayer(state), ctx.facts);
   return plan;
 }
 

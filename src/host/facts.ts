@@ -5,7 +5,9 @@
 import fs from "node:fs";
 import { gunzipSync } from "node:zlib";
 import { bridgesInKernel, othersForwarding } from "../firewall/firewall.js";
-import { goingAway, hostSubnetsInUse, linkExists, netnsExists, readOrNull, readSysctl, run, vethLeaving, type SubnetUse } from "./sys.js";
+import { ANY_ADDRESS } from "../firewall/intent.js";
+import { readChain, type PresentRule, type Table } from "../firewall/iptables.js";
+import { goingAway, hasTool, hostAddresses, hostSubnetsInUse, linkExists, netnsExists, readOrNull, readSysctl, run, vethLeaving, type SubnetUse } from "./sys.js";
 
 export interface LinkFact {
   ifname: string;
@@ -15,6 +17,14 @@ export interface LinkFact {
   mtu: number;
   alias: string | null;
   up: boolean;
+}
+
+/** A host port something already holds; `why` completes "host port … is …" in the error message. */
+export interface HeldPort {
+  hostIp: string;
+  hostPort: number;
+  proto: "tcp" | "udp";
+  why: string;
 }
 
 /** Kernel modules a driver may need, with the kernel config symbol that builds them. */
@@ -40,6 +50,14 @@ export interface HostFacts {
   ctnetBridgesInFirewall(): Set<string>;
   /** rules of the built-in FORWARD chain that are not ctnet's: another tool forwards through this host */
   othersForwarding(): string[];
+  /** listening TCP and bound UDP sockets of the host's namespace that take a port on an IPv4 address */
+  listeningSockets(): HeldPort[];
+  /** the host's IPv4 addresses */
+  hostAddresses(): Set<string>;
+  /** one chain's rules as the kernel holds them (none when the chain is missing) */
+  firewallChain(table: Table, chain: string): PresentRule[];
+  /** whether a program is on the PATH */
+  hasTool(program: string): boolean;
 }
 
 /** Asks the kernel over netlink: /sys/class/net shows the namespace sysfs was mounted in, which may be another's. */
@@ -78,6 +96,50 @@ function readKernelHas(module: KernelModule): boolean {
   return !readable;
 }
 
+/**
+ * From `ss -ltnu`. Which process holds one is looked up (`ss -p`, which reads every process's file
+ * descriptors: 20-100 ms on a busy host) only when a conflict is reported.
+ */
+function readListeningSockets(): HeldPort[] {
+  const res = run(["ss", "-H", "-ltnu"]);
+  if (res.code !== 0) return [];
+  const out: HeldPort[] = [];
+  for (const line of res.stdout.split("\n")) {
+    const cols = line.trim().split(/\s+/);
+    if (cols.length < 5) continue;
+    const proto = cols[0];
+    const m = /^(.*):(\d+)$/.exec(cols[4]);
+    if ((proto !== "tcp" && proto !== "udp") || !m) continue;
+    const addr = m[1].replace(/%.*$/, "");
+    // *, [::] and 0.0.0.0 take the port on every IPv4 address; other IPv6 addresses do not clash
+    const hostIp = addr === "*" || addr === "[::]" || addr === ANY_ADDRESS ? ANY_ADDRESS : /^\d+(\.\d+){3}$/.test(addr) ? addr : null;
+    if (!hostIp) continue;
+    out.push({
+      hostIp, hostPort: Number(m[2]), proto,
+      get why() {
+        return `in use on the host: ${socketOwner(proto, cols[4]) ?? "a process"} is listening on ${addr}:${m[2]}/${proto}`;
+      },
+    });
+  }
+  return out;
+}
+
+/** The process holding a listening socket, as `"name" (pid N)`, from `ss -p`. */
+function socketOwner(proto: string, local: string): string | null {
+  for (const line of run(["ss", "-H", "-ltnup"]).stdout.split("\n")) {
+    const cols = line.trim().split(/\s+/);
+    if (cols[0] !== proto || cols[4] !== local) continue;
+    const users = /users:\(\("([^"]+)",pid=(\d+)/.exec(line);
+    if (users) return `"${users[1]}" (pid ${users[2]})`;
+  }
+  return null;
+}
+
+function once<T>(read: () => T): () => T {
+  let value: { v: T } | null = null;
+  return () => (value ??= { v: read() }).v;
+}
+
 function memo<T>(read: (key: string) => T): (key: string) => T {
   const seen = new Map<string, T>();
   return (key) => {
@@ -89,6 +151,7 @@ function memo<T>(read: (key: string) => T): (key: string) => T {
 /** The host's facts as this command finds them. Link existence is not kept: `up` plans several commands in one process (goingAway). */
 export function liveHostFacts(): HostFacts {
   const link = memo(readLink);
+  const chains = memo((id) => readChain(...(id.split(" ") as [Table, string])));
   return {
     hasLink: linkExists,
     hasNetns: netnsExists,
@@ -99,5 +162,9 @@ export function liveHostFacts(): HostFacts {
     subnetsInUse: hostSubnetsInUse,
     ctnetBridgesInFirewall: bridgesInKernel,
     othersForwarding,
+    listeningSockets: once(readListeningSockets),
+    hostAddresses: once(() => new Set(hostAddresses().map((a) => a.address))),
+    firewallChain: (table, chain) => chains(`${table} ${chain}`),
+    hasTool,
   };
 }

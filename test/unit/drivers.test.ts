@@ -29,6 +29,10 @@ function fakeContext(host: FakeHost = {}): PlanContext {
     subnetsInUse: () => [],
     ctnetBridgesInFirewall: () => new Set(),
     othersForwarding: () => [],
+    listeningSockets: () => [],
+    hostAddresses: () => new Set(),
+    firewallChain: () => [],
+    hasTool: () => true,
   };
   return { facts, drivers: registry };
 }

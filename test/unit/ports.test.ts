@@ -6,8 +6,29 @@ import { emptyState, type ContainerRecord, type State } from "../../src/model.js
 import { Plan, type CmdStep } from "../../src/plan/plan.js";
 import {
   MAX_PUBLISHED_PORTS, formatPorts, parseExposeSpec, parsePublishSpec, planPublish, planUnpublish, portLayer, portLines, resolveMappings, retirePorts,
-  type HostPorts,
+  type HostPorts, type PortContext,
 } from "../../src/firewall/ports.js";
+import type { HostFacts } from "../../src/host/facts.js";
+import { parseRuleset } from "../../src/firewall/iptables.js";
+
+/**
+ * A host snapshot holding only the facts given: asking for any other one throws, so a planner that
+ * spawned `ss`, read /proc or listed a chain by itself, or asked for a fact the test did not expect, fails.
+ */
+function strictHost(given: Partial<HostFacts>): PortContext {
+  const facts = new Proxy(given, {
+    get: (target, fact: string) => (fact in target ? target[fact as keyof HostFacts] : () => { throw new Error(`the planner asked the host for ${fact}`); }),
+  }) as HostFacts;
+  return { facts };
+}
+
+/** What publishing asks of the host: its sockets, addresses, DNAT chains and port range. */
+const PUBLISH_HOST: Partial<HostFacts> = {
+  listeningSockets: () => [],
+  hostAddresses: () => new Set(["127.0.0.1", "192.0.2.2"]),
+  firewallChain: () => [],
+  sysctl: (key) => ({ "net.ipv4.ip_local_port_range": "40000\t40009" } as Record<string, string>)[key] ?? "",
+};
 
 const refused = (f: () => unknown): string => {
   try {
@@ -68,11 +89,11 @@ describe("the limit on published ports", () => {
 
   it("counts what a container publishes already, and leaves unpublish of any range alone", () => {
     const s = stateWith([{ hostIp: "0.0.0.0", hostPort: 8080, containerPort: 80, proto: "tcp" }]);
-    expect(refused(() => planPublish(s, s.containers.web, ["20000-20999:1000-1999", "30000-30023:3000-3023"]))).toBe(
+    expect(refused(() => planPublish(s, s.containers.web, ["20000-20999:1000-1999", "30000-30023:3000-3023"], strictHost({})))).toBe(
       'container web would publish 1025 ports: a container publishes at most 1024 ports (docs/ports.md, "Limits")',
     );
     expect(s.containers.web.ports).toHaveLength(1);
-    const plan = planUnpublish(s, s.containers.web, ["1-65535"]);
+    const plan = planUnpublish(s, s.containers.web, ["1-65535"], strictHost({ sysctl: () => "" }));
     expect(s.containers.web.ports).toEqual([]);
     expect(plan.steps.some((st) => st.kind === "cmd" && st.argv.join(" ").includes("-D CTNET-DNAT"))).toBe(true);
   });
@@ -208,6 +229,65 @@ describe("retirePorts", () => {
       "CTNET-POSTROUTING 1", "CTNET-POSTROUTING 2", "CTNET-POSTROUTING 3",
       "CTNET-PORTS 1", "CTNET-PORTS 2", "CTNET-PORTS 3",
     ]);
+  });
+});
+
+describe("planning against the host snapshot (no ss, no /proc, no iptables)", () => {
+  const cmdLines = (plan: Plan) => (plan.steps as CmdStep[]).filter((st) => st.kind === "cmd").map((st) => st.argv.join(" "));
+
+  it("refuses a host port a listening socket holds, naming its holder", () => {
+    const s = stateWith([]);
+    const ctx = strictHost({
+      ...PUBLISH_HOST,
+      listeningSockets: () => [{ hostIp: "0.0.0.0", hostPort: 8080, proto: "tcp", why: 'in use on the host: "nginx" (pid 7) is listening on 0.0.0.0:8080/tcp' }],
+    });
+    expect(refused(() => planPublish(s, s.containers.web, ["8080:80"], ctx))).toBe(
+      'host port 0.0.0.0:8080/tcp in "8080:80" is in use on the host: "nginx" (pid 7) is listening on 0.0.0.0:8080/tcp',
+    );
+    // the same port for UDP is free
+    planPublish(s, s.containers.web, ["8080:80/udp"], ctx);
+    expect(s.containers.web.ports).toEqual([{ hostIp: "0.0.0.0", hostPort: 8080, containerPort: 80, proto: "udp" }]);
+  });
+
+  it("refuses a host port another state dir's DNAT rule publishes", () => {
+    const s = stateWith([]);
+    const dnat = parseRuleset("-A CTNET-DNAT -p tcp -m tcp --dport 9090 -j DNAT --to-destination 10.1.0.2:80\n", "nat").rules;
+    const ctx = strictHost({ ...PUBLISH_HOST, firewallChain: (table, chain) => (table === "nat" && chain === "CTNET-DNAT" ? dnat : []) });
+    expect(refused(() => planPublish(s, s.containers.web, ["9090:80"], ctx))).toBe(
+      'host port 0.0.0.0:9090/tcp in "9090:80" is already published by another ctnet state dir (DNAT to 10.1.0.2:80)',
+    );
+  });
+
+  it("picks free host ports in the snapshot's ephemeral range, skipping held ones", () => {
+    const s = stateWith([]);
+    const ctx = strictHost({ ...PUBLISH_HOST, listeningSockets: () => [{ hostIp: "127.0.0.1", hostPort: 40000, proto: "tcp", why: "held" }] });
+    planPublish(s, s.containers.web, ["80-81"], ctx);
+    expect(s.containers.web.ports.map((m) => m.hostPort)).toEqual([40001, 40002]);
+  });
+
+  it("sets route_localnet for a port on 127.0.0.1 only where the snapshot says it is not 1 already", () => {
+    const on127 = (value: string) => {
+      const s = stateWith([]);
+      const sysctls: Record<string, string> = { "net.ipv4.ip_local_port_range": "40000 40009", "net.ipv4.conf.ctbr-red.route_localnet": value };
+      const plan = planPublish(s, s.containers.web, ["127.0.0.1:8080:80"], strictHost({ ...PUBLISH_HOST, sysctl: (key) => sysctls[key] ?? "" }));
+      return { s, sysctlSteps: cmdLines(plan).filter((l) => l.startsWith("sysctl")) };
+    };
+    const already = on127("1");
+    expect(already.sysctlSteps).toEqual([]);
+    expect(already.s.sysctls).toEqual({});
+    const off = on127("0");
+    expect(off.sysctlSteps).toEqual(["sysctl -w net/ipv4/conf/ctbr-red/route_localnet=1"]);
+    expect(off.s.sysctls["net.ipv4.conf.ctbr-red.route_localnet"]).toEqual({ key: "net.ipv4.conf.ctbr-red.route_localnet", previous: "0", value: "1" });
+  });
+
+  it("forgets a UDP mapping's flows only where the snapshot has the conntrack tool", () => {
+    const unpublish = (conntrack: boolean) => {
+      const s = stateWith([{ hostIp: "0.0.0.0", hostPort: 5353, containerPort: 53, proto: "udp" }]);
+      const plan = planUnpublish(s, s.containers.web, ["53/udp"], strictHost({ hasTool: (p) => p === "conntrack" && conntrack, sysctl: () => "" }));
+      return cmdLines(plan).filter((l) => l.startsWith("conntrack"));
+    };
+    expect(unpublish(true)).toEqual(["conntrack -D -p udp --orig-port-dst 5353 --reply-src 10.9.0.2 --reply-port-src 53"]);
+    expect(unpublish(false)).toEqual([]);
   });
 });
 
