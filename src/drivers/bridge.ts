@@ -23,7 +23,7 @@ function setUpNetwork(plan: Plan, ctx: PlanContext, state: State, net: NetworkRe
   const earlier = teardowns.get(state);
   // the firewall first (ctnet's chains with the first network, then the network's rules): the bridge
   // never carries a packet its rules have not judged
-  planNetworkUp(plan, state, net);
+  planNetworkUp(plan, state, net, ctx.facts);
   plan.cmd(addBridgeArgv(net), `bridge for network ${net.name}`, ["ip", "link", "del", br]);
   plan.cmd(["ip", "link", "set", br, "alias", linkAlias("bridge", net.name)], "mark it as ctnet's", null);
   if (net.options.mtu) plan.cmd(["ip", "link", "set", br, "mtu", net.options.mtu], `mtu ${net.options.mtu} (-o mtu)`, null);
@@ -58,7 +58,7 @@ const teardowns = new WeakMap<State, { /** the forwarding setting restored */ fo
 /** Removes rules before the bridge, so no rule outlives the link it names. Call after removing `net` from state. */
 function tearDownNetwork(plan: Plan, ctx: PlanContext, state: State, net: NetworkRecord): void {
   // the firewall removes the network's rules, and ctnet's chains with the last network of every state dir
-  const { otherBridges: others, warning } = planNetworkDown(plan, state, net, () => ctx.facts.ctnetBridgesInFirewall());
+  const { otherBridges: others, warning } = planNetworkDown(plan, state, net, ctx.facts);
   let removed = teardowns.get(state);
   if (!removed) teardowns.set(state, (removed = {}));
   const remaining = activeNetworks(state).filter((n) => n.name !== net.name);

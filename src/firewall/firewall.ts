@@ -27,7 +27,7 @@
 //   nat PREROUTING, OUTPUT (dst-type LOCAL) -> CTNET-DNAT: DNAT of published ports
 import { Plan } from "../plan/plan.js";
 import {
-  addArgv, deleteArgv, ipt, readChain, readRuleset, ruleKey, type PresentRule, type Rule, type RuleSet, type Table,
+  addArgv, deleteArgv, ipt, readChain, ruleKey, type PresentRule, type Rule, type RuleSet, type Table,
 } from "./iptables.js";
 import { ANY_ADDRESS, emptyIntent, forwardedNetworks, mappingText, networkIntent, type FirewallIntent, type NetworkIntent, type PortIntent } from "./intent.js";
 import type { Packet, Walk } from "./walk.js";
@@ -203,8 +203,6 @@ interface KernelRules {
   byChain: Map<string, PresentRule[]>;
 }
 
-/** One read of the kernel per plan (a plan's own steps do not change what it read). */
-const snapshots = new WeakMap<Plan, KernelRules>();
 /** Rules each plan deletes (keys, a copy per deletion). */
 const deletedBy = new WeakMap<Plan, string[]>();
 
@@ -234,11 +232,17 @@ export function enlist(plan: Plan, state: State): void {
   commandOf(state).plans.add(plan);
 }
 
-function kernelRules(plan: Plan): KernelRules {
-  let snap = snapshots.get(plan);
-  if (snap) return snap;
-  const set = readRuleset(false);
-  snap = { chains: new Set(set.chains.map((c) => `${c.table} ${c.name}`)), keys: new Set(), byChain: new Map() };
+/** What planning the firewall reads of the host: HostFacts (host/facts.ts) provides it, read once per command. */
+export interface FirewallFacts {
+  /** the kernel's filter and nat rules (none when they cannot be read) */
+  firewallRules(): RuleSet;
+  /** bridges of ctnet networks of any state dir, as the kernel's isolation chain names them */
+  ctnetBridgesInFirewall(): Set<string>;
+}
+
+function kernelRules(facts: FirewallFacts): KernelRules {
+  const set = facts.firewallRules();
+  const snap: KernelRules = { chains: new Set(set.chains.map((c) => `${c.table} ${c.name}`)), keys: new Set(), byChain: new Map() };
   for (const r of set.rules) {
     snap.keys.add(r.key);
     const chain = `${r.table} ${r.chain}`;
@@ -246,21 +250,20 @@ function kernelRules(plan: Plan): KernelRules {
     if (!rules) snap.byChain.set(chain, (rules = []));
     rules.push(r);
   }
-  snapshots.set(plan, snap);
   return snap;
 }
 
-/** The given rules that the kernel holds (before `plan` runs). */
-export function presentRules(plan: Plan, rules: Rule[]): Rule[] {
-  const have = kernelRules(plan).keys;
+/** The given rules that the kernel holds (before the command's plans run). */
+function presentRules(facts: FirewallFacts, rules: Rule[]): Rule[] {
+  const have = kernelRules(facts).keys;
   return rules.filter((r) => have.has(ruleKey(r)));
 }
 
 /** Adds whatever part of the base the kernel lacks (or an earlier plan of the command removes): all of it on a fresh host. */
-function installBase(plan: Plan, state: State): void {
+function installBase(plan: Plan, state: State, facts: FirewallFacts): void {
   const cmd = commandOf(state);
   enlist(plan, state);
-  const have = kernelRules(plan);
+  const have = kernelRules(facts);
   for (const c of CHAINS) {
     const id = `${c.table} ${c.name}`;
     // the user's chain, once made, is theirs: kept by the removal of the base when it holds rules
@@ -286,10 +289,10 @@ export const jumpTarget = (r: PresentRule) => {
  * touched, besides ctnet's own jumps: a chain one of them still jumps to stays, with whatever of theirs
  * is in it and any chain that jumps to in turn, and the warning says so. Returns the warning.
  */
-function removeBase(plan: Plan, state: State): string | null {
+function removeBase(plan: Plan, state: State, facts: FirewallFacts): string | null {
   const cmd = commandOf(state);
   enlist(plan, state);
-  const have = kernelRules(plan);
+  const have = kernelRules(facts);
   for (const r of [...BASE_RULES].reverse()) {
     const copies = have.byChain.get(`${r.table} ${r.chain}`)?.filter((k) => k.key === ruleKey(r)).length ?? 0;
     for (let i = 0; i < copies; i++) deleteRule(plan, r);
@@ -395,7 +398,7 @@ export interface RuleDifference {
  */
 export interface FirewallDriver {
   /** Steps taking the host from what `before` implies to what `after` implies (networks; ports: ports.ts). */
-  plan(plan: Plan, state: State, before: FirewallIntent, after: FirewallIntent, ctnetBridges?: () => Iterable<string>): FirewallChange;
+  plan(plan: Plan, state: State, before: FirewallIntent, after: FirewallIntent, facts: FirewallFacts): FirewallChange;
   /** Parses what the kernel holds, as the backend's own dump prints it. */
   read(dump: string): RuleSet;
   /** Reads the kernel's rules; a failing read is an error, or with strict: false reads as no rules. */
@@ -434,7 +437,7 @@ export interface NetworkFacts {
   masquerade: boolean;
 }
 
-export function planChange(plan: Plan, state: State, before: FirewallIntent, after: FirewallIntent, ctnetBridges: () => Iterable<string> = bridgesInKernel): FirewallChange {
+export function planChange(plan: Plan, state: State, before: FirewallIntent, after: FirewallIntent, facts: FirewallFacts): FirewallChange {
   const cmd = commandOf(state);
   enlist(plan, state);
   const change: FirewallChange = { otherBridges: [], warning: null };
@@ -444,16 +447,16 @@ export function planChange(plan: Plan, state: State, before: FirewallIntent, aft
   const added = after.networks.filter((n) => !bridgesBefore.has(n.bridge));
   // only the rules that are there: a network made by an older ctnet may lack some
   for (const net of gone) {
-    for (const rule of presentRules(plan, networkRules(net)).reverse()) deleteRule(plan, rule);
+    for (const rule of presentRules(facts, networkRules(net)).reverse()) deleteRule(plan, rule);
     cmd.removedBridges.add(net.bridge);
   }
   if (after.networks.length === 0 && gone.length > 0) {
     // each network, of any state dir, has a rule in CTNET-ISOLATION-2: the chains go with the last one
-    change.otherBridges = [...ctnetBridges()].filter((br) => !cmd.removedBridges.has(br));
-    if (change.otherBridges.length === 0) change.warning = removeBase(plan, state);
+    change.otherBridges = [...facts.ctnetBridgesInFirewall()].filter((br) => !cmd.removedBridges.has(br));
+    if (change.otherBridges.length === 0) change.warning = removeBase(plan, state, facts);
   }
   // adds only what the kernel lacks: another state dir (or an older ctnet) may have installed it
-  if (before.networks.length === 0 && added.length > 0) installBase(plan, state);
+  if (before.networks.length === 0 && added.length > 0) installBase(plan, state, facts);
   for (const net of added) {
     cmd.removedBridges.delete(net.bridge);
     for (const rule of networkRules(net)) addRule(plan, rule);
@@ -462,14 +465,14 @@ export function planChange(plan: Plan, state: State, before: FirewallIntent, aft
 }
 
 /** The firewall part of creating `net`, a bridge network (call before adding it to state.networks). */
-export const planNetworkUp = (plan: Plan, state: State, net: NetworkRecord): FirewallChange => {
+export const planNetworkUp = (plan: Plan, state: State, net: NetworkRecord, facts: FirewallFacts): FirewallChange => {
   const before = { ...emptyIntent(), networks: forwardedNetworks(state).filter((n) => n.bridge !== net.bridge).map(networkIntent) };
-  return planChange(plan, state, before, { ...before, networks: [...before.networks, networkIntent(net)] });
+  return planChange(plan, state, before, { ...before, networks: [...before.networks, networkIntent(net)] }, facts);
 };
 
 /** The firewall part of removing `net` (call after removing it from state.networks). */
-export const planNetworkDown = (plan: Plan, state: State, net: NetworkRecord, ctnetBridges?: () => Iterable<string>): FirewallChange => {
+export const planNetworkDown = (plan: Plan, state: State, net: NetworkRecord, facts: FirewallFacts): FirewallChange => {
   const after = { ...emptyIntent(), networks: forwardedNetworks(state).filter((n) => n.bridge !== net.bridge).map(networkIntent) };
-  return planChange(plan, state, { ...after, networks: [...after.networks, networkIntent(net)] }, after, ctnetBridges);
+  return planChange(plan, state, { ...after, networks: [...after.networks, networkIntent(net)] }, after, facts);
 };
 

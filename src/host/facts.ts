@@ -6,7 +6,7 @@ import fs from "node:fs";
 import { gunzipSync } from "node:zlib";
 import { bridgesInKernel, othersForwarding } from "../firewall/firewall.js";
 import { ANY_ADDRESS } from "../firewall/intent.js";
-import { readChain, type PresentRule, type Table } from "../firewall/iptables.js";
+import { readChain, readRuleset, type PresentRule, type RuleSet, type Table } from "../firewall/iptables.js";
 import { goingAway, hasTool, hostAddresses, hostSubnetsInUse, linkExists, netnsExists, readOrNull, readSysctl, run, vethLeaving, type SubnetUse } from "./sys.js";
 
 export interface LinkFact {
@@ -54,6 +54,8 @@ export interface HostFacts {
   listeningSockets(): HeldPort[];
   /** the host's IPv4 addresses */
   hostAddresses(): Set<string>;
+  /** the kernel's filter and nat rules (iptables-save; none when they cannot be read) */
+  firewallRules(): RuleSet;
   /** one chain's rules as the kernel holds them (none when the chain is missing) */
   firewallChain(table: Table, chain: string): PresentRule[];
   /** whether a program is on the PATH */
@@ -164,6 +166,7 @@ export function liveHostFacts(): HostFacts {
     othersForwarding,
     listeningSockets: once(readListeningSockets),
     hostAddresses: once(() => new Set(hostAddresses().map((a) => a.address))),
+    firewallRules: once(() => readRuleset(false)),
     firewallChain: (table, chain) => chains(`${table} ${chain}`),
     hasTool,
   };

@@ -9,11 +9,14 @@ import { OpError, UsageError } from "../../src/errors.js";
 import type { HostFacts, KernelModule, LinkFact } from "../../src/host/facts.js";
 import { emptyState, type State } from "../../src/model.js";
 import { renderScript, type Plan } from "../../src/plan/plan.js";
+import { BASE_RULES, CHAINS } from "../../src/firewall/firewall.js";
+import { ruleKey, type RuleSet } from "../../src/firewall/iptables.js";
 
 interface FakeHost {
   links?: Array<Partial<LinkFact> & { ifname: string }>;
   modules?: KernelModule[];
   sysctls?: Record<string, string>;
+  rules?: RuleSet;
 }
 
 /** A host with the links, modules and sysctls given, and no routes. */
@@ -31,6 +34,7 @@ function fakeContext(host: FakeHost = {}): PlanContext {
     othersForwarding: () => [],
     listeningSockets: () => [],
     hostAddresses: () => new Set(),
+    firewallRules: () => host.rules ?? { chains: [], rules: [] },
     firewallChain: () => [],
     hasTool: () => true,
   };
@@ -71,6 +75,20 @@ describe("bridge", () => {
     const on = withNetwork(fakeContext({ sysctls: { "net.ipv4.ip_forward": "1" } }), { subnet: "10.20.0.0/24" });
     expect(cmds(on.plan)).not.toContain("sysctl -w net.ipv4.ip_forward=1");
     expect(on.state.networks.lan).toMatchObject({ driver: "bridge", bridge: "ctbr-lan", gateway: "10.20.0.1" });
+  });
+
+  it("adds only the part of the firewall base the snapshot's rules lack", () => {
+    const ipt = (plan: Plan) => cmds(plan).filter((l) => l.startsWith("iptables"));
+    const fresh = ipt(withNetwork(fakeContext(), { subnet: "10.20.0.0/24" }).plan);
+    expect(fresh.filter((l) => l.includes(" -N "))).toHaveLength(CHAINS.length);
+    const base: RuleSet = {
+      chains: CHAINS.map((c) => ({ table: c.table, name: c.name, policy: "-" })),
+      rules: BASE_RULES.map((r) => ({ table: r.table, chain: r.chain, spec: r.spec, key: ruleKey(r), line: "" })),
+    };
+    const present = ipt(withNetwork(fakeContext({ rules: base }), { subnet: "10.20.0.0/24" }).plan);
+    expect(present.filter((l) => l.includes(" -N "))).toEqual([]);
+    expect(present.length).toBe(fresh.length - CHAINS.length - BASE_RULES.length);
+    expect(present.every((l) => l.includes("ctbr-lan") || l.includes("10.20.0.0/24"))).toBe(true);
   });
 
   it("removing the last network puts forwarding back, unless the snapshot shows another tool forwarding", () => {
