@@ -155,7 +155,7 @@ function createOnly(state: State, c: ContainerRecord, o: RunOptions, ctx: PlanCo
 
 
 /** Plans `rm`: names first (peers stop resolving it), then processes, links, the namespace. */
-export function planRm(state: State, stateDir: string, names: string[], force: boolean): Plan {
+export function planRm(state: State, stateDir: string, names: string[], force: boolean, ctx = liveContext()): Plan {
   const plan = new Plan(`rm ${names.join(" ")}`);
   // the port rules it deletes are ctnet's, should a later plan of the same command (down) remove the base
   enlist(plan, state);
@@ -176,7 +176,7 @@ export function planRm(state: State, stateDir: string, names: string[], force: b
     // the port layer is every publishing container's rules: one that publishes nothing leaves it as it is
     const portsBefore = c.ports.length > 0 ? portLayer(state) : null;
     delete state.containers[name];
-    if (portsBefore) retirePorts(plan, state, portsBefore, portLayer(state));
+    if (portsBefore) retirePorts(plan, state, portsBefore, portLayer(state), ctx.facts);
     syncNameFiles(plan, state, peers.filter((p) => !removing.has(p)), c.endpoints.map((e) => e.network));
     const pids = new Set<number>();
     const planned = plan.steps.length;
@@ -193,8 +193,8 @@ export function planRm(state: State, stateDir: string, names: string[], force: b
     const files = [logPath(stateDir, name), exitPath(stateDir, c)].filter((f) => fs.existsSync(f));
     if (files.length > 0) plan.cmd(["rm", "-f", ...files], `remove ${name}'s log${files.length > 1 ? " and exit status" : ""}`, null);
   }
-  releaseDefaultBridge(plan, state);
-  releaseOverlaysOnHost(plan, liveContext(), state);
+  releaseDefaultBridge(plan, state, ctx);
+  releaseOverlaysOnHost(plan, ctx, state);
   // stable: within a rank, the plan order each container's steps were planned in
   plan.steps.sort((a, b) => removalRank(a) - removalRank(b));
   // a paused container is thawed before anything else: a frozen process takes SIGKILL only once thawed
