@@ -90,11 +90,6 @@ const REFUSED_FLAGS: Array<{ key: string; flag: string; why: string; yet?: true 
   { key: "capAdd", flag: "--cap-add", why: "a ctnet container's process has the capabilities of the user running ctnet (ctnet isolates the network only)" },
   { key: "capDrop", flag: "--cap-drop", why: "a ctnet container's process has the capabilities of the user running ctnet (ctnet isolates the network only)" },
   { key: "sysctl", flag: "--sysctl", why: "set it once the container runs: ip netns exec NAME sysctl -w KEY=VALUE" },
-  { key: "dns", flag: "--dns", why: "a container uses the host's /etc/resolv.conf", yet: true },
-  { key: "dnsSearch", flag: "--dns-search", why: "a container uses the host's /etc/resolv.conf", yet: true },
-  { key: "dnsOption", flag: "--dns-option", why: "a container uses the host's /etc/resolv.conf", yet: true },
-  { key: "addHost", flag: "--add-host", why: "containers on a user network resolve each other's names and aliases", yet: true },
-  { key: "link", flag: "--link", why: "on a user network containers reach each other by name; --network-alias adds a name", yet: true },
 ];
 
 const RESTART_POLICY = /^(no|always|unless-stopped|on-failure(:\d+)?)$/;

@@ -13,8 +13,10 @@ import {
 import { Plan, removalRank } from "../plan/plan.js";
 import { formatPorts, portLayer, publishOnRun, retirePorts, type PublishOptions } from "../firewall/ports.js";
 import {
-  IDLE_COMMAND, checkExecutable, createNamespace, deleteNamespace, loopbackUp, namespacePids, neighbours, processArgv, removeNameFiles, syncNameFiles,
+  IDLE_COMMAND, checkExecutable, createNamespace, deleteNamespace, loopbackUp, namespacePids, processArgv,
 } from "../host/sandbox.js";
+import { parseAddHosts, parseDnsServers, parseLinks, removeContainerFiles, syncNames, writeContainerFiles } from "../dns/names.js";
+import { syncDnsServer } from "../dns/aardvark.js";
 import { containerDigests } from "../store/statefile.js";
 import { processAlive } from "../store/store.js";
 import { networkAttachments, type FirstNetworkFlags } from "../cli/runflags.js";
@@ -36,6 +38,11 @@ export interface RunOptions extends PublishOptions, FirstNetworkFlags {
   lab?: string;
   /** `up`: the container joined with --net container:NAME starts earlier in the same plan */
   joinsPending?: boolean;
+  dns?: string[];
+  dnsSearch?: string[];
+  dnsOption?: string[];
+  addHost?: string[];
+  link?: string[];
 }
 
 const HOSTNAME_RE = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
@@ -106,8 +113,13 @@ export function planRun(state: State, stateDir: string, o: RunOptions): { plan: 
   if (mode === "container" && o.hostname) throw new UsageError("conflicting options: --hostname and --net container:NAME");
   const ownNs = mode === "bridge" || mode === "none";
   if (ownNs && netnsExists(name)) throw new UsageError(`a network namespace named ${name} already exists on this host`);
-  const hostname = o.hostname ?? (mode === "container" ? joined!.hostname : name);
-  if (!HOSTNAME_RE.test(hostname) || hostname.length > 63) throw new UsageError(`invalid hostname ${JSON.stringify(hostname)}`);
+  // Docker's rule: a name that is no valid hostname (mysql_app) leaves the container its short id as one
+  const validHostname = (h: string) => HOSTNAME_RE.test(h) && h.length <= 63;
+  const hostname = o.hostname ?? (mode === "container" ? joined!.hostname : validHostname(name) ? name : id.slice(0, 12));
+  if (!validHostname(hostname)) throw new UsageError(`invalid hostname ${JSON.stringify(hostname)}`);
+  if (mode !== "bridge" && mode !== "none" && (o.dns?.length || o.dnsSearch?.length || o.dnsOption?.length || o.addHost?.length)) {
+    throw new UsageError(`--dns, --dns-search, --dns-option and --add-host need a container of its own network namespace, not --net ${modeSpec}`);
+  }
   const command = defaultCommand(o);
   checkExecutable(command);
   const env = parseEnv(o.env);
@@ -124,10 +136,14 @@ export function planRun(state: State, stateDir: string, o: RunOptions): { plan: 
   if (net) c.endpoints.push(newEndpoint(state, c, net, first));
   // what `net connect` would add, planned with the first so the process starts with every network
   more.forEach((a, i) => c.endpoints.push(newEndpoint(state, c, moreNets[i], a)));
+  const dns = { servers: parseDnsServers(o.dns), search: o.dnsSearch?.length ? o.dnsSearch : undefined, options: o.dnsOption?.length ? o.dnsOption : undefined };
+  if (dns.servers || dns.search || dns.options) c.dns = JSON.parse(JSON.stringify(dns));
+  if (o.addHost?.length) c.extraHosts = parseAddHosts(o.addHost, net?.gateway ?? null);
+  if (o.link?.length) c.links = parseLinks(state, o.link, c.endpoints.map((e) => e.network), (t) => findContainer(state, t));
   state.containers[name] = c;
   // the name files come first: /etc/netns/NAME/hosts is what marks a namespace as ctnet's, so there is
   // never a moment in which the namespace exists unmarked (doctor and reset would not know it as ctnet's)
-  syncNameFiles(plan, state, [name, ...neighbours(state, c)]);
+  writeContainerFiles(plan, state, c);
   if (ownNs) createNamespace(plan, name);
   if (net) attachEndpoints(plan, name, c.endpoints.map((ep) => ({ net: state.networks[ep.network], ep })), routeNetwork(state, c));
   if (ownNs) loopbackUp(plan, name);
@@ -139,6 +155,8 @@ export function planRun(state: State, stateDir: string, o: RunOptions): { plan: 
     const watcher = [process.execPath, process.argv[1], "--state-dir", stateDir, "autoremove", id];
     plan.spawn(watcher, `${name}'s --rm watcher`, logPath(stateDir, name), `remove ${name} once its process ends (--rm)`);
   }
+  // its names answer once it runs: one line in the DNS server's file of each of its user networks
+  syncDnsServer(plan, state, [{ container: c, networks: c.endpoints.map((e) => e.network) }]);
   return { plan, container: c, argv, warnings };
 }
 
@@ -164,12 +182,11 @@ export function planRm(state: State, stateDir: string, names: string[], force: b
   }
   for (const name of removing) {
     const c = state.containers[name];
-    const peers = neighbours(state, c);
     // the port layer is every publishing container's rules: one that publishes nothing leaves it as it is
     const portsBefore = c.ports.length > 0 ? portLayer(state) : null;
     delete state.containers[name];
     if (portsBefore) retirePorts(plan, state, portsBefore, portLayer(state));
-    syncNameFiles(plan, state, peers.filter((p) => !removing.has(p)), c.endpoints.map((e) => e.network));
+    syncNames(plan, state, c);
     const pids = new Set<number>();
     if (isRunning(c)) pids.add(c.pid!);
     if (c.mode === "bridge" || c.mode === "none") for (const pid of namespacePids(c.netns!)) pids.add(pid);
@@ -177,7 +194,7 @@ export function planRm(state: State, stateDir: string, names: string[], force: b
     if (c.mode === "bridge" || c.mode === "none") {
       // the namespace takes its veth pairs with it (see deleteNamespace)
       deleteNamespace(plan, c.netns!, c.endpoints.map((ep) => ep.hostIf));
-      removeNameFiles(plan, c.netns!);
+      removeContainerFiles(plan, c.netns!);
     }
     const log = logPath(stateDir, name);
     if (fs.existsSync(log)) plan.cmd(["rm", "-f", log], `remove ${name}'s log`, null);
@@ -194,6 +211,8 @@ export function planStop(state: State, names: string[], graceful = true): Plan {
     const c = findContainer(state, name);
     if (isRunning(c)) plan.kill([c.pid!], graceful ? "SIGTERM" : "SIGKILL", `stop ${c.name}'s process (SIGKILL after 10 s)`);
     recordProcess(c, undefined);
+    // a stopped container's names no longer answer, as in Docker
+    syncDnsServer(plan, state, [{ container: c, networks: c.endpoints.map((e) => e.network), leaving: true }]);
   }
   return plan;
 }

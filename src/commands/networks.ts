@@ -10,7 +10,7 @@ import { attachEndpoints, detachEndpoint, setUpNetwork, tearDownNetwork } from "
 import { DEFAULT_BRIDGE_NETWORK, PREDEFINED_NETWORKS, bridgeIfname, hostVethIfname, newId, validateName } from "../naming.js";
 import { Plan } from "../plan/plan.js";
 import { dropUnpublishable, installPorts, portLayer, retirePorts } from "../firewall/ports.js";
-import { neighbours, syncNameFiles } from "../host/sandbox.js";
+import { syncNames } from "../dns/names.js";
 import { containerDigests, containerRecords } from "../store/statefile.js";
 import { hostSubnetsInUse, linkExists, vethLeaving } from "../host/sys.js";
 import type { ContainerRecord, Endpoint, NetworkRecord, State } from "../model.js";
@@ -298,7 +298,7 @@ export function planConnect(state: State, netTerm: string, ctrName: string, req:
   c.endpoints.push(ep);
   const after = routeNetwork(state, c);
   attachEndpoints(plan, c.netns!, [{ net, ep }], before ? undefined : after);
-  syncNameFiles(plan, state, [c.name, ...neighbours(state, c, [net.name])]);
+  syncNames(plan, state, c, [net.name]);
   return plan;
 }
 
@@ -309,7 +309,6 @@ export function planDisconnect(state: State, netTerm: string, ctrName: string): 
   const ep = c.endpoints.find((e) => e.network === netName);
   if (!ep) throw new UsageError(`container ${c.name} is not connected to network ${netName}`);
   const before = routeNetwork(state, c);
-  const peers = neighbours(state, c, [netName]);
   const portsBefore = portLayer(state);
   c.endpoints = c.endpoints.filter((e) => e !== ep);
   // published ports follow the default route to the next network, or go when none can carry them
@@ -322,7 +321,7 @@ export function planDisconnect(state: State, netTerm: string, ctrName: string): 
     plan.cmd(["ip", "-n", c.netns!, "route", "replace", "default", "via", after.gateway], `default route now via ${after.name}'s gateway`, null);
   }
   installPorts(plan, state, portsBefore, portsAfter);
-  syncNameFiles(plan, state, [c.name, ...peers], [netName]);
+  syncNames(plan, state, c, [netName]);
   releaseDefaultBridge(plan, state);
   return plan;
 }

@@ -11,7 +11,9 @@ import { expectedRules, hasCtnetMark, isCtnetChain, isCtnetRule, readKernel, rul
 import { execute, finishJournal, recoverJournal } from "../plan/executor.js";
 import { inspectNameFile } from "../host/files.js";
 import { LINK_ALIAS_PREFIX } from "../naming.js";
-import { NETWORK_HOSTS_DIR, namespacePids, networkHostsPath } from "../host/sandbox.js";
+import { namespacePids } from "../host/sandbox.js";
+import { NAME_FILES } from "../dns/names.js";
+import { removeDnsServer } from "../dns/aardvark.js";
 import { Plan, renderScript } from "../plan/plan.js";
 import { processAlive, type Store } from "../store/store.js";
 import { BASE_RULES, bridgesInKernel, ipt, othersForwarding } from "../firewall/firewall.js";
@@ -86,25 +88,11 @@ export function planReset(store: Store, state: State): { plan: Plan; others: num
   plan.waitGone(takenAlong.map((l) => l.ifname), `wait until the kernel has removed ${takenAlong.map((l) => l.ifname).join(", ")}`);
   for (const [dir, hosts] of kernel.etcNetns) {
     if (!ownNs.has(dir) && !(unclaimed && !spared.namespaces.has(dir) && hasCtnetMark(hosts))) continue;
-    if (dir === NETWORK_HOSTS_DIR.split("/").pop()) continue;
-    for (const f of ["hosts", "hostname"]) removeNameFileStep(plan, `/etc/netns/${dir}/${f}`);
+    for (const f of NAME_FILES) removeNameFileStep(plan, `/etc/netns/${dir}/${f}`);
   }
 
-  // the shared hosts files of networks (see sandbox.ts), each carrying ctnet's mark
-  let shared: string[] = [];
-  try {
-    shared = fs.readdirSync(NETWORK_HOSTS_DIR).map((f) => `${NETWORK_HOSTS_DIR}/${f}`);
-  } catch {
-    /* none */
-  }
-  const ownShared = new Set(Object.keys(state.networks).map(networkHostsPath));
-  const othersShared = new Set([...spared.networks].map(networkHostsPath));
-  for (const file of shared) {
-    if (!ownShared.has(file) && (!unclaimed || othersShared.has(file))) continue;
-    const now = inspectNameFile(file);
-    if (now.kind === "file" && hasCtnetMark(now.content)) plan.write(file, null, now.content, `remove ${file}`);
-    else if (now.kind === "foreign") process.stderr.write(`ctnet: warning: ${now.problem}; reset leaves it\n`);
-  }
+  // the DNS server of user networks, and its files in the state dir
+  removeDnsServer(plan);
 
   // sysctls ctnet changed go back, unless someone changed them since, or (forwarding) another tool uses it.
   // Forwarding another state dir's networks still need stays on: the last of them restores it (bridge.ts).

@@ -10,6 +10,7 @@ import { Store, resolveStateDir } from "../store/store.js";
 import { syncRegistry } from "../store/statedirs.js";
 import { isRoot, requireTools } from "../host/sys.js";
 import type { State } from "../model.js";
+import { useStateDir } from "../dns/aardvark.js";
 
 export interface GlobalOptions {
   stateDir?: string;
@@ -26,7 +27,9 @@ export interface Outcome<T> {
 }
 
 export function openStore(opts: GlobalOptions): Store {
-  return new Store(resolveStateDir(opts.stateDir));
+  const store = new Store(resolveStateDir(opts.stateDir));
+  useStateDir(store.dir); // the DNS server's files live there (src/dns/aardvark.ts)
+  return store;
 }
 
 /** Reads state for a query; a state dir that does not exist yet reads as empty. */
