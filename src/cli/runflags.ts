@@ -84,7 +84,7 @@ export function parseMac(text: string, flag: string): string {
 }
 
 /** `run` flags Docker has and ctnet refuses: the flag, and what ctnet does instead. */
-const REFUSED_FLAGS: Array<{ key: string; flag: string; why: string; yet?: true }> = [
+const REFUSED_FLAGS: Array<{ key: string; flag: string; why: string }> = [
   { key: "volume", flag: "-v/--volume", why: "a ctnet container sees the host's files as they are (ctnet isolates the network only); use --verbose to echo commands" },
   { key: "mount", flag: "--mount", why: "a ctnet container sees the host's files as they are (ctnet isolates the network only)" },
   { key: "capAdd", flag: "--cap-add", why: "a ctnet container's process has the capabilities of the user running ctnet (ctnet isolates the network only)" },
@@ -96,8 +96,8 @@ const RESTART_POLICY = /^(no|always|unless-stopped|on-failure(:\d+)?)$/;
 
 /** Refuses, with one line, the Docker flags ctnet cannot honour (see docs/docker.md). */
 export function refuseDockerOnlyFlags(opts: Record<string, unknown>): void {
-  for (const { key, flag, why, yet } of REFUSED_FLAGS) {
-    if (opts[key] !== undefined) throw new UsageError(`${flag} is not supported${yet ? " yet" : ""}: ${why}`);
+  for (const { key, flag, why } of REFUSED_FLAGS) {
+    if (opts[key] !== undefined) throw new UsageError(`${flag} is not supported: ${why}`);
   }
   const restart = opts.restart as string | undefined;
   if (restart === undefined || restart === "no") return;

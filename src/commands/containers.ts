@@ -148,6 +148,8 @@ export function planRun(state: State, stateDir: string, o: RunOptions): { plan: 
   if (net) attachEndpoints(plan, name, c.endpoints.map((ep) => ({ net: state.networks[ep.network], ep })), routeNetwork(state, c));
   if (ownNs) loopbackUp(plan, name);
   const warnings = publishOnRun(plan, state, c, o);
+  // its names answer from its start: one line in the DNS server's file of each of its user networks
+  syncDnsServer(plan, state, [{ container: c, networks: c.endpoints.map((e) => e.network) }]);
   const argv = processArgv(state, c, command, env, true);
   if (o.detach) plan.spawn(argv, name, logPath(stateDir, name), `start ${name}'s process: ${command.join(" ")}`);
   if (o.detach && o.rm) {
@@ -155,8 +157,6 @@ export function planRun(state: State, stateDir: string, o: RunOptions): { plan: 
     const watcher = [process.execPath, process.argv[1], "--state-dir", stateDir, "autoremove", id];
     plan.spawn(watcher, `${name}'s --rm watcher`, logPath(stateDir, name), `remove ${name} once its process ends (--rm)`);
   }
-  // its names answer once it runs: one line in the DNS server's file of each of its user networks
-  syncDnsServer(plan, state, [{ container: c, networks: c.endpoints.map((e) => e.network) }]);
   return { plan, container: c, argv, warnings };
 }
 
