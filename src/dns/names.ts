@@ -17,7 +17,7 @@ import { UsageError } from "../errors.js";
 import { DEFAULT_BRIDGE_NETWORK, netnsEtcDir } from "../naming.js";
 import type { Plan } from "../plan/plan.js";
 import type { ContainerRecord, State } from "../model.js";
-import { readNameFile } from "../host/files.js";
+import { readNameFile, readNameLink } from "../host/files.js";
 import { dnsEntries, syncDnsServer } from "./aardvark.js";
 
 const HOSTS_HEADER = [
@@ -144,11 +144,18 @@ function containerFile(state: State, c: ContainerRecord, file: (typeof NAME_FILE
   return file === "hosts" ? hostsFileFor(state, c) : resolvConfFor(state, c);
 }
 
+/** The link to a network's shared hosts file that ctnet made before the DNS server: removed first. */
+function dropOldLink(plan: Plan, file: string): void {
+  const target = plan.pending("link", file, () => readNameLink(file));
+  if (target !== null) plan.link(file, null, target, `${file} was a link to a shared hosts file (ctnet before its DNS server)`);
+}
+
 /** Writes a container's own name files; `keepEdits`: a hosts file already there is left as it is. */
 export function writeContainerFiles(plan: Plan, state: State, c: ContainerRecord, keepEdits = false): void {
   if (c.mode !== "bridge" && c.mode !== "none") return;
   for (const f of NAME_FILES) {
     const file = nameFilePath(c.netns!, f);
+    if (f === "hosts") dropOldLink(plan, file);
     const now = pendingContent(plan, file);
     if (keepEdits && f === "hosts" && now !== null && now.startsWith(hostsMark(c))) continue;
     plan.write(file, containerFile(state, c, f), now, f === "hosts" ? `names ${c.name} resolves by itself (its own /etc/hosts)` : `${f} of ${c.name}`);
@@ -158,6 +165,7 @@ export function writeContainerFiles(plan: Plan, state: State, c: ContainerRecord
 export function removeContainerFiles(plan: Plan, ns: string): void {
   for (const f of NAME_FILES) {
     const file = nameFilePath(ns, f);
+    if (f === "hosts") dropOldLink(plan, file);
     const previous = pendingContent(plan, file);
     if (previous !== null) plan.write(file, null, previous, `remove ${file}`);
   }

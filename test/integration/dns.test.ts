@@ -36,8 +36,9 @@ async function hostWith(resolver: "upstream" | "stub", systemdFile = false): Pro
 
 /** The A records dig gets for `name` inside `ctr` (its resolv.conf's server); "NXDOMAIN" when none exists. */
 function dig(h: IsolatedHost, ctr: string, name: string, server?: string): string {
-  const r = h.inNs(ctr, "dig", "+short", "+tries=3", "+time=1", ...(server ? [`@${server}`] : []), name);
-  const status = h.inNs(ctr, "dig", "+tries=3", "+time=1", ...(server ? [`@${server}`] : []), name).stdout;
+  // -q: a name such as "a" is not taken for a record type
+  const r = h.inNs(ctr, "dig", "+short", "+tries=3", "+time=1", ...(server ? [`@${server}`] : []), "-q", name);
+  const status = h.inNs(ctr, "dig", "+tries=3", "+time=1", ...(server ? [`@${server}`] : []), "-q", name).stdout;
   if (/status: NXDOMAIN/.test(status)) return "NXDOMAIN";
   return r.stdout.trim();
 }
@@ -153,6 +154,20 @@ describe("outside names from every container", () => {
     // the default bridge gives no names between containers
     h.ok("run", "-d", "--name", "d2");
     expect(h.inNs("d2", "getent", "hosts", "d").code).not.toBe(0);
+  });
+});
+
+describe("names follow the commands", () => {
+  it("a running process resolves a container that joined its network after it started", async () => {
+    const h = await hostWith("upstream");
+    h.ok("net", "create", "red");
+    // a's main process waits for b's name, asking the resolver it has had since it started
+    h.ok("run", "-d", "--net", "red", "--name", "a", "sh", "-c", "until getent hosts b >/dev/null; do sleep 0.1; done; echo seen b");
+    h.ok("run", "-d", "--net", "red", "--name", "b", "--network-alias", "web");
+    let seen = "";
+    for (let i = 0; i < 50 && !seen.includes("seen b"); i++, await sleep(100)) seen = h.ok("logs", "a");
+    expect(seen).toContain("seen b");
+    expect(h.inNs("a", "getent", "hosts", "web").stdout).toContain(ipOf(h, "b", "red"));
   });
 });
 
