@@ -19,6 +19,7 @@ import type { Plan } from "../plan/plan.js";
 import type { ContainerRecord, State } from "../model.js";
 import { readNameFile, readNameLink } from "../host/files.js";
 import { dnsEntries, syncDnsServer } from "./aardvark.js";
+import { containerDigests } from "../store/statefile.js";
 
 const HOSTS_HEADER = [
   "127.0.0.1\tlocalhost",
@@ -187,6 +188,23 @@ export function dnsNames(c: Pick<ContainerRecord, "name" | "id">, network: strin
 }
 
 export { dnsEntries };
+
+/**
+ * What the DNS server answers container `c` for `name`, from the state: the address of a container that
+ * shares a user network with it and has that name there (name, alias, short id, NAME.NETWORK). For trace.
+ */
+export function dnsAnswer(state: State, c: ContainerRecord, name: string): { ip: string; network: string } | null {
+  const mine = new Set(c.endpoints.map((e) => e.network).filter((n) => n !== DEFAULT_BRIDGE_NETWORK));
+  const wanted = name.toLowerCase().replace(/\.$/, "");
+  for (const d of containerDigests(state)) {
+    for (const ep of d.endpoints) {
+      if (!mine.has(ep.network)) continue;
+      const o = state.containers[d.name];
+      if (o.pid !== null && dnsNames(o, ep.network, ep.aliases).includes(wanted)) return { ip: ep.ip, network: ep.network };
+    }
+  }
+  return null;
+}
 
 // ---- flags ------------------------------------------------------------------------------------
 

@@ -80,9 +80,13 @@ class LabPlanBuilder {
       for (const p of waitedPaths(step) ?? []) goingAway.links.add(path.basename(p));
       if (step.kind === "write") {
         // the first write keeps its place (the file must exist before the process that bind-mounts it
-        // starts) and, after finish(), the content of the last one; a link step in between (a container
-        // made again, switching between a file of its own and the shared one) starts a new run of writes
-        if (this.writes.has(step.path)) continue;
+        // starts) and the content of the last one (a container's files are made again by finish()); a
+        // link step in between (an old link to a shared hosts file removed) starts a new run of writes
+        const first = this.writes.get(step.path);
+        if (first) {
+          first.content = step.content;
+          continue;
+        }
         this.writes.set(step.path, step);
       }
       if (step.kind === "link") this.writes.delete(step.path);
@@ -112,7 +116,9 @@ class LabPlanBuilder {
     // remount comes between)
     // (and a wait for a veth still going goes before the host-side batch that takes its name again)
     const nameFile = (step: Step) => step.kind === "write" || step.kind === "link" || waitedPaths(step) !== null;
-    const rank = (step: Step) => (nameFile(step) ? -1 : step.kind === "spawn" ? 3 : step.kind !== "cmd" || step.argv[0] !== "ip" ? 2 : step.argv[1] === "-n" ? 1 : 0);
+    // the check that the DNS server runs goes before its files: its undo signals it once they are back
+    const dnsCheck = (step: Step) => step.kind === "cmd" && step.argv[0] === "kill" && step.argv[1] === "-0";
+    const rank = (step: Step) => (dnsCheck(step) ? -2 : nameFile(step) ? -1 : step.kind === "spawn" ? 3 : step.kind !== "cmd" || step.argv[0] !== "ip" ? 2 : step.argv[1] === "-n" ? 1 : 0);
     const byNs = (step: Step) => (step as { argv?: string[] }).argv?.[2] ?? "";
     this.reorder(start, this.plan.steps.length, rank, (step) => (rank(step) === 1 ? byNs(step) : ""));
   }
@@ -302,6 +308,7 @@ function planContainer(draft: State, stateDir: string, lab: string, c: Container
     name: c.name, hostname: c.hostname, net, ip: first?.ip, networkAlias: first?.aliases, env: c.env,
     detach: true, command: c.command, lab, joinsPending: c.mode === "container",
     publish: c.ports, publishAll: c.publishAll, expose: c.expose,
+    dns: c.dns, dnsSearch: c.dnsSearch, dnsOption: c.dnsOption, addHost: c.addHost, link: c.link,
   });
   for (const a of rest) {
     // each connect is a plan of its own: it must see the name files as run (or the connect before) left them

@@ -171,6 +171,41 @@ describe("names follow the commands", () => {
   });
 });
 
+describe("lab files", () => {
+  it("compose's dns, dns_search, dns_opt, extra_hosts and links; names between the lab's containers", async () => {
+    const h = await hostWith("upstream");
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ctnet-dns-lab-"));
+    const file = path.join(dir, "ctnet.yaml");
+    fs.writeFileSync(file, `name: names
+networks:
+  back: {subnet: 10.78.1.0/24}
+containers:
+  db: {networks: {back: {aliases: [mysql]}}}
+  app:
+    networks: [back]
+    dns: 192.0.2.10
+    dns_search: [example.test]
+    dns_opt: [ndots:1]
+    extra_hosts: {cache.local: 10.0.0.9}
+  old: {}
+  legacy: {links: ["old:o"], extra_hosts: ["gw:host-gateway"]}
+`);
+    h.ok("up", "-f", file);
+    const ip = ipOf(h, "db", "back");
+    expect(await eventually(() => dig(h, "app", "mysql"), ip)).toBe(ip);
+    expect(dig(h, "db", "app")).toBe(ipOf(h, "app", "back"));
+    expect(h.inNs("app", "getent", "hosts", "cache.local").stdout).toContain("10.0.0.9");
+    const conf = h.sh(["cat", "/etc/netns/app/resolv.conf"]).stdout;
+    expect(conf).toContain("search example.test");
+    expect(conf).toContain("options ndots:1");
+    expect(fs.readFileSync(path.join(h.stateDir, "dns", "back"), "utf8")).toMatch(/ app,[0-9a-f]{12},app\.back 192\.0\.2\.10\n/);
+    expect(h.inNs("legacy", "getent", "hosts", "o").stdout).toContain(ipOf(h, "old", "bridge"));
+    expect(h.inNs("legacy", "getent", "hosts", "gw").stdout).toContain(h.state().networks.bridge.gateway);
+    h.ok("down", "-f", file);
+    expect(h.sh(["pgrep", "-x", "aardvark-dns"]).stdout.trim()).toBe("");
+  });
+});
+
 describe("one /etc/hosts per container", () => {
   it("an edit inside one container stays there, and survives the next run on its network", async () => {
     const h = await hostWith("upstream");
