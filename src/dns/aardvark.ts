@@ -12,6 +12,7 @@
 // in the state dir, and the process is found through the pid file it writes there and its command line.
 import fs from "node:fs";
 import path from "node:path";
+import { UsageError } from "../errors.js";
 import { DEFAULT_BRIDGE_NETWORK } from "../naming.js";
 import type { Plan } from "../plan/plan.js";
 import type { ContainerRecord, State } from "../model.js";
@@ -158,6 +159,7 @@ function control(plan: Plan, touched: Map<string, string | null>, pid: number | 
     plan.write(file, content, now, `DNS names on network ${path.basename(file)} (${content === null ? "none left" : "ctnet's DNS server answers them"})`);
   }
   if (pid === null && remaining.size > 0) {
+    if (!fs.existsSync(AARDVARK)) throw new UsageError(`${AARDVARK} not found: install it with 'apt-get install aardvark-dns' (it answers the names of user networks)`);
     plan.cmd(startArgv(), `start ctnet's DNS server on the gateways of ${[...remaining].map((f) => path.basename(f)).join(", ")}`, stopArgv());
   } else if (pid !== null && remaining.size === 0) {
     plan.cmd(["kill", "-TERM", String(pid)], "stop ctnet's DNS server: no user network has a container left", startArgv());
