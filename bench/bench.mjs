@@ -297,7 +297,13 @@ function measureCtnet(size, stateDir, notes) {
     }
     record(m, "scaleFirst", median(series.slice(0, size.window)));
     record(m, "scaleLast", median(series.slice(-size.window)));
-    const views = { ps: ["ps"], netLs: ["net", "ls"], netInspect: ["net", "inspect", big] };
+    // the same views through a Go template (issue 15): what parsing and running one adds
+    const views = {
+      ps: ["ps"], netLs: ["net", "ls"], netInspect: ["net", "inspect", big],
+      psTemplate: ["ps", "--format", "table {{.ID}}\t{{.Names}}\t{{.Networks}}"],
+      netLsTemplate: ["net", "ls", "--format", "{{.Name}} {{.Driver}}"],
+      inspectTemplate: ["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", `${tag}s0`],
+    };
     for (const [key, args] of Object.entries(views)) record(m, key, median(Array.from({ length: Math.max(3, size.window) }, () => ct.time(...args))));
     ct.memory("ps");
     ct.memory("net", "inspect", big);
@@ -452,6 +458,9 @@ function buildRows(m, p, size, onHost) {
     { what: "a new name answers, after run returns (median)", v: m.dnsNewName, peers: none },
     { what: "DNS answer, p50, dnsmasq (the other candidate)", v: m.dnsmasqP50, peers: none },
     { what: "a new name answers, after SIGHUP, dnsmasq (median)", v: m.dnsmasqNewName, peers: none },
+    { what: `ps --format TEMPLATE, ${size.scale} containers`, v: m.psTemplate, peers: none, ratio: m.psTemplate / m.ps, target: `≤ ${TARGETS.view} ms`, met: m.psTemplate <= TARGETS.view },
+    { what: `net ls --format TEMPLATE, ${size.scale} containers`, v: m.netLsTemplate, peers: none, ratio: m.netLsTemplate / m.netLs, target: `≤ ${TARGETS.view} ms`, met: m.netLsTemplate <= TARGETS.view },
+    { what: `inspect -f TEMPLATE, ${size.scale} containers`, v: m.inspectTemplate, peers: none, target: `≤ ${TARGETS.view} ms`, met: m.inspectTemplate <= TARGETS.view },
     { what: "publish #1", v: m.publishFirst, peers: none },
     { what: `publish #${size.ports}`, v: m.publishLast, peers: none, ratio: m.publishLast / m.publishFirst, target: `≤ ${TARGETS.growth}× publish #1`, met: m.publishLast === undefined ? undefined : m.publishLast / m.publishFirst <= TARGETS.growth },
     { what: `peak memory, one process (${m.peakWhat || "—"})`, v: m.peakMB, unit: " MB", peers: none, target: `< ${TARGETS.memMB} MB`, met: m.peakMB ? m.peakMB < TARGETS.memMB : undefined },

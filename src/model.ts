@@ -1,19 +1,23 @@
 // Docker's container network model as ctnet stores it: Networks, Containers (each with a Sandbox, its
-// network namespace) and Endpoints (a veth pair plus an address on one network).
+// network namespace) and Endpoints (a link plus an address on one network; drivers/ makes them).
+import type { DriverName } from "./drivers/registry.js";
 
 export interface NetworkRecord {
   name: string;
   id: string;
   created: string;
-  driver: "bridge";
-  /** Linux bridge interface name (see naming.ts) */
+  /** the driver that makes it (drivers/registry.ts); predefined networks' drivers (host, null) have no records */
+  driver: DriverName;
+  /** Linux bridge interface name (see naming.ts); "" for drivers without a bridge */
   bridge: string;
   subnet: string;
   gateway: string;
   ipRange?: string;
   internal: boolean;
-  /** as given with -o, normalised to ctnet's short keys (icc, masquerade, mtu) */
+  /** as given with -o, normalised to the driver's short keys (bridge: icc, masquerade, mtu; macvlan: parent, macvlan_mode, mtu…) */
   options: Record<string, string>;
+  /** macvlan, ipvlan: ctnet made the parent (options.parent) and removes it with the network */
+  ownParent?: boolean;
   labels: Record<string, string>;
   lab?: string;
   /** `up`: digest of the lab file entry this network was made from; a changed entry is recreated */
@@ -25,7 +29,7 @@ export interface Endpoint {
   id: string;
   /** interface name inside the sandbox: eth0, eth1, … */
   ifname: string;
-  /** host-side veth, enslaved to the network's bridge */
+  /** host-side veth, enslaved to the network's bridge; "" where the endpoint has no host side (macvlan, ipvlan) */
   hostIf: string;
   ip: string;
   prefixLen: number;

@@ -35,7 +35,7 @@ function shortHash(text: string): string {
 }
 
 /** Fits `prefix + body` into IFNAMSIZ, keeping it readable and unique via a hash when it must be cut. */
-function fitIfname(prefix: string, body: string): string {
+export function fitIfname(prefix: string, body: string): string {
   const full = prefix + body;
   if (full.length <= IFNAMSIZ) return full;
   const room = IFNAMSIZ - prefix.length - 5;
@@ -50,7 +50,7 @@ export function hostVethIfname(container: string, network: string): string {
   return fitIfname("ve-", `${container}.${network}`);
 }
 
-export function linkAlias(kind: "bridge" | "veth", owner: string): string {
+export function linkAlias(kind: "bridge" | "veth" | "parent", owner: string): string {
   return `${LINK_ALIAS_PREFIX}${kind}:${owner}`;
 }
 

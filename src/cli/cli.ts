@@ -44,13 +44,13 @@ export function buildProgram(): Command {
 
   const net = program.command("net").alias("network").description("manage networks");
 
-  mutating(net.command("create").description("create a bridge network").argument("<name>"))
-    .option("-d, --driver <driver>", "network driver", "bridge")
+  mutating(net.command("create").description("create a network (bridge, macvlan, ipvlan)").argument("<name>"))
+    .option("-d, --driver <driver>", "network driver: bridge, macvlan, ipvlan (docs/drivers.md)", "bridge")
     .option("--subnet <cidr>", "subnet, e.g. 10.10.0.0/24 (default: next free 172.18-31.0.0/16)")
     .option("--gateway <ip>", "gateway address (default: first host address)")
     .option("--ip-range <cidr>", "allocate container addresses from this sub-range")
     .option("--internal", "no traffic in or out of the network")
-    .option("-o, --opt <key=value>", "driver option: icc, masquerade, mtu (repeatable)", collect)
+    .option("-o, --opt <key=value>", "driver option: bridge: icc, masquerade, mtu; macvlan: parent, macvlan_mode, mtu; ipvlan: parent, ipvlan_mode, mtu (repeatable)", collect)
     .option("--label <key=value>", "label (repeatable)", collect)
     .action(async (name, opts, cmd) => {
       const { planNetCreate } = await import("../commands/networks.js");

@@ -3,12 +3,12 @@
 import fs from "node:fs";
 import path from "node:path";
 import { UsageError } from "../errors.js";
-import { attachEndpoints } from "../drivers/bridge.js";
+import { attachEndpoints } from "../drivers/registry.js";
 import { enlist } from "../firewall/firewall.js";
 import { DEFAULT_BRIDGE_NETWORK, newId, validateName } from "../naming.js";
 import { netnsExists } from "../host/sys.js";
 import {
-  ensureDefaultBridge, findContainer, findNetwork, newEndpoint, parseKeyValues, releaseDefaultBridge, resolveNetwork, routeNetwork,
+  ensureDefaultBridge, findContainer, findNetwork, liveContext, newEndpoint, parseKeyValues, releaseDefaultBridge, resolveNetwork, routeNetwork,
 } from "./networks.js";
 import { Plan, removalRank } from "../plan/plan.js";
 import { formatPorts, portLayer, publishOnRun, retirePorts, type PublishOptions } from "../firewall/ports.js";
@@ -145,7 +145,7 @@ export function planRun(state: State, stateDir: string, o: RunOptions): { plan: 
   // never a moment in which the namespace exists unmarked (doctor and reset would not know it as ctnet's)
   writeContainerFiles(plan, state, c);
   if (ownNs) createNamespace(plan, name);
-  if (net) attachEndpoints(plan, name, c.endpoints.map((ep) => ({ net: state.networks[ep.network], ep })), routeNetwork(state, c));
+  if (net) attachEndpoints(plan, liveContext(), name, c.endpoints.map((ep) => ({ net: state.networks[ep.network], ep })), routeNetwork(state, c));
   if (ownNs) loopbackUp(plan, name);
   const warnings = publishOnRun(plan, state, c, o);
   // its names answer from its start: one line in the DNS server's file of each of its user networks
@@ -193,7 +193,7 @@ export function planRm(state: State, stateDir: string, names: string[], force: b
     plan.kill([...pids], "SIGKILL", `stop ${name}'s processes`);
     if (c.mode === "bridge" || c.mode === "none") {
       // the namespace takes its veth pairs with it (see deleteNamespace)
-      deleteNamespace(plan, c.netns!, c.endpoints.map((ep) => ep.hostIf));
+      deleteNamespace(plan, c.netns!, c.endpoints.map((ep) => ep.hostIf).filter(Boolean));
       removeContainerFiles(plan, c.netns!);
     }
     const log = logPath(stateDir, name);

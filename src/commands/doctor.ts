@@ -14,12 +14,14 @@
 import fs from "node:fs";
 import { OpError, UsageError } from "../errors.js";
 import { mutate, openStore, type GlobalOptions } from "../plan/core.js";
-import { addBridgeArgv, attachEndpoints, readSysctl } from "../drivers/bridge.js";
+import { driverOf, routeReason } from "../drivers/registry.js";
+import type { Finding } from "../drivers/driver.js";
+import { readSysctl, type LinkFact } from "../host/facts.js";
 import { pendingPlan } from "../plan/executor.js";
 import { BASE_RULES, CHAINS, addRule, ipt, networkRules, type Rule, type Table } from "../firewall/firewall.js";
 import { addrValue, contains, parseCidr } from "../ipam.js";
 import { DEFAULT_BRIDGE_NETWORK, LINK_ALIAS_PREFIX, linkAlias, newId, validateName } from "../naming.js";
-import { membersOf, routeNetwork } from "./networks.js";
+import { liveContext, membersOf, routeNetwork } from "./networks.js";
 import { Plan } from "../plan/plan.js";
 import { ANY_ADDRESS, mappingRules, portLayer, publishingEndpoint } from "../firewall/ports.js";
 import { deleteNamespace, namespacePids, processArgv } from "../host/sandbox.js";
@@ -34,14 +36,7 @@ import type { ContainerRecord, Endpoint, PortMapping, State } from "../model.js"
 
 // ---- the kernel's view ---------------------------------------------------------------------------
 
-export interface KernelLink {
-  ifname: string;
-  kind: string;
-  master: string | null;
-  alias: string | null;
-  up: boolean;
-  mtu: number;
-}
+export type KernelLink = LinkFact;
 
 export interface KernelRule {
   table: Table;
@@ -180,13 +175,7 @@ const readSysctlKey = (key: string) => readOrNull(sysctlPath(key))?.trim() ?? re
 
 // ---- differences ---------------------------------------------------------------------------------
 
-/** One difference, and how --fix repairs it (absent: doctor can only report it). */
-export interface Finding {
-  text: string;
-  /** fixes run in phase order: removals first, then what the state needs, innermost last */
-  phase: number;
-  fix?: (plan: Plan) => void;
-}
+export type { Finding };
 
 const ownNamespace = (c: ContainerRecord) => (c.mode === "bridge" || c.mode === "none") && !!c.netns;
 
@@ -274,13 +263,14 @@ export function sparedByOthers(ownDir: string, kernel: Kernel): { spared: Spared
     const nets = Object.values(o.state.networks);
     const containers = Object.values(o.state.containers);
     const namespaces = containers.filter(ownNamespace).map((c) => c.netns!);
-    if (!nets.some((n) => kernel.links.has(n.bridge)) && !namespaces.some((ns) => kernel.netns.has(ns))) continue;
+    const netLinks = nets.flatMap((n) => driverOf(n).networkLinks(n));
+    if (!netLinks.some((l) => kernel.links.has(l)) && !namespaces.some((ns) => kernel.netns.has(ns))) continue;
     others++;
+    netLinks.forEach((l) => spared.links.add(l));
     for (const n of nets) {
-      spared.links.add(n.bridge);
       if (n.name !== DEFAULT_BRIDGE_NETWORK) spared.networks.add(n.name);
     }
-    for (const c of containers) for (const e of c.endpoints) spared.links.add(e.hostIf);
+    for (const c of containers) for (const e of c.endpoints) if (e.hostIf) spared.links.add(e.hostIf);
     namespaces.forEach((ns) => spared.namespaces.add(ns));
     for (const r of expectedRules(o.state)) spared.rules.add(ruleKey(r.table, r.chain, r.spec));
     if (nets.length > 0) spared.base = true;
@@ -528,7 +518,7 @@ export function compare(state: State, kernel: Kernel, spared: Spared = noneSpare
   const containers = Object.values(state.containers);
 
   // -- links ---------------------------------------------------------------------------------------
-  const expectedLinks = new Set([...nets.map((n) => n.bridge), ...containers.flatMap((c) => c.endpoints.map((e) => e.hostIf))]);
+  const expectedLinks = new Set([...nets.flatMap((n) => driverOf(n).networkLinks(n)), ...containers.flatMap((c) => c.endpoints.map((e) => e.hostIf))]);
   for (const link of kernel.links.values()) {
     if (link.alias?.startsWith(LINK_ALIAS_PREFIX) && !expectedLinks.has(link.ifname) && !spared.links.has(link.ifname) && !spared.everything) {
       const bridge = link.kind === "bridge";
@@ -539,39 +529,7 @@ export function compare(state: State, kernel: Kernel, spared: Spared = noneSpare
       });
     }
   }
-  for (const net of nets) {
-    const br = kernel.links.get(net.bridge);
-    const gw = `${net.gateway}/${net.subnet.split("/")[1]}`;
-    const what = `network ${net.name}: bridge ${net.bridge}`;
-    if (!br) {
-      out.push({
-        text: `${what} is missing`,
-        phase: 6,
-        fix: (plan) => {
-          plan.cmd(addBridgeArgv(net), `recreate the bridge of ${net.name}`, ["ip", "link", "del", net.bridge]);
-          plan.cmd(["ip", "link", "set", net.bridge, "alias", linkAlias("bridge", net.name)], "mark it as ctnet's", null);
-          if (net.options.mtu) plan.cmd(["ip", "link", "set", net.bridge, "mtu", net.options.mtu], `mtu ${net.options.mtu}`, null);
-          plan.cmd(["ip", "addr", "add", gw, "dev", net.bridge], `gateway ${net.gateway}`, null);
-          plan.cmd(["ip", "link", "set", net.bridge, "up"], `bring ${net.bridge} up`, null);
-        },
-      });
-      continue;
-    }
-    if (br.kind !== "bridge") {
-      out.push({ text: `${what} exists but is a ${br.kind || "plain"} link, not a bridge (not fixable: remove it by hand)`, phase: 6 });
-      continue;
-    }
-    if (br.alias !== linkAlias("bridge", net.name)) {
-      out.push({ text: `${what} lacks ctnet's mark (alias ${br.alias ?? "none"})`, phase: 6, fix: (plan) => plan.cmd(["ip", "link", "set", net.bridge, "alias", linkAlias("bridge", net.name)], "mark it as ctnet's", null) });
-    }
-    if (!(kernel.addrs.get(net.bridge) ?? []).includes(gw)) {
-      out.push({ text: `${what} lacks its gateway address ${gw}`, phase: 6, fix: (plan) => plan.cmd(["ip", "addr", "add", gw, "dev", net.bridge], `gateway ${net.gateway}`, ["ip", "addr", "del", gw, "dev", net.bridge]) });
-    }
-    if (net.options.mtu && String(br.mtu) !== net.options.mtu) {
-      out.push({ text: `${what} has mtu ${br.mtu}, not ${net.options.mtu}`, phase: 6, fix: (plan) => plan.cmd(["ip", "link", "set", net.bridge, "mtu", net.options.mtu], `mtu ${net.options.mtu}`, ["ip", "link", "set", net.bridge, "mtu", String(br.mtu)]) });
-    }
-    if (!br.up) out.push({ text: `${what} is down`, phase: 6, fix: (plan) => plan.cmd(["ip", "link", "set", net.bridge, "up"], `bring ${net.bridge} up`, ["ip", "link", "set", net.bridge, "down"]) });
-  }
+  for (const net of nets) out.push(...driverOf(net).checkNetwork(net, kernel));
 
   // -- namespaces, endpoints, names, processes -------------------------------------------------------
   const expectedNs = new Set(containers.filter(ownNamespace).map((c) => c.netns!));
@@ -630,54 +588,37 @@ function compareContainer(state: State, c: ContainerRecord, kernel: Kernel): Fin
   const inner = readLinks(ns);
   const innerAddrs = readAddrs(ns);
   const lostRoute: string[] = [];
+  const ctx = liveContext();
+  const route = routeNetwork(state, c);
   for (const ep of c.endpoints) {
     const net = state.networks[ep.network];
-    const host = kernel.links.get(ep.hostIf);
-    const what = `container ${c.name} on ${ep.network}`;
     if (!net) {
-      out.push({ text: `${what}: network ${ep.network} is not in ctnet's state (not fixable: disconnect it)`, phase: 8 });
+      out.push({ text: `container ${c.name} on ${ep.network}: network ${ep.network} is not in ctnet's state (not fixable: disconnect it)`, phase: 8 });
       continue;
     }
-    if (!host || !inner.has(ep.ifname)) {
-      const route = routeNetwork(state, c)?.name === net.name;
-      if (route) lostRoute.push(net.gateway);
-      out.push({
-        text: `${what}: veth ${host ? ep.ifname : ep.hostIf} is missing`,
-        phase: 7,
-        fix: (plan) => {
-          if (host) plan.cmd(["ip", "link", "del", ep.hostIf], `remove the half of ${c.name}'s veth that is left`, null);
-          else if (inner.has(ep.ifname)) plan.cmd(["ip", "-n", ns, "link", "del", ep.ifname], `remove the half of ${c.name}'s veth that is left`, null);
-          attachEndpoints(plan, ns, [{ net, ep }], route ? net : undefined);
-        },
-      });
-      continue;
-    }
-    if (host.alias !== linkAlias("veth", `${ns}/${net.name}`)) {
-      out.push({ text: `${what}: ${ep.hostIf} lacks ctnet's mark`, phase: 7, fix: (plan) => plan.cmd(["ip", "link", "set", ep.hostIf, "alias", linkAlias("veth", `${ns}/${net.name}`)], "mark it as ctnet's", null) });
-    }
-    if (host.master !== net.bridge || !host.up) {
-      out.push({
-        text: `${what}: ${ep.hostIf} is ${host.master !== net.bridge ? `not plugged into ${net.bridge}${host.master ? ` (but ${host.master})` : ""}` : "down"}`,
-        phase: 7,
-        fix: (plan) => plan.cmd(["ip", "link", "set", ep.hostIf, "master", net.bridge, "up"], `plug ${ep.hostIf} into ${net.bridge}`, null),
-      });
-    }
-    const cidr = `${ep.ip}/${ep.prefixLen}`;
-    if (!(innerAddrs.get(ep.ifname) ?? []).includes(cidr)) {
-      out.push({ text: `${what}: ${ep.ifname} lacks its address ${cidr}`, phase: 7, fix: (plan) => plan.cmd(["ip", "-n", ns, "addr", "add", cidr, "dev", ep.ifname], `${ep.ip} on ${net.name}`, null) });
-    }
-    if (!inner.get(ep.ifname)!.up) {
-      out.push({ text: `${what}: ${ep.ifname} is down`, phase: 7, fix: (plan) => plan.cmd(["ip", "-n", ns, "link", "set", ep.ifname, "up"], `bring ${ep.ifname} up`, null) });
+    for (const finding of driverOf(net).checkEndpoint(ctx, ns, net, ep, kernel, { links: inner, addrs: innerAddrs })) {
+      // a link made anew has lost the default route through it: the fix puts it back
+      if (finding.recreatesLink && route === net) {
+        lostRoute.push(net.gateway);
+        const fix = finding.fix;
+        finding.fix = fix && ((plan) => {
+          fix(plan);
+          plan.cmd(["ip", "-n", ns, "route", "replace", "default", ...driverOf(net).defaultRoute(net, ep)], routeReason(net, ep), null);
+        });
+      }
+      out.push(finding);
     }
   }
-  const via = routeNetwork(state, c);
-  if (via && !lostRoute.includes(via.gateway)) {
+  const via = route;
+  const through = via && c.endpoints.find((e) => e.network === via.name);
+  if (via && through && !lostRoute.includes(via.gateway)) {
     const routes = json(["ip", "-n", ns, "-j", "-4", "route", "show", "default"]);
-    if (!routes.some((r) => r.gateway === via.gateway)) {
+    const [how, target] = driverOf(via).defaultRoute(via, through);
+    if (!routes.some((r) => (how === "via" ? r.gateway === target : r.dev === target && !r.gateway))) {
       out.push({
-        text: `container ${c.name}: default route via ${via.gateway} (${via.name}) is missing`,
+        text: `container ${c.name}: default route ${how} ${target} (${via.name}) is missing`,
         phase: 8,
-        fix: (plan) => plan.cmd(["ip", "-n", ns, "route", "replace", "default", "via", via.gateway], `default route via ${via.name}'s gateway`, null),
+        fix: (plan) => plan.cmd(["ip", "-n", ns, "route", "replace", "default", how, target], routeReason(via, through), null),
       });
     }
   }

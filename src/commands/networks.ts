@@ -6,13 +6,14 @@ import {
   addrText, addrValue, allocateAddress, checkHostAddress, checkUsableSubnet, chooseSubnet, contains,
   macFor, overlaps, parseAddress, parseCidr, type Cidr,
 } from "../ipam.js";
-import { attachEndpoints, detachEndpoint, setUpNetwork, tearDownNetwork } from "../drivers/bridge.js";
-import { DEFAULT_BRIDGE_NETWORK, PREDEFINED_NETWORKS, bridgeIfname, hostVethIfname, newId, validateName } from "../naming.js";
+import { PREDEFINED_DRIVERS, attachEndpoints, defaultRoute, driverNamed, driverOf, driverOptions, routeReason } from "../drivers/registry.js";
+import type { PlanContext } from "../drivers/driver.js";
+import { liveHostFacts } from "../host/facts.js";
+import { DEFAULT_BRIDGE_NETWORK, PREDEFINED_NETWORKS, bridgeIfname, newId, validateName } from "../naming.js";
 import { Plan } from "../plan/plan.js";
 import { dropUnpublishable, installPorts, portLayer, retirePorts } from "../firewall/ports.js";
 import { syncNames } from "../dns/names.js";
 import { containerDigests, containerRecords } from "../store/statefile.js";
-import { hostSubnetsInUse, linkExists, vethLeaving } from "../host/sys.js";
 import type { ContainerRecord, Endpoint, NetworkRecord, State } from "../model.js";
 
 export interface CreateNetworkOptions {
@@ -26,18 +27,6 @@ export interface CreateNetworkOptions {
   lab?: string;
 }
 
-/** -o keys ctnet understands, with Docker's long names as synonyms. */
-const OPTION_KEYS: Record<string, string> = {
-  icc: "icc",
-  "com.docker.network.bridge.enable_icc": "icc",
-  masquerade: "masquerade",
-  "com.docker.network.bridge.enable_ip_masquerade": "masquerade",
-  mtu: "mtu",
-  "com.docker.network.driver.mtu": "mtu",
-};
-
-const MIN_MTU = 576;
-
 export function parseKeyValues(pairs: string[] | undefined, what: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const pair of pairs ?? []) {
@@ -48,78 +37,71 @@ export function parseKeyValues(pairs: string[] | undefined, what: string): Recor
   return out;
 }
 
-export function normaliseOptions(raw: Record<string, string>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [key, value] of Object.entries(raw)) {
-    const short = OPTION_KEYS[key];
-    if (!short) throw new UsageError(`unknown network option ${JSON.stringify(key)}: known are icc, masquerade, mtu`);
-    if (short === "mtu") {
-      // Docker parses it and refuses only a negative one, leaving the rest to the kernel (68..65535 for a
-      // bridge). ctnet refuses below 576, the smallest datagram every IPv4 host must accept (RFC 791).
-      const n = Number(value);
-      if (!/^\d+$/.test(value) || n < MIN_MTU || n > 65535) throw new UsageError(`invalid mtu ${JSON.stringify(value)}: must be ${MIN_MTU}..65535`);
-    } else if (value !== "true" && value !== "false") {
-      throw new UsageError(`invalid value for ${key}: ${JSON.stringify(value)} (true or false)`);
-    }
-    out[short] = value;
-  }
-  return out;
+/** The host as this command finds it, read as planners ask (host/facts.ts). */
+export const liveContext = (): PlanContext => ({ facts: liveHostFacts() });
+
+/** -o pairs of a network of `driver`, normalised to its short keys; bad keys and values are usage errors. */
+export function normaliseOptions(raw: Record<string, string>, driver = "bridge"): Record<string, string> {
+  return driverOptions(driverNamed(driver), raw);
 }
 
-/** Subnets the new network must not overlap: the host's routes and addresses, and every ctnet network. */
-function subnetsInUse(state: State): Array<{ cidr: Cidr; where: string }> {
+/**
+ * Subnets the new network must not overlap: the host's routes and addresses, and every ctnet network.
+ * Those on `lan`, the parent a macvlan network joins, are the LAN's own: its subnet is meant to be theirs.
+ */
+function subnetsInUse(ctx: PlanContext, state: State, lan?: string): Array<{ cidr: Cidr; where: string }> {
   const ours = new Set(Object.values(state.networks).map((n) => n.bridge));
   return [
-    ...hostSubnetsInUse().filter((u) => !ours.has(u.dev)),
+    ...ctx.facts.subnetsInUse().filter((u) => !ours.has(u.dev) && u.dev !== lan),
     ...Object.values(state.networks).map((n) => ({ cidr: parseCidr(n.subnet), where: `ctnet network ${n.name}` })),
   ];
 }
 
-export function planNetCreate(state: State, name: string, o: CreateNetworkOptions): Plan {
+export function planNetCreate(state: State, name: string, o: CreateNetworkOptions, ctx = liveContext()): Plan {
   validateName("network", name);
   if ((PREDEFINED_NETWORKS as readonly string[]).includes(name)) throw new UsageError(`network name ${name} is predefined and cannot be created`);
   if (state.networks[name]) throw new UsageError(`network with name ${name} already exists`);
-  const driver = o.driver ?? "bridge";
-  if (driver !== "bridge") throw new UsageError(`unknown network driver ${JSON.stringify(driver)}: ctnet creates bridge networks`);
-  const options = normaliseOptions(parseKeyValues(o.opt, "option"));
+  const driver = driverNamed(o.driver ?? "bridge");
+  const options = driverOptions(driver, parseKeyValues(o.opt, "option"));
   const labels = parseKeyValues(o.label, "label");
-  const bridge = bridgeIfname(name);
-  const clash = Object.values(state.networks).find((n) => n.bridge === bridge);
-  if (clash || linkExists(bridge)) throw new UsageError(`interface ${bridge} for network ${name} already exists on the host${clash ? ` (network ${clash.name})` : ""}`);
   for (const [flag, value] of [["--subnet", o.subnet], ["--gateway", o.gateway], ["--ip-range", o.ipRange]]) {
     if (value === "") throw new UsageError(`${flag} must not be empty`);
   }
   if (o.gateway && !o.subnet) throw new UsageError("--gateway needs --subnet");
   if (o.ipRange && !o.subnet) throw new UsageError("--ip-range needs --subnet");
 
-  const used = subnetsInUse(state);
-  let subnet: Cidr;
-  if (o.subnet) {
-    subnet = parseCidr(o.subnet);
-    checkUsableSubnet(subnet);
-    const hit = used.find((u) => overlaps(u.cidr, subnet));
-    if (hit) throw new UsageError(`subnet ${subnet.text} overlaps ${hit.where}`);
-  } else {
-    subnet = chooseSubnet(used.map((u) => u.cidr), true);
-  }
-  let gateway = subnet.first + 1n;
-  if (o.gateway) {
+  let subnet = o.subnet ? parseCidr(o.subnet) : null;
+  if (subnet) checkUsableSubnet(subnet);
+  let gateway = subnet ? subnet.first + 1n : 0n;
+  if (subnet && o.gateway) {
     gateway = parseAddress(o.gateway, "gateway").bigInt();
     checkHostAddress(subnet, gateway, "gateway", o.gateway);
   }
   let ipRange: string | undefined;
-  if (o.ipRange) {
+  if (subnet && o.ipRange) {
     const range = parseCidr(o.ipRange, "ip-range");
     if (!contains(subnet, range.first) || !contains(subnet, range.last)) throw new UsageError(`ip-range ${range.text} is not inside subnet ${subnet.text}`);
     ipRange = range.text;
   }
   const net: NetworkRecord = {
-    name, id: newId(), created: new Date().toISOString(), driver: "bridge", bridge,
-    subnet: subnet.text, gateway: addrText(gateway), ...(ipRange ? { ipRange } : {}),
+    name, id: newId(), created: new Date().toISOString(), driver: driver.name, bridge: "",
+    subnet: subnet?.text ?? "", gateway: "", ...(ipRange ? { ipRange } : {}),
     internal: !!o.internal, options, labels, ...(o.lab ? { lab: o.lab } : {}),
   };
+  driver.validate(ctx, state, net, { subnetGiven: !!subnet });
+  const side = driver.hostSide(net);
+  const used = subnetsInUse(ctx, state, side?.role === "parent" ? side.ifname : undefined);
+  if (subnet) {
+    const hit = used.find((u) => overlaps(u.cidr, subnet!));
+    if (hit) throw new UsageError(`subnet ${subnet.text} overlaps ${hit.where}`);
+  } else {
+    subnet = chooseSubnet(used.map((u) => u.cidr), true);
+    gateway = subnet.first + 1n;
+  }
+  net.subnet = subnet.text;
+  net.gateway = addrText(gateway);
   const plan = new Plan(`net create ${name}`);
-  setUpNetwork(plan, state, net);
+  driver.create(plan, ctx, state, net);
   state.networks[name] = net;
   return plan;
 }
@@ -158,7 +140,7 @@ export function findNetwork(state: State, term: string): NetworkRecord {
 export const membersOf = (state: State, network: string) =>
   containerDigests(state).filter((c) => c.endpoints.some((e) => e.network === network));
 
-export function planNetRm(state: State, terms: string[]): Plan {
+export function planNetRm(state: State, terms: string[], ctx = liveContext()): Plan {
   const plan = new Plan(`net rm ${terms.join(" ")}`);
   // every name is checked before any is planned: planning the last one's removal may print a warning
   const nets = [...new Set(terms.map((term) => resolveNetwork(state, term)))].map((name) => {
@@ -170,7 +152,7 @@ export function planNetRm(state: State, terms: string[]): Plan {
   });
   for (const net of nets) {
     delete state.networks[net.name];
-    tearDownNetwork(plan, state, net);
+    driverOf(net).remove(plan, ctx, state, net);
   }
   return plan;
 }
@@ -185,27 +167,27 @@ export function planNetPrune(state: State, selected: (net: NetworkRecord) => boo
 // ---- endpoints ---------------------------------------------------------------------------------
 
 /** The default network is created with its first container: 172.17.0.0/16 where free, like docker0. */
-export function ensureDefaultBridge(plan: Plan, state: State): NetworkRecord {
+export function ensureDefaultBridge(plan: Plan, state: State, ctx = liveContext()): NetworkRecord {
   const existing = state.networks[DEFAULT_BRIDGE_NETWORK];
   if (existing) return existing;
-  const subnet = chooseSubnet(subnetsInUse(state).map((u) => u.cidr), false);
+  const subnet = chooseSubnet(subnetsInUse(ctx, state).map((u) => u.cidr), false);
   const net: NetworkRecord = {
     name: DEFAULT_BRIDGE_NETWORK, id: predefinedId(DEFAULT_BRIDGE_NETWORK), created: new Date().toISOString(),
     driver: "bridge", bridge: bridgeIfname(DEFAULT_BRIDGE_NETWORK), subnet: subnet.text,
     gateway: addrText(subnet.first + 1n), internal: false, options: {}, labels: {},
   };
-  if (linkExists(net.bridge)) throw new UsageError(`interface ${net.bridge} already exists on the host but ctnet's state has no default network: run 'ctnet doctor'`);
-  setUpNetwork(plan, state, net);
+  if (ctx.facts.hasLink(net.bridge)) throw new UsageError(`interface ${net.bridge} already exists on the host but ctnet's state has no default network: run 'ctnet doctor'`);
+  driverOf(net).create(plan, ctx, state, net);
   state.networks[net.name] = net;
   return net;
 }
 
 /** Removes the default network with its last container, so an idle host holds nothing of ctnet. */
-export function releaseDefaultBridge(plan: Plan, state: State): void {
+export function releaseDefaultBridge(plan: Plan, state: State, ctx = liveContext()): void {
   const net = state.networks[DEFAULT_BRIDGE_NETWORK];
   if (!net || membersOf(state, net.name).length > 0) return;
   delete state.networks[net.name];
-  tearDownNetwork(plan, state, net);
+  driverOf(net).remove(plan, ctx, state, net);
 }
 
 export interface EndpointRequest {
@@ -219,16 +201,16 @@ export interface EndpointRequest {
 const BRIDGE_MAX_PORTS = 1023;
 
 /** Picks the address, interface names and MAC of a new endpoint; validates --ip. */
-export function newEndpoint(state: State, c: ContainerRecord, net: NetworkRecord, req: EndpointRequest): Endpoint {
+export function newEndpoint(state: State, c: ContainerRecord, net: NetworkRecord, req: EndpointRequest, ctx = liveContext()): Endpoint {
   const subnet = parseCidr(net.subnet);
-  const hostIf = hostVethIfname(c.name, net.name);
+  const hostIf = driverOf(net).endpointHostLink(c.name, net);
   // one pass over the digests (statefile.ts): `run` on a network of 1000 parses none of their records
   const taken = new Set<string>();
   let hostIfTaken = false;
   for (const other of containerDigests(state)) {
     for (const e of other.endpoints) {
       if (e.network === net.name) taken.add(e.ip);
-      if (e.hostIf === hostIf) hostIfTaken = true;
+      if (hostIf && e.hostIf === hostIf) hostIfTaken = true;
     }
   }
   // the kernel's limit; past it the veth's `master` fails with a bare "Exchange full"
@@ -253,7 +235,7 @@ export function newEndpoint(state: State, c: ContainerRecord, net: NetworkRecord
   let n = 0;
   while (used.has(`eth${n}`)) n++;
   // a veth of a container removed a moment ago may still be going (see the executor's waits): run waits for it
-  if (hostIfTaken || (linkExists(hostIf) && !vethLeaving(hostIf))) {
+  if (hostIfTaken || (hostIf && ctx.facts.hasLink(hostIf) && !ctx.facts.vethLeaving(hostIf))) {
     throw new UsageError(`interface ${hostIf} for ${c.name} on ${net.name} already exists on the host`);
   }
   return {
@@ -285,24 +267,24 @@ export function findContainer(state: State, term: string): ContainerRecord {
   return matches[0];
 }
 
-export function planConnect(state: State, netTerm: string, ctrName: string, req: EndpointRequest): Plan {
+export function planConnect(state: State, netTerm: string, ctrName: string, req: EndpointRequest, ctx = liveContext()): Plan {
   const c = findContainer(state, ctrName);
   const netName = resolveNetwork(state, netTerm);
   const plan = new Plan(`net connect ${netName} ${c.name}`);
   if (c.mode !== "bridge") throw new UsageError(`container ${c.name} uses --net ${c.mode === "container" ? `container:${c.joined}` : c.mode}: it cannot be connected to networks`);
   if (netName === "host" || netName === "none") throw new UsageError(`container cannot be connected to the ${netName} network`);
-  const net = netName === DEFAULT_BRIDGE_NETWORK ? ensureDefaultBridge(plan, state) : findNetwork(state, netName);
+  const net = netName === DEFAULT_BRIDGE_NETWORK ? ensureDefaultBridge(plan, state, ctx) : findNetwork(state, netName);
   if (c.endpoints.some((e) => e.network === net.name)) throw new UsageError(`container ${c.name} is already connected to network ${net.name}`);
   const before = routeNetwork(state, c);
-  const ep = newEndpoint(state, c, net, req);
+  const ep = newEndpoint(state, c, net, req, ctx);
   c.endpoints.push(ep);
   const after = routeNetwork(state, c);
-  attachEndpoints(plan, c.netns!, [{ net, ep }], before ? undefined : after);
+  attachEndpoints(plan, ctx, c.netns!, [{ net, ep }], before ? undefined : after);
   syncNames(plan, state, c, [net.name]);
   return plan;
 }
 
-export function planDisconnect(state: State, netTerm: string, ctrName: string): Plan {
+export function planDisconnect(state: State, netTerm: string, ctrName: string, ctx = liveContext()): Plan {
   const c = findContainer(state, ctrName);
   const netName = resolveNetwork(state, netTerm);
   const plan = new Plan(`net disconnect ${netName} ${c.name}`);
@@ -315,14 +297,15 @@ export function planDisconnect(state: State, netTerm: string, ctrName: string): 
   dropUnpublishable(state, c);
   const portsAfter = portLayer(state);
   retirePorts(plan, state, portsBefore, portsAfter);
-  detachEndpoint(plan, ep);
+  driverOf(state.networks[ep.network]).detach(plan, ctx, c.netns!, ep, state.networks[ep.network]);
   const after = routeNetwork(state, c);
   if (after && after !== before) {
-    plan.cmd(["ip", "-n", c.netns!, "route", "replace", "default", "via", after.gateway], `default route now via ${after.name}'s gateway`, null);
+    const through = c.endpoints.find((e) => e.network === after.name)!;
+    plan.cmd(["ip", "-n", c.netns!, "route", "replace", "default", ...defaultRoute(after, through)], routeReason(after, through), null);
   }
   installPorts(plan, state, portsBefore, portsAfter);
   syncNames(plan, state, c, [netName]);
-  releaseDefaultBridge(plan, state);
+  releaseDefaultBridge(plan, state, ctx);
   return plan;
 }
 
@@ -353,7 +336,7 @@ export function listNetworks(state: State): NetworkSummary[] {
   for (const name of PREDEFINED_NETWORKS) {
     const net = name === DEFAULT_BRIDGE_NETWORK ? bridge : undefined;
     rows.push({
-      ID: predefinedId(name), Name: name, Driver: name === "none" ? "null" : name === "host" ? "host" : "bridge", Scope: "local",
+      ID: predefinedId(name), Name: name, Driver: PREDEFINED_DRIVERS[name], Scope: "local",
       Subnet: net?.subnet ?? "", Internal: false,
       Containers: Object.values(state.containers).filter((c) => (name === "bridge" ? c.endpoints.some((e) => e.network === name) : c.mode === name)).length,
       IPv6: false, Labels: "", CreatedAt: net?.created ?? "",
@@ -378,7 +361,7 @@ export function inspectNetwork(state: State, term: string): object {
     if (ep) containers[c.id] = { Name: c.name, EndpointID: ep.id, MacAddress: ep.mac, IPv4Address: `${ep.ip}/${ep.prefixLen}`, IPv6Address: "" };
     else if (inMode) containers[c.id] = { Name: c.name, EndpointID: "", MacAddress: "", IPv4Address: "", IPv6Address: "" };
   }
-  const driver = name === "none" ? "null" : name === "host" ? "host" : "bridge";
+  const driver = net?.driver ?? PREDEFINED_DRIVERS[name as keyof typeof PREDEFINED_DRIVERS];
   return {
     Name: name,
     Id: net?.id ?? predefinedId(name),
@@ -393,7 +376,7 @@ export function inspectNetwork(state: State, term: string): object {
     ConfigFrom: { Network: "" },
     ConfigOnly: false,
     Containers: containers,
-    Options: net ? { ...net.options, ...(name === DEFAULT_BRIDGE_NETWORK ? { "com.docker.network.bridge.default_bridge": "true" } : {}), "com.docker.network.bridge.name": net.bridge } : {},
+    Options: net ? { ...net.options, ...(name === DEFAULT_BRIDGE_NETWORK ? { "com.docker.network.bridge.default_bridge": "true" } : {}), ...(net.bridge ? { "com.docker.network.bridge.name": net.bridge } : {}) } : {},
     Labels: net?.labels ?? {},
     ...(net?.lab ? { Lab: net.lab } : {}),
   };

@@ -6,7 +6,8 @@ import fs from "node:fs";
 import path from "node:path";
 import { UsageError } from "../errors.js";
 import { openStore, type GlobalOptions } from "../plan/core.js";
-import { readSysctl } from "../drivers/bridge.js";
+import { readSysctl } from "../host/facts.js";
+import { driverOf } from "../drivers/registry.js";
 import { expectedRules, hasCtnetMark, isCtnetChain, isCtnetRule, readKernel, ruleKey, sparedByOthers, sysctlPath } from "./doctor.js";
 import { execute, finishJournal, recoverJournal } from "../plan/executor.js";
 import { inspectNameFile } from "../host/files.js";
@@ -46,7 +47,7 @@ export function planReset(store: Store, state: State): { plan: Plan; others: num
   const { spared, others, warnings } = sparedByOthers(store.dir, kernel);
   for (const w of warnings) process.stderr.write(`ctnet: warning: ${w}\n`);
   const ownNs = new Set(Object.values(state.containers).map((c) => c.netns).filter((ns): ns is string => !!ns));
-  const ownLinks = new Set([...Object.values(state.networks).map((n) => n.bridge), ...Object.values(state.containers).flatMap((c) => c.endpoints.map((e) => e.hostIf))]);
+  const ownLinks = new Set([...Object.values(state.networks).flatMap((n) => driverOf(n).networkLinks(n)), ...Object.values(state.containers).flatMap((c) => c.endpoints.map((e) => e.hostIf))]);
   const ownRules = new Set(expectedRules(state).map((r) => ruleKey(r.table, r.chain, r.spec)));
   const baseKeys = new Set(BASE_RULES.map((r) => ruleKey(r.table, r.chain, r.spec)));
   // what carries ctnet's marks belongs to this dir unless another's state explains it (or may: unreadable)

@@ -1,22 +1,22 @@
 // The bridge network driver: a Linux bridge holding the gateway address, its firewall rules, and the
 // veth endpoints that plug sandboxes into it.
-import fs from "node:fs";
 import { addRule, bridgesInKernel, deleteRule, enlist, installBase, networkRules, othersForwarding, presentRules, removeBase } from "../firewall/firewall.js";
 import { addrValue, macFor } from "../ipam.js";
-import { linkAlias } from "../naming.js";
+import { bridgeIfname, hostVethIfname, linkAlias } from "../naming.js";
 import type { Plan } from "../plan/plan.js";
-import { linkExists } from "../host/sys.js";
 import { handOverForwarding, takeHandedOverForwarding } from "../store/statedirs.js";
+import { UsageError } from "../errors.js";
+import { MTU_KEYS, addressesUp, checkInner, checkMtu } from "./endpoints.js";
+import type { Attachment, Finding, LinkView, NetworkDriver, PlanContext } from "./driver.js";
 import type { Endpoint, NetworkRecord, State } from "../model.js";
 
 const IP_FORWARD = "net.ipv4.ip_forward";
-const IPV6_MIN_MTU = 1280;
 
 /** Networks whose bridge is (or, after this plan, will be) up: user networks always, "bridge" while in use. */
 export const activeNetworks = (state: State) => Object.values(state.networks);
 
 /** Creates the bridge, its address and rules. Call before adding `net` to state.networks. */
-export function setUpNetwork(plan: Plan, state: State, net: NetworkRecord): void {
+function setUpNetwork(plan: Plan, ctx: PlanContext, state: State, net: NetworkRecord): void {
   const br = net.bridge;
   // adds only what the kernel lacks: another state dir (or an older ctnet) may have installed it
   if (activeNetworks(state).length === 0) installBase(plan, state);
@@ -30,7 +30,7 @@ export function setUpNetwork(plan: Plan, state: State, net: NetworkRecord): void
   plan.cmd(["ip", "link", "set", br, "up"], `bring ${br} up`, ["ip", "link", "set", br, "down"]);
   for (const rule of networkRules(net)) addRule(plan, rule);
   // forwarding as the host will have it by then: an earlier plan of the command may turn it off
-  const forwarding = earlier?.forwarding ?? readSysctl(IP_FORWARD);
+  const forwarding = earlier?.forwarding ?? ctx.facts.sysctl(IP_FORWARD);
   if (!net.internal && !state.sysctls[IP_FORWARD] && forwarding === "0") {
     plan.cmd(["sysctl", "-w", `${IP_FORWARD}=1`], "the host must forward packets between bridges and the outside", ["sysctl", "-w", `${IP_FORWARD}=0`]);
     state.sysctls[IP_FORWARD] = { key: IP_FORWARD, previous: "0", value: "1" };
@@ -42,7 +42,7 @@ export function setUpNetwork(plan: Plan, state: State, net: NetworkRecord): void
  * bridge without one takes the lowest MAC among its ports, so the gateway's MAC would change as
  * containers come and go and their ARP caches would point at a veth that left. Docker sets one too.
  */
-export function addBridgeArgv(net: NetworkRecord): string[] {
+function addBridgeArgv(net: NetworkRecord): string[] {
   return ["ip", "link", "add", net.bridge, "address", macFor(addrValue(net.gateway)), "type", "bridge"];
 }
 
@@ -55,7 +55,7 @@ export function addBridgeArgv(net: NetworkRecord): string[] {
 const teardowns = new WeakMap<State, { bridges: Set<string>; /** the forwarding setting restored */ forwarding?: string }>();
 
 /** Removes rules before the bridge, so no rule outlives the link it names. Call after removing `net` from state. */
-export function tearDownNetwork(plan: Plan, state: State, net: NetworkRecord): void {
+function tearDownNetwork(plan: Plan, ctx: PlanContext, state: State, net: NetworkRecord): void {
   enlist(plan, state);
   // only the rules that are there: a network made by an older ctnet may lack some
   for (const rule of presentRules(plan, networkRules(net)).reverse()) deleteRule(plan, rule);
@@ -73,7 +73,7 @@ export function tearDownNetwork(plan: Plan, state: State, net: NetworkRecord): v
     const fwd = state.sysctls[IP_FORWARD] ?? (others.length === 0 ? takeHandedOverForwarding(state) : null);
     if (fwd && others.length > 0) handOverForwarding(state, fwd);
     // a dockerd started after ctnet found forwarding on and left it so: turning it off would cut Docker off
-    else if (fwd && readSysctl(IP_FORWARD) === fwd.value && othersForwarding().length === 0) {
+    else if (fwd && ctx.facts.sysctl(IP_FORWARD) === fwd.value && othersForwarding().length === 0) {
       plan.cmd(["sysctl", "-w", `${IP_FORWARD}=${fwd.previous}`], "no ctnet network is left: restore the host's forwarding setting", ["sysctl", "-w", `${IP_FORWARD}=${fwd.value}`]);
       removed.forwarding = fwd.previous;
     }
@@ -82,28 +82,15 @@ export function tearDownNetwork(plan: Plan, state: State, net: NetworkRecord): v
   plan.cmd(["ip", "link", "del", net.bridge], `delete bridge of network ${net.name}`, null);
 }
 
-export function readSysctl(key: string): string {
-  try {
-    return fs.readFileSync(`/proc/sys/${key.replace(/\./g, "/")}`, "utf8").trim();
-  } catch {
-    return "";
-  }
-}
-
-export interface Attachment {
-  net: NetworkRecord;
-  ep: Endpoint;
-}
-
 /**
- * Plugs a sandbox into bridges: veth pairs and addresses, plus a default route via `routeVia`'s gateway.
- * Host-side commands come first and namespace-side ones after, so each side runs as one `ip -batch`.
+ * Plugs a sandbox into bridges: veth pairs, then addresses. Host-side commands come first and
+ * namespace-side ones after, so each side runs as one `ip -batch`.
  */
-export function attachEndpoints(plan: Plan, netns: string, attachments: Attachment[], routeVia?: NetworkRecord): void {
+function attachEndpoints(plan: Plan, ctx: PlanContext, netns: string, attachments: Attachment[]): void {
   for (const { net, ep } of attachments) {
     // a veth of that name that is still going (its container was removed a moment ago): wait for it.
     // One this very plan deletes (up recreating a container) is waited for by the plan's own waits.
-    if (linkExists(ep.hostIf)) plan.waitGone([ep.hostIf], `wait until the kernel has removed the ${ep.hostIf} of before`);
+    if (ctx.facts.hasLink(ep.hostIf)) plan.waitGone([ep.hostIf], `wait until the kernel has removed the ${ep.hostIf} of before`);
     // one netlink request makes the pair, plugs the host end into the bridge and brings it up, where
     // separate `ip link set … master`, `… up` and `… mtu` commands each took another request
     const mtu = net.options.mtu ? ["mtu", net.options.mtu] : [];
@@ -115,22 +102,99 @@ export function attachEndpoints(plan: Plan, netns: string, attachments: Attachme
     // the kernel ignores an alias given at creation
     plan.cmd(["ip", "link", "set", ep.hostIf, "alias", linkAlias("veth", `${netns}/${net.name}`)], "mark it as ctnet's", null);
   }
-  const inNs = (...args: string[]) => ["ip", "-n", netns, ...args];
-  for (const { net, ep } of attachments) {
-    plan.cmd(inNs("addr", "add", `${ep.ip}/${ep.prefixLen}`, "dev", ep.ifname), `${ep.ip} on ${net.name}`, null);
-    // ctnet's networks are IPv4 only, and Docker 20.10 leaves such an eth0 without IPv6 too. A link-local
-    // address would make the kernel send DAD, MLD and router solicitations, multicast the bridge floods
-    // to every port: with n containers, each run cost n deliveries in the other namespaces. A link made
-    // with an mtu below IPv6's minimum has no IPv6 at all, and the kernel refuses an addrgenmode for it.
-    if (Number(net.options.mtu ?? IPV6_MIN_MTU) < IPV6_MIN_MTU) plan.cmd(inNs("link", "set", ep.ifname, "up"), `bring ${ep.ifname} up (mtu ${net.options.mtu}: no IPv6 on it)`, null);
-    else plan.cmd(inNs("link", "set", ep.ifname, "addrgenmode", "none", "up"), `bring ${ep.ifname} up, without an IPv6 link-local address`, null);
-  }
-  if (routeVia) {
-    plan.cmd(inNs("route", "add", "default", "via", routeVia.gateway), `default route via ${routeVia.name}'s gateway`, null);
-  }
+  addressesUp(plan, netns, attachments);
 }
 
-export function detachEndpoint(plan: Plan, ep: Endpoint): void {
-  // deleting one end of a veth pair deletes both, with the address and routes of the inner end
-  plan.cmd(["ip", "link", "del", ep.hostIf], `unplug ${ep.ifname} from ${ep.network}`, null);
+function checkNetwork(net: NetworkRecord, host: LinkView): Finding[] {
+  const br = host.links.get(net.bridge);
+  const gw = `${net.gateway}/${net.subnet.split("/")[1]}`;
+  const what = `network ${net.name}: bridge ${net.bridge}`;
+  if (!br) {
+    return [{
+      text: `${what} is missing`,
+      phase: 6,
+      fix: (plan) => {
+        plan.cmd(addBridgeArgv(net), `recreate the bridge of ${net.name}`, ["ip", "link", "del", net.bridge]);
+        plan.cmd(["ip", "link", "set", net.bridge, "alias", linkAlias("bridge", net.name)], "mark it as ctnet's", null);
+        if (net.options.mtu) plan.cmd(["ip", "link", "set", net.bridge, "mtu", net.options.mtu], `mtu ${net.options.mtu}`, null);
+        plan.cmd(["ip", "addr", "add", gw, "dev", net.bridge], `gateway ${net.gateway}`, null);
+        plan.cmd(["ip", "link", "set", net.bridge, "up"], `bring ${net.bridge} up`, null);
+      },
+    }];
+  }
+  if (br.kind !== "bridge") return [{ text: `${what} exists but is a ${br.kind || "plain"} link, not a bridge (not fixable: remove it by hand)`, phase: 6 }];
+  const out: Finding[] = [];
+  if (br.alias !== linkAlias("bridge", net.name)) {
+    out.push({ text: `${what} lacks ctnet's mark (alias ${br.alias ?? "none"})`, phase: 6, fix: (plan) => plan.cmd(["ip", "link", "set", net.bridge, "alias", linkAlias("bridge", net.name)], "mark it as ctnet's", null) });
+  }
+  if (!(host.addrs.get(net.bridge) ?? []).includes(gw)) {
+    out.push({ text: `${what} lacks its gateway address ${gw}`, phase: 6, fix: (plan) => plan.cmd(["ip", "addr", "add", gw, "dev", net.bridge], `gateway ${net.gateway}`, ["ip", "addr", "del", gw, "dev", net.bridge]) });
+  }
+  if (net.options.mtu && String(br.mtu) !== net.options.mtu) {
+    out.push({ text: `${what} has mtu ${br.mtu}, not ${net.options.mtu}`, phase: 6, fix: (plan) => plan.cmd(["ip", "link", "set", net.bridge, "mtu", net.options.mtu], `mtu ${net.options.mtu}`, ["ip", "link", "set", net.bridge, "mtu", String(br.mtu)]) });
+  }
+  if (!br.up) out.push({ text: `${what} is down`, phase: 6, fix: (plan) => plan.cmd(["ip", "link", "set", net.bridge, "up"], `bring ${net.bridge} up`, ["ip", "link", "set", net.bridge, "down"]) });
+  return out;
 }
+
+function checkEndpoint(ctx: PlanContext, ns: string, net: NetworkRecord, ep: Endpoint, host: LinkView, inner: LinkView): Finding[] {
+  const hostEnd = host.links.get(ep.hostIf);
+  const what = `container ${ns} on ${ep.network}`;
+  if (!hostEnd || !inner.links.has(ep.ifname)) {
+    return [{
+      text: `${what}: veth ${hostEnd ? ep.ifname : ep.hostIf} is missing`,
+      phase: 7,
+      recreatesLink: true,
+      fix: (plan) => {
+        if (hostEnd) plan.cmd(["ip", "link", "del", ep.hostIf], `remove the half of ${ns}'s veth that is left`, null);
+        else if (inner.links.has(ep.ifname)) plan.cmd(["ip", "-n", ns, "link", "del", ep.ifname], `remove the half of ${ns}'s veth that is left`, null);
+        attachEndpoints(plan, ctx, ns, [{ net, ep }]);
+      },
+    }];
+  }
+  const out: Finding[] = [];
+  if (hostEnd.alias !== linkAlias("veth", `${ns}/${net.name}`)) {
+    out.push({ text: `${what}: ${ep.hostIf} lacks ctnet's mark`, phase: 7, fix: (plan) => plan.cmd(["ip", "link", "set", ep.hostIf, "alias", linkAlias("veth", `${ns}/${net.name}`)], "mark it as ctnet's", null) });
+  }
+  if (hostEnd.master !== net.bridge || !hostEnd.up) {
+    out.push({
+      text: `${what}: ${ep.hostIf} is ${hostEnd.master !== net.bridge ? `not plugged into ${net.bridge}${hostEnd.master ? ` (but ${hostEnd.master})` : ""}` : "down"}`,
+      phase: 7,
+      fix: (plan) => plan.cmd(["ip", "link", "set", ep.hostIf, "master", net.bridge, "up"], `plug ${ep.hostIf} into ${net.bridge}`, null),
+    });
+  }
+  return [...out, ...checkInner(ns, net, ep, inner)];
+}
+
+export const bridgeDriver: NetworkDriver = {
+  name: "bridge",
+  optionKeys: {
+    icc: "icc",
+    "com.docker.network.bridge.enable_icc": "icc",
+    masquerade: "masquerade",
+    "com.docker.network.bridge.enable_ip_masquerade": "masquerade",
+    ...MTU_KEYS,
+  },
+  checkOption(key, value) {
+    if (key === "mtu") checkMtu(value);
+    else if (value !== "true" && value !== "false") throw new UsageError(`invalid value for ${key}: ${JSON.stringify(value)} (true or false)`);
+  },
+  validate(ctx, state, net) {
+    net.bridge = bridgeIfname(net.name);
+    const clash = Object.values(state.networks).find((n) => n.bridge === net.bridge);
+    if (clash || ctx.facts.hasLink(net.bridge)) throw new UsageError(`interface ${net.bridge} for network ${net.name} already exists on the host${clash ? ` (network ${clash.name})` : ""}`);
+  },
+  create: setUpNetwork,
+  remove: tearDownNetwork,
+  attach: attachEndpoints,
+  detach(plan, _ctx, _netns, ep) {
+    // deleting one end of a veth pair deletes both, with the address and routes of the inner end
+    plan.cmd(["ip", "link", "del", ep.hostIf], `unplug ${ep.ifname} from ${ep.network}`, null);
+  },
+  networkLinks: (net) => [net.bridge],
+  endpointHostLink: (container, net) => hostVethIfname(container, net.name),
+  checkNetwork,
+  checkEndpoint,
+  hostSide: (net) => ({ ifname: net.bridge, role: "bridge" }),
+  defaultRoute: (net) => ["via", net.gateway],
+};

@@ -51,7 +51,7 @@ describe("net create refuses", () => {
     ["bridge", {}, "network name bridge is predefined and cannot be created"],
     ["host", {}, "network name host is predefined and cannot be created"],
     ["red", {}, "network with name red already exists"],
-    ["n1", { driver: "overlay" }, 'unknown network driver "overlay": ctnet creates bridge networks'],
+    ["n1", { driver: "overlay" }, 'unknown network driver "overlay": known are bridge, macvlan, ipvlan, host, null'],
     ["n1", { opt: ["color=blue"] }, 'unknown network option "color": known are icc, masquerade, mtu'],
     ["n1", { opt: ["mtu=9"] }, 'invalid mtu "9": must be 576..65535'],
     ["n1", { opt: ["icc=yes"] }, 'invalid value for icc: "yes" (true or false)'],
