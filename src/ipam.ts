@@ -94,6 +94,8 @@ export interface Pool {
   gateway: number;
   /** where dynamic addresses come from (defaults to the whole subnet) */
   range: Cidr;
+  /** addresses never handed out besides the gateway: --aux-address, as the state writes them */
+  reserved?: Iterable<string>;
 }
 
 /**
@@ -104,22 +106,39 @@ export function allocateAddress(pool: Pool, taken: Set<string>): number | null {
   const { low, high } = hostRange(pool.subnet);
   const start = Number(pool.range.first > low ? pool.range.first : low);
   const end = Number(pool.range.last < high ? pool.range.last : high);
+  const reserved = new Set(pool.reserved);
   for (let a = start; a <= end; a++) {
-    if (a !== pool.gateway && !taken.has(addrText(a))) return a;
+    if (a !== pool.gateway && !taken.has(addrText(a)) && !reserved.has(addrText(a))) return a;
   }
   return null;
 }
 
-/** Docker's default address pools: 172.17-31.0.0/16, then 192.168.0.0/16 cut into /20s. */
-export function* defaultSubnetCandidates(): Generator<Cidr> {
-  for (let second = 17; second <= 31; second++) yield parseCidr(`172.${second}.0.0/16`);
-  for (let third = 0; third < 256; third += 16) yield parseCidr(`192.168.${third}.0/20`);
+/** A daemon.json default-address-pools entry: subnets of prefix length `size` cut from `base`. */
+export interface AddressPool {
+  base: Cidr;
+  size: number;
 }
 
-/** The first default subnet that overlaps nothing in use; the default bridge prefers 172.17.0.0/16. */
-export function chooseSubnet(inUse: Cidr[], skipFirst: boolean): Cidr {
+/**
+ * The subnets new networks take, in order: the given pools' (daemon.json default-address-pools), or
+ * Docker's defaults, 172.17-31.0.0/16 then 192.168.0.0/16 cut into /20s (moby ipamutils).
+ */
+export function* defaultSubnetCandidates(pools?: AddressPool[]): Generator<Cidr> {
+  if (!pools) {
+    for (let second = 17; second <= 31; second++) yield parseCidr(`172.${second}.0.0/16`);
+    for (let third = 0; third < 256; third += 16) yield parseCidr(`192.168.${third}.0/20`);
+    return;
+  }
+  for (const { base, size } of pools) {
+    const step = 2n ** BigInt(32 - size);
+    for (let first = base.first; first <= base.last; first += step) yield { text: `${addrText(first)}/${size}`, first, last: first + step - 1n, prefix: size };
+  }
+}
+
+/** The first pool subnet that overlaps nothing in use; the default bridge takes the first of all, so user networks skip it. */
+export function chooseSubnet(inUse: Cidr[], skipFirst: boolean, pools?: AddressPool[]): Cidr {
   let first = true;
-  for (const candidate of defaultSubnetCandidates()) {
+  for (const candidate of defaultSubnetCandidates(pools)) {
     if (skipFirst && first) {
       first = false;
       continue;

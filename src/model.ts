@@ -13,8 +13,12 @@ export interface NetworkRecord {
   subnet: string;
   gateway: string;
   ipRange?: string;
+  /** --aux-address: name -> address, never given to a container */
+  auxAddresses?: Record<string, string>;
   internal: boolean;
-  /** as given with -o, normalised to the driver's short keys (bridge: icc, masquerade, mtu; macvlan: parent, macvlan_mode, mtu…) */
+  /** net create --attachable: shown by inspect, changes nothing (any container may join) */
+  attachable?: boolean;
+  /** as given with -o, normalised to the driver's short keys (bridge: icc, masquerade, host_ip, mtu, see commands/netoptions.ts; macvlan: parent, macvlan_mode, mtu…) */
   options: Record<string, string>;
   /** macvlan, ipvlan: ctnet made the parent (options.parent) and removes it with the network */
   ownParent?: boolean;

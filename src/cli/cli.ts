@@ -46,12 +46,18 @@ export function buildProgram(): Command {
 
   mutating(net.command("create").description("create a network (bridge, macvlan, ipvlan)").argument("<name>"))
     .option("-d, --driver <driver>", "network driver: bridge, macvlan, ipvlan (docs/drivers.md)", "bridge")
-    .option("--subnet <cidr>", "subnet, e.g. 10.10.0.0/24 (default: next free 172.18-31.0.0/16)")
-    .option("--gateway <ip>", "gateway address (default: first host address)")
-    .option("--ip-range <cidr>", "allocate container addresses from this sub-range")
+    .option("--subnet <cidr>", "subnet, e.g. 10.10.0.0/24 (default: next free in the address pools, 172.18-31.0.0/16)", collect)
+    .option("--gateway <ip>", "gateway address (default: first host address)", collect)
+    .option("--ip-range <cidr>", "allocate container addresses from this sub-range", collect)
+    .option("--aux-address <name=ip>", "an address of the subnet never given to a container (repeatable)", collect)
     .option("--internal", "no traffic in or out of the network")
-    .option("-o, --opt <key=value>", "driver option: bridge: icc, masquerade, mtu; macvlan: parent, macvlan_mode, mtu; ipvlan: parent, ipvlan_mode, mtu (repeatable)", collect)
+    .option("-o, --opt <key=value>", "driver option: bridge: Docker's com.docker.network.bridge.{name,enable_icc,enable_ip_masquerade,host_binding_ipv4}, com.docker.network.driver.mtu, or icc, masquerade, mtu; macvlan: parent, macvlan_mode, mtu; ipvlan: parent, ipvlan_mode, mtu (repeatable)", collect)
     .option("--label <key=value>", "label (repeatable)", collect)
+    .option("--attachable", "accepted: any container may join a ctnet network")
+    .addOption(new Option("--config-only").hideHelp())
+    .addOption(new Option("--config-from <network>").hideHelp())
+    .addOption(new Option("--scope <scope>").hideHelp())
+    .addOption(new Option("--ingress").hideHelp())
     .action(async (name, opts, cmd) => {
       const { planNetCreate } = await import("../commands/networks.js");
       await mutate(globals(cmd), (draft) => ({ plan: planNetCreate(draft, name, opts) }));
@@ -115,6 +121,7 @@ export function buildProgram(): Command {
     });
 
   mutating(net.command("disconnect").description("disconnect a container from a network").argument("<network>").argument("<container>"))
+    .option("-f, --force", "accepted: disconnecting never needs forcing in ctnet")
     .action(async (network, container, _opts, cmd) => {
       const { planDisconnect } = await import("../commands/networks.js");
       await mutate(globals(cmd), (draft) => ({ plan: planDisconnect(draft, network, container) }));

@@ -14,28 +14,27 @@ import { Plan } from "../plan/plan.js";
 import { dropUnpublishable, installPorts, portLayer, retirePorts } from "../firewall/ports.js";
 import { syncNames } from "../dns/names.js";
 import { containerDigests, containerRecords } from "../store/statefile.js";
+import { daemonConfig } from "../store/daemonconfig.js";
+import {
+  auxNameOf, ipamConfigView, optionsView, parseAuxAddresses, parseKeyValues, refuseSwarmFlags, singleIpamFlags, type IpamFlags,
+} from "./netoptions.js";
 import type { ContainerRecord, Endpoint, NetworkRecord, State } from "../model.js";
 
-export interface CreateNetworkOptions {
+export interface CreateNetworkOptions extends IpamFlags {
   driver?: string;
-  subnet?: string;
-  gateway?: string;
-  ipRange?: string;
   internal?: boolean;
+  /** accepted as Docker does (any container may join a ctnet network); refused: the swarm flags */
+  attachable?: boolean;
+  configOnly?: boolean;
+  configFrom?: string;
+  scope?: string;
+  ingress?: boolean;
   opt?: string[];
   label?: string[];
   lab?: string;
 }
 
-export function parseKeyValues(pairs: string[] | undefined, what: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const pair of pairs ?? []) {
-    const eq = pair.indexOf("=");
-    if (eq <= 0) throw new UsageError(`invalid ${what} ${JSON.stringify(pair)}: expected KEY=VALUE`);
-    out[pair.slice(0, eq)] = pair.slice(eq + 1);
-  }
-  return out;
-}
+export { parseKeyValues } from "./netoptions.js";
 
 /** The host as this command finds it, read as planners ask (host/facts.ts). */
 export const liveContext = (): PlanContext => ({ facts: liveHostFacts() });
@@ -61,43 +60,44 @@ export function planNetCreate(state: State, name: string, o: CreateNetworkOption
   validateName("network", name);
   if ((PREDEFINED_NETWORKS as readonly string[]).includes(name)) throw new UsageError(`network name ${name} is predefined and cannot be created`);
   if (state.networks[name]) throw new UsageError(`network with name ${name} already exists`);
+  refuseSwarmFlags(o);
   const driver = driverNamed(o.driver ?? "bridge");
   const options = driverOptions(driver, parseKeyValues(o.opt, "option"));
   const labels = parseKeyValues(o.label, "label");
-  for (const [flag, value] of [["--subnet", o.subnet], ["--gateway", o.gateway], ["--ip-range", o.ipRange]]) {
-    if (value === "") throw new UsageError(`${flag} must not be empty`);
-  }
-  if (o.gateway && !o.subnet) throw new UsageError("--gateway needs --subnet");
-  if (o.ipRange && !o.subnet) throw new UsageError("--ip-range needs --subnet");
+  const flags = singleIpamFlags(o);
+  if (flags.gateway && !flags.subnet) throw new UsageError("--gateway needs --subnet");
+  if (flags.ipRange && !flags.subnet) throw new UsageError("--ip-range needs --subnet");
 
-  let subnet = o.subnet ? parseCidr(o.subnet) : null;
+  let subnet = flags.subnet ? parseCidr(flags.subnet) : null;
   if (subnet) checkUsableSubnet(subnet);
   let gateway = subnet ? subnet.first + 1n : 0n;
-  if (subnet && o.gateway) {
-    gateway = parseAddress(o.gateway, "gateway").bigInt();
-    checkHostAddress(subnet, gateway, "gateway", o.gateway);
+  if (subnet && flags.gateway) {
+    gateway = parseAddress(flags.gateway, "gateway").bigInt();
+    checkHostAddress(subnet, gateway, "gateway", flags.gateway);
   }
   let ipRange: string | undefined;
-  if (subnet && o.ipRange) {
-    const range = parseCidr(o.ipRange, "ip-range");
+  if (subnet && flags.ipRange) {
+    const range = parseCidr(flags.ipRange, "ip-range");
     if (!contains(subnet, range.first) || !contains(subnet, range.last)) throw new UsageError(`ip-range ${range.text} is not inside subnet ${subnet.text}`);
     ipRange = range.text;
   }
   const net: NetworkRecord = {
     name, id: newId(), created: new Date().toISOString(), driver: driver.name, bridge: "",
     subnet: subnet?.text ?? "", gateway: "", ...(ipRange ? { ipRange } : {}),
-    internal: !!o.internal, options, labels, ...(o.lab ? { lab: o.lab } : {}),
+    internal: !!o.internal, ...(o.attachable ? { attachable: true } : {}), options, labels, ...(o.lab ? { lab: o.lab } : {}),
   };
   driver.validate(ctx, state, net, { subnetGiven: !!subnet });
   const side = driver.hostSide(net);
-  const used = subnetsInUse(ctx, state, side?.role === "parent" ? side.ifname : undefined);
+  const used = userSubnetsInUse(ctx, state, side?.role === "parent" ? side.ifname : undefined);
   if (subnet) {
     const hit = used.find((u) => overlaps(u.cidr, subnet!));
     if (hit) throw new UsageError(`subnet ${subnet.text} overlaps ${hit.where}`);
   } else {
-    subnet = chooseSubnet(used.map((u) => u.cidr), true);
+    subnet = chooseUserSubnet(used);
     gateway = subnet.first + 1n;
   }
+  const auxAddresses = parseAuxAddresses(o.auxAddress, flags.subnet ? subnet : null, Number(gateway));
+  if (Object.keys(auxAddresses).length) net.auxAddresses = auxAddresses;
   net.subnet = subnet.text;
   net.gateway = addrText(gateway);
   const plan = new Plan(`net create ${name}`);
@@ -166,16 +166,48 @@ export function planNetPrune(state: State, selected: (net: NetworkRecord) => boo
 
 // ---- endpoints ---------------------------------------------------------------------------------
 
-/** The default network is created with its first container: 172.17.0.0/16 where free, like docker0. */
+/**
+ * What a user network must not overlap: the host's and ctnet's subnets, and daemon.json's bip while the
+ * default bridge waits for its first container (Docker's is there from the daemon's start).
+ */
+function userSubnetsInUse(ctx: PlanContext, state: State, lan?: string): Array<{ cidr: Cidr; where: string }> {
+  const { bip, file } = daemonConfig();
+  const used = subnetsInUse(ctx, state, lan);
+  return bip && !state.networks[DEFAULT_BRIDGE_NETWORK] ? [...used, { cidr: bip.subnet, where: `the default bridge's subnet (bip) in ${file}` }] : used;
+}
+
+/** A user network's subnet from the address pools (daemon.json's, else Docker's), past the first, the default bridge's, unless bip gives it one. */
+function chooseUserSubnet(used: Array<{ cidr: Cidr }>): Cidr {
+  const { bip, pools } = daemonConfig();
+  return chooseSubnet(used.map((u) => u.cidr), !bip, pools);
+}
+
+/**
+ * The default network as it is, or as its first container will make it: daemon.json's bip (and
+ * fixed-cidr), else the pools' first free subnet (172.17.0.0/16 where free, like docker0), with its
+ * mtu, icc, ip-masq and ip.
+ */
+export function defaultBridgeRecord(state: State, ctx = liveContext()): NetworkRecord {
+  const existing = state.networks[DEFAULT_BRIDGE_NETWORK];
+  if (existing) return existing;
+  const { bip, fixedCidr, pools, bridgeOptions, file } = daemonConfig();
+  const used = subnetsInUse(ctx, state);
+  const hit = bip && used.find((u) => overlaps(u.cidr, bip.subnet));
+  if (hit) throw new UsageError(`${file}: bip ${bip.gateway}/${bip.subnet.prefix} overlaps ${hit.where}`);
+  const subnet = bip?.subnet ?? chooseSubnet(used.map((u) => u.cidr), false, pools);
+  return {
+    name: DEFAULT_BRIDGE_NETWORK, id: predefinedId(DEFAULT_BRIDGE_NETWORK), created: new Date().toISOString(),
+    driver: "bridge", bridge: bridgeIfname(DEFAULT_BRIDGE_NETWORK), subnet: subnet.text,
+    gateway: bip?.gateway ?? addrText(subnet.first + 1n), ...(fixedCidr ? { ipRange: fixedCidr.text } : {}),
+    internal: false, options: { ...bridgeOptions }, labels: {},
+  };
+}
+
+/** The default network is created with its first container. */
 export function ensureDefaultBridge(plan: Plan, state: State, ctx = liveContext()): NetworkRecord {
   const existing = state.networks[DEFAULT_BRIDGE_NETWORK];
   if (existing) return existing;
-  const subnet = chooseSubnet(subnetsInUse(ctx, state).map((u) => u.cidr), false);
-  const net: NetworkRecord = {
-    name: DEFAULT_BRIDGE_NETWORK, id: predefinedId(DEFAULT_BRIDGE_NETWORK), created: new Date().toISOString(),
-    driver: "bridge", bridge: bridgeIfname(DEFAULT_BRIDGE_NETWORK), subnet: subnet.text,
-    gateway: addrText(subnet.first + 1n), internal: false, options: {}, labels: {},
-  };
+  const net = defaultBridgeRecord(state, ctx);
   if (ctx.facts.hasLink(net.bridge)) throw new UsageError(`interface ${net.bridge} already exists on the host but ctnet's state has no default network: run 'ctnet doctor'`);
   driverOf(net).create(plan, ctx, state, net);
   state.networks[net.name] = net;
@@ -223,9 +255,11 @@ export function newEndpoint(state: State, c: ContainerRecord, net: NetworkRecord
     checkHostAddress(subnet, ip, "--ip", req.ip);
     if (ip === addrValue(net.gateway)) throw new UsageError(`--ip ${req.ip} is the gateway of network ${net.name}`);
     if (taken.has(addrText(ip))) throw new UsageError(`--ip ${req.ip} is already in use on network ${net.name}`);
+    const aux = auxNameOf(net, ip);
+    if (aux) throw new UsageError(`--ip ${req.ip} is network ${net.name}'s aux-address ${aux}`);
   } else {
     const range = net.ipRange ? parseCidr(net.ipRange) : subnet;
-    const free = allocateAddress({ subnet, gateway: addrValue(net.gateway), range }, taken);
+    const free = allocateAddress({ subnet, gateway: addrValue(net.gateway), range, reserved: Object.values(net.auxAddresses ?? {}) }, taken);
     if (free === null) throw new UsageError(`no free address left on network ${net.name} (${net.ipRange ?? net.subnet})`);
     ip = free;
   }
@@ -362,6 +396,8 @@ export function inspectNetwork(state: State, term: string): object {
     else if (inMode) containers[c.id] = { Name: c.name, EndpointID: "", MacAddress: "", IPv4Address: "", IPv6Address: "" };
   }
   const driver = net?.driver ?? PREDEFINED_DRIVERS[name as keyof typeof PREDEFINED_DRIVERS];
+  // Docker's default bridge is there from the daemon's start: show it as its first container will make it
+  const shown = net ?? (name === DEFAULT_BRIDGE_NETWORK ? defaultBridgeRecord(state) : undefined);
   return {
     Name: name,
     Id: net?.id ?? predefinedId(name),
@@ -369,14 +405,14 @@ export function inspectNetwork(state: State, term: string): object {
     Scope: "local",
     Driver: driver,
     EnableIPv6: false,
-    IPAM: { Driver: "default", Options: {}, Config: net ? [{ Subnet: net.subnet, Gateway: net.gateway, ...(net.ipRange ? { IPRange: net.ipRange } : {}) }] : [] },
+    IPAM: { Driver: "default", Options: {}, Config: shown ? [ipamConfigView(shown)] : [] },
     Internal: net?.internal ?? false,
-    Attachable: false,
+    Attachable: net?.attachable ?? false,
     Ingress: false,
     ConfigFrom: { Network: "" },
     ConfigOnly: false,
     Containers: containers,
-    Options: net ? { ...net.options, ...(name === DEFAULT_BRIDGE_NETWORK ? { "com.docker.network.bridge.default_bridge": "true" } : {}), ...(net.bridge ? { "com.docker.network.bridge.name": net.bridge } : {}) } : {},
+    Options: shown ? optionsView(shown) : {},
     Labels: net?.labels ?? {},
     ...(net?.lab ? { Lab: net.lab } : {}),
   };

@@ -5,8 +5,10 @@ import { addrValue, macFor } from "../ipam.js";
 import { bridgeIfname, hostVethIfname, linkAlias } from "../naming.js";
 import type { Plan } from "../plan/plan.js";
 import { handOverForwarding, takeHandedOverForwarding } from "../store/statedirs.js";
+import { daemonConfig } from "../store/daemonconfig.js";
+import { BRIDGE_OPTIONS_HELP, BRIDGE_OPTION_KEYS, bridgeOption, checkBridgeName } from "../commands/netoptions.js";
 import { UsageError } from "../errors.js";
-import { MTU_KEYS, addressesUp, checkInner, checkMtu } from "./endpoints.js";
+import { addressesUp, checkInner } from "./endpoints.js";
 import type { Attachment, Finding, LinkView, NetworkDriver, PlanContext } from "./driver.js";
 import type { Endpoint, NetworkRecord, State } from "../model.js";
 
@@ -31,7 +33,8 @@ function setUpNetwork(plan: Plan, ctx: PlanContext, state: State, net: NetworkRe
   for (const rule of networkRules(net)) addRule(plan, rule);
   // forwarding as the host will have it by then: an earlier plan of the command may turn it off
   const forwarding = earlier?.forwarding ?? ctx.facts.sysctl(IP_FORWARD);
-  if (!net.internal && !state.sysctls[IP_FORWARD] && forwarding === "0") {
+  // daemon.json's "ip-forward": false leaves the setting to the host, as dockerd does
+  if (!net.internal && !state.sysctls[IP_FORWARD] && forwarding === "0" && daemonConfig().ipForward) {
     plan.cmd(["sysctl", "-w", `${IP_FORWARD}=1`], "the host must forward packets between bridges and the outside", ["sysctl", "-w", `${IP_FORWARD}=0`]);
     state.sysctls[IP_FORWARD] = { key: IP_FORWARD, previous: "0", value: "1" };
   }
@@ -168,19 +171,16 @@ function checkEndpoint(ctx: PlanContext, ns: string, net: NetworkRecord, ep: End
 
 export const bridgeDriver: NetworkDriver = {
   name: "bridge",
-  optionKeys: {
-    icc: "icc",
-    "com.docker.network.bridge.enable_icc": "icc",
-    masquerade: "masquerade",
-    "com.docker.network.bridge.enable_ip_masquerade": "masquerade",
-    ...MTU_KEYS,
-  },
-  checkOption(key, value) {
-    if (key === "mtu") checkMtu(value);
-    else if (value !== "true" && value !== "false") throw new UsageError(`invalid value for ${key}: ${JSON.stringify(value)} (true or false)`);
-  },
+  // Docker's option names and semantics: commands/netoptions.ts
+  optionKeys: BRIDGE_OPTION_KEYS,
+  optionsHelp: BRIDGE_OPTIONS_HELP,
+  checkOption: bridgeOption,
   validate(ctx, state, net) {
-    net.bridge = bridgeIfname(net.name);
+    // -o com.docker.network.bridge.name: the record keeps it as the bridge itself
+    const chosen = net.options.name;
+    delete net.options.name;
+    if (chosen !== undefined) checkBridgeName(ctx, state, chosen);
+    net.bridge = chosen ?? bridgeIfname(net.name);
     const clash = Object.values(state.networks).find((n) => n.bridge === net.bridge);
     if (clash || ctx.facts.hasLink(net.bridge)) throw new UsageError(`interface ${net.bridge} for network ${net.name} already exists on the host${clash ? ` (network ${clash.name})` : ""}`);
   },

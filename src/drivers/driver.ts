@@ -44,8 +44,10 @@ export interface NetworkDriver {
   readonly name: string;
   /** `-o` keys the driver takes: Docker's long names and ctnet's short ones, each to the short one */
   readonly optionKeys: Readonly<Record<string, string>>;
-  /** Checks one option's value (its short key); throws UsageError. */
-  checkOption(key: string, value: string): void;
+  /** How an unknown option's error lists the known ones, where the short keys do not say it */
+  readonly optionsHelp?: string;
+  /** Checks one option's value (its short key); throws UsageError. May return it normalised, as records keep it. */
+  checkOption(key: string, value: string): string | void;
   /**
    * Checks a network about to be created against the state and the host; throws UsageError for bad
    * input (exit 2) and OpError for a host that cannot carry it, such as a missing kernel module (exit 1).

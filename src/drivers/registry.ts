@@ -36,11 +36,10 @@ export function driverOptions(driver: NetworkDriver, raw: Record<string, string>
     if (!short) {
       const owner = Object.values(DRIVERS).find((d) => d.optionKeys[key]);
       if (owner) throw new UsageError(`option ${key} belongs to the ${owner.name} driver, not ${driver.name}`);
-      const known = [...new Set(Object.values(driver.optionKeys))];
-      throw new UsageError(`unknown network option ${JSON.stringify(key)}: known are ${known.join(", ")}`);
+      const known = driver.optionsHelp ?? [...new Set(Object.values(driver.optionKeys))].join(", ");
+      throw new UsageError(`unknown network option ${JSON.stringify(key)}: known are ${known}`);
     }
-    driver.checkOption(short, value);
-    out[short] = value;
+    out[short] = driver.checkOption(short, value) ?? value;
   }
   return out;
 }

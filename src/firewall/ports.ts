@@ -290,14 +290,15 @@ class HeldIndex {
  * refuses host ports that are taken. Each new mapping holds its host port at once, so specs cannot clash
  * among themselves either.
  */
-export function resolveMappings(specs: PublishSpec[], host: HostPorts, owner: string): PortMapping[] {
+export function resolveMappings(specs: PublishSpec[], host: HostPorts, owner: string, defaultIp: HostBinding = { ip: ANY_ADDRESS }): PortMapping[] {
   const held = new HeldIndex(host.held, host.ephemeral);
   const out: PortMapping[] = [];
   const seen = new Set<string>();
   for (const spec of specs) {
-    const hostIp = spec.hostIp || ANY_ADDRESS;
+    const hostIp = spec.hostIp || defaultIp.ip;
     if (hostIp !== ANY_ADDRESS && !host.addresses.has(hostIp)) {
-      throw new UsageError(`host address ${hostIp} in ${JSON.stringify(spec.text)} is not an address of this host`);
+      const from = spec.hostIp ? "" : ` (${defaultIp.from})`;
+      throw new UsageError(`host address ${hostIp}${from} in ${JSON.stringify(spec.text)} is not an address of this host`);
     }
     const [c0, c1] = spec.containerPorts;
     for (let cport = c0; cport <= c1; cport++) {
@@ -314,7 +315,20 @@ export function resolveMappings(specs: PublishSpec[], host: HostPorts, owner: st
   return out;
 }
 
+/** The host address of a spec that names none. */
+interface HostBinding {
+  ip: string;
+  /** where it comes from, when not the default */
+  from?: string;
+}
+
 // ---- which endpoint a container publishes on -----------------------------------------------------
+
+/** A network's -o com.docker.network.bridge.host_binding_ipv4 (daemon.json's ip for the default bridge), Docker's DefaultBindingIP. */
+function hostBinding(state: State, c: ContainerRecord): HostBinding {
+  const net = state.networks[publishingEndpoint(state, c)!.network];
+  return net.options.host_ip ? { ip: net.options.host_ip, from: `network ${net.name}'s host_binding_ipv4` } : { ip: ANY_ADDRESS };
+}
 
 /** The endpoint on the network holding the container's default route: replies leave the way requests came. */
 export function publishingEndpoint(state: State, c: ContainerRecord): Endpoint | undefined {
@@ -537,7 +551,7 @@ export function publishOnRun(plan: Plan, state: State, c: ContainerRecord, o: Pu
   }
   checkPublishLimit(c, specs);
   const before = portLayer(state);
-  c.ports = resolveMappings(specs, gatherHostPorts(state), c.name);
+  c.ports = resolveMappings(specs, gatherHostPorts(state), c.name, hostBinding(state, c));
   installPorts(plan, state, before, portLayer(state));
   return [];
 }
@@ -550,7 +564,7 @@ export function planPublish(state: State, name: string, specTexts: string[]): Pl
   checkPublishLimit(c, specs);
   const plan = new Plan(`port publish ${c.name} ${specTexts.join(" ")}`);
   const before = portLayer(state);
-  const added = resolveMappings(specs, gatherHostPorts(state), c.name);
+  const added = resolveMappings(specs, gatherHostPorts(state), c.name, hostBinding(state, c));
   c.ports = [...c.ports, ...added].sort(byPort);
   c.expose = dedupe([...c.expose, ...added.map((m) => ({ containerPort: m.containerPort, proto: m.proto }))], (e) => `${e.containerPort}/${e.proto}`).sort(byPort);
   installPorts(plan, state, before, portLayer(state));

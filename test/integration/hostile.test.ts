@@ -41,7 +41,10 @@ const BAD_CIDRS = [
 
 const BAD_OPTS = [
   "mtu=67", "mtu=65536", "mtu=-1", "mtu=abc", "mtu=", "mtu=1500.5", "mtu=0x5dc", "mtu= 1500", "mtu=1e3", "mtu=99999999999999999999",
-  "foo=bar", "=x", "mtu", "MTU=1500", "icc=yes", "icc=", "masquerade=1", "com.docker.network.driver.mtu=10", "x=y=z", "icc=true;id",
+  "foo=bar", "=x", "mtu", "MTU=1500", "icc=yes", "icc=", "masquerade=on", "com.docker.network.driver.mtu=10", "x=y=z", "icc=true;id",
+  "com.docker.network.bridge.name=", "com.docker.network.bridge.name=a/b", "com.docker.network.bridge.name=br%d",
+  "com.docker.network.bridge.name=-x", "com.docker.network.bridge.name=ctbr-hn", "com.docker.network.bridge.name=uplink0",
+  "com.docker.network.bridge.name=x".padEnd(48, "x"), "com.docker.network.bridge.host_binding_ipv4=::1", "com.docker.network.bridge.inhibit_ipv4=true",
 ];
 
 const BAD_PORTS = [
@@ -72,6 +75,12 @@ function corpus(): string[][] {
     ["net", "create", "--subnet", "10.97.0.0/24", "--ip-range", "10.96.0.0/25", "g6"],
     ["net", "create", "--subnet", "10.97.0.0/24", "--ip-range", "nonsense", "g7"],
     ["net", "create", "--driver", "overlay", "g8"],
+    ["net", "create", "--subnet", "10.97.0.0/24", "--gateway", "10.97.0.1", "--gateway", "10.97.0.2", "g10"],
+    ["net", "create", "--subnet", "10.97.0.0/24", "--aux-address", "r=10.97.0.1", "g11"],
+    ["net", "create", "--subnet", "10.97.0.0/24", "--aux-address", "r=10.96.0.1", "g12"],
+    ["net", "create", "--aux-address", "r=10.97.0.5", "g13"],
+    ["net", "create", "--config-only", "g14"],
+    ["net", "create", "--config-from", "hn", "g15"],
     ["net", "create", "--label", "=x", "g9"],
     ["net", "create", "hn"],
     ["net", "create", "bridge"],
