@@ -354,7 +354,7 @@ function measureDns(ct, size, m, notes) {
     fs.writeFileSync(hosts, `10.236.8.3	${tag}d1
 `);
     const pidFile = path.join(dir, "pid");
-    spawnSync(dnsmasq, ["--no-resolv", "--no-hosts", `--addn-hosts=${hosts}`, `--listen-address=${gw}`, "--port=5354", "--bind-interfaces", `--pid-file=${pidFile}`]);
+    spawnSync(dnsmasq, ["--user=root", "--no-resolv", "--no-hosts", `--addn-hosts=${hosts}`, `--listen-address=${gw}`, "--port=5354", "--bind-interfaces", `--pid-file=${pidFile}`]);
     try {
       record(m, "dnsmasqP50", probe(`${tag}d0`, "latency", gw, "5354", `${tag}d1`, String(size.dnsQueries)).p50);
       const reloads = [];
