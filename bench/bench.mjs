@@ -248,6 +248,24 @@ function measureCtnet(size, stateDir, notes) {
 
     measureDns(ct, size, m, notes);
 
+    // -- run on macvlan, beside run on a bridge: the parent is one end of a veth pair made for it
+    progress(`run -d on macvlan (${size.reps})`);
+    const parent = `${tag}mp`;
+    const ip = (...args) => spawnSync("ip", args, { stdio: "ignore" }).status === 0;
+    if (ip("link", "add", parent, "type", "veth", "peer", "name", `${tag}mw`) && ip("link", "set", parent, "up")) {
+      try {
+        const mv = `${tag}m`;
+        ct.time("net", "create", "-d", "macvlan", "--subnet", "10.237.0.0/24", "-o", `parent=${parent}`, mv);
+        const mvRuns = [];
+        for (let i = 0; i < size.reps; i++) mvRuns.push(ct.time("run", "-d", "--net", mv, "--name", `${tag}v${i}`));
+        record(m, "runMacvlan", median(mvRuns));
+        ct.time("rm", "-f", ...Array.from({ length: size.reps }, (_, i) => `${tag}v${i}`));
+        ct.time("net", "rm", mv);
+      } finally {
+        ip("link", "del", parent);
+      }
+    } else notes.push("run on macvlan: not measured (no veth pair for a parent)");
+
     // -- net create / net rm
     progress(`net create / net rm (${size.netReps} each)`);
     const creates = [];
@@ -439,6 +457,7 @@ function buildRows(m, p, size, onHost) {
   const dockerRun = p["docker-run"]?.setup;
   const rows = [
     { what: "run -d --net X (median)", v: m.run, peers: floorCols("setup"), target: `≤ ${TARGETS.run} ms, ≤ ½ docker`, met: m.run <= TARGETS.run && (dockerRun === undefined || m.run <= dockerRun * TARGETS.dockerShare) },
+    { what: "run -d --net X, X macvlan (median)", v: m.runMacvlan, peers: none, target: "≤ run on a bridge", met: m.runMacvlan === undefined ? undefined : m.runMacvlan <= m.run },
     { what: "rm -f (median)", v: m.rm, peers: floorCols("teardown"), target: `≤ ${TARGETS.rm} ms`, met: m.rm <= TARGETS.rm },
     { what: "rm -f, then run -d of its name (median)", v: m.rmRun, peers: none },
     { what: "net create (median)", v: m.netCreate, peers: none },

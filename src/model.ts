@@ -8,7 +8,10 @@ export interface NetworkRecord {
   created: string;
   /** the driver that makes it (drivers/registry.ts); predefined networks' drivers (host, null) have no records */
   driver: DriverName;
-  /** Linux bridge interface name (see naming.ts); "" for drivers without a bridge */
+  /**
+   * Linux bridge interface name (see naming.ts); "" for drivers without a bridge (macvlan, ipvlan), whose
+   * traffic leaves through their parent without crossing the host's firewall: they have no ctnet rules.
+   */
   bridge: string;
   subnet: string;
   gateway: string;
@@ -39,6 +42,15 @@ export interface Endpoint {
   prefixLen: number;
   mac: string;
   aliases: string[];
+  /** what was asked for with --ip / --mac-address (inspect's IPAMConfig; start gives them back) */
+  requested?: { ip?: string; mac?: string };
+}
+
+/** A network a stopped (or created) container rejoins at start: its endpoint was released (Docker's stop). */
+export interface ReleasedEndpoint {
+  network: string;
+  aliases: string[];
+  requested?: Endpoint["requested"];
 }
 
 export type RunMode = "bridge" | "host" | "none" | "container";
@@ -72,6 +84,19 @@ export interface ContainerRecord {
   pidStart: string | null;
   ports: PortMapping[];
   expose: ExposedPort[];
+  /** made by `create` and not started yet (Docker's "created") */
+  notStarted?: boolean;
+  /** when the process last started (ISO) */
+  startedAt?: string;
+  /** the last exit, folded in when ctnet next looks (stop, start, kill, rm): the process's own record is a file (exitPath) */
+  finishedAt?: string;
+  exitCode?: number;
+  /** the networks a stopped container rejoins at start, in order (its endpoints are released meanwhile) */
+  released?: ReleasedEndpoint[];
+  /** --rm: removed when its process ends (by the watcher a detached start spawns, see autoremove.ts) */
+  autoRemove?: boolean;
+  /** pause: its processes are frozen in a freezer cgroup of ctnet's */
+  paused?: boolean;
   lab?: string;
   /** `up`: digest of the lab file entry this container was made from; a changed entry is recreated */
   labDigest?: string;
@@ -113,5 +138,8 @@ export interface State {
 export const containerLabels = (c: ContainerRecord): Record<string, string> => (c.lab ? { "ctnet.lab": c.lab } : {});
 
 export const emptyState = (): State => ({ version: 1, networks: {}, containers: {}, sysctls: {} });
+
+/** Whether the network has a bridge on the host, on which the firewall layer keys its rules. */
+export const bridged = (net: NetworkRecord) => net.bridge !== "";
 
 export const isUserNetwork = (net: NetworkRecord) => net.name !== "bridge";

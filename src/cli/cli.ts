@@ -1,6 +1,6 @@
 // The command line: a thin layer that parses flags and hands them to the planners. Every mutating
 // command goes through core.mutate (plan, then --dry-run or execute).
-import { Command, CommanderError, Option } from "commander";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { exitCodeOf, printError } from "../errors.js";
 import { findEach, mutate, mutateEach, openStore, readState, type GlobalOptions } from "../plan/core.js";
 import { printJson, printJsonLines, printTable, printTemplated, printInspectTemplated, checkFormat } from "../views/output.js";
@@ -127,107 +127,9 @@ export function buildProgram(): Command {
       await mutate(globals(cmd), (draft) => ({ plan: planDisconnect(draft, network, container) }));
     });
 
-  mutating(program.command("run").description("run a command in a new container").argument("[command...]", "command and arguments (default: an idle process; a shell with -it)"), "--verbose")
-    .passThroughOptions()
-    // -h is Docker's --hostname here: help is --help alone
-    .helpOption("--help", "display help for command")
-    .option("-d, --detach", "run in the background and print the container id")
-    .option("-i, --interactive", "keep stdin open")
-    .option("-t, --tty", "use the terminal")
-    .option("--rm", "remove the container when its process exits")
-    .option("--name <name>", "container name (also its namespace, and its hostname when it is a valid one; else the short id)")
-    .option("-h, --hostname <name>", "hostname inside the container")
-    .addOption(new Option("--net, --network <mode>", "bridge (default) | host | none | container:NAME | NETWORK | name=NETWORK,ip=IP,alias=NAME,mac-address=MAC; repeat for more user networks").argParser(collect))
-    .option("--ip <ip>", "address on the first network (a user network)")
-    .addOption(new Option("--net-alias, --network-alias <name>", "extra name on the first network (a user network; repeatable)").argParser(collect))
-    .option("--mac-address <mac>", "MAC address of the first network's interface")
-    .option("--restart <policy>", "only no: ctnet has no daemon to restart containers")
-    .option("--privileged", "accepted: a container's process already has the privileges of the user running ctnet")
-    .addOption(refusedRunFlag("-v, --volume <spec>"))
-    .addOption(refusedRunFlag("--mount <spec>"))
-    .addOption(refusedRunFlag("--cap-add <cap>"))
-    .addOption(refusedRunFlag("--cap-drop <cap>"))
-    .addOption(refusedRunFlag("--sysctl <key=value>"))
-    .option("--dns <ip>", "DNS server for outside names (repeatable); on a user network ctnet's DNS server forwards to it", collect)
-    .option("--dns-search <domain>", "DNS search domain (repeatable)", collect)
-    .option("--dns-option <option>", "resolv.conf option, e.g. ndots:2 (repeatable)", collect)
-    .option("--add-host <host:ip>", "a line in the container's /etc/hosts; host-gateway is the host's address on its network (repeatable)", collect)
-    .option("--link <name[:alias]>", "legacy link: the running container NAME resolves as NAME and ALIAS in this one (repeatable)", collect)
-    .option("-e, --env <key=value>", "environment variable (repeatable)", collect)
-    .option("-p, --publish <spec>", "publish [HOSTIP:][HOSTPORT[-END]:]PORT[-END][/tcp|/udp] (repeatable)", collect)
-    .option("-P, --publish-all", "publish every exposed port on a free host port")
-    .option("--expose <port>", "expose PORT[-END][/tcp|/udp] for -P (repeatable)", collect)
-    .action(async (command: string[], opts, cmd) => {
-      const { refuseDockerOnlyFlags, refuseImageName } = await import("./runflags.js");
-      refuseDockerOnlyFlags(opts);
-      refuseImageName(command, process.argv.slice(2));
-      const { runContainer } = await import("../commands/run.js");
-      process.exitCode = await runContainer(globals(cmd), { ...opts, net: opts.network, command });
-    });
-
-  mutating(program.command("rm").description("remove containers").argument("<name...>"))
-    .option("-f, --force", "kill running containers first")
-    .action(async (names: string[], opts, cmd) => {
-      const { planRm } = await import("../commands/containers.js");
-      const g = globals(cmd);
-      await mutateEach(g, names, (draft, some) => planRm(draft, openStore(g).dir, some, !!opts.force), (n) => console.log(n));
-    });
-
-  mutating(program.command("stop").description("stop containers (SIGTERM, then SIGKILL after 10 s); their network stays").argument("<name...>"))
-    .action(async (names: string[], opts, cmd) => {
-      const { planStop } = await import("../commands/containers.js");
-      await mutateEach(globals(cmd), names, (draft, some) => planStop(draft, some), (n) => console.log(n));
-    });
-
-  program.command("exec").description("run a command inside a running container").argument("<name>").argument("<command...>")
-    .passThroughOptions()
-    .option("-i, --interactive", "keep stdin open")
-    .option("-t, --tty", "use the terminal")
-    .option("-e, --env <key=value>", "environment variable (repeatable)", collect)
-    .action(async (name: string, command: string[], opts, cmd) => {
-      const { execInContainer } = await import("../commands/run.js");
-      process.exitCode = await execInContainer(globals(cmd), name, command, opts);
-    });
-
-  program.command("ps").description("list containers")
-    .option("-a, --all", "include stopped containers")
-    .option("-q, --quiet", "only ids")
-    .option("--format <format>", "table, json (one object a line) or a Go template, e.g. '{{.Names}}' or 'table {{.ID}}\\t{{.Names}}'")
-    .option("--lab <name>", "only containers of this lab (see up)")
-    .option("-f, --filter <key=value>", "only containers matching: id, name, label, network, status, publish, expose, before, since (repeatable, as docker's)", collect)
-    .action(async (opts, cmd) => {
-      const fmt = checkFormat(opts.format);
-      const { listContainers, ago } = await import("../commands/containers.js");
-      const { parseFilters, PS_FILTERS } = await import("../views/filters.js");
-      const createdAgo = (iso: string) => `${ago(Date.now() - Date.parse(iso))} ago`;
-      const filters = parseFilters(opts.filter, PS_FILTERS);
-      const rows = listContainers(readState(globals(cmd)), !!opts.all, filters).filter((r) => opts.lab === undefined || r.Lab === opts.lab);
-      if (opts.quiet) return rows.forEach((r) => console.log(r.ID));
-      if (fmt === "json") return printJsonLines(rows);
-      if (fmt !== "table") return printTemplated(fmt.template, rows, "*formatter.ContainerContext", PS_HEADERS, (r): Record<string, string> => (r.Lab ? { "ctnet.lab": r.Lab } : {}));
-      await printTable(
-        ["CONTAINER ID", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES", "NETWORKS"],
-        rows.map((r) => [r.ID, JSON.stringify(r.Command.length > 20 ? r.Command.slice(0, 19) + "…" : r.Command), createdAgo(r.CreatedAt), r.Status, r.Ports, r.Names, r.Networks]),
-      );
-    });
-
-  program.command("inspect").description("show containers as JSON (docker inspect)").argument("<name...>")
-    .option("-f, --format <format>", "json, or a Go template run over each container's JSON, e.g. '{{.NetworkSettings.Networks}}'")
-    .action(async (names: string[], opts, cmd) => {
-      const { inspectContainer } = await import("../commands/containers.js");
-      const { findContainer } = await import("../commands/networks.js");
-      const state = readState(globals(cmd));
-      const found = await findEach(names, (n) => inspectContainer(state, findContainer(state, n)));
-      if (found.length === 0) return;
-      if (opts.format !== undefined && opts.format !== "json") return printInspectTemplated(opts.format, found);
-      printJson(found);
-    });
-
-  program.command("logs").description("print a container's output").argument("<name>")
-    .action(async (name: string, _opts, cmd) => {
-      const { printLogs } = await import("../commands/run.js");
-      printLogs(globals(cmd), name);
-    });
+  addContainerCommands(program, false);
+  // Docker's management group: `ctnet container run|ls|inspect|rm …` as seeds 002 and 003 type them
+  addContainerCommands(program.command("container").description("manage containers (the same commands as at the top level; ls is ps)"), true);
 
   // ---- run -d --rm: the watcher a run plan starts; not for people (src/autoremove.ts) ---------------
   program.command("autoremove", { hidden: true }).description("wait for a container's process to end, then remove it").argument("<id>")
@@ -328,6 +230,217 @@ export function buildProgram(): Command {
     });
 
   return program;
+}
+
+/** --time/-t of stop and restart: Docker's seconds before SIGKILL. */
+function parseSeconds(value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError("seconds must be a whole number");
+  return Number(value);
+}
+
+/**
+ * The container commands, at the top level (`ctnet ps`) and in Docker's `container` group, where ps is
+ * `ls` (`container ps` and `container list` too).
+ */
+function addContainerCommands(parent: Command, group: boolean): void {
+  /** `run` without -d, and create: the same flags */
+  const runLike = (cmd: Command) => cmd
+    .passThroughOptions()
+    // -h is Docker's --hostname here: help is --help alone
+    .helpOption("--help", "display help for command")
+    .option("-d, --detach", "run in the background and print the container id")
+    .option("-i, --interactive", "keep stdin open")
+    .option("-t, --tty", "use the terminal")
+    .option("--rm", "remove the container when its process exits")
+    .option("--name <name>", "container name (also its namespace, and its hostname when it is a valid one; else the short id)")
+    .option("-h, --hostname <name>", "hostname inside the container")
+    .addOption(new Option("--net, --network <mode>", "bridge (default) | host | none | container:NAME | NETWORK | name=NETWORK,ip=IP,alias=NAME,mac-address=MAC; repeat for more user networks").argParser(collect))
+    .option("--ip <ip>", "address on the first network (a user network)")
+    .addOption(new Option("--net-alias, --network-alias <name>", "extra name on the first network (a user network; repeatable)").argParser(collect))
+    .option("--mac-address <mac>", "MAC address of the first network's interface")
+    .option("--restart <policy>", "only no: ctnet has no daemon to restart containers")
+    .option("--privileged", "accepted: a container's process already has the privileges of the user running ctnet")
+    .addOption(refusedRunFlag("-v, --volume <spec>"))
+    .addOption(refusedRunFlag("--mount <spec>"))
+    .addOption(refusedRunFlag("--cap-add <cap>"))
+    .addOption(refusedRunFlag("--cap-drop <cap>"))
+    .addOption(refusedRunFlag("--sysctl <key=value>"))
+    .option("--dns <ip>", "DNS server for outside names (repeatable); on a user network ctnet's DNS server forwards to it", collect)
+    .option("--dns-search <domain>", "DNS search domain (repeatable)", collect)
+    .option("--dns-option <option>", "resolv.conf option, e.g. ndots:2 (repeatable)", collect)
+    .option("--add-host <host:ip>", "a line in the container's /etc/hosts; host-gateway is the host's address on its network (repeatable)", collect)
+    .option("--link <name[:alias]>", "legacy link: the running container NAME resolves as NAME and ALIAS in this one (repeatable)", collect)
+    .option("-e, --env <key=value>", "environment variable (repeatable)", collect)
+    .option("-p, --publish <spec>", "publish [HOSTIP:][HOSTPORT[-END]:]PORT[-END][/tcp|/udp] (repeatable)", collect)
+    .option("-P, --publish-all", "publish every exposed port on a free host port")
+    .option("--expose <port>", "expose PORT[-END][/tcp|/udp] for -P (repeatable)", collect)
+;
+
+  const runAction = (create: boolean) => async (command: string[], opts: any, cmd: Command) => {
+    const { refuseDockerOnlyFlags, refuseImageName } = await import("./runflags.js");
+    refuseDockerOnlyFlags(opts);
+    refuseImageName(command, process.argv.slice(2));
+    const { runContainer } = await import("../commands/run.js");
+    process.exitCode = await runContainer(globals(cmd), { ...opts, net: opts.network, command, create });
+  };
+
+  runLike(mutating(parent.command("run").description("run a command in a new container").argument("[command...]", "command and arguments (default: an idle process; a shell with -it)"), "--verbose"))
+    .action(runAction(false));
+
+  runLike(mutating(parent.command("create").description("create a container without starting it (start runs it, detached); prints its id").argument("[command...]", "command and arguments (default: an idle process)"), "--verbose"))
+    .action(runAction(true));
+
+  mutating(parent.command("start").description("start stopped or created containers, detached: their networks joined again (the same address where it was given with --ip)").argument("<name...>"))
+    .action(async (names: string[], _opts, cmd) => {
+      const { planStart } = await import("../commands/lifecycle.js");
+      const g = globals(cmd);
+      await mutateEach(g, names, (draft, some) => planStart(draft, openStore(g).dir, some), (n) => console.log(n));
+    });
+
+  mutating(parent.command("stop").description("stop containers (SIGTERM, then SIGKILL after the timeout) and release their addresses: their names stop resolving").argument("<name...>"))
+    .addOption(new Option("-t, --time <seconds>", "seconds to wait before SIGKILL").default(10).argParser(parseSeconds))
+    .action(async (names: string[], opts, cmd) => {
+      const { planStop } = await import("../commands/lifecycle.js");
+      const g = globals(cmd);
+      await mutateEach(g, names, (draft, some) => planStop(draft, openStore(g).dir, some, opts.time), (n) => console.log(n));
+    });
+
+  mutating(parent.command("restart").description("stop (if running), then start containers").argument("<name...>"))
+    .addOption(new Option("-t, --time <seconds>", "seconds to wait before SIGKILL").default(10).argParser(parseSeconds))
+    .action(async (names: string[], opts, cmd) => {
+      const { planRestart } = await import("../commands/lifecycle.js");
+      const g = globals(cmd);
+      await mutateEach(g, names, (draft, some) => planRestart(draft, openStore(g).dir, some, opts.time), (n) => console.log(n));
+    });
+
+  mutating(parent.command("kill").description("send a signal to containers' commands; SIGKILL (the default) stops them as stop does").argument("<name...>"))
+    .option("-s, --signal <signal>", "signal: a name (KILL, SIGHUP) or a number", "KILL")
+    .action(async (names: string[], opts, cmd) => {
+      const { planKill, parseSignal } = await import("../commands/lifecycle.js");
+      const g = globals(cmd);
+      const signal = parseSignal(opts.signal);
+      await mutateEach(g, names, (draft, some) => planKill(draft, openStore(g).dir, some, signal), (n) => console.log(n));
+    });
+
+  mutating(parent.command("rename").description("rename a container: its names on every network change; its hostname stays").argument("<container>").argument("<new-name>"))
+    .action(async (name: string, newName: string, _opts, cmd) => {
+      const { planRename } = await import("../commands/lifecycle.js");
+      const g = globals(cmd);
+      await mutate(g, (draft) => ({ plan: planRename(draft, openStore(g).dir, name, newName) }));
+    });
+
+  mutating(parent.command("pause").description("freeze every process of containers (cgroup v1 freezer)").argument("<name...>"))
+    .action(async (names: string[], _opts, cmd) => {
+      const { planPause } = await import("../commands/lifecycle.js");
+      await mutateEach(globals(cmd), names, planPause, (n) => console.log(n));
+    });
+
+  mutating(parent.command("unpause").description("thaw paused containers").argument("<name...>"))
+    .action(async (names: string[], _opts, cmd) => {
+      const { planUnpause } = await import("../commands/lifecycle.js");
+      await mutateEach(globals(cmd), names, planUnpause, (n) => console.log(n));
+    });
+
+  parent.command("wait").description("wait until containers stop, then print each exit code").argument("<name...>")
+    .action(async (names: string[], _opts, cmd) => {
+      const { waitExit } = await import("../commands/lifecycle.js");
+      const { findContainer } = await import("../commands/networks.js");
+      const store = openStore(globals(cmd));
+      const state = store.read();
+      const found = await findEach(names, (n) => findContainer(state, n));
+      for (const c of found) console.log(await waitExit(store.dir, c));
+    });
+
+  mutating(parent.command("rm").description("remove containers").argument("<name...>"))
+    .option("-f, --force", "kill running containers first")
+    .action(async (names: string[], opts, cmd) => {
+      const { planRm } = await import("../commands/containers.js");
+      const g = globals(cmd);
+      await mutateEach(g, names, (draft, some) => planRm(draft, openStore(g).dir, some, !!opts.force), (n) => console.log(n));
+    });
+
+  if (group) {
+    // the listing of `ctnet port`; publish/unpublish stay at the top level
+    parent.command("port").description("list a container's published ports (docker container port)")
+      .argument("<container>").argument("[port]", "PORT[/proto]: print only its host addresses")
+      .action(async (name: string, portFilter: string | undefined, _opts, cmd) => {
+        const { portLines } = await import("../firewall/ports.js");
+        const { findContainer } = await import("../commands/networks.js");
+        portLines(findContainer(readState(globals(cmd)), name), portFilter).forEach((l) => console.log(l));
+      });
+
+    mutating(parent.command("prune").description("remove every stopped container"))
+      .action(async (_opts, cmd) => {
+        const { planRm, isRunning } = await import("../commands/containers.js");
+        const { Plan } = await import("../plan/plan.js");
+        const g = globals(cmd);
+        const removed = await mutate(g, (draft) => {
+          const stopped = Object.values(draft.containers).filter((c) => !isRunning(c)).map((c) => c.name);
+          return { plan: stopped.length ? planRm(draft, openStore(g).dir, stopped, false) : new Plan("container prune"), commit: () => stopped };
+        });
+        removed?.forEach((n) => console.log(n));
+      });
+  }
+
+  parent.command("exec").description("run a command inside a running container").argument("<name>").argument("<command...>")
+    .passThroughOptions()
+    .option("-i, --interactive", "keep stdin open")
+    .option("-t, --tty", "use the terminal")
+    .option("-e, --env <key=value>", "environment variable (repeatable)", collect)
+    .action(async (name: string, command: string[], opts, cmd) => {
+      const { execInContainer } = await import("../commands/run.js");
+      process.exitCode = await execInContainer(globals(cmd), name, command, opts);
+    });
+
+  const ps = group ? parent.command("ls").aliases(["ps", "list"]) : parent.command("ps");
+  ps.description("list containers")
+    .option("-a, --all", "include stopped containers")
+    .option("-q, --quiet", "only ids")
+    .option("--format <format>", "table, json (one object a line) or a Go template, e.g. '{{.Names}}', '{{.Networks}}' or 'table {{.ID}}\\t{{.Names}}'")
+    .option("--lab <name>", "only containers of this lab (see up)")
+    .option("-f, --filter <key=value>", "only containers matching: id, name, label, network, status, publish, expose, before, since (repeatable, as docker's)", collect)
+    .action(async (opts, cmd) => {
+      const fmt = checkFormat(opts.format);
+      const { isRunning } = await import("../commands/containers.js");
+      const { lastExit } = await import("../commands/lifecycle.js");
+      const { listContainers, psTableRow, PS_COLUMNS } = await import("../views/containers.js");
+      const { parseFilters, PS_FILTERS } = await import("../views/filters.js");
+      const filters = parseFilters(opts.filter, PS_FILTERS);
+      const store = openStore(globals(cmd));
+      const rows = listContainers(store.read(), !!opts.all, filters, (c, running) => lastExit(store.dir, c, running), isRunning)
+        .filter((r) => opts.lab === undefined || r.Lab === opts.lab);
+      if (opts.quiet) return rows.forEach((r) => console.log(r.ID));
+      if (fmt === "json") return printJsonLines(rows);
+      if (fmt !== "table") return printTemplated(fmt.template, rows, "*formatter.ContainerContext", PS_HEADERS, (r): Record<string, string> => (r.Lab ? { "ctnet.lab": r.Lab } : {}));
+      await printTable(PS_COLUMNS, rows.map(psTableRow));
+    });
+
+  parent.command("inspect").description("show containers as JSON (docker inspect)").argument("<name...>")
+    .option("-f, --format <format>", "json, or a Go template run over each container's JSON, e.g. '{{.NetworkSettings.Networks}}'")
+    .action(async (names: string[], opts, cmd) => {
+      const { inspectFacts } = await import("../commands/lifecycle.js");
+      const { inspectContainer } = await import("../views/containers.js");
+      const { findContainer } = await import("../commands/networks.js");
+      const store = openStore(globals(cmd));
+      const state = store.read();
+      const found = await findEach(names, (n) => {
+        const c = findContainer(state, n);
+        return inspectContainer(state, c, inspectFacts(store.dir, c));
+      });
+      if (found.length === 0) return;
+      if (opts.format !== undefined && opts.format !== "json") return printInspectTemplated(opts.format, found);
+      printJson(found);
+    });
+
+  parent.command("logs").description("print a container's output").argument("<name>")
+    .option("-f, --follow", "keep printing what it writes until it stops")
+    .option("-n, --tail <lines>", "only the last lines (a number, or all)", "all")
+    .option("--since <time>", "refused: ctnet's logs have no time per line (there is no daemon to stamp them)")
+    .option("-t, --timestamps", "refused, for the same reason")
+    .action(async (name: string, opts, cmd) => {
+      const { printLogs } = await import("../commands/run.js");
+      await printLogs(globals(cmd), name, opts);
+    });
 }
 
 /** --state-dir may stand anywhere before "--" (scripts put it after the subcommand); the rest is commander's. */

@@ -1,17 +1,16 @@
-// Container commands: run in the four modes (bridge or a user network, host, none, container:X),
-// stop, rm, exec, and the ps/inspect views.
+// Container commands: run (and create) in the four modes (bridge or a user network, host, none,
+// container:X) and rm; the rest of a container's life is in lifecycle.ts, its views in views/containers.ts.
 import fs from "node:fs";
 import path from "node:path";
 import { UsageError } from "../errors.js";
 import { attachEndpoints } from "../drivers/registry.js";
 import { enlist } from "../firewall/firewall.js";
 import { DEFAULT_BRIDGE_NETWORK, newId, validateName } from "../naming.js";
-import { netnsExists } from "../host/sys.js";
 import {
   ensureDefaultBridge, findContainer, findNetwork, liveContext, newEndpoint, parseKeyValues, releaseDefaultBridge, resolveNetwork, routeNetwork,
 } from "./networks.js";
-import { Plan, removalRank } from "../plan/plan.js";
-import { formatPorts, portLayer, publishOnRun, retirePorts, type PublishOptions } from "../firewall/ports.js";
+import { Plan, removalRank, type Step } from "../plan/plan.js";
+import { portLayer, publishOnRun, retirePorts, type PublishOptions } from "../firewall/ports.js";
 import {
   IDLE_COMMAND, checkExecutable, createNamespace, deleteNamespace, loopbackUp, namespacePids, processArgv,
 } from "../host/sandbox.js";
@@ -21,8 +20,8 @@ import { containerDigests } from "../store/statefile.js";
 import { processAlive } from "../store/store.js";
 import { networkAttachments, type FirstNetworkFlags } from "../cli/runflags.js";
 import type { Spawned } from "../plan/executor.js";
-import { filterContainers, type Filters } from "../views/filters.js";
-import { containerLabels, type ContainerRecord, type NetworkRecord, type RunMode, type State } from "../model.js";
+import { exitPath, spawnMain, thaw } from "./lifecycle.js";
+import type { ContainerRecord, NetworkRecord, RunMode, State } from "../model.js";
 
 export interface RunOptions extends PublishOptions, FirstNetworkFlags {
   name?: string;
@@ -34,15 +33,17 @@ export interface RunOptions extends PublishOptions, FirstNetworkFlags {
   interactive?: boolean;
   tty?: boolean;
   rm?: boolean;
-  command: string[];
-  lab?: string;
-  /** `up`: the container joined with --net container:NAME starts earlier in the same plan */
-  joinsPending?: boolean;
+  /** `create`: the container is made, its endpoints and process wait for `start` */
+  create?: boolean;
   dns?: string[];
   dnsSearch?: string[];
   dnsOption?: string[];
   addHost?: string[];
   link?: string[];
+  command: string[];
+  lab?: string;
+  /** `up`: the container joined with --net container:NAME starts earlier in the same plan */
+  joinsPending?: boolean;
 }
 
 const HOSTNAME_RE = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
@@ -99,7 +100,7 @@ export function defaultCommand(o: RunOptions): string[] {
 }
 
 /** Plans `run`: the sandbox, its endpoints and names, and (detached) the container's process. */
-export function planRun(state: State, stateDir: string, o: RunOptions): { plan: Plan; container: ContainerRecord; argv: string[]; warnings: string[] } {
+export function planRun(state: State, stateDir: string, o: RunOptions, ctx = liveContext()): { plan: Plan; container: ContainerRecord; argv: string[]; warnings: string[] } {
   const id = newId();
   const name = o.name ?? id.slice(0, 12);
   validateName("container", name);
@@ -112,7 +113,7 @@ export function planRun(state: State, stateDir: string, o: RunOptions): { plan: 
   const moreNets = moreNetworks(state, [first, ...more]);
   if (mode === "container" && o.hostname) throw new UsageError("conflicting options: --hostname and --net container:NAME");
   const ownNs = mode === "bridge" || mode === "none";
-  if (ownNs && netnsExists(name)) throw new UsageError(`a network namespace named ${name} already exists on this host`);
+  if (ownNs && ctx.facts.hasNetns(name)) throw new UsageError(`a network namespace named ${name} already exists on this host`);
   // Docker's rule: a name that is no valid hostname (mysql_app) leaves the container its short id as one
   const validHostname = (h: string) => HOSTNAME_RE.test(h) && h.length <= 63;
   const hostname = o.hostname ?? (mode === "container" ? joined!.hostname : validHostname(name) ? name : id.slice(0, 12));
@@ -130,34 +131,44 @@ export function planRun(state: State, stateDir: string, o: RunOptions): { plan: 
     netns: ownNs ? name : mode === "container" ? joined!.netns : null,
     ...(joined ? { joined: joined.name } : {}),
     endpoints: [], command, env: parseKeyValues(env, "environment variable"), pid: null, pidStart: null, ports: [], expose: [],
-    ...(o.lab ? { lab: o.lab } : {}),
+    ...(o.rm ? { autoRemove: true } : {}), ...(o.lab ? { lab: o.lab } : {}),
   };
-  const net = !network ? null : network === DEFAULT_BRIDGE_NETWORK ? ensureDefaultBridge(plan, state) : state.networks[network];
-  if (net) c.endpoints.push(newEndpoint(state, c, net, first));
+  const net = !network ? null : network === DEFAULT_BRIDGE_NETWORK ? ensureDefaultBridge(plan, state, ctx) : state.networks[network];
+  if (net) c.endpoints.push(newEndpoint(state, c, net, first, ctx));
   // what `net connect` would add, planned with the first so the process starts with every network
-  more.forEach((a, i) => c.endpoints.push(newEndpoint(state, c, moreNets[i], a)));
+  more.forEach((a, i) => c.endpoints.push(newEndpoint(state, c, moreNets[i], a, ctx)));
   const dns = { servers: parseDnsServers(o.dns), search: o.dnsSearch?.length ? o.dnsSearch : undefined, options: o.dnsOption?.length ? o.dnsOption : undefined };
   if (dns.servers || dns.search || dns.options) c.dns = JSON.parse(JSON.stringify(dns));
   if (o.addHost?.length) c.extraHosts = parseAddHosts(o.addHost, net?.gateway ?? null);
   if (o.link?.length) c.links = parseLinks(state, o.link, c.endpoints.map((e) => e.network), (t) => findContainer(state, t));
   state.containers[name] = c;
+  const warnings = o.create ? createOnly(state, c, o) : [];
   // the name files come first: /etc/netns/NAME/hosts is what marks a namespace as ctnet's, so there is
   // never a moment in which the namespace exists unmarked (doctor and reset would not know it as ctnet's)
   writeContainerFiles(plan, state, c);
   if (ownNs) createNamespace(plan, name);
-  if (net) attachEndpoints(plan, liveContext(), name, c.endpoints.map((ep) => ({ net: state.networks[ep.network], ep })), routeNetwork(state, c));
+  if (net && !o.create) attachEndpoints(plan, ctx, name, c.endpoints.map((ep) => ({ net: state.networks[ep.network], ep })), routeNetwork(state, c));
   if (ownNs) loopbackUp(plan, name);
-  const warnings = publishOnRun(plan, state, c, o);
+  if (o.create) return { plan, container: c, argv: [], warnings };
+  warnings.push(...publishOnRun(plan, state, c, o));
   // its names answer from its start: one line in the DNS server's file of each of its user networks
   syncDnsServer(plan, state, [{ container: c, networks: c.endpoints.map((e) => e.network) }]);
   const argv = processArgv(state, c, command, env, true);
-  if (o.detach) plan.spawn(argv, name, logPath(stateDir, name), `start ${name}'s process: ${command.join(" ")}`);
-  if (o.detach && o.rm) {
-    // no daemon to notice the exit: a watcher from this same ctnet does it (src/autoremove.ts)
-    const watcher = [process.execPath, process.argv[1], "--state-dir", stateDir, "autoremove", id];
-    plan.spawn(watcher, `${name}'s --rm watcher`, logPath(stateDir, name), `remove ${name} once its process ends (--rm)`);
-  }
+  if (o.detach) spawnMain(plan, state, stateDir, c, false);
   return { plan, container: c, argv, warnings };
+}
+
+/**
+ * `create`: everything run checks is checked (addresses, ports), then the endpoints are kept as the
+ * networks to join at start, as Docker allocates them at start; published ports are resolved now (their
+ * host ports reserved for the container) and their rules installed at start.
+ */
+function createOnly(state: State, c: ContainerRecord, o: RunOptions): string[] {
+  const warnings = publishOnRun(new Plan("create: ports are installed at start"), state, c, o);
+  c.released = c.endpoints.map((ep) => ({ network: ep.network, aliases: ep.aliases, ...(ep.requested ? { requested: ep.requested } : {}) }));
+  c.endpoints = [];
+  c.notStarted = true;
+  return warnings;
 }
 
 export function recordProcess(c: ContainerRecord, proc: Spawned | undefined): void {
@@ -180,6 +191,7 @@ export function planRm(state: State, stateDir: string, names: string[], force: b
       .filter((o) => o.mode === "container" && !removing.has(o.name) && state.containers[o.name].joined === name);
     if (sharers.length > 0) throw new UsageError(`container ${name} shares its network namespace with ${sharers.map((s) => s.name).join(", ")}: remove them first`);
   }
+  const thaws: Step[] = [];
   for (const name of removing) {
     const c = state.containers[name];
     // the port layer is every publishing container's rules: one that publishes nothing leaves it as it is
@@ -188,6 +200,9 @@ export function planRm(state: State, stateDir: string, names: string[], force: b
     if (portsBefore) retirePorts(plan, state, portsBefore, portLayer(state));
     syncNames(plan, state, c);
     const pids = new Set<number>();
+    const planned = plan.steps.length;
+    thaw(plan, c);
+    thaws.push(...plan.steps.slice(planned));
     if (isRunning(c)) pids.add(c.pid!);
     if (c.mode === "bridge" || c.mode === "none") for (const pid of namespacePids(c.netns!)) pids.add(pid);
     plan.kill([...pids], "SIGKILL", `stop ${name}'s processes`);
@@ -196,106 +211,13 @@ export function planRm(state: State, stateDir: string, names: string[], force: b
       deleteNamespace(plan, c.netns!, c.endpoints.map((ep) => ep.hostIf).filter(Boolean));
       removeContainerFiles(plan, c.netns!);
     }
-    const log = logPath(stateDir, name);
-    if (fs.existsSync(log)) plan.cmd(["rm", "-f", log], `remove ${name}'s log`, null);
+    const files = [logPath(stateDir, name), exitPath(stateDir, c)].filter((f) => fs.existsSync(f));
+    if (files.length > 0) plan.cmd(["rm", "-f", ...files], `remove ${name}'s log${files.length > 1 ? " and exit status" : ""}`, null);
   }
   releaseDefaultBridge(plan, state);
   // stable: within a rank, the plan order each container's steps were planned in
   plan.steps.sort((a, b) => removalRank(a) - removalRank(b));
+  // a paused container is thawed before anything else: a frozen process takes SIGKILL only once thawed
+  plan.steps.sort((a, b) => Number(thaws.includes(b)) - Number(thaws.includes(a)));
   return plan;
-}
-
-export function planStop(state: State, names: string[], graceful = true): Plan {
-  const plan = new Plan(`stop ${names.join(" ")}`);
-  for (const name of names) {
-    const c = findContainer(state, name);
-    if (isRunning(c)) plan.kill([c.pid!], graceful ? "SIGTERM" : "SIGKILL", `stop ${c.name}'s process (SIGKILL after 10 s)`);
-    recordProcess(c, undefined);
-    // a stopped container's names no longer answer, as in Docker
-    syncDnsServer(plan, state, [{ container: c, networks: c.endpoints.map((e) => e.network), leaving: true }]);
-  }
-  return plan;
-}
-
-// ---- views -------------------------------------------------------------------------------------
-
-export function statusOf(c: ContainerRecord, now = Date.now(), running = isRunning(c)): string {
-  return running ? `Up ${ago(now - Date.parse(c.created))}` : "Exited";
-}
-
-export function ago(ms: number): string {
-  const s = Math.floor(ms / 1000);
-  if (s < 1) return "Less than a second";
-  if (s < 60) return `${s} second${s === 1 ? "" : "s"}`;
-  if (s < 3600) return `${Math.floor(s / 60)} minute${s < 120 ? "" : "s"}`;
-  if (s < 86400) return `${Math.floor(s / 3600)} hour${s < 7200 ? "" : "s"}`;
-  return `${Math.floor(s / 86400)} days`;
-}
-
-export const portsText = (c: ContainerRecord): string => formatPorts(c);
-
-export const networkModeOf = (c: ContainerRecord) =>
-  c.mode === "container" ? `container:${c.joined}` : c.mode === "bridge" ? c.endpoints[0]?.network ?? "bridge" : c.mode;
-
-export interface ContainerSummary {
-  ID: string;
-  Names: string;
-  Command: string;
-  CreatedAt: string;
-  State: "running" | "exited";
-  Status: string;
-  Ports: string;
-  Networks: string;
-  /** docker's columns ctnet has no counterpart for, kept so scripts' templates and JSON readers work */
-  Image: "";
-  Labels: string;
-  RunningFor: string;
-  Lab?: string;
-}
-
-/** ps: running containers (every one with `all`), newest first, those the --filter values pass. */
-export function listContainers(state: State, all: boolean, filters: Filters = new Map()): ContainerSummary[] {
-  const now = Date.now();
-  // one look at /proc per container: with 1000 of them each extra look costs ~10 ms
-  const listed = Object.values(state.containers)
-    .map((c) => ({ c, running: isRunning(c) }))
-    .sort((a, b) => b.c.created.localeCompare(a.c.created));
-  return filterContainers(state, listed, filters, all)
-    .map(({ c, running }) => ({
-      ID: c.id.slice(0, 12), Names: c.name, Command: c.command.join(" "), CreatedAt: c.created,
-      State: running ? "running" : "exited", Status: statusOf(c, now, running), Ports: portsText(c),
-      Networks: c.mode === "bridge" ? c.endpoints.map((e) => e.network).join(",") : networkModeOf(c),
-      Image: "", Labels: c.lab ? `ctnet.lab=${c.lab}` : "", RunningFor: `${ago(now - Date.parse(c.created))} ago`,
-      ...(c.lab ? { Lab: c.lab } : {}),
-    }));
-}
-
-/** `docker inspect` shape, limited to what ctnet knows. */
-export function inspectContainer(state: State, c: ContainerRecord): object {
-  const networks: Record<string, object> = {};
-  for (const ep of c.endpoints) {
-    const net = state.networks[ep.network];
-    networks[ep.network] = {
-      IPAMConfig: null, Links: null,
-      Aliases: ep.network === DEFAULT_BRIDGE_NETWORK ? null : [c.id.slice(0, 12), ...ep.aliases],
-      MacAddress: ep.mac, NetworkID: net?.id ?? "", EndpointID: ep.id, Gateway: net?.gateway ?? "",
-      IPAddress: ep.ip, IPPrefixLen: ep.prefixLen, IPv6Gateway: "", GlobalIPv6Address: "", GlobalIPv6PrefixLen: 0,
-      DNSNames: ep.network === DEFAULT_BRIDGE_NETWORK ? null : [c.name, ...ep.aliases, c.id.slice(0, 12)],
-      Interface: ep.ifname, HostInterface: ep.hostIf,
-    };
-  }
-  const running = isRunning(c);
-  const ports: Record<string, Array<{ HostIp: string; HostPort: string }> | null> = {};
-  for (const p of c.ports) (ports[`${p.containerPort}/${p.proto}`] ??= []).push({ HostIp: p.hostIp, HostPort: String(p.hostPort) });
-  for (const e of c.expose) ports[`${e.containerPort}/${e.proto}`] ??= null;
-  return {
-    Id: c.id, Created: c.created, Path: c.command[0], Args: c.command.slice(1),
-    State: { Status: running ? "running" : "exited", Running: running, Pid: running ? c.pid : 0 },
-    Name: `/${c.name}`,
-    Config: { Hostname: c.hostname, Env: Object.entries(c.env).map(([k, v]) => `${k}=${v}`), Cmd: c.command, ...(c.lab ? { Labels: containerLabels(c) } : {}) },
-    HostConfig: { NetworkMode: networkModeOf(c) },
-    NetworkSettings: {
-      SandboxID: c.netns ?? "", SandboxKey: c.netns ? `/run/netns/${c.netns}` : "", Ports: ports, Networks: networks,
-    },
-  };
 }

@@ -24,7 +24,7 @@ import { DEFAULT_BRIDGE_NETWORK, LINK_ALIAS_PREFIX, linkAlias, newId, validateNa
 import { liveContext, membersOf, routeNetwork } from "./networks.js";
 import { Plan } from "../plan/plan.js";
 import { ANY_ADDRESS, mappingRules, portLayer, publishingEndpoint } from "../firewall/ports.js";
-import { deleteNamespace, namespacePids, processArgv } from "../host/sandbox.js";
+import { EXIT_RECORDER, deleteNamespace, namespacePids, processArgv } from "../host/sandbox.js";
 import { NAME_FILES, nameFileContent, nameFilePath, removeContainerFiles, writeContainerFiles } from "../dns/names.js";
 import { DNS_PORT, dnsConfigFor, dnsConfigPath, dnsDir, rebuildDnsServer, serverPid } from "../dns/aardvark.js";
 import { inspectNameFile } from "../host/files.js";
@@ -32,7 +32,7 @@ import { containerDigests, decodeState } from "../store/statefile.js";
 import { processAlive, processStartTime, type Store } from "../store/store.js";
 import { isRoot, netnsNames, readOrNull, run } from "../host/sys.js";
 import { otherStateDirs } from "../store/statedirs.js";
-import type { ContainerRecord, Endpoint, PortMapping, State } from "../model.js";
+import { bridged, type ContainerRecord, type Endpoint, type PortMapping, type State } from "../model.js";
 
 // ---- the kernel's view ---------------------------------------------------------------------------
 
@@ -181,7 +181,7 @@ const ownNamespace = (c: ContainerRecord) => (c.mode === "bridge" || c.mode === 
 
 /** Rules the state implies, in installation order. */
 export function expectedRules(state: State): Rule[] {
-  const nets = Object.values(state.networks);
+  const nets = Object.values(state.networks).filter(bridged);
   if (nets.length === 0) return [];
   return [...BASE_RULES, ...nets.flatMap(networkRules), ...portLayer(state).rules.values()];
 }
@@ -303,6 +303,8 @@ function commandOf(pid: number, wrapper: string[]): { command: string[]; env: Re
       break;
     }
   }
+  // a detached process's exit recorder (sandbox.ts): sh -c RECORDER sh EXITFILE COMMAND…
+  if (argv[0] === "sh" && argv[1] === "-c" && argv[2] === EXIT_RECORDER) argv = argv.slice(5);
   const env: Record<string, string> = {};
   if (argv[0] === "env") {
     argv = argv.slice(1);
@@ -349,7 +351,7 @@ function rebuildOrphan(state: State, kernel: Kernel, ns: string, pids: number[])
   const refuse = (why: string) => ((o.refused ??= why), o);
 
   const peers = new Map<string, number>(json(["ip", "-j", "link", "show", "type", "veth"]).map((l) => [l.ifname, l.link_index]));
-  const inner = json(["ip", "-n", ns, "-j", "link", "show"]);
+  const inner = json(["ip", "-n", ns, "-d", "-j", "link", "show"]);
   const innerAddrs = readAddrs(ns);
   const endpoints: Endpoint[] = [];
   const taken = new Map<string, string>();
@@ -374,6 +376,28 @@ function rebuildOrphan(state: State, kernel: Kernel, ns: string, pids: number[])
       if (holder) refuse(`container ${holder} in ctnet's state has its address ${ip} or its veth ${link.ifname}`);
       endpoints.push({ network, id: newId(), ifname: peer.ifname, hostIf: link.ifname, ip, prefixLen: Number(prefix), mac: peer.address, aliases: aliasesOf(network, ns, ip) });
     }
+  }
+  // a link of a driver without a host side (macvlan, ipvlan) lives in the namespace only: its kind, which
+  // is its driver's name, and its address tell the network
+  for (const link of inner) {
+    const kind = link.linkinfo?.info_kind;
+    const nets = Object.values(state.networks).filter((n) => n.driver === kind && driverOf(n).hostSide(n)?.role === "parent");
+    if (nets.length === 0) continue;
+    const addrs = (innerAddrs.get(link.ifname) ?? []).map((a) => a.split("/"));
+    const net = nets.find((n) => addrs.some(([ip]) => contains(parseCidr(n.subnet), addrValue(ip))));
+    if (!net) {
+      refuse(`its ${kind} link ${link.ifname} has no address on a ${kind} network of ctnet's state`);
+      continue;
+    }
+    const [ip, prefix] = addrs.find(([a]) => contains(parseCidr(net.subnet), addrValue(a)))!;
+    o.networks.push(net.name);
+    o.ips.push(ip);
+    const holder = taken.get(`${net.name} ${ip}`);
+    if (holder) refuse(`container ${holder} in ctnet's state has its address ${ip}`);
+    endpoints.push({
+      network: net.name, id: newId(), ifname: link.ifname, hostIf: "", ip, prefixLen: Number(prefix),
+      mac: driverOf(net).macPerEndpoint ? link.address : "", aliases: aliasesOf(net.name, ns, ip),
+    });
   }
   try {
     validateName("container", ns);
@@ -603,7 +627,8 @@ function compareContainer(state: State, c: ContainerRecord, kernel: Kernel): Fin
         const fix = finding.fix;
         finding.fix = fix && ((plan) => {
           fix(plan);
-          plan.cmd(["ip", "-n", ns, "route", "replace", "default", ...driverOf(net).defaultRoute(net, ep)], routeReason(net, ep), null);
+          const words = driverOf(net).defaultRoute(net, ep);
+          plan.cmd(["ip", "-n", ns, "route", "replace", "default", ...words], routeReason(net, ep, words), null);
         });
       }
       out.push(finding);
@@ -618,7 +643,7 @@ function compareContainer(state: State, c: ContainerRecord, kernel: Kernel): Fin
       out.push({
         text: `container ${c.name}: default route ${how} ${target} (${via.name}) is missing`,
         phase: 8,
-        fix: (plan) => plan.cmd(["ip", "-n", ns, "route", "replace", "default", how, target], routeReason(via, through), null),
+        fix: (plan) => plan.cmd(["ip", "-n", ns, "route", "replace", "default", how, target], routeReason(via, through, [how, target]), null),
       });
     }
   }

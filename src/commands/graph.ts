@@ -6,6 +6,7 @@ import fs from "node:fs";
 import { UsageError } from "../errors.js";
 import { LINK_ALIAS_PREFIX } from "../naming.js";
 import { run } from "../host/sys.js";
+import { driverOf } from "../drivers/registry.js";
 import type { State } from "../model.js";
 
 export interface GraphIface {
@@ -15,6 +16,22 @@ export interface GraphIface {
   up: boolean;
   /** host-side veth this interface is paired with */
   peer?: string;
+  /** the network without a bridge (macvlan, ipvlan) whose parent this link hangs on */
+  lan?: string;
+}
+
+/** A network whose containers hang on a parent link of the host (macvlan, ipvlan): the parent and the LAN behind it. */
+export interface GraphLan {
+  network: string;
+  driver: string;
+  /** the host's link the containers' links hang on */
+  parent: string;
+  present: boolean;
+  up: boolean;
+  subnet: string;
+  gateway: string;
+  internal: boolean;
+  lab?: string;
 }
 
 export interface GraphBridge {
@@ -77,6 +94,7 @@ export interface GraphPort {
 
 export interface Topology {
   bridges: GraphBridge[];
+  lans: GraphLan[];
   sandboxes: GraphSandbox[];
   /** veths plugged into the bridges shown whose other end belongs to no container shown */
   strayVeths: Array<{ ifname: string; bridge: string }>;
@@ -160,7 +178,18 @@ export function readTopology(state: State, lab?: string, o: { linksOnly?: boolea
   const shown = new Set(containers.map((c) => c.name));
   const elsewhere = new Set(Object.values(state.containers).filter((c) => !shown.has(c.name)).flatMap((c) => c.endpoints.map((e) => e.hostIf)));
   const rules = o.linksOnly ? { keys: new Set<string>(), nat: [] } : firewallRules();
-  const bridges: GraphBridge[] = networks.map((n) => {
+  const lans: GraphLan[] = [];
+  for (const n of networks) {
+    const side = driverOf(n).hostSide(n);
+    if (side?.role !== "parent") continue;
+    const link = byName.get(side.ifname);
+    lans.push({
+      network: n.name, driver: n.driver, parent: side.ifname, present: !!link, up: !!link && isUp(link),
+      subnet: n.subnet, gateway: n.gateway, internal: n.internal, ...(n.lab ? { lab: n.lab } : {}),
+    });
+  }
+  const onLan = new Set(lans.map((l) => l.network));
+  const bridges: GraphBridge[] = networks.filter((n) => driverOf(n).hostSide(n)?.role === "bridge").map((n) => {
     const link = byName.get(n.bridge);
     const plugged = hostLinks.filter((l) => l.master === n.bridge).map((l) => l.ifname as string);
     return {
@@ -186,7 +215,8 @@ export function readTopology(state: State, lab?: string, o: { linksOnly?: boolea
         const peer = l.link_index ? byIndex.get(l.link_index) : undefined;
         const peerName = peer && (peer.ifalias ?? "").startsWith(LINK_ALIAS_PREFIX) ? peer.ifname : undefined;
         if (peerName) peered.add(peerName);
-        box.ifaces.push({ ifname: l.ifname, addrs: v4(l), mac: l.address, up: isUp(l), ...(peerName ? { peer: peerName } : {}) });
+        const lan = c.endpoints.find((e) => e.ifname === l.ifname && onLan.has(e.network))?.network;
+        box.ifaces.push({ ifname: l.ifname, addrs: v4(l), mac: l.address, up: isUp(l), ...(peerName ? { peer: peerName } : {}), ...(lan ? { lan } : {}) });
       }
     }
     sandboxes.push(box);
@@ -199,7 +229,7 @@ export function readTopology(state: State, lab?: string, o: { linksOnly?: boolea
   const uplinkLink = route?.dev ? byName.get(route.dev) : undefined;
   const uplink = route?.dev ? { ifname: route.dev as string, addrs: uplinkLink ? v4(uplinkLink) : [], gateway: (route.gateway as string) ?? null } : null;
   const forwarding = !o.linksOnly && readForwarding();
-  return { bridges, sandboxes, strayVeths, ports, uplink, forwarding };
+  return { bridges, lans, sandboxes, strayVeths, ports, uplink, forwarding };
 }
 
 function readForwarding(): boolean {
@@ -232,6 +262,14 @@ export function renderText(t: Topology): string {
     });
     if (b.hiddenPorts) out.push(`  (and ${b.hiddenPorts} veth${b.hiddenPorts > 1 ? "s" : ""} of containers outside this lab)`);
     else if (b.ports.length === 0) out.push("  (no containers)");
+  }
+  for (const l of t.lans) {
+    const flags = [l.internal ? "internal" : "", l.lab ? `lab ${l.lab}` : "", !l.present ? "parent MISSING in the kernel" : !l.up ? "parent DOWN" : ""].filter(Boolean);
+    const lan = l.internal ? "no LAN: a parent of ctnet's own" : `LAN ${l.subnet}, gateway ${l.gateway}`;
+    out.push(`network ${l.network}: ${l.driver} on parent ${l.parent} (${lan})${flags.length ? `  [${flags.join(", ")}]` : ""}`);
+    const members = t.sandboxes.flatMap((s) => s.ifaces.filter((i) => i.lan === l.network).map((i) => ({ s, i })));
+    members.forEach(({ s, i }, n) => out.push(`  ${n === members.length - 1 ? "└─" : "├─"} ${s.container}: ${ifaceText(i)}`));
+    if (members.length === 0) out.push("  (no containers)");
   }
   const others = t.sandboxes.filter((s) => s.mode !== "bridge");
   if (others.length) out.push("other sandboxes:");

@@ -6,7 +6,7 @@ import {
   addrText, addrValue, allocateAddress, checkHostAddress, checkUsableSubnet, chooseSubnet, contains,
   macFor, overlaps, parseAddress, parseCidr, type Cidr,
 } from "../ipam.js";
-import { PREDEFINED_DRIVERS, attachEndpoints, defaultRoute, driverNamed, driverOf, driverOptions, routeReason } from "../drivers/registry.js";
+import { PREDEFINED_DRIVERS, attachEndpoints, driverNamed, driverOptions, registry, routeReason } from "../drivers/registry.js";
 import type { PlanContext } from "../drivers/driver.js";
 import { liveHostFacts } from "../host/facts.js";
 import { DEFAULT_BRIDGE_NETWORK, PREDEFINED_NETWORKS, bridgeIfname, newId, validateName } from "../naming.js";
@@ -18,7 +18,7 @@ import { daemonConfig } from "../store/daemonconfig.js";
 import {
   auxNameOf, ipamConfigView, optionsView, parseAuxAddresses, parseKeyValues, refuseSwarmFlags, singleIpamFlags, type IpamFlags,
 } from "./netoptions.js";
-import type { ContainerRecord, Endpoint, NetworkRecord, State } from "../model.js";
+import { bridged, type ContainerRecord, type Endpoint, type NetworkRecord, type State } from "../model.js";
 
 export interface CreateNetworkOptions extends IpamFlags {
   driver?: string;
@@ -37,7 +37,7 @@ export interface CreateNetworkOptions extends IpamFlags {
 export { parseKeyValues } from "./netoptions.js";
 
 /** The host as this command finds it, read as planners ask (host/facts.ts). */
-export const liveContext = (): PlanContext => ({ facts: liveHostFacts() });
+export const liveContext = (): PlanContext => ({ facts: liveHostFacts(), drivers: registry });
 
 /** -o pairs of a network of `driver`, normalised to its short keys; bad keys and values are usage errors. */
 export function normaliseOptions(raw: Record<string, string>, driver = "bridge"): Record<string, string> {
@@ -49,7 +49,7 @@ export function normaliseOptions(raw: Record<string, string>, driver = "bridge")
  * Those on `lan`, the parent a macvlan network joins, are the LAN's own: its subnet is meant to be theirs.
  */
 function subnetsInUse(ctx: PlanContext, state: State, lan?: string): Array<{ cidr: Cidr; where: string }> {
-  const ours = new Set(Object.values(state.networks).map((n) => n.bridge));
+  const ours = new Set(Object.values(state.networks).filter(bridged).map((n) => n.bridge));
   return [
     ...ctx.facts.subnetsInUse().filter((u) => !ours.has(u.dev) && u.dev !== lan),
     ...Object.values(state.networks).map((n) => ({ cidr: parseCidr(n.subnet), where: `ctnet network ${n.name}` })),
@@ -61,7 +61,7 @@ export function planNetCreate(state: State, name: string, o: CreateNetworkOption
   if ((PREDEFINED_NETWORKS as readonly string[]).includes(name)) throw new UsageError(`network name ${name} is predefined and cannot be created`);
   if (state.networks[name]) throw new UsageError(`network with name ${name} already exists`);
   refuseSwarmFlags(o);
-  const driver = driverNamed(o.driver ?? "bridge");
+  const driver = ctx.drivers.named(o.driver ?? "bridge");
   const options = driverOptions(driver, parseKeyValues(o.opt, "option"));
   const labels = parseKeyValues(o.label, "label");
   const flags = singleIpamFlags(o);
@@ -152,7 +152,7 @@ export function planNetRm(state: State, terms: string[], ctx = liveContext()): P
   });
   for (const net of nets) {
     delete state.networks[net.name];
-    driverOf(net).remove(plan, ctx, state, net);
+    ctx.drivers.of(net).remove(plan, ctx, state, net);
   }
   return plan;
 }
@@ -209,7 +209,7 @@ export function ensureDefaultBridge(plan: Plan, state: State, ctx = liveContext(
   if (existing) return existing;
   const net = defaultBridgeRecord(state, ctx);
   if (ctx.facts.hasLink(net.bridge)) throw new UsageError(`interface ${net.bridge} already exists on the host but ctnet's state has no default network: run 'ctnet doctor'`);
-  driverOf(net).create(plan, ctx, state, net);
+  ctx.drivers.of(net).create(plan, ctx, state, net);
   state.networks[net.name] = net;
   return net;
 }
@@ -219,7 +219,7 @@ export function releaseDefaultBridge(plan: Plan, state: State, ctx = liveContext
   const net = state.networks[DEFAULT_BRIDGE_NETWORK];
   if (!net || membersOf(state, net.name).length > 0) return;
   delete state.networks[net.name];
-  driverOf(net).remove(plan, ctx, state, net);
+  ctx.drivers.of(net).remove(plan, ctx, state, net);
 }
 
 export interface EndpointRequest {
@@ -235,7 +235,7 @@ const BRIDGE_MAX_PORTS = 1023;
 /** Picks the address, interface names and MAC of a new endpoint; validates --ip. */
 export function newEndpoint(state: State, c: ContainerRecord, net: NetworkRecord, req: EndpointRequest, ctx = liveContext()): Endpoint {
   const subnet = parseCidr(net.subnet);
-  const hostIf = driverOf(net).endpointHostLink(c.name, net);
+  const hostIf = ctx.drivers.of(net).endpointHostLink(c.name, net);
   // one pass over the digests (statefile.ts): `run` on a network of 1000 parses none of their records
   const taken = new Set<string>();
   let hostIfTaken = false;
@@ -246,7 +246,7 @@ export function newEndpoint(state: State, c: ContainerRecord, net: NetworkRecord
     }
   }
   // the kernel's limit; past it the veth's `master` fails with a bare "Exchange full"
-  if (taken.size >= BRIDGE_MAX_PORTS) throw new UsageError(`network ${net.name} is full: a Linux bridge takes at most ${BRIDGE_MAX_PORTS} interfaces`);
+  if (bridged(net) && taken.size >= BRIDGE_MAX_PORTS) throw new UsageError(`network ${net.name} is full: a Linux bridge takes at most ${BRIDGE_MAX_PORTS} interfaces`);
   let ip: number;
   if (req.ip) {
     if (net.name === DEFAULT_BRIDGE_NETWORK) throw new UsageError("--ip is supported on user-defined networks only");
@@ -265,6 +265,8 @@ export function newEndpoint(state: State, c: ContainerRecord, net: NetworkRecord
   }
   if (req.aliases?.length && net.name === DEFAULT_BRIDGE_NETWORK) throw new UsageError("network-scoped aliases are supported on user-defined networks only");
   for (const alias of req.aliases ?? []) validateName("alias", alias);
+  const { macPerEndpoint } = ctx.drivers.of(net);
+  if (req.mac && !macPerEndpoint) throw new UsageError(`--mac-address: the endpoints of ${net.driver} network ${net.name} share the MAC of its parent`);
   const used = new Set(c.endpoints.map((e) => e.ifname));
   let n = 0;
   while (used.has(`eth${n}`)) n++;
@@ -274,7 +276,9 @@ export function newEndpoint(state: State, c: ContainerRecord, net: NetworkRecord
   }
   return {
     network: net.name, id: newId(), ifname: `eth${n}`, hostIf, ip: addrText(ip), prefixLen: subnet.prefix,
-    mac: req.mac ?? macFor(ip), aliases: [...new Set(req.aliases ?? [])],
+    // "" where the link shares its parent's MAC (ipvlan): inspect shows none, as Docker does
+    mac: macPerEndpoint ? req.mac ?? macFor(ip) : "", aliases: [...new Set(req.aliases ?? [])],
+    ...(req.ip || req.mac ? { requested: { ...(req.ip ? { ip: addrText(ip) } : {}), ...(req.mac ? { mac: req.mac } : {}) } } : {}),
   };
 }
 
@@ -307,6 +311,8 @@ export function planConnect(state: State, netTerm: string, ctrName: string, req:
   const plan = new Plan(`net connect ${netName} ${c.name}`);
   if (c.mode !== "bridge") throw new UsageError(`container ${c.name} uses --net ${c.mode === "container" ? `container:${c.joined}` : c.mode}: it cannot be connected to networks`);
   if (netName === "host" || netName === "none") throw new UsageError(`container cannot be connected to the ${netName} network`);
+  // a stopped container's networks are joined at start (lifecycle.ts): Docker's connect only records it then
+  if (c.released) return recordForStart(state, c, netName, req, ctx, plan);
   const net = netName === DEFAULT_BRIDGE_NETWORK ? ensureDefaultBridge(plan, state, ctx) : findNetwork(state, netName);
   if (c.endpoints.some((e) => e.network === net.name)) throw new UsageError(`container ${c.name} is already connected to network ${net.name}`);
   const before = routeNetwork(state, c);
@@ -318,10 +324,20 @@ export function planConnect(state: State, netTerm: string, ctrName: string, req:
   return plan;
 }
 
+/** `net connect` of a stopped container: --ip and the aliases checked now, the address chosen at start. */
+function recordForStart(state: State, c: ContainerRecord, netName: string, req: EndpointRequest, ctx: ReturnType<typeof liveContext>, plan: Plan): Plan {
+  if (c.released!.some((r) => r.network === netName)) throw new UsageError(`container ${c.name} is already connected to network ${netName}`);
+  const checked = state.networks[netName] || req.ip || req.aliases?.length ? newEndpoint(state, c, findNetwork(state, netName), req, ctx) : undefined;
+  c.released!.push({ network: netName, aliases: checked?.aliases ?? [], ...(checked?.requested ? { requested: checked.requested } : {}) });
+  return plan;
+}
+
 export function planDisconnect(state: State, netTerm: string, ctrName: string, ctx = liveContext()): Plan {
   const c = findContainer(state, ctrName);
   const netName = resolveNetwork(state, netTerm);
   const plan = new Plan(`net disconnect ${netName} ${c.name}`);
+  // a stopped container: only its record of the network to join at start goes
+  if (c.released?.some((r) => r.network === netName)) return (c.released = c.released.filter((r) => r.network !== netName)), plan;
   const ep = c.endpoints.find((e) => e.network === netName);
   if (!ep) throw new UsageError(`container ${c.name} is not connected to network ${netName}`);
   const before = routeNetwork(state, c);
@@ -331,11 +347,12 @@ export function planDisconnect(state: State, netTerm: string, ctrName: string, c
   dropUnpublishable(state, c);
   const portsAfter = portLayer(state);
   retirePorts(plan, state, portsBefore, portsAfter);
-  driverOf(state.networks[ep.network]).detach(plan, ctx, c.netns!, ep, state.networks[ep.network]);
+  ctx.drivers.of(state.networks[ep.network]).detach(plan, ctx, c.netns!, ep, state.networks[ep.network]);
   const after = routeNetwork(state, c);
   if (after && after !== before) {
     const through = c.endpoints.find((e) => e.network === after.name)!;
-    plan.cmd(["ip", "-n", c.netns!, "route", "replace", "default", ...defaultRoute(after, through)], routeReason(after, through), null);
+    const route = ctx.drivers.of(after).defaultRoute(after, through);
+    plan.cmd(["ip", "-n", c.netns!, "route", "replace", "default", ...route], routeReason(after, through, route), null);
   }
   installPorts(plan, state, portsBefore, portsAfter);
   syncNames(plan, state, c, [netName]);

@@ -121,14 +121,15 @@ const IP_FORWARD = "net.ipv4.ip_forward";
 
 /**
  * The files ctnet writes in a state dir: the state and its backup, the journal, an older ctnet's lock
- * file, and the logs of containers, those the state knows or, in a logs dir ctnet made, any container's.
+ * file, and the logs and exit statuses (ID.exit) of containers, those the state knows or, in a logs dir
+ * ctnet made, any container's.
  */
 function ownFiles(store: Store, state: State): string[] {
   const names = ["state.json", "state.json.bak", "journal.json", "journal.progress.json", "lock"].map((f) => path.join(store.dir, f));
-  const logs = new Set(Object.keys(state.containers).map((name) => `${name}.log`));
+  const logs = new Set(Object.values(state.containers).flatMap((c) => [`${c.name}.log`, `${c.id}.exit`]));
   if (state.madeDirs?.includes("logs")) {
     try {
-      for (const f of fs.readdirSync(store.logDir)) if (/^[a-zA-Z0-9][a-zA-Z0-9_.-]*\.log$/.test(f)) logs.add(f);
+      for (const f of fs.readdirSync(store.logDir)) if (/^[a-zA-Z0-9][a-zA-Z0-9_.-]*\.log$|^[0-9a-f]{64}\.exit$/.test(f)) logs.add(f);
     } catch {
       /* no logs dir */
     }

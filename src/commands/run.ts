@@ -1,9 +1,10 @@
 // Processes in the foreground: `run` without -d and `exec` hand the terminal to the container's process
-// and return its exit code; `logs` prints what a detached process wrote.
+// and return its exit code; `logs` prints what a detached process wrote. `create` ends here too.
 import fs from "node:fs";
 import { UsageError } from "../errors.js";
 import { mutate, openStore, readState, type GlobalOptions } from "../plan/core.js";
 import { isRunning, logPath, parseEnv, planRm, planRun, recordProcess, type RunOptions } from "./containers.js";
+import { planExited } from "./lifecycle.js";
 import { findContainer } from "./networks.js";
 import { Plan, shJoin } from "../plan/plan.js";
 import { processArgv } from "../host/sandbox.js";
@@ -21,20 +22,27 @@ export async function runContainer(g: GlobalOptions, o: RunOptions): Promise<num
     name = planned.container.name;
     id = planned.container.id;
     warnings = planned.warnings;
-    return { plan: planned.plan, commit: (spawned) => recordProcess(planned.container, spawned.get(name)) };
+    return {
+      plan: planned.plan,
+      commit: (spawned) => {
+        recordProcess(planned.container, spawned.get(name));
+        if (o.detach) planned.container.startedAt = new Date().toISOString();
+      },
+    };
   });
   for (const w of warnings) process.stderr.write(`ctnet: warning: ${w}\n`);
   if (g.dryRun) {
     if (!o.detach) process.stdout.write(`\n# then, in the foreground:\n${shJoin(argv)}\n`);
     return 0;
   }
-  if (o.detach) {
+  if (o.detach || o.create) {
     console.log(id);
     return 0;
   }
   const code = await foreground(argv, !!o.interactive, async (pid) => {
     await mutate(g, (draft) => {
       recordProcess(draft.containers[name], { pid, start: processStartTime(pid) });
+      draft.containers[name].startedAt = new Date().toISOString();
       return { plan: new Plan(`record ${name}`) };
     });
   });
@@ -42,8 +50,8 @@ export async function runContainer(g: GlobalOptions, o: RunOptions): Promise<num
     const c = draft.containers[name];
     if (!c) return { plan: new Plan(`${name} is gone`) };
     if (o.rm) return { plan: planRm(draft, stateDir, [name], true) };
-    recordProcess(c, undefined);
-    return { plan: new Plan(`record ${name} exited`) };
+    // ctnet saw it end: its exit is recorded and its endpoints released, as Docker's daemon does
+    return { plan: planExited(draft, c, code) };
   });
   return code;
 }
@@ -73,12 +81,71 @@ export async function execInContainer(g: GlobalOptions, name: string, cmd: strin
   return foreground(processArgv(state, c, cmd, parseEnv(o.env), false), !!o.interactive, async () => {});
 }
 
-export function printLogs(g: GlobalOptions, name: string): void {
+export interface LogOptions {
+  follow?: boolean;
+  /** a number of lines, or "all" */
+  tail?: string;
+  since?: string;
+  timestamps?: boolean;
+}
+
+/**
+ * `logs`: what the container's process wrote (stdout and stderr, as one file), the last --tail lines of
+ * it; with -f, then what it writes until its process ends. --since and --timestamps are refused: without
+ * a daemon reading the output, the log holds no time per line.
+ */
+export async function printLogs(g: GlobalOptions, name: string, o: LogOptions = {}): Promise<void> {
+  for (const [flag, given] of [["--since", o.since !== undefined], ["--timestamps", !!o.timestamps]] as const) {
+    if (given) throw new UsageError(`logs ${flag}: ctnet's logs hold no time per line (no daemon reads the output to stamp it); use --tail`);
+  }
+  const tail = o.tail === undefined || o.tail === "all" ? Infinity : /^\d+$/.test(o.tail) ? Number(o.tail) : NaN;
+  if (Number.isNaN(tail)) throw new UsageError(`invalid --tail ${JSON.stringify(o.tail)}: a number of lines, or all`);
   const store = openStore(g);
   const c = findContainer(store.read(), name);
+  const file = logPath(store.dir, c.name);
+  let text: Buffer;
   try {
-    process.stdout.write(fs.readFileSync(logPath(store.dir, c.name)));
+    text = fs.readFileSync(file);
   } catch (err: any) {
     if (err.code !== "ENOENT") throw err;
+    text = Buffer.alloc(0);
   }
+  process.stdout.write(tail === Infinity ? text : lastLines(text, tail));
+  if (!o.follow) return;
+  let offset = text.length;
+  const more = () => {
+    let size: number;
+    try {
+      size = fs.statSync(file).size;
+    } catch {
+      return;
+    }
+    if (size <= offset) return;
+    const fd = fs.openSync(file, "r");
+    try {
+      const chunk = Buffer.alloc(size - offset);
+      fs.readSync(fd, chunk, 0, chunk.length, offset);
+      offset = size;
+      process.stdout.write(chunk);
+    } finally {
+      fs.closeSync(fd);
+    }
+  };
+  while (isRunning(c)) {
+    more();
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  more();
+}
+
+/** The last `n` lines of a log (a final line without a newline counts). */
+function lastLines(text: Buffer, n: number): Buffer {
+  if (n === 0) return Buffer.alloc(0);
+  let end = text.length;
+  if (end > 0 && text[end - 1] === 0x0a) end--;
+  let at = end;
+  for (let seen = 0; at > 0; at--) {
+    if (text[at - 1] === 0x0a && ++seen === n) break;
+  }
+  return text.subarray(at);
 }

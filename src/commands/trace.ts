@@ -7,6 +7,7 @@ import fs from "node:fs";
 import { UsageError } from "../errors.js";
 import { addrValue, contains, parseCidr } from "../ipam.js";
 import { findContainer, routeNetwork } from "./networks.js";
+import { driverOf } from "../drivers/registry.js";
 import { isRunning } from "./containers.js";
 import { netnsEtcDir } from "../naming.js";
 import { hostAddresses, run } from "../host/sys.js";
@@ -250,6 +251,25 @@ function pathVerdict(state: State, box: ContainerRecord, target: ContainerRecord
   if (report.sharedNetworks.length > 0) facts.push(`shared network${report.sharedNetworks.length > 1 ? "s" : ""}: ${report.sharedNetworks.join(", ")}`);
   else if (target) facts.push(`${box.name} and ${target.name} share no network (${box.name}: ${box.endpoints.map((e) => e.network).join(", ") || "none"}; ${target.name}: ${target.endpoints.map((e) => e.network).join(", ") || target.mode})`);
 
+  // macvlan, ipvlan: the containers' links hang on a parent NIC, and their traffic never crosses the host's firewall
+  const parentOf = (net: NetworkRecord | undefined) => (net ? (driverOf(net).hostSide(net)?.role === "parent" ? driverOf(net).hostSide(net)!.ifname : null) : null);
+  const lanOut = onLink ? parentOf(onLink) : parentOf(routeNetwork(state, box));
+  if (lanOut !== null) {
+    const net = onLink ?? routeNetwork(state, box)!;
+    if (onLink && onLink.options.macvlan_mode === "private") {
+      facts.push(`${address} is on ${box.name}'s ${net.driver} link ${ifOf(net).ifname} (network ${net.name}), in macvlan_mode=private: its containers cannot reach each other`);
+      return false;
+    }
+    facts.push(onLink
+      ? `${address} is on ${box.name}'s ${net.driver} link ${ifOf(net).ifname} (network ${net.name}, ${net.subnet}): the frame goes over parent ${lanOut}, not through the host's IP stack or firewall`
+      : `${address} is not on any of ${box.name}'s links: it goes to the LAN gateway ${net.gateway} over parent ${lanOut} (network ${net.name}); the LAN's routing decides, not this host`);
+    if (targetNet && parentOf(targetNet) === null && !onLink) facts.push(`${address} is on ctnet network ${targetNet.name}: the LAN reaches it only if its router routes ${targetNet.subnet} to this host`);
+    return true;
+  }
+  if (targetNet && parentOf(targetNet) !== null) {
+    facts.push(`${address} is on ${targetNet.driver} network ${targetNet.name}: the host cannot reach its own ${targetNet.driver} containers through their parent ${parentOf(targetNet)}, so neither can containers it forwards for`);
+    return false;
+  }
   let pkt;
   if (onLink) {
     facts.push(`${address} is on ${box.name}'s link ${ifOf(onLink).ifname} (network ${onLink.name}, ${onLink.subnet}): the packet crosses bridge ${onLink.bridge} without routing`);

@@ -1,6 +1,6 @@
 // The bridge network driver: a Linux bridge holding the gateway address, its firewall rules, and the
 // veth endpoints that plug sandboxes into it.
-import { addRule, bridgesInKernel, deleteRule, enlist, installBase, networkRules, othersForwarding, presentRules, removeBase } from "../firewall/firewall.js";
+import { addRule, deleteRule, enlist, installBase, networkRules, presentRules, removeBase } from "../firewall/firewall.js";
 import { addrValue, macFor } from "../ipam.js";
 import { bridgeIfname, hostVethIfname, linkAlias } from "../naming.js";
 import type { Plan } from "../plan/plan.js";
@@ -10,12 +10,12 @@ import { BRIDGE_OPTIONS_HELP, BRIDGE_OPTION_KEYS, bridgeOption, checkBridgeName 
 import { UsageError } from "../errors.js";
 import { addressesUp, checkInner } from "./endpoints.js";
 import type { Attachment, Finding, LinkView, NetworkDriver, PlanContext } from "./driver.js";
-import type { Endpoint, NetworkRecord, State } from "../model.js";
+import { bridged, type Endpoint, type NetworkRecord, type State } from "../model.js";
 
 const IP_FORWARD = "net.ipv4.ip_forward";
 
 /** Networks whose bridge is (or, after this plan, will be) up: user networks always, "bridge" while in use. */
-export const activeNetworks = (state: State) => Object.values(state.networks);
+const activeNetworks = (state: State) => Object.values(state.networks).filter(bridged);
 
 /** Creates the bridge, its address and rules. Call before adding `net` to state.networks. */
 function setUpNetwork(plan: Plan, ctx: PlanContext, state: State, net: NetworkRecord): void {
@@ -68,7 +68,7 @@ function tearDownNetwork(plan: Plan, ctx: PlanContext, state: State, net: Networ
   const remaining = activeNetworks(state).filter((n) => n.name !== net.name);
   if (remaining.length === 0) {
     // each network, of any state dir, has a rule in CTNET-ISOLATION-2: the chains go with the last one
-    const others = [...bridgesInKernel()].filter((br) => !removed.bridges.has(br));
+    const others = [...ctx.facts.ctnetBridgesInFirewall()].filter((br) => !removed.bridges.has(br));
     const warning = others.length === 0 ? removeBase(plan, state) : null;
     if (warning) process.stderr.write(`ctnet: warning: ${warning}\n`);
     // forwarding goes back with the last network of any state dir: one whose last network goes while
@@ -76,7 +76,7 @@ function tearDownNetwork(plan: Plan, ctx: PlanContext, state: State, net: Networ
     const fwd = state.sysctls[IP_FORWARD] ?? (others.length === 0 ? takeHandedOverForwarding(state) : null);
     if (fwd && others.length > 0) handOverForwarding(state, fwd);
     // a dockerd started after ctnet found forwarding on and left it so: turning it off would cut Docker off
-    else if (fwd && ctx.facts.sysctl(IP_FORWARD) === fwd.value && othersForwarding().length === 0) {
+    else if (fwd && ctx.facts.sysctl(IP_FORWARD) === fwd.value && ctx.facts.othersForwarding().length === 0) {
       plan.cmd(["sysctl", "-w", `${IP_FORWARD}=${fwd.previous}`], "no ctnet network is left: restore the host's forwarding setting", ["sysctl", "-w", `${IP_FORWARD}=${fwd.value}`]);
       removed.forwarding = fwd.previous;
     }
@@ -192,6 +192,7 @@ export const bridgeDriver: NetworkDriver = {
     plan.cmd(["ip", "link", "del", ep.hostIf], `unplug ${ep.ifname} from ${ep.network}`, null);
   },
   networkLinks: (net) => [net.bridge],
+  macPerEndpoint: true,
   endpointHostLink: (container, net) => hostVethIfname(container, net.name),
   checkNetwork,
   checkEndpoint,

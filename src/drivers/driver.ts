@@ -4,11 +4,21 @@
 // the host only through the HostFacts snapshot they are given and never spawn anything themselves.
 import type { HostFacts, LinkFact } from "../host/facts.js";
 import type { Plan } from "../plan/plan.js";
+import type { DriverName } from "./registry.js";
 import type { Endpoint, NetworkRecord, State } from "../model.js";
 
-/** What planners receive besides the state: the host as this command found it. */
+/** What planners receive besides the state: the host as this command found it, and the drivers. */
 export interface PlanContext {
   facts: HostFacts;
+  drivers: DriverRegistry;
+}
+
+/** The drivers by name (src/drivers/registry.ts). */
+export interface DriverRegistry {
+  /** the driver `net create -d NAME` means; a UsageError for an unknown one */
+  named(name: string): NetworkDriver & { name: DriverName };
+  /** the driver of a network */
+  of(net: NetworkRecord): NetworkDriver;
 }
 
 export interface Attachment {
@@ -64,13 +74,15 @@ export interface NetworkDriver {
   detach(plan: Plan, ctx: PlanContext, netns: string, ep: Endpoint, net: NetworkRecord): void;
   /** The host-side links ctnet made for the network: doctor and reset know them as ctnet's. */
   networkLinks(net: NetworkRecord): string[];
+  /** Whether each endpoint has a MAC of its own (bridge, macvlan), or shares its parent's (ipvlan: no --mac-address). */
+  readonly macPerEndpoint: boolean;
   /** The interface name of a new endpoint's link on the host, or "" when it has none (it lives in the sandbox only). */
   endpointHostLink(container: string, net: NetworkRecord): string;
   /** What doctor finds wrong with the network's kernel objects on the host. */
   checkNetwork(net: NetworkRecord, host: LinkView): Finding[];
   /** What doctor finds wrong with one endpoint; `inner` is the sandbox's namespace. Fixes may recreate it. */
   checkEndpoint(ctx: PlanContext, netns: string, net: NetworkRecord, ep: Endpoint, host: LinkView, inner: LinkView): Finding[];
-  /** The text `graph` and `net inspect` give the network's link on the host (bridge: its bridge; macvlan: its parent). */
+  /** The network's link on the host, as `graph`, `trace` and the subnet checks see it: its bridge, or the parent its containers hang on. */
   hostSide(net: NetworkRecord): { ifname: string; role: "bridge" | "parent" } | null;
   /** The words after `ip route add default` for a sandbox whose default route goes through `ep`. */
   defaultRoute(net: NetworkRecord, ep: Endpoint): string[];

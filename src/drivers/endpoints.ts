@@ -17,8 +17,13 @@ export function checkMtu(value: string): void {
   if (!/^\d+$/.test(value) || n < MIN_MTU || n > 65535) throw new UsageError(`invalid mtu ${JSON.stringify(value)}: must be ${MIN_MTU}..65535`);
 }
 
-/** Addresses the sandbox's new links and brings them up: namespace-side commands, one `ip -batch`. */
-export function addressesUp(plan: Plan, netns: string, attachments: Attachment[]): void {
+/**
+ * Addresses the sandbox's new links and brings them up: namespace-side commands, one `ip -batch`.
+ * `carrierAtOnce`: the link has a carrier the moment it is up (macvlan, ipvlan, not a veth whose peer is
+ * still down), and the kernel gives it an IPv6 link-local address before an addrgenmode sent in the same
+ * request applies: the mode is then set first, on its own.
+ */
+export function addressesUp(plan: Plan, netns: string, attachments: Attachment[], carrierAtOnce = false): void {
   const inNs = (...args: string[]) => ["ip", "-n", netns, ...args];
   for (const { net, ep } of attachments) {
     plan.cmd(inNs("addr", "add", `${ep.ip}/${ep.prefixLen}`, "dev", ep.ifname), `${ep.ip} on ${net.name}`, null);
@@ -27,7 +32,10 @@ export function addressesUp(plan: Plan, netns: string, attachments: Attachment[]
     // to every port: with n containers, each run cost n deliveries in the other namespaces. A link made
     // with an mtu below IPv6's minimum has no IPv6 at all, and the kernel refuses an addrgenmode for it.
     if (Number(net.options.mtu ?? IPV6_MIN_MTU) < IPV6_MIN_MTU) plan.cmd(inNs("link", "set", ep.ifname, "up"), `bring ${ep.ifname} up (mtu ${net.options.mtu}: no IPv6 on it)`, null);
-    else plan.cmd(inNs("link", "set", ep.ifname, "addrgenmode", "none", "up"), `bring ${ep.ifname} up, without an IPv6 link-local address`, null);
+    else if (carrierAtOnce) {
+      plan.cmd(inNs("link", "set", ep.ifname, "addrgenmode", "none"), `no IPv6 link-local address on ${ep.ifname}`, null);
+      plan.cmd(inNs("link", "set", ep.ifname, "up"), `bring ${ep.ifname} up`, null);
+    } else plan.cmd(inNs("link", "set", ep.ifname, "addrgenmode", "none", "up"), `bring ${ep.ifname} up, without an IPv6 link-local address`, null);
   }
 }
 

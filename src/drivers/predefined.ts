@@ -10,7 +10,7 @@ function predefinedDriver(name: "host" | "null"): NetworkDriver {
   };
   return {
     name, optionKeys: {}, checkOption: only, validate: only, create: only, remove: only, attach: only, detach: only,
-    networkLinks: () => [], endpointHostLink: only, checkNetwork: () => [], checkEndpoint: () => [], hostSide: () => null, defaultRoute: only,
+    networkLinks: () => [], macPerEndpoint: false, endpointHostLink: only, checkNetwork: () => [], checkEndpoint: () => [], hostSide: () => null, defaultRoute: only,
   };
 }
 

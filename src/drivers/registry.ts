@@ -5,7 +5,7 @@ import { bridgeDriver } from "./bridge.js";
 import { ipvlanDriver } from "./ipvlan.js";
 import { macvlanDriver } from "./macvlan.js";
 import { hostDriver, nullDriver } from "./predefined.js";
-import type { Attachment, NetworkDriver, PlanContext } from "./driver.js";
+import type { Attachment, DriverRegistry, NetworkDriver, PlanContext } from "./driver.js";
 import type { Endpoint, NetworkRecord } from "../model.js";
 
 const DRIVERS = {
@@ -27,6 +27,8 @@ export function driverNamed(name: string): NetworkDriver & { name: DriverName } 
 }
 
 export const driverOf = (net: NetworkRecord): NetworkDriver => DRIVERS[net.driver];
+
+export const registry: DriverRegistry = { named: driverNamed, of: driverOf };
 
 /** `-o` pairs as the driver stores them (its short keys); another driver's option is refused by name. */
 export function driverOptions(driver: NetworkDriver, raw: Record<string, string>): Record<string, string> {
@@ -50,14 +52,15 @@ export function driverOptions(driver: NetworkDriver, raw: Record<string, string>
  */
 export function attachEndpoints(plan: Plan, ctx: PlanContext, netns: string, attachments: Attachment[], routeVia?: NetworkRecord): void {
   const byDriver = new Map<NetworkDriver, Attachment[]>();
-  for (const a of attachments) byDriver.set(driverOf(a.net), [...(byDriver.get(driverOf(a.net)) ?? []), a]);
+  for (const a of attachments) byDriver.set(ctx.drivers.of(a.net), [...(byDriver.get(ctx.drivers.of(a.net)) ?? []), a]);
   for (const [driver, some] of byDriver) driver.attach(plan, ctx, netns, some);
   const via = routeVia && attachments.find((a) => a.net === routeVia);
-  if (via) plan.cmd(["ip", "-n", netns, "route", "add", "default", ...defaultRoute(via.net, via.ep)], routeReason(via.net, via.ep), null);
+  if (!via) return;
+  const route = ctx.drivers.of(via.net).defaultRoute(via.net, via.ep);
+  plan.cmd(["ip", "-n", netns, "route", "add", "default", ...route], routeReason(via.net, via.ep, route), null);
 }
 
-export const defaultRoute = (net: NetworkRecord, ep: Endpoint) => driverOf(net).defaultRoute(net, ep);
-
-export function routeReason(net: NetworkRecord, ep: Endpoint): string {
-  return defaultRoute(net, ep)[0] === "via" ? `default route via ${net.name}'s gateway` : `default route out of ${ep.ifname} (${net.name} routes without a gateway)`;
+/** The reason of a default route step; `route` is the words the driver gave (driver.defaultRoute). */
+export function routeReason(net: NetworkRecord, ep: Endpoint, route: string[]): string {
+  return route[0] === "via" ? `default route via ${net.name}'s gateway` : `default route out of ${ep.ifname} (${net.name} routes without a gateway)`;
 }

@@ -28,21 +28,18 @@ export interface SubLinkKind {
 const VLAN_PARENT = /^(.+)\.(\d+)$/;
 
 /** The veth pair an --internal network's endpoints hang on: a parent with no wire behind it. */
-export const internalParent = (network: string) => ({ ifname: fitIfname("ctpa-", network), peer: fitIfname("ctpb-", network) });
+const internalParent = (network: string) => ({ ifname: fitIfname("ctpa-", network), peer: fitIfname("ctpb-", network) });
 
 /** The link ctnet made for the network's parent, if it made it (an internal network's veth: the end that takes its peer along). */
-function ownLinks(net: NetworkRecord): string[] {
-  if (!net.ownParent) return [];
-  return [net.options.parent];
-}
+const ownLinks = (net: NetworkRecord): string[] => (net.ownParent ? [net.options.parent] : []);
 
-function validateParent(ctx: PlanContext, state: State, net: NetworkRecord, kind: SubLinkKind): void {
+function validateParent(ctx: PlanContext, state: State, net: NetworkRecord): void {
   const parent = net.options.parent;
   const { facts } = ctx;
   const link = facts.link(parent);
   if (!link) {
     const vlan = VLAN_PARENT.exec(parent);
-    if (!vlan || !facts.hasLink(vlan[1])) throw new UsageError(`parent interface ${parent} does not exist on the host (-o parent)`);
+    if (!vlan || !facts.link(vlan[1])) throw new UsageError(`parent interface ${parent} does not exist on the host (-o parent)`);
     const id = Number(vlan[2]);
     if (id < 1 || id > 4094) throw new UsageError(`parent ${parent}: VLAN id ${id} is outside 1..4094`);
     if (!facts.kernelHas("8021q")) throw new OpError(`kernel module 8021q is missing: cannot create the 802.1q sub-interface ${parent} (-o parent)`);
@@ -60,9 +57,8 @@ function validateParent(ctx: PlanContext, state: State, net: NetworkRecord, kind
     if (other.ownParent) throw new UsageError(`parent ${parent} belongs to network ${other.name}, which created it`);
     if (net.ownParent) throw new UsageError(`parent ${parent} is used by network ${other.name}`);
     if (overlaps(parseCidr(other.subnet), subnet)) throw new UsageError(`parent ${parent} is already used by network ${other.name} with an overlapping subnet ${other.subnet}`);
-  }
-  if (kind.name === "macvlan" && net.options.macvlan_mode === "passthru" && Object.values(state.networks).some((n) => n.options.parent === parent)) {
-    throw new UsageError(`macvlan_mode=passthru takes parent ${parent} whole: another network uses it`);
+    // passthru hands the parent whole to one link: the kernel refuses any other on it
+    if ([net, other].some((n) => n.options.macvlan_mode === "passthru")) throw new UsageError(`parent ${parent} is used by network ${other.name}, and macvlan_mode=passthru takes a parent whole`);
   }
 }
 
@@ -86,7 +82,7 @@ function createParent(plan: Plan, net: NetworkRecord): void {
 function attach(kind: SubLinkKind, plan: Plan, ctx: PlanContext, netns: string, attachments: Attachment[]): void {
   for (const { net, ep } of attachments) {
     const mtu = net.options.mtu ? ["mtu", net.options.mtu] : [];
-    const mac = kind.ownMac ? ["address", ep.mac] : [];
+    const mac = ep.mac ? ["address", ep.mac] : [];
     const mode = net.options[kind.modeKey] ?? kind.modes[0];
     // made inside the sandbox in one request: the name is free there whatever the host's links are called
     plan.cmd(
@@ -95,7 +91,7 @@ function attach(kind: SubLinkKind, plan: Plan, ctx: PlanContext, netns: string, 
       ["ip", "-n", netns, "link", "del", ep.ifname],
     );
   }
-  addressesUp(plan, netns, attachments);
+  addressesUp(plan, netns, attachments, true);
 }
 
 function checkNetwork(net: NetworkRecord, host: LinkView): Finding[] {
@@ -146,7 +142,7 @@ export function subLinkDriver(kind: SubLinkKind): NetworkDriver {
         return;
       }
       if (!net.options.parent) throw new UsageError(`${kind.name} networks need -o parent=IFACE: the host's link to the LAN`);
-      validateParent(ctx, state, net, kind);
+      validateParent(ctx, state, net);
     },
     create: (plan, _ctx, _state, net) => createParent(plan, net),
     remove(plan, _ctx, _state, net) {
@@ -159,6 +155,7 @@ export function subLinkDriver(kind: SubLinkKind): NetworkDriver {
       plan.cmd(["ip", "-n", netns, "link", "del", ep.ifname], `unplug ${ep.ifname} from ${ep.network}`, null);
     },
     networkLinks: ownLinks,
+    macPerEndpoint: kind.ownMac,
     endpointHostLink: () => "",
     checkNetwork,
     checkEndpoint: (ctx, ns, net, ep, _host, inner) => checkEndpoint(kind, ctx, ns, net, ep, inner),

@@ -29,7 +29,7 @@ import { addrText, parseAddress } from "../ipam.js";
 import { findContainer } from "../commands/networks.js";
 import { Plan } from "../plan/plan.js";
 import { hasTool, hostAddresses, run } from "../host/sys.js";
-import type { ContainerRecord, Endpoint, ExposedPort, NetworkRecord, PortMapping, State } from "../model.js";
+import { bridged, type ContainerRecord, type Endpoint, type ExposedPort, type NetworkRecord, type PortMapping, type State } from "../model.js";
 
 export type Proto = PortMapping["proto"];
 const PROTOS: Proto[] = ["tcp", "udp"];
@@ -333,7 +333,8 @@ function hostBinding(state: State, c: ContainerRecord): HostBinding {
 /** The endpoint on the network holding the container's default route: replies leave the way requests came. */
 export function publishingEndpoint(state: State, c: ContainerRecord): Endpoint | undefined {
   if (c.mode !== "bridge") return undefined;
-  return c.endpoints.find((e) => state.networks[e.network] && !state.networks[e.network].internal);
+  // a network without a bridge (macvlan, ipvlan) is reached on its own addresses: nothing to publish from
+  return c.endpoints.find((e) => state.networks[e.network] && !state.networks[e.network].internal && bridged(state.networks[e.network]));
 }
 
 function checkCanPublish(state: State, c: ContainerRecord): void {
@@ -343,7 +344,8 @@ function checkCanPublish(state: State, c: ContainerRecord): void {
   }
   if (!publishingEndpoint(state, c)) {
     const nets = c.endpoints.map((e) => e.network).join(", ");
-    throw new UsageError(`container ${c.name} is only on internal networks (${nets}): internal networks cannot publish ports`);
+    if (c.endpoints.every((e) => state.networks[e.network]?.internal)) throw new UsageError(`container ${c.name} is only on internal networks (${nets}): internal networks cannot publish ports`);
+    throw new UsageError(`container ${c.name} is only on networks without a bridge (${nets}): macvlan and ipvlan containers are reached on their own address, not through published ports`);
   }
 }
 

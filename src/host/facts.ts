@@ -4,7 +4,8 @@
 // and keeps it for the rest of the command (a `run` must not pay for facts only `net create` needs).
 import fs from "node:fs";
 import { gunzipSync } from "node:zlib";
-import { goingAway, hostSubnetsInUse, linkExists, query, readOrNull, vethLeaving, type SubnetUse } from "./sys.js";
+import { bridgesInKernel, othersForwarding } from "../firewall/firewall.js";
+import { goingAway, hostSubnetsInUse, linkExists, netnsExists, readOrNull, run, vethLeaving, type SubnetUse } from "./sys.js";
 
 export interface LinkFact {
   ifname: string;
@@ -17,7 +18,7 @@ export interface LinkFact {
 }
 
 /** Kernel modules a driver may need, with the kernel config symbol that builds them. */
-export const KERNEL_MODULES = { macvlan: "CONFIG_MACVLAN", ipvlan: "CONFIG_IPVLAN", "8021q": "CONFIG_VLAN_8021Q", bridge: "CONFIG_BRIDGE", veth: "CONFIG_VETH" } as const;
+const KERNEL_MODULES = { macvlan: "CONFIG_MACVLAN", ipvlan: "CONFIG_IPVLAN", "8021q": "CONFIG_VLAN_8021Q" } as const;
 export type KernelModule = keyof typeof KERNEL_MODULES;
 
 export interface HostFacts {
@@ -25,6 +26,8 @@ export interface HostFacts {
   hasLink(ifname: string): boolean;
   /** the link's details, null when there is none */
   link(ifname: string): LinkFact | null;
+  /** whether a named network namespace exists (/run/netns; one an earlier plan of the command deletes does not) */
+  hasNetns(name: string): boolean;
   /** a ctnet veth whose namespace is deleted: the kernel is removing it and its name is about to be free */
   vethLeaving(ifname: string): boolean;
   /** a sysctl's value ("" when the key does not exist) */
@@ -33,15 +36,20 @@ export interface HostFacts {
   kernelHas(module: KernelModule): boolean;
   /** IPv4 subnets the host's routes and addresses use */
   subnetsInUse(): SubnetUse[];
+  /** bridges of ctnet networks of any state dir, as the kernel's isolation chain names them */
+  ctnetBridgesInFirewall(): Set<string>;
+  /** rules of the built-in FORWARD chain that are not ctnet's: another tool forwards through this host */
+  othersForwarding(): string[];
 }
 
 export function readSysctl(key: string): string {
   return readOrNull(`/proc/sys/${key.replace(/\./g, "/")}`)?.trim() ?? "";
 }
 
+/** Asks the kernel over netlink: /sys/class/net shows the namespace sysfs was mounted in, which may be another's. */
 function readLink(ifname: string): LinkFact | null {
-  if (!linkExists(ifname)) return null;
-  const [link] = JSON.parse(query(["ip", "-j", "-d", "link", "show", "dev", ifname]) || "[]");
+  const res = run(["ip", "-j", "-d", "link", "show", "dev", ifname]);
+  const [link] = res.code === 0 ? JSON.parse(res.stdout || "[]") : [];
   if (!link) return null;
   return {
     ifname, kind: link.linkinfo?.info_kind ?? "", master: link.master ?? null, mtu: link.mtu, alias: link.ifalias ?? null,
@@ -87,10 +95,13 @@ export function liveHostFacts(): HostFacts {
   const link = memo(readLink);
   return {
     hasLink: linkExists,
+    hasNetns: netnsExists,
     link: (ifname) => (goingAway.links.has(ifname) ? null : link(ifname)),
     vethLeaving,
     sysctl: readSysctl,
     kernelHas: memo((m) => readKernelHas(m as KernelModule)),
     subnetsInUse: hostSubnetsInUse,
+    ctnetBridgesInFirewall: bridgesInKernel,
+    othersForwarding,
   };
 }

@@ -4,8 +4,10 @@ import fs from "node:fs";
 import path from "node:path";
 import { UsageError } from "../errors.js";
 import { netnsPath } from "../naming.js";
-import type { Plan } from "../plan/plan.js";
+import { waitedPaths, type Plan } from "../plan/plan.js";
+import { goingAway } from "./sys.js";
 import type { ContainerRecord, State } from "../model.js";
+import { plannedNameFiles } from "../dns/names.js";
 
 /** The namespace alone: a host-side `ip` command, so it joins the host's batch (veth pairs follow it). */
 export function createNamespace(plan: Plan, ns: string): void {
@@ -30,6 +32,29 @@ export function deleteNamespace(plan: Plan, ns: string, hostLinks: string[] = []
 // Names: each container's own /etc/netns/NAME/{hosts,hostname,resolv.conf} and the DNS server of user
 // networks are the names service's (src/dns/names.ts).
 
+/**
+ * A command made of the plans of several planners (up, restart, stop of a container on several networks):
+ * later planners read the name files as `sub` leaves them, not as they are on disk, and take the links
+ * and namespaces it deletes as gone. forgetSubPlans() once the command's plan is made.
+ */
+export function noteSubPlan(sub: Plan): void {
+  for (const step of sub.steps) {
+    if (step.kind === "write") plannedNameFiles.set(step.path, step.content);
+    if (step.kind === "cmd" && step.argv[0] === "ip" && step.argv[2] === "del") {
+      if (step.argv[1] === "link") goingAway.links.add(step.argv[3]);
+      if (step.argv[1] === "netns") goingAway.netns.add(step.argv[3]);
+    }
+    // a deleted namespace takes its veth pairs along: the plan waits for their host ends to go
+    for (const p of waitedPaths(step) ?? []) goingAway.links.add(path.basename(p));
+  }
+}
+
+export function forgetSubPlans(): void {
+  goingAway.links.clear();
+  goingAway.netns.clear();
+  plannedNameFiles.clear();
+}
+
 // ---- processes -------------------------------------------------------------------------------
 
 export const IDLE_COMMAND = ["sleep", "infinity"];
@@ -49,18 +74,30 @@ const START_MAIN = `${DETACH_NETNS_DIR}; echo "$0" > /proc/sys/kernel/hostname &
 /** The same for a main process that shares another container's UTS namespace (--net container:X). */
 const START_JOINED = `${DETACH_NETNS_DIR}; exec "$@"`;
 
-/** argv that runs `cmd` inside container `c`: as its main process (`main`), or beside it (exec). */
-export function processArgv(state: State, c: ContainerRecord, cmd: string[], envPairs: string[], main: boolean): string[] {
+/**
+ * A detached main process has no daemon to collect its exit status: the shell that starts it stays as its
+ * parent and writes the status to a file (`$1`) when it ends. It catches (not ignores: the command gets
+ * them back at exec) the signals stop and kill send to the container's process group, so it outlives the
+ * command; only SIGKILL ends it first. Marked by its first word, so kill can tell it from a command.
+ */
+export const EXIT_RECORDER = `: ctnet-exit; f=$1; shift; trap : HUP INT QUIT TERM USR1 USR2 ALRM PIPE; "$@"; s=$?; echo $s > "$f"; exit $s`;
+
+/**
+ * argv that runs `cmd` inside container `c`: as its main process (`main`), or beside it (exec). With
+ * `exitFile`, the main process is started by EXIT_RECORDER, which records its exit status there.
+ */
+export function processArgv(state: State, c: ContainerRecord, cmd: string[], envPairs: string[], main: boolean, exitFile?: string): string[] {
   const withEnv = envPairs.length > 0 ? ["env", ...envPairs, ...cmd] : cmd;
+  const recorded = exitFile ? ["sh", "-c", EXIT_RECORDER, "sh", exitFile, ...withEnv] : withEnv;
   switch (c.mode) {
     case "host":
-      return withEnv;
+      return main ? recorded : withEnv;
     case "container": {
       const owner = state.containers[c.joined!];
-      return ["ip", "netns", "exec", owner.netns!, ...utsEnter(owner), ...(main ? ["sh", "-c", START_JOINED, "sh"] : []), ...withEnv];
+      return ["ip", "netns", "exec", owner.netns!, ...utsEnter(owner), ...(main ? ["sh", "-c", START_JOINED, "sh", ...recorded] : withEnv)];
     }
     default:
-      if (main) return ["ip", "netns", "exec", c.netns!, "unshare", "--uts", "--", "sh", "-c", START_MAIN, c.hostname, ...withEnv];
+      if (main) return ["ip", "netns", "exec", c.netns!, "unshare", "--uts", "--", "sh", "-c", START_MAIN, c.hostname, ...recorded];
       return ["ip", "netns", "exec", c.netns!, ...utsEnter(c), ...withEnv];
   }
 }

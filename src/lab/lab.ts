@@ -2,15 +2,14 @@
 // run -d, net connect, rm, net rm) run one after another against one draft state and their steps are
 // collected, so a lab goes up all or nothing, and `--dry-run` shows the whole script.
 import { createHash } from "node:crypto";
-import path from "node:path";
 import { UsageError } from "../errors.js";
 import { mutate, openStore, type GlobalOptions } from "../plan/core.js";
 import { isRunning, planRm, planRun, recordProcess } from "../commands/containers.js";
 import { planConnect, planNetCreate, planNetRm } from "../commands/networks.js";
 import { Plan, removalRank, waitedPaths, type Step, type WriteStep } from "../plan/plan.js";
-import { nameFileContent, plannedNameFiles } from "../dns/names.js";
+import { nameFileContent } from "../dns/names.js";
 import { AARDVARK } from "../dns/aardvark.js";
-import { goingAway } from "../host/sys.js";
+import { forgetSubPlans, noteSubPlan } from "../host/sandbox.js";
 import type { ContainerSpec, LabSpec, NetworkSpec, Where } from "./labfile.js";
 import type { Spawned } from "../plan/executor.js";
 import type { ContainerRecord, State } from "../model.js";
@@ -70,14 +69,8 @@ class LabPlanBuilder {
       throw err;
     }
     const index = this.pieces.push({ kind, name, change }) - 1;
-    notePlanned(sub);
+    noteSubPlan(sub);
     for (const step of sub.steps) {
-      if (step.kind === "cmd" && step.argv[0] === "ip" && step.argv[2] === "del") {
-        if (step.argv[1] === "link") goingAway.links.add(step.argv[3]);
-        if (step.argv[1] === "netns") goingAway.netns.add(step.argv[3]);
-      }
-      // a deleted namespace takes its veth pairs along: the plan waits for their host ends to go
-      for (const p of waitedPaths(step) ?? []) goingAway.links.add(path.basename(p));
       if (step.kind === "write") {
         // the first write keeps its place (the file must exist before the process that bind-mounts it
         // starts) and the content of the last one (a container's files are made again by finish()); a
@@ -189,13 +182,6 @@ class LabPlanBuilder {
   }
 }
 
-/** Later planners read name files as the steps so far leave them, not as they are on disk. */
-function notePlanned(plan: Plan): void {
-  for (const step of plan.steps) {
-    if (step.kind === "write") plannedNameFiles.set(step.path, step.content);
-  }
-}
-
 /** Containers in an order where each comes after the one whose namespace it joins. */
 function joinOrder<T extends { name: string; joins?: string }>(items: T[]): T[] {
   const byName = new Map(items.map((i) => [i.name, i]));
@@ -225,9 +211,7 @@ function planning(plan: () => LabPlan): LabPlan {
   try {
     return plan();
   } finally {
-    goingAway.links.clear();
-    goingAway.netns.clear();
-    plannedNameFiles.clear();
+    forgetSubPlans();
   }
 }
 
@@ -275,7 +259,7 @@ function planUpInner(draft: State, stateDir: string, spec: LabSpec): LabPlan {
   for (const n of netsToCreate) {
     b.add("network", n.name, replacedNets.has(n.name) ? "recreated" : "created", n.where, () => {
       const plan = planNetCreate(draft, n.name, {
-        subnet: n.subnet, gateway: n.gateway, ipRange: n.ipRange, internal: n.internal, lab,
+        driver: n.driver, subnet: n.subnet, gateway: n.gateway, ipRange: n.ipRange, internal: n.internal, lab,
         opt: Object.entries(n.options).map(([k, v]) => `${k}=${v}`),
         label: Object.entries(n.labels).map(([k, v]) => `${k}=${v}`),
       });
@@ -312,7 +296,7 @@ function planContainer(draft: State, stateDir: string, lab: string, c: Container
   });
   for (const a of rest) {
     // each connect is a plan of its own: it must see the name files as run (or the connect before) left them
-    notePlanned(plan);
+    noteSubPlan(plan);
     plan.append(planConnect(draft, a.network, c.name, { ip: a.ip, aliases: a.aliases }));
   }
   draft.containers[c.name].labDigest = containerDigest(c);

@@ -7,6 +7,7 @@ import { UsageError } from "../errors.js";
 import { parseAddress, parseCidr } from "../ipam.js";
 import { validateName } from "../naming.js";
 import { normaliseOptions } from "../commands/networks.js";
+import { driverNamed } from "../drivers/registry.js";
 import { parseExposeSpec, parsePublishSpec } from "../firewall/ports.js";
 
 /** Bigger than any lab a class needs; keeps a stray file (a log, an image) from being parsed. */
@@ -23,6 +24,8 @@ export interface Where {
 export interface NetworkSpec {
   name: string;
   where: Where;
+  /** absent for bridge, so that a lab's bridge networks keep their digests */
+  driver?: string;
   subnet?: string;
   gateway?: string;
   ipRange?: string;
@@ -267,9 +270,11 @@ class LabReader {
     for (const [field, { value }] of fields) {
       const p = `${path}.${field}`;
       switch (field) {
-        case "driver":
-          if (this.string(value, p) !== "bridge") this.fail(this.at(value), p, "ctnet creates bridge networks only");
+        case "driver": {
+          const driver = this.check(value, p, () => driverNamed(this.string(value, p)).name);
+          if (driver !== "bridge") spec.driver = driver;
           break;
+        }
         case "subnet":
           spec.subnet = this.check(value, p, () => parseCidr(this.string(value, p)).text);
           break;
@@ -285,13 +290,15 @@ class LabReader {
           break;
         case "options":
           spec.options = this.keyValues(value, p);
-          this.check(value, p, () => normaliseOptions(spec.options));
           break;
         case "labels":
           spec.labels = this.keyValues(value, p);
           break;
       }
     }
+    // after the loop: the options are the driver's, whichever of the two comes first
+    const options = fields.get("options");
+    if (options) this.check(options.value, `${path}.options`, () => normaliseOptions(spec.options, spec.driver));
     if ((spec.gateway || spec.ipRange) && !spec.subnet) this.fail(this.at(node), path, `${spec.gateway ? "gateway" : "ip_range"} needs a subnet`);
     return spec;
   }

@@ -97,11 +97,13 @@ export async function mutate<T>(
  * name get its own plan, one after the other, so that a bad name does not block the good ones. `done`
  * reports each name removed. Exit 1 if any failed, 2 if every name was refused (nothing changed).
  */
-export async function mutateEach(opts: GlobalOptions, names: string[], planFor: (draft: State, names: string[]) => Plan, done: (name: string) => void): Promise<void> {
+export async function mutateEach(opts: GlobalOptions, names: string[], planFor: (draft: State, names: string[]) => Plan | Outcome<void>, done: (name: string) => void): Promise<void> {
   let refused = false;
-  const build = (draft: State, some: string[]) => {
+  const build = (draft: State, some: string[]): Outcome<void> => {
     try {
-      return { plan: planFor(draft, some) };
+      const built = planFor(draft, some);
+      // a planner that starts processes says how to record them (start, restart)
+      return "plan" in built ? built : { plan: built };
     } catch (err) {
       refused = err instanceof UsageError;
       throw err;

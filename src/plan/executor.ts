@@ -618,7 +618,7 @@ async function runSingle(step: Step, spawned: Record<string, Spawned>, track?: T
         return { command: shJoin(step.argv), stderr: err.message, succeeded: 0, culprit: 0 };
       }
     case "kill":
-      await killAll(step.pids, step.signal);
+      await killAll(step.pids, step.signal, step.graceSeconds === undefined ? undefined : step.graceSeconds * 1000);
       return null;
   }
 }
@@ -673,7 +673,7 @@ function spawnDetached(argv: string[], log: string): Spawned {
 const STOP_GRACE_MS = 10_000;
 
 /** Signals each process group (containers run in their own session), falling back to the pid alone. */
-export async function killAll(pids: number[], signal: NodeJS.Signals): Promise<void> {
+export async function killAll(pids: number[], signal: NodeJS.Signals, graceMs = STOP_GRACE_MS): Promise<void> {
   const send = (pid: number, sig: NodeJS.Signals) => {
     try {
       process.kill(-pid, sig);
@@ -687,7 +687,7 @@ export async function killAll(pids: number[], signal: NodeJS.Signals): Promise<v
   };
   for (const pid of pids) send(pid, signal);
   if (signal === "SIGKILL") return;
-  const deadline = Date.now() + STOP_GRACE_MS;
+  const deadline = Date.now() + graceMs;
   const alive = () => pids.filter((pid) => processAlive(pid, null));
   while (alive().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   for (const pid of alive()) send(pid, "SIGKILL");

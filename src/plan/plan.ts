@@ -36,6 +36,8 @@ export interface KillStep {
   pids: number[];
   signal: "SIGTERM" | "SIGKILL";
   why: string;
+  /** SIGTERM: how long the processes get to end before SIGKILL (stop -t); 10 s when absent */
+  graceSeconds?: number;
 }
 
 /**
@@ -128,8 +130,8 @@ export class Plan {
     return this;
   }
 
-  kill(pids: number[], signal: KillStep["signal"], why: string): this {
-    if (pids.length > 0) this.steps.push({ kind: "kill", pids, signal, why });
+  kill(pids: number[], signal: KillStep["signal"], why: string, graceSeconds?: number): this {
+    if (pids.length > 0) this.steps.push({ kind: "kill", pids, signal, why, ...(graceSeconds === undefined ? {} : { graceSeconds }) });
     return this;
   }
 

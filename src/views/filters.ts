@@ -5,6 +5,7 @@ import { UsageError } from "../errors.js";
 import { containerLabels, type ContainerRecord, type NetworkRecord, type State } from "../model.js";
 import { PREDEFINED_NETWORKS } from "../naming.js";
 import { predefinedId } from "../commands/networks.js";
+import { lifeState, networkNames } from "./containers.js";
 
 /** key → its values; a value given twice counts once, as in moby's filters.Args */
 export type Filters = Map<string, Set<string>>;
@@ -138,7 +139,7 @@ export function filterContainers(state: State, listed: Listed[], filters: Filter
     if (!nameMatches(c.name) && !nameMatches(`/${c.name}`)) continue;
     if (!idMatches(c.id)) continue;
     if (labels && !matchLabels(labels, containerLabels(c))) continue;
-    if (status && !status.has(running ? "running" : "exited")) continue;
+    if (status && !status.has(lifeState(c, running))) continue;
     if (networks && ![...networks].some((v) => onNetwork(state, c, v))) continue;
     if ((publish.length || expose.length) && !portSummary(c).some((p) =>
       inRanges(publish, p.publicPort, p.proto) || inRanges(expose, p.privatePort, p.proto))) continue;
@@ -178,7 +179,7 @@ function findListed(listed: Listed[], value: string): Listed {
 
 /** The networks `docker inspect` lists for the container, by name, or by a prefix of their id. */
 function onNetwork(state: State, c: ContainerRecord, value: string): boolean {
-  const attached = c.mode === "bridge" ? c.endpoints.map((e) => ({ name: e.network, id: state.networks[e.network]?.id ?? "" }))
+  const attached = c.mode === "bridge" ? networkNames(c).map((name) => ({ name, id: state.networks[name]?.id ?? "" }))
     : c.mode === "container" ? [] : [{ name: c.mode, id: predefinedId(c.mode) }];
   return attached.some((n) => n.name === value || n.id.startsWith(value));
 }

@@ -4,11 +4,12 @@
 //                         (inside the host box: the host's own network namespace)
 //   outside ─▶ uplink address:port ─▶ DNAT ─▶ container address:port     (published ports)
 //   bridge ┤×├ bridge                                                    (isolation: dashed, barred both ends)
+//   container ─eth0─▶ parent NIC ─▶ LAN                                  (macvlan, ipvlan: no bridge, no NAT)
 //
 // Each network has a colour of its own (its name's when it is called red, blue, …), which edges its
 // bridge, veths and interfaces. Text is monospace: Graphviz sizes boxes for Courier's fixed advance, which
 // every monospace font shares, so no renderer's font makes text spill out of its box.
-import { bridgeOf, isolated, type GraphBridge, type GraphPort, type GraphSandbox, type Topology } from "../commands/graph.js";
+import { bridgeOf, isolated, type GraphBridge, type GraphLan, type GraphPort, type GraphSandbox, type Topology } from "../commands/graph.js";
 
 // ---- colours -------------------------------------------------------------------------------------
 
@@ -75,10 +76,11 @@ const nsId = (s: GraphSandbox) => `ns:${s.netns}`;
 const brId = (b: GraphBridge) => `br:${b.ifname}`;
 const vethId = (ifname: string) => `veth:${ifname}`;
 const dnatId = (p: GraphPort) => `dnat:${p.proto}:${p.hostIp}:${p.hostPort}`;
+const parentId = (l: GraphLan) => `parent:${l.network}`;
 
 /** Graphviz source of the topology (a digraph: arrows follow traffic leaving the containers). */
 export function renderDot(t: Topology): string {
-  const colour = networkColours(t.bridges.map((b) => b.network));
+  const colour = networkColours([...t.bridges, ...t.lans].map((b) => b.network));
   const netColour = (b: GraphBridge | undefined) => (b ? colour.get(b.network)! : NEUTRAL);
   const out: string[] = [
     "digraph ctnet {",
@@ -90,10 +92,10 @@ export function renderDot(t: Topology): string {
 
   // -- containers, outside the host box: one node per namespace, one cell (and port) per interface
   for (const s of t.sandboxes.filter((s) => s.mode !== "host")) {
-    const nets = s.ifaces.map((i) => (i.peer ? bridgeOf(t, i.peer) : undefined)).filter((b): b is GraphBridge => !!b);
-    const own = nets.length > 0 && nets.every((b) => b.network === nets[0].network) ? netColour(nets[0]) : NEUTRAL;
+    const nets = s.ifaces.map((i) => i.lan ?? (i.peer ? bridgeOf(t, i.peer)?.network : undefined)).filter((n): n is string => !!n);
+    const own = nets.length > 0 && nets.every((n) => n === nets[0]) ? colour.get(nets[0])! : NEUTRAL;
     const ifaceCells = s.ifaces.filter((i) => i.ifname !== "lo").map((i) => {
-      const c = i.peer ? netColour(bridgeOf(t, i.peer)) : NEUTRAL;
+      const c = i.lan ? colour.get(i.lan)! : i.peer ? netColour(bridgeOf(t, i.peer)) : NEUTRAL;
       const text = `${i.ifname} ${i.addrs.join(" ") || "(no address)"}${i.up ? "" : " DOWN"}`;
       return `<TR><TD PORT=${q(i.ifname)} BORDER="1" COLOR="${c}" BGCOLOR="#ffffff" STYLE="rounded">${esc(text)}</TD></TR>`;
     });
@@ -150,6 +152,12 @@ export function renderDot(t: Topology): string {
     line(2, `${q(vethId(v.ifname))} ${attrs({ label: table({ title: v.ifname, rows: [], warn: ["other end in no container shown"] }), color: DROP, fillcolor: "#fee2e2", class: "veth stray" })};`);
     line(2, `${q(vethId(v.ifname))} -> ${q(`br:${v.bridge}`)} ${attrs({ color: netColour(b), class: "plug" })};`);
   }
+  // macvlan, ipvlan: the parent NIC in the host box, the containers' links hang on it
+  for (const l of t.lans) {
+    const c = colour.get(l.network)!;
+    const warn = [l.internal ? "internal: a parent of ctnet's own" : "the host cannot reach these containers through it", !l.present ? "parent MISSING" : !l.up ? "DOWN" : ""].filter(Boolean);
+    line(2, `${q(parentId(l))} ${attrs({ label: table({ title: `network ${l.network}`, rows: [`${l.driver} parent ${l.parent}`, l.subnet], warn }), color: c, fillcolor: tint(c), penwidth: 2.2, class: `parent network-${l.network}`, tooltip: `network ${l.network}: ${l.driver} links on ${l.parent}` })};`);
+  }
   if (t.uplink) {
     line(2, `${q(`uplink:${t.uplink.ifname}`)} ${attrs({ label: table({ title: `uplink ${t.uplink.ifname}`, rows: t.uplink.addrs.length ? t.uplink.addrs : ["(no address)"] }), color: "#374151", fillcolor: "#e5e7eb", penwidth: 2, class: "uplink", tooltip: "the interface of the host's default route" })};`);
     line(2, `host -> ${q(`uplink:${t.uplink.ifname}`)} ${attrs({ color: "#374151", label: "default route", class: "route" })};`);
@@ -170,6 +178,20 @@ export function renderDot(t: Topology): string {
     const via = t.uplink.gateway ? [`via gateway ${t.uplink.gateway}`] : [];
     line(1, `outside ${attrs({ label: table({ title: "outside", rows: ["LAN, internet", ...via] }), shape: "box", style: "rounded,dashed", color: NEUTRAL, class: "outside" })};`);
     line(1, `${q(`uplink:${t.uplink.ifname}`)} -> outside ${attrs({ color: "#374151", class: "route" })};`);
+  }
+
+  // a macvlan or ipvlan link goes straight to its parent, and the parent to the LAN: no bridge, no NAT
+  for (const s of t.sandboxes) {
+    for (const i of s.ifaces) {
+      const l = t.lans.find((x) => x.network === i.lan);
+      if (!l || !s.netns) continue;
+      line(1, `${q(nsId(s))}:${q(i.ifname)} -> ${q(parentId(l))} ${attrs({ color: colour.get(l.network)!, penwidth: 2.2, class: `${l.driver} network-${l.network}`, label: l.driver, tooltip: `${i.ifname} of ${s.container} is a ${l.driver} link on ${l.parent}` })};`);
+    }
+  }
+  for (const l of t.lans.filter((x) => !x.internal)) {
+    const c = colour.get(l.network)!;
+    line(1, `${q(`lan:${l.network}`)} ${attrs({ label: table({ title: `LAN of ${l.network}`, rows: [l.subnet, `gateway ${l.gateway}`] }), shape: "box", style: "rounded,dashed", color: c, class: `lan network-${l.network}` })};`);
+    line(1, `${q(parentId(l))} -> ${q(`lan:${l.network}`)} ${attrs({ color: c, class: `wire network-${l.network}`, label: `wire of ${l.parent}` })};`);
   }
 
   // published ports: from a host address through the DNAT to the container's address and port. The

@@ -4,7 +4,8 @@
 //   https://docs.docker.com/reference/cli/docker/network/prune/#filter (…/network_prune.md)
 // Where the prose and moby's code disagree, the code wins and the case says so.
 import { describe, expect, it } from "vitest";
-import { listContainers } from "../../src/commands/containers.js";
+import { isRunning } from "../../src/commands/containers.js";
+import { listContainers } from "../../src/views/containers.js";
 import { UsageError } from "../../src/errors.js";
 import { NET_LS_FILTERS, NET_PRUNE_FILTERS, PS_FILTERS, filterNetworks, parseFilters, parseTimestamp, pruneMatcher } from "../../src/views/filters.js";
 import { emptyState, type ContainerRecord, type NetworkRecord, type PortMapping, type State } from "../../src/model.js";
@@ -39,7 +40,7 @@ function stateWith(containers: ContainerRecord[], networks: NetworkRecord[] = []
   return s;
 }
 
-const ps = (s: State, filters: string[], all = false) => listContainers(s, all, parseFilters(filters, PS_FILTERS)).map((r) => r.Names);
+const ps = (s: State, filters: string[], all = false) => listContainers(s, all, parseFilters(filters, PS_FILTERS), () => null, isRunning).map((r) => r.Names);
 const netLs = (s: State, filters: string[]) => filterNetworks(s, listNetworks(s), parseFilters(filters, NET_LS_FILTERS)).map((r) => r.Name);
 
 function refusal(run: () => unknown): string {

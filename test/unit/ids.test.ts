@@ -3,7 +3,8 @@
 // Containers: moby daemon/container.go GetContainer (and its "multiple IDs found with provided prefix").
 // Networks: moby daemon/network.go FindNetwork ("network X is ambiguous (2 matches found based on ID prefix)").
 import { describe, expect, it } from "vitest";
-import { planRm, planRun, planStop } from "../../src/commands/containers.js";
+import { planRm, planRun } from "../../src/commands/containers.js";
+import { planStop } from "../../src/commands/lifecycle.js";
 import { UsageError } from "../../src/errors.js";
 import { emptyState, type ContainerRecord, type NetworkRecord, type State } from "../../src/model.js";
 import { findContainer, inspectNetwork, planConnect, planNetRm, predefinedId, resolveNetwork } from "../../src/commands/networks.js";
@@ -82,7 +83,7 @@ describe("a container", () => {
 
   it("rm and stop take ids", () => {
     const s = fixture();
-    planStop(s, ["ab3"]);
+    planStop(s, "/nonexistent", ["ab3"]);
     planRm(s, "/nonexistent-state", [WEB_ID.slice(0, 12), "ab3"], true);
     expect(Object.keys(s.containers)).toEqual([]);
   });

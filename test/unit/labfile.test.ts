@@ -96,4 +96,15 @@ containers:
     // brackets in strings and comments do not count
     expect(parse(`name: x # [[[[[[[[[[\ncontainers:\n  c: {command: ["[[[[[[[[[["]}\n`).containers[0].command).toEqual(["[[[[[[[[[["]);
   });
+
+  it("reads a macvlan network with its parent, checks its options against its driver, and refuses an unknown driver", () => {
+    const lab = parse(`name: lan
+networks:
+  office: {options: {parent: eno1, macvlan_mode: bridge}, driver: macvlan, subnet: 192.168.1.0/24}
+  plain: {driver: bridge}
+`);
+    expect(lab.networks.map((n) => [n.name, n.driver, n.options])).toEqual([["office", "macvlan", { parent: "eno1", macvlan_mode: "bridge" }], ["plain", undefined, {}]]);
+    expect(error("name: x\nnetworks:\n  n: {driver: macvlan, options: {icc: \"false\"}}\n")).toMatch(/networks\.n\.options.*option icc belongs to the bridge driver, not macvlan/);
+    expect(error("name: x\nnetworks:\n  n: {driver: overlay2}\n")).toMatch(/networks\.n\.driver.*unknown network driver "overlay2"/);
+  });
 });

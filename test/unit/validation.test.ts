@@ -1,7 +1,8 @@
 // Bad input is refused while planning, before any step: one line that names what is wrong. These run
 // the planners against an in-memory state (they read the host's routes and links, but change nothing).
 import { describe, expect, it } from "vitest";
-import { planRm, planRun, planStop, type RunOptions } from "../../src/commands/containers.js";
+import { planRm, planRun, type RunOptions } from "../../src/commands/containers.js";
+import { planStop } from "../../src/commands/lifecycle.js";
 import { UsageError } from "../../src/errors.js";
 import { emptyState, type State } from "../../src/model.js";
 import { planConnect, planDisconnect, planNetCreate, planNetRm, type CreateNetworkOptions } from "../../src/commands/networks.js";
@@ -121,7 +122,7 @@ describe("other commands refuse", () => {
   it.each<[string, (s: State) => unknown, string]>([
     ["rm of a running container without -f", (s) => planRm(s, "/x", ["u1"], false), "container u1 is running: stop it first or use rm -f"],
     ["rm of an unknown container", (s) => planRm(s, "/x", ["u2", "ghost"], true), "no such container: ghost"],
-    ["stop of an unknown container", (s) => planStop(s, ["ghost"]), "no such container: ghost"],
+    ["stop of an unknown container", (s) => planStop(s, "/nonexistent", ["ghost"]), "no such container: ghost"],
     ["net rm of a network in use", (s) => planNetRm(s, ["red"]), "network red has active endpoints (u1, u2)"],
     ["net rm of a predefined network", (s) => planNetRm(s, ["none"]), "network none is predefined and cannot be removed"],
     ["net rm of an unknown network", (s) => planNetRm(s, ["green"]), "network green not found"],
