@@ -8,6 +8,8 @@ export interface NetworkRecord {
   created: string;
   /** the driver that makes it (drivers/registry.ts); predefined networks' drivers (host, null) have no records */
   driver: DriverName;
+  /** overlay: the VXLAN network identifier, claimed in the cluster's store (src/drivers/overlay.ts) */
+  vni?: number;
   /**
    * Linux bridge interface name (see naming.ts); "" for drivers without a bridge (macvlan, ipvlan), whose
    * traffic leaves through their parent without crossing the host's firewall: they have no ctnet rules.
@@ -132,6 +134,22 @@ export interface State {
   generation?: number;
   /** the directories ctnet made ("." is the state dir, "logs" its logs): reset removes only these */
   madeDirs?: string[];
+  /** this host's membership of a cluster (cluster join; src/cluster/cluster.ts) */
+  cluster?: ClusterJoin;
+}
+
+export interface ClusterJoin {
+  /** etcd://HOST:PORT[,HOST:PORT…] */
+  store: string;
+  /** this host's name in the cluster (its hostname) */
+  host: string;
+  /** the underlay address other hosts reach this host's VTEP at */
+  advertise: string;
+  /** seconds the host's lease lives without renewal */
+  ttl: number;
+  /** the etcd lease the host's key is bound to (decimal id) */
+  lease: string;
+  joined: string;
 }
 
 /** The labels `docker inspect` shows in Config.Labels: a lab's containers carry its name. */

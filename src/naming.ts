@@ -6,6 +6,7 @@
 //   default network "bridge"   Linux bridge ctnet0
 //   user network NET           Linux bridge "ctbr-NET"; names that do not fit 15 characters are cut and
 //                              given a 4-hex hash: "ctbr-" + 5 chars + "-" + hash
+//   overlay network NET        bridge as a user network's, plus VXLAN device "ctvx-VNI" (drivers/overlay.ts)
 //   endpoint (CTR on NET)      host-side veth "ve-CTR.NET" (cut like bridges when long); inside the
 //                              namespace eth0, eth1, … in the order the container joined its networks
 //   every link ctnet creates   carries the alias "ctnet:…" (see `ip -d link`), the mark `doctor` and `reset` trust
@@ -50,7 +51,7 @@ export function hostVethIfname(container: string, network: string): string {
   return fitIfname("ve-", `${container}.${network}`);
 }
 
-export function linkAlias(kind: "bridge" | "veth" | "parent", owner: string): string {
+export function linkAlias(kind: "bridge" | "veth" | "parent" | "vxlan", owner: string): string {
   return `${LINK_ALIAS_PREFIX}${kind}:${owner}`;
 }
 

@@ -1,8 +1,11 @@
 // The command line: a thin layer that parses flags and hands them to the planners. Every mutating
 // command goes through core.mutate (plan, then --dry-run or execute).
+import fs from "node:fs";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { exitCodeOf, printError } from "../errors.js";
 import { findEach, mutate, mutateEach, openStore, readState, type GlobalOptions } from "../plan/core.js";
+import { resolveStateDir } from "../store/store.js";
+import type { State } from "../model.js";
 import { printJson, printJsonLines, printTable, printTemplated, printInspectTemplated, checkFormat } from "../views/output.js";
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -44,8 +47,8 @@ export function buildProgram(): Command {
 
   const net = program.command("net").alias("network").description("manage networks");
 
-  mutating(net.command("create").description("create a network (bridge, macvlan, ipvlan)").argument("<name>"))
-    .option("-d, --driver <driver>", "network driver: bridge, macvlan, ipvlan (docs/drivers.md)", "bridge")
+  mutating(net.command("create").description("create a network (bridge, macvlan, ipvlan; overlay on a host that joined a cluster)").argument("<name>"))
+    .option("-d, --driver <driver>", "network driver: bridge, macvlan, ipvlan, overlay (docs/drivers.md, docs/overlay.md)", "bridge")
     .option("--subnet <cidr>", "subnet, e.g. 10.10.0.0/24 (default: next free in the address pools, 172.18-31.0.0/16)", collect)
     .option("--gateway <ip>", "gateway address (default: first host address)", collect)
     .option("--ip-range <cidr>", "allocate container addresses from this sub-range", collect)
@@ -59,6 +62,12 @@ export function buildProgram(): Command {
     .addOption(new Option("--scope <scope>").hideHelp())
     .addOption(new Option("--ingress").hideHelp())
     .action(async (name, opts, cmd) => {
+      if (opts.driver === "overlay") {
+        const { createOverlayNetwork } = await import("../cluster/overlayrun.js");
+        const id = await createOverlayNetwork(globals(cmd), readState(globals(cmd)), name, opts);
+        if (id) console.log(id);
+        return;
+      }
       const { planNetCreate } = await import("../commands/networks.js");
       await mutate(globals(cmd), (draft) => ({ plan: planNetCreate(draft, name, opts) }));
       if (!opts.dryRun) console.log(readState(globals(cmd)).networks[name].id);
@@ -74,7 +83,7 @@ export function buildProgram(): Command {
       const { listNetworks } = await import("../commands/networks.js");
       const { filterNetworks, parseFilters, NET_LS_FILTERS } = await import("../views/filters.js");
       const filters = parseFilters(opts.filter, NET_LS_FILTERS);
-      const state = readState(globals(cmd));
+      const state = await withClusterNetworks(readState(globals(cmd)));
       const rows = filterNetworks(state, listNetworks(state), filters).filter((r) => opts.lab === undefined || r.Lab === opts.lab);
       if (opts.quiet) return rows.forEach((r) => console.log(r.ID.slice(0, 12)));
       if (fmt === "json") return printJsonLines(rows);
@@ -86,7 +95,7 @@ export function buildProgram(): Command {
     .option("-f, --format <format>", "json, or a Go template run over each network's JSON, e.g. '{{.IPAM.Config}}'")
     .action(async (names: string[], opts, cmd) => {
       const { inspectNetwork } = await import("../commands/networks.js");
-      const state = readState(globals(cmd));
+      const state = await withClusterNetworks(readState(globals(cmd)));
       const found = await findEach(names, (n) => inspectNetwork(state, n));
       if (found.length === 0) return;
       if (opts.format !== undefined && opts.format !== "json") return printInspectTemplated(opts.format, found);
@@ -96,7 +105,10 @@ export function buildProgram(): Command {
   mutating(net.command("rm").alias("remove").description("remove networks").argument("<name...>"))
     .action(async (names: string[], opts, cmd) => {
       const { planNetRm } = await import("../commands/networks.js");
-      await mutateEach(globals(cmd), names, planNetRm, (n) => console.log(n));
+      const g = globals(cmd);
+      const state = readState(g);
+      const local = state.cluster ? await (await import("../cluster/overlayrun.js")).removeOverlayNetworks(g, state, names, (n) => console.log(n)) : names;
+      if (local.length) await mutateEach(g, local, planNetRm, (n) => console.log(n));
     });
 
   mutating(net.command("prune").description("remove all networks without containers"))
@@ -212,6 +224,44 @@ export function buildProgram(): Command {
       await traceCommand(readState(globals(cmd)), from, to, port, opts);
     });
 
+  // ---- clusters (issue 17): overlay networks across hosts, etcd as the shared store ----------------
+
+  const cluster = program.command("cluster").description("join this host to a cluster of ctnet hosts sharing an etcd store (overlay networks)");
+
+  cluster.command("join").description("join the cluster whose store is at --store; starts this host's agent")
+    .requiredOption("--store <url>", "etcd://HOST:PORT[,HOST:PORT…]")
+    .requiredOption("--advertise <ip>", "this host's address other hosts reach its VXLAN endpoint (VTEP) at")
+    .option("--hostname <name>", "this host's name in the cluster (default: its hostname)")
+    .option("--ttl <seconds>", "lifetime of the host's lease: a host silent this long counts as dead (2..30)", "15")
+    .action(async (opts, cmd) => {
+      const { joinCluster } = await import("../cluster/cluster.js");
+      await joinCluster(globals(cmd), opts);
+    });
+
+  cluster.command("leave").description("leave the cluster; stops this host's agent")
+    .option("-f, --force", "remove this host's containers on overlay networks first")
+    .action(async (opts, cmd) => {
+      const { leaveCluster } = await import("../cluster/cluster.js");
+      await leaveCluster(globals(cmd), !!opts.force);
+    });
+
+  cluster.command("ls").alias("list").description("list the cluster's hosts (docker node ls)")
+    .option("--format <format>", "table, json (one object a line) or a Go template, e.g. '{{.Hostname}}'")
+    .action(async (opts, cmd) => {
+      const fmt = checkFormat(opts.format);
+      const { listHosts } = await import("../cluster/cluster.js");
+      const rows = await listHosts(globals(cmd));
+      if (fmt === "json") return printJsonLines(rows);
+      if (fmt !== "table") return printTemplated(fmt.template, rows, "*formatter.NodeContext", { Hostname: "HOSTNAME", Vtep: "VTEP", Status: "STATUS", Containers: "CONTAINERS" });
+      await printTable(["HOSTNAME", "VTEP", "STATUS", "CONTAINERS"], rows.map((r) => [r.Self ? `${r.Hostname} *` : r.Hostname, r.Vtep, r.Status, String(r.Containers)]));
+    });
+
+  program.command("agent").description("this host's cluster agent in the foreground (cluster join starts it in the background; for systemd see docs/overlay.md)")
+    .action(async (_opts, cmd) => {
+      const { runAgent } = await import("../cluster/agent.js");
+      await runAgent(globals(cmd));
+    });
+
   // ---- robustness (issue 5): drift between state and kernel, and a clean slate ---------------------
 
   mutating(program.command("doctor").description("compare ctnet's state with the kernel and list every difference (exit 1 if any)"))
@@ -281,7 +331,18 @@ function addContainerCommands(parent: Command, group: boolean): void {
     refuseDockerOnlyFlags(opts);
     refuseImageName(command, process.argv.slice(2));
     const { runContainer } = await import("../commands/run.js");
-    process.exitCode = await runContainer(globals(cmd), { ...opts, net: opts.network, command, create });
+    const g = globals(cmd);
+    const o = { ...opts, net: opts.network, command, create };
+    const state = readState(g);
+    // an overlay network's address and name are claimed in the cluster's store first (docs/overlay.md)
+    const claim = state.cluster ? await (await import("../cluster/overlayrun.js")).claimForRun(g, state, o) : null;
+    try {
+      process.exitCode = await runContainer(g, o);
+    } catch (err) {
+      await claim?.release();
+      throw err;
+    }
+    await claim?.up();
   };
 
   runLike(mutating(parent.command("run").description("run a command in a new container").argument("[command...]", "command and arguments (default: an idle process; a shell with -it)"), "--verbose"))
@@ -356,7 +417,11 @@ function addContainerCommands(parent: Command, group: boolean): void {
     .action(async (names: string[], opts, cmd) => {
       const { planRm } = await import("../commands/containers.js");
       const g = globals(cmd);
-      await mutateEach(g, names, (draft, some) => planRm(draft, openStore(g).dir, some, !!opts.force), (n) => console.log(n));
+      const state = readState(g);
+      const release = state.cluster && !opts.dryRun ? await (await import("../cluster/overlayrun.js")).claimsOfRemoval(state, names) : null;
+      const removed: string[] = [];
+      await mutateEach(g, names, (draft, some) => planRm(draft, openStore(g).dir, some, !!opts.force), (n) => (removed.push(n), console.log(n)));
+      await release?.(removed);
     });
 
   if (group) {
@@ -456,10 +521,25 @@ function hoistStateDir(argv: string[]): string[] {
   return [...out.slice(0, 2), ...hoisted, ...out.slice(2)];
 }
 
+/** A joined host's view of the networks: its own, and every overlay network of the cluster. */
+async function withClusterNetworks(state: State): Promise<State> {
+  if (!state.cluster) return state;
+  const { clusterNetworks } = await import("../cluster/overlayrun.js");
+  try {
+    for (const net of await clusterNetworks(state)) state.networks[net.name] ??= net;
+  } catch (err: any) {
+    process.stderr.write(`ctnet: warning: ${err.message}: overlay networks without containers here are not listed\n`);
+  }
+  return state;
+}
+
 export async function main(argv: string[]): Promise<void> {
   const program = buildProgram();
   try {
     await program.parseAsync(hoistStateDir(argv));
+    // a joined host's agent that died is started again by whatever command comes next (not by itself)
+    const stateDir = resolveStateDir(program.opts().stateDir);
+    if (program.args[0] !== "agent" && fs.existsSync(`${stateDir}/agent.pid`)) await (await import("../cluster/cluster.js")).reviveAgent(stateDir);
   } catch (err: any) {
     if (err instanceof CommanderError) {
       // help and version are not errors; commander already printed its one-line message

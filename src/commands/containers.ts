@@ -11,6 +11,8 @@ import {
 } from "./networks.js";
 import { Plan, removalRank, type Step } from "../plan/plan.js";
 import { portLayer, publishOnRun, retirePorts, type PublishOptions } from "../firewall/ports.js";
+import { releaseOverlaysOnHost } from "../drivers/overlay.js";
+import type { PlanContext } from "../drivers/driver.js";
 import {
   IDLE_COMMAND, checkExecutable, createNamespace, deleteNamespace, loopbackUp, namespacePids, processArgv,
 } from "../host/sandbox.js";
@@ -44,6 +46,8 @@ export interface RunOptions extends PublishOptions, FirstNetworkFlags {
   lab?: string;
   /** `up`: the container joined with --net container:NAME starts earlier in the same plan */
   joinsPending?: boolean;
+  /** an overlay network: brings it up on this host first (src/cluster/overlayrun.ts, claimForRun) */
+  beforePlan?: (plan: Plan, draft: State, ctx: PlanContext) => void;
 }
 
 const HOSTNAME_RE = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
@@ -105,6 +109,8 @@ export function planRun(state: State, stateDir: string, o: RunOptions, ctx = liv
   const name = o.name ?? id.slice(0, 12);
   validateName("container", name);
   if (state.containers[name]) throw new UsageError(`container name ${name} is already in use`);
+  const plan = new Plan(`run ${name}`);
+  o.beforePlan?.(plan, state, ctx);
   const [first, ...more] = networkAttachments(o.net, o);
   const modeSpec = first.target;
   const { mode, network, joined } = parseMode(state, modeSpec, o.joinsPending);
@@ -125,7 +131,6 @@ export function planRun(state: State, stateDir: string, o: RunOptions, ctx = liv
   checkExecutable(command);
   const env = parseEnv(o.env);
 
-  const plan = new Plan(`run ${name}`);
   const c: ContainerRecord = {
     name, id, created: new Date().toISOString(), hostname, mode,
     netns: ownNs ? name : mode === "container" ? joined!.netns : null,
@@ -215,6 +220,7 @@ export function planRm(state: State, stateDir: string, names: string[], force: b
     if (files.length > 0) plan.cmd(["rm", "-f", ...files], `remove ${name}'s log${files.length > 1 ? " and exit status" : ""}`, null);
   }
   releaseDefaultBridge(plan, state);
+  releaseOverlaysOnHost(plan, liveContext(), state);
   // stable: within a rank, the plan order each container's steps were planned in
   plan.steps.sort((a, b) => removalRank(a) - removalRank(b));
   // a paused container is thawed before anything else: a frozen process takes SIGKILL only once thawed

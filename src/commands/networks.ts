@@ -369,7 +369,7 @@ export interface NetworkSummary {
   ID: string;
   Name: string;
   Driver: string;
-  Scope: "local";
+  Scope: "local" | "global";
   Subnet: string;
   Internal: boolean;
   Containers: number;
@@ -380,6 +380,9 @@ export interface NetworkSummary {
   CreatedAt: string;
   Lab?: string;
 }
+
+/** Overlay networks span the cluster, as Docker's do: "global". */
+const scopeOf = (net: NetworkRecord) => (net.driver === "overlay" ? "global" : "local");
 
 export function listNetworks(state: State): NetworkSummary[] {
   const rows: NetworkSummary[] = [];
@@ -395,7 +398,7 @@ export function listNetworks(state: State): NetworkSummary[] {
   }
   for (const net of Object.values(state.networks)) {
     if (net.name === DEFAULT_BRIDGE_NETWORK) continue;
-    rows.push({ ID: net.id, Name: net.name, Driver: net.driver, Scope: "local", Subnet: net.subnet, Internal: net.internal, Containers: membersOf(state, net.name).length,
+    rows.push({ ID: net.id, Name: net.name, Driver: net.driver, Scope: scopeOf(net), Subnet: net.subnet, Internal: net.internal, Containers: membersOf(state, net.name).length,
       IPv6: false, Labels: Object.entries(net.labels).map(([k, v]) => `${k}=${v}`).join(","), CreatedAt: net.created, ...(net.lab ? { Lab: net.lab } : {}) });
   }
   return rows.sort((a, b) => a.Name.localeCompare(b.Name));
@@ -419,7 +422,7 @@ export function inspectNetwork(state: State, term: string): object {
     Name: name,
     Id: net?.id ?? predefinedId(name),
     Created: net?.created ?? "",
-    Scope: "local",
+    Scope: net ? scopeOf(net) : "local",
     Driver: driver,
     EnableIPv6: false,
     IPAM: { Driver: "default", Options: {}, Config: shown ? [ipamConfigView(shown)] : [] },
@@ -429,7 +432,7 @@ export function inspectNetwork(state: State, term: string): object {
     ConfigFrom: { Network: "" },
     ConfigOnly: false,
     Containers: containers,
-    Options: shown ? optionsView(shown) : {},
+    Options: shown ? { ...optionsView(shown), ...(shown.vni !== undefined ? { "com.docker.network.driver.overlay.vxlanid_list": String(shown.vni) } : {}) } : {},
     Labels: net?.labels ?? {},
     ...(net?.lab ? { Lab: net.lab } : {}),
   };

@@ -127,6 +127,7 @@ const IP_FORWARD = "net.ipv4.ip_forward";
 function ownFiles(store: Store, state: State): string[] {
   const names = ["state.json", "state.json.bak", "journal.json", "journal.progress.json", "lock"].map((f) => path.join(store.dir, f));
   const logs = new Set(Object.values(state.containers).flatMap((c) => [`${c.name}.log`, `${c.id}.exit`]));
+  if (state.cluster) logs.add("agent.log");
   if (state.madeDirs?.includes("logs")) {
     try {
       for (const f of fs.readdirSync(store.logDir)) if (/^[a-zA-Z0-9][a-zA-Z0-9_.-]*\.log$|^[0-9a-f]{64}\.exit$/.test(f)) logs.add(f);
@@ -166,6 +167,8 @@ export async function resetCommand(g: GlobalOptions, o: { yes?: boolean }): Prom
       return;
     }
   }
+  // a joined host's agent would put back the FDB and ARP entries reset removes (cluster.ts)
+  if (fs.existsSync(path.join(store.dir, "agent.pid"))) (await import("../cluster/cluster.js")).stopAgent(store.dir);
   const made = await store.lock(`ctnet reset`);
   let madeDirs: string[] = made;
   let others = 0;

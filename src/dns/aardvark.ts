@@ -15,7 +15,7 @@ import path from "node:path";
 import { UsageError } from "../errors.js";
 import { DEFAULT_BRIDGE_NETWORK } from "../naming.js";
 import type { Plan } from "../plan/plan.js";
-import type { ContainerRecord, State } from "../model.js";
+import type { ContainerRecord, NetworkRecord, State } from "../model.js";
 import { containerDigests } from "../store/statefile.js";
 import { dnsNames, pendingContent, plannedNameFiles } from "./names.js";
 
@@ -30,6 +30,13 @@ export function useStateDir(dir: string): void {
 }
 export const dnsDir = () => path.join(stateDir ?? "/var/lib/ctnet", "dns");
 export const dnsConfigPath = (network: string) => path.join(dnsDir(), network);
+
+/**
+ * The networks the server answers for: user bridge networks, whose gateway is an address of the host. A
+ * macvlan or ipvlan network's gateway is a router outside, which its containers reach and the host
+ * cannot be reached on (and an overlay's is not local either): their containers get no names (docs/dns.md).
+ */
+export const servesNames = (net: NetworkRecord | undefined): net is NetworkRecord => !!net && net.name !== DEFAULT_BRIDGE_NETWORK && net.driver === "bridge";
 
 /** One container's line in a network's file, or null when it has no address there. */
 export function dnsEntries(c: ContainerRecord, network: string): string | null {
@@ -46,7 +53,7 @@ export function dnsEntries(c: ContainerRecord, network: string): string | null {
  */
 export function dnsConfigFor(state: State, network: string, starting?: ContainerRecord): string | null {
   const net = state.networks[network];
-  if (!net || network === DEFAULT_BRIDGE_NETWORK) return null;
+  if (!servesNames(net)) return null;
   const lines: string[] = [];
   for (const d of containerDigests(state)) {
     if (!d.endpoints.some((e) => e.network === network)) continue;
@@ -106,9 +113,10 @@ export function syncDnsServer(plan: Plan, state: State, changes: NameChange[]): 
   for (const { container: c, networks, leaving } of changes) {
     const present = state.containers[c.name] === c && !leaving;
     for (const network of new Set(networks)) {
-      if (network === DEFAULT_BRIDGE_NETWORK) continue;
-      const file = dnsConfigPath(network);
       const net = state.networks[network];
+      // a network gone (net rm) leaves its file to be removed; other drivers have none
+      if (network === DEFAULT_BRIDGE_NETWORK || (net && !servesNames(net))) continue;
+      const file = dnsConfigPath(network);
       const before = touched.has(file) ? touched.get(file)! : pendingContent(plan, file);
       let after: string | null;
       if (!net) after = null;

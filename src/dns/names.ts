@@ -14,11 +14,11 @@
 import path from "node:path";
 import fs from "node:fs";
 import { UsageError } from "../errors.js";
-import { DEFAULT_BRIDGE_NETWORK, netnsEtcDir } from "../naming.js";
+import { netnsEtcDir } from "../naming.js";
 import type { Plan } from "../plan/plan.js";
 import type { ContainerRecord, State } from "../model.js";
 import { readNameFile, readNameLink } from "../host/files.js";
-import { dnsEntries, syncDnsServer } from "./aardvark.js";
+import { dnsEntries, servesNames, syncDnsServer } from "./aardvark.js";
 import { containerDigests } from "../store/statefile.js";
 
 const HOSTS_HEADER = [
@@ -95,9 +95,9 @@ export function hostResolver(): Resolver {
   return hostUpstream;
 }
 
-/** The user network whose gateway a container asks for names: its first one; null on the default bridge alone. */
+/** The user network whose gateway a container asks for names: its first bridge one; null when it has none. */
 export const dnsNetwork = (state: State, c: ContainerRecord) =>
-  c.mode === "bridge" ? c.endpoints.map((ep) => state.networks[ep.network]).find((n) => n && n.name !== DEFAULT_BRIDGE_NETWORK) ?? null : null;
+  c.mode === "bridge" ? c.endpoints.map((ep) => state.networks[ep.network]).find(servesNames) ?? null : null;
 
 /**
  * resolv.conf of a container: on a user network the DNS server at that network's gateway (it forwards
@@ -194,7 +194,7 @@ export { dnsEntries };
  * shares a user network with it and has that name there (name, alias, short id, NAME.NETWORK). For trace.
  */
 export function dnsAnswer(state: State, c: ContainerRecord, name: string): { ip: string; network: string } | null {
-  const mine = new Set(c.endpoints.map((e) => e.network).filter((n) => n !== DEFAULT_BRIDGE_NETWORK));
+  const mine = new Set(c.endpoints.map((e) => e.network).filter((n) => servesNames(state.networks[n])));
   const wanted = name.toLowerCase().replace(/\.$/, "");
   for (const d of containerDigests(state)) {
     for (const ep of d.endpoints) {

@@ -5,6 +5,7 @@ import { bridgeDriver } from "./bridge.js";
 import { ipvlanDriver } from "./ipvlan.js";
 import { macvlanDriver } from "./macvlan.js";
 import { hostDriver, nullDriver } from "./predefined.js";
+import { overlayDriver } from "./overlay.js";
 import type { Attachment, DriverRegistry, NetworkDriver, PlanContext } from "./driver.js";
 import type { Endpoint, NetworkRecord } from "../model.js";
 
@@ -12,6 +13,7 @@ const DRIVERS = {
   bridge: bridgeDriver,
   macvlan: macvlanDriver,
   ipvlan: ipvlanDriver,
+  overlay: overlayDriver,
   host: hostDriver,
   null: nullDriver,
 } satisfies Record<string, NetworkDriver>;

@@ -10,6 +10,7 @@ interface Header {
   version: 2;
   generation?: number;
   madeDirs?: string[];
+  cluster?: State["cluster"];
   networks: State["networks"];
   sysctls: State["sysctls"];
   containers: ContainerDigest[];
@@ -59,6 +60,7 @@ export function encodeState(state: State): string {
     version: 2,
     ...(state.generation === undefined ? {} : { generation: state.generation }),
     ...(state.madeDirs === undefined ? {} : { madeDirs: state.madeDirs }),
+    ...(state.cluster === undefined ? {} : { cluster: state.cluster }),
     networks: state.networks,
     sysctls: state.sysctls,
     containers: Array.from(slots.values(), (slot) => (slot instanceof Unread ? slot.digest : digestOf(slot))),
@@ -136,5 +138,6 @@ export function decodeState(text: string, corrupt: (err: Error) => Error = (err)
   const state: State = { version: 1, networks: header.networks, containers, sysctls: header.sysctls };
   if (header.generation !== undefined) state.generation = header.generation;
   if (header.madeDirs !== undefined) state.madeDirs = header.madeDirs;
+  if (header.cluster !== undefined) state.cluster = header.cluster;
   return state;
 }

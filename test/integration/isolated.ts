@@ -48,18 +48,21 @@ export class IsolatedHost {
   readonly stateDir: string;
   private holder!: ChildProcess;
   /** pid (in the outer pid namespace) of the private host's init, whose namespaces commands enter */
-  private init = 0;
+  init = 0;
 
   private constructor() {
     this.stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "ctnet-iso-"));
   }
 
-  static async start(): Promise<IsolatedHost> {
+  /** `hostname`: a UTS namespace of its own with that name (simhosts.ts: hosts of one cluster). */
+  static async start(opts: { hostname?: string } = {}): Promise<IsolatedHost> {
     const host = new IsolatedHost();
+    const uts = opts.hostname ? ["--uts"] : [];
+    const setup = opts.hostname ? `hostname ${opts.hostname} && ${SETUP}` : SETUP;
     fs.mkdirSync("/run/netns", { recursive: true });
     fs.mkdirSync("/etc/netns", { recursive: true });
     fs.mkdirSync("/run/ctnet", { recursive: true, mode: 0o700 });
-    host.holder = spawn("unshare", ["--net", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "--", "sh", "-c", SETUP], {
+    host.holder = spawn("unshare", ["--net", ...uts, "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "--", "sh", "-c", setup], {
       stdio: ["ignore", "pipe", "pipe"],
     });
     let err = "";
@@ -75,7 +78,7 @@ export class IsolatedHost {
 
   /** argv prefixed so that it runs inside the private host. */
   argv(argv: string[]): string[] {
-    return ["nsenter", "-t", String(this.init), "-n", "-m", "-p", "--", ...argv];
+    return ["nsenter", "-t", String(this.init), "-n", "-m", "-p", "-u", "--", ...argv];
   }
 
   env(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
@@ -162,7 +165,8 @@ export class IsolatedHost {
 
   /** Ends every process of the private host (the kernel kills its pid namespace) and its namespaces. */
   async stop(): Promise<void> {
-    if (this.holder.exitCode === null) {
+    // a holder killed by a signal keeps exitCode null: a second stop must not wait for an exit that came
+    if (this.holder.exitCode === null && this.holder.signalCode === null) {
       const exited = new Promise((r) => this.holder.once("exit", r));
       this.holder.kill("SIGKILL");
       await exited;

@@ -1,0 +1,175 @@
+// `ctnet agent`: the one long-running process of a joined host (docs/overlay.md). It keeps the host's
+// lease alive and watches everything under the store's prefix; on each change it converges this host's
+// VXLAN devices: a permanent FDB entry (MAC -> VTEP) and ARP entry for every container of every other
+// live host, and nothing else. A host whose lease expires drops out of "live": its entries go everywhere.
+// It reads the kernel and the store, never the state file, so it takes no lock.
+import fs from "node:fs";
+import { UsageError } from "../errors.js";
+import { openStore, readState, type GlobalOptions } from "../plan/core.js";
+import { run } from "../host/sys.js";
+import { peerArgvs, vxlanIfname, type RemoteEndpoint } from "../drivers/overlay.js";
+import { PREFIX, agentPidFile, agentPidLine, keys, storeOf, type EndpointValue, type HostValue } from "./cluster.js";
+import type { OverlayNetworkValue } from "./overlayrun.js";
+import type { KeyValue, WatchEvent } from "./etcd.js";
+import type { State } from "../model.js";
+
+const log = (msg: string) => process.stdout.write(`${new Date().toISOString()} ${msg}\n`);
+
+/** What the agent knows of the store: the keys under the prefix, kept current by the watch. */
+class View {
+  readonly kvs = new Map<string, KeyValue>();
+
+  load(kvs: KeyValue[]): void {
+    this.kvs.clear();
+    for (const kv of kvs) this.kvs.set(kv.key, kv);
+  }
+
+  apply(events: WatchEvent[]): void {
+    for (const e of events) {
+      if (e.type === "PUT") this.kvs.set(e.kv.key, e.kv);
+      else this.kvs.delete(e.kv.key);
+    }
+  }
+
+  values<T>(prefix: string): T[] {
+    return this.entries<T>(prefix).map(([, v]) => v);
+  }
+
+  entries<T>(prefix: string): Array<[KeyValue, T]> {
+    const out: Array<[KeyValue, T]> = [];
+    for (const [key, kv] of this.kvs) if (key.startsWith(PREFIX + prefix)) out.push([kv, JSON.parse(kv.value)]);
+    return out;
+  }
+
+  /** The entries each overlay network's VXLAN device should hold on host `self`, by device name. */
+  desired(self: string): Map<string, RemoteEndpoint[]> {
+    const live = new Set(this.values<HostValue>("hosts/").map((h) => h.host));
+    const out = new Map<string, RemoteEndpoint[]>();
+    const vniOf = new Map(this.values<OverlayNetworkValue>("networks/").map((n) => [n.name, n.vni]));
+    for (const vni of vniOf.values()) out.set(vxlanIfname(vni), []);
+    for (const ep of this.values<EndpointValue>("endpoints/")) {
+      const vni = vniOf.get(ep.network);
+      if (vni === undefined || ep.host === self || !live.has(ep.host)) continue;
+      out.get(vxlanIfname(vni))!.push({ ip: ep.ip, mac: ep.mac, vtep: ep.vtep });
+    }
+    return out;
+  }
+}
+
+/** Makes one VXLAN device's FDB and ARP entries exactly `peers`: replaces every wanted one, deletes the rest. */
+export function converge(vxlan: string, peers: RemoteEndpoint[]): number {
+  if (!fs.existsSync(`/sys/class/net/${vxlan}`)) return 0;
+  const fdb = JSON.parse(run(["bridge", "-j", "fdb", "show", "dev", vxlan]).stdout || "[]") as Array<{ mac: string; dst?: string }>;
+  const neigh = JSON.parse(run(["ip", "-j", "neigh", "show", "dev", vxlan]).stdout || "[]") as Array<{ dst: string; lladdr?: string }>;
+  const wanted = new Set(peers.map((p) => `${p.mac} ${p.vtep}`));
+  const wantedIps = new Set(peers.map((p) => p.ip));
+  const bridgeCmds: string[] = [];
+  const ipCmds: string[] = [];
+  for (const p of peers) {
+    const { fdb: f, neigh: n } = peerArgvs(vxlan, p);
+    bridgeCmds.push(f.slice(1).join(" "));
+    ipCmds.push(n.slice(1).join(" "));
+  }
+  // entries with a dst are the per-MAC tunnel entries (the device's own and the bridge's have none)
+  for (const e of fdb) if (e.dst && !wanted.has(`${e.mac} ${e.dst}`)) bridgeCmds.push(`fdb del ${e.mac} dev ${vxlan} dst ${e.dst} self`);
+  for (const e of neigh) if (!wantedIps.has(e.dst)) ipCmds.push(`neigh del ${e.dst} dev ${vxlan}`);
+  // one process per tool however many entries: -force goes on past an entry that vanished meanwhile
+  if (bridgeCmds.length) run(["bridge", "-force", "-batch", "-"], bridgeCmds.join("\n") + "\n");
+  if (ipCmds.length) run(["ip", "-force", "-batch", "-"], ipCmds.join("\n") + "\n");
+  return peers.length;
+}
+
+/** How long a claim may wait for the `run` that made it to save its state (a run takes well under a second). */
+const CLAIM_GRACE_MS = 30_000;
+const REAP_INTERVAL_MS = 2_000;
+
+/**
+ * This host's claims that no container of its state holds: a `run --rm` removed by its watcher, a run
+ * killed between its claim and its state save, a `reset`. Released unless the run may still be saving.
+ */
+export function strayClaims(claims: Array<[KeyValue, EndpointValue]>, self: string, state: State, now: number): KeyValue[] {
+  return claims
+    .filter(([, ep]) => ep.host === self)
+    .filter(([, ep]) => !state.containers[ep.container]?.endpoints.some((e) => e.network === ep.network && e.ip === ep.ip))
+    .filter(([, ep]) => ep.up || now - Date.parse(ep.claimed) > CLAIM_GRACE_MS)
+    .map(([kv]) => kv);
+}
+
+export async function runAgent(g: GlobalOptions): Promise<void> {
+  const stateDir = openStore(g).dir;
+  const state = readState(g);
+  const join = state.cluster;
+  if (!join) {
+    // nothing to keep alive: no command should start this agent again (cluster.ts, reviveAgent)
+    fs.rmSync(agentPidFile(stateDir), { force: true });
+    throw new UsageError("this host has not joined a cluster: the agent has nothing to do");
+  }
+  const etcd = storeOf(state);
+  fs.writeFileSync(agentPidFile(stateDir), agentPidLine(process.pid), { mode: 0o600 });
+  const view = new View();
+  let lease = join.lease;
+  process.on("SIGTERM", () => {
+    log("SIGTERM: stopping");
+    process.exit(0);
+  });
+
+  const convergeAll = () => {
+    for (const [vxlan, peers] of view.desired(join.host)) converge(vxlan, peers);
+  };
+
+  // the lease: renewed at a third of its TTL; one that expired (the host was cut off longer than that) is
+  // replaced, and the host's key put again with the new one
+  const hostValue = JSON.stringify({ host: join.host, vtep: join.advertise, joined: join.joined } satisfies HostValue);
+  const renew = async () => {
+    try {
+      if ((await etcd.leaseKeepAlive(lease)) > 0) return;
+      lease = await etcd.leaseGrant(join.ttl);
+      await etcd.put(keys.host(join.host), hostValue, lease);
+      log(`lease expired: host key put again with lease ${lease}`);
+    } catch (err: any) {
+      log(`lease renewal failed: ${err.message}`);
+    }
+  };
+  await renew();
+  setInterval(renew, (join.ttl * 1000) / 3);
+
+  // releases stray claims (strayClaims), each only if it is unchanged since it was read
+  const reap = async () => {
+    let local: State;
+    try {
+      local = openStore(g).read();
+    } catch {
+      return;
+    }
+    for (const kv of strayClaims(view.entries<EndpointValue>("endpoints/"), join.host, local, Date.now())) {
+      const ep = JSON.parse(kv.value) as EndpointValue;
+      await etcd.txn([{ key: kv.key, target: "MOD", modRevision: kv.modRevision }], [{ delete: { key: kv.key } }, { delete: { key: keys.name(ep.network, ep.container) } }])
+        .then((r) => r.succeeded && log(`released the claim of ${ep.container} on ${ep.network} (${ep.ip}): no such container here`), (err) => log(`cannot release ${kv.key}: ${err.message}`));
+    }
+  };
+  setInterval(reap, REAP_INTERVAL_MS);
+
+  // list, converge, watch from the listing's revision; re-list when the watch ends (a compaction, a member lost)
+  for (;;) {
+    let revision: number;
+    try {
+      const listed = await etcd.list(PREFIX);
+      view.load(listed.kvs);
+      revision = listed.revision;
+      convergeAll();
+    } catch (err: any) {
+      log(`cannot list the store: ${err.message}`);
+      await new Promise((r) => setTimeout(r, 1000));
+      continue;
+    }
+    const ended = await new Promise<string>((resolve) => {
+      etcd.watch(PREFIX, revision + 1, (events, rev) => {
+        view.apply(events);
+        revision = rev;
+        convergeAll();
+      }, (err, compacted) => resolve(compacted ? `revision ${revision + 1} compacted (now ${compacted}): listing again` : `watch ended: ${err?.message}`));
+    });
+    log(ended);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}

@@ -1,0 +1,215 @@
+// A cluster of ctnet hosts sharing one etcd store (docs/overlay.md). This file holds the store's layout
+// and the membership commands: cluster join, leave, ls. Only commands that touch the cluster load it.
+import fs from "node:fs";
+import path from "node:path";
+import { OpError, UsageError } from "../errors.js";
+import { parseAddress } from "../ipam.js";
+import { mutate, openStore, readState, type GlobalOptions } from "../plan/core.js";
+import { Plan } from "../plan/plan.js";
+import { hostAddresses } from "../host/sys.js";
+import { processAlive, processStartTime } from "../store/store.js";
+import { Etcd, parseStoreUrl } from "./etcd.js";
+import type { ClusterJoin, State } from "../model.js";
+
+/** Every key ctnet writes lives under this prefix; the agent watches all of it. */
+export const PREFIX = "/ctnet/";
+export const keys = {
+  /** a live host: bound to its lease, gone when the host stops renewing it */
+  host: (h: string) => `${PREFIX}hosts/${h}`,
+  /** a member, alive or not: written at join, removed at leave (cluster ls shows the dead ones) */
+  member: (h: string) => `${PREFIX}members/${h}`,
+  network: (n: string) => `${PREFIX}networks/${n}`,
+  vni: (vni: number) => `${PREFIX}vnis/${vni}`,
+  subnet: (cidr: string) => `${PREFIX}subnets/${cidr}`,
+  /** an address claim: one per container and overlay network */
+  endpoint: (n: string, ip: string) => `${PREFIX}endpoints/${n}/${ip}`,
+  /** a container name on an overlay network, unique across hosts */
+  name: (n: string, c: string) => `${PREFIX}names/${n}/${c}`,
+};
+
+export interface HostValue {
+  host: string;
+  vtep: string;
+  joined: string;
+}
+
+export interface EndpointValue {
+  network: string;
+  ip: string;
+  mac: string;
+  host: string;
+  vtep: string;
+  container: string;
+  /** set once the container's link is up on its host (the agents converge on it) */
+  up?: boolean;
+  /** when the claim was made (ISO 8601): the agent releases a claim its host's state never took up */
+  claimed: string;
+}
+
+export const DEFAULT_TTL = 15;
+const MAX_TTL = 30;
+
+/** The store client of a joined host, or a UsageError when this host has not joined. */
+export function storeOf(state: State): Etcd {
+  if (!state.cluster) throw new UsageError("this host has not joined a cluster: run 'ctnet cluster join --store etcd://HOST:PORT --advertise IP' first");
+  return new Etcd(parseStoreUrl(state.cluster.store)!);
+}
+
+export const agentPidFile = (stateDir: string) => path.join(stateDir, "agent.pid");
+
+/** The running agent's pid, or null (no pid file, or its process is gone). */
+export function agentPid(stateDir: string): number | null {
+  let text: string;
+  try {
+    text = fs.readFileSync(agentPidFile(stateDir), "utf8");
+  } catch {
+    return null;
+  }
+  const [pid, start] = text.trim().split(" ");
+  return processAlive(Number(pid), start) ? Number(pid) : null;
+}
+
+/** The pid file's line: pid and start time, so that a reused pid is not taken for the agent. */
+export const agentPidLine = (pid: number) => `${pid} ${processStartTime(pid)}\n`;
+
+/** Starts this host's agent in the background (a session of its own, so it outlives the command). */
+export async function startAgent(stateDir: string): Promise<number> {
+  const { spawn } = await import("node:child_process");
+  fs.mkdirSync(path.join(stateDir, "logs"), { recursive: true, mode: 0o700 });
+  const log = fs.openSync(path.join(stateDir, "logs", "agent.log"), "a", 0o600);
+  const child = spawn(process.execPath, [process.argv[1], "--state-dir", stateDir, "agent"], { detached: true, stdio: ["ignore", log, log] });
+  fs.closeSync(log);
+  child.unref();
+  // the agent writes its own pid file as it starts; this one is there at once, for the next command
+  fs.writeFileSync(agentPidFile(stateDir), agentPidLine(child.pid!), { mode: 0o600 });
+  return child.pid!;
+}
+
+/** Stops the agent (SIGTERM) and removes its pid file. */
+export function stopAgent(stateDir: string): void {
+  const pid = agentPid(stateDir);
+  if (pid !== null) process.kill(pid, "SIGTERM");
+  fs.rmSync(agentPidFile(stateDir), { force: true });
+}
+
+/** Any command on a joined host calls this: an agent that died is started again. */
+export async function reviveAgent(stateDir: string): Promise<void> {
+  if (fs.existsSync(agentPidFile(stateDir)) && agentPid(stateDir) === null) await startAgent(stateDir);
+}
+
+export interface JoinOptions {
+  store: string;
+  advertise: string;
+  /** the host's name in the cluster; default its hostname */
+  hostname?: string;
+  ttl?: string;
+}
+
+export async function joinCluster(g: GlobalOptions, o: JoinOptions): Promise<void> {
+  const endpoints = parseStoreUrl(o.store);
+  if (!endpoints) throw new UsageError(`invalid --store ${JSON.stringify(o.store)}: expected etcd://HOST:PORT[,HOST:PORT…]`);
+  parseAddress(o.advertise, "--advertise");
+  if (!hostAddresses().some((a) => a.address === o.advertise)) throw new UsageError(`--advertise ${o.advertise} is not an address of this host`);
+  const ttl = o.ttl === undefined ? DEFAULT_TTL : Number(o.ttl);
+  if (!Number.isInteger(ttl) || ttl < 2 || ttl > MAX_TTL) throw new UsageError(`invalid --ttl ${JSON.stringify(o.ttl)}: seconds, 2..${MAX_TTL}`);
+  const host = o.hostname ?? (await import("node:os")).hostname();
+  const state = readState(g);
+  if (state.cluster) throw new UsageError(`this host already joined the cluster at ${state.cluster.store} as ${state.cluster.host}: 'ctnet cluster leave' first`);
+  const etcd = new Etcd(endpoints);
+  try {
+    const lease = await etcd.leaseGrant(ttl);
+    const value: HostValue = { host, vtep: o.advertise, joined: new Date().toISOString() };
+    // if absent, put with lease: two hosts cannot join under one name
+    const r = await etcd.txn(
+      [{ key: keys.host(host), target: "CREATE", createRevision: 0 }],
+      [{ put: { key: keys.host(host), value: JSON.stringify(value), lease } }, { put: { key: keys.member(host), value: JSON.stringify(value) } }],
+      [{ range: { key: keys.host(host) } }],
+    );
+    if (!r.succeeded) {
+      await etcd.leaseRevoke(lease);
+      const other = JSON.parse(r.ranges[0][0].value) as HostValue;
+      throw new UsageError(`host ${host} is already a live member of the cluster (VTEP ${other.vtep}): give this one another --hostname`);
+    }
+    const join: ClusterJoin = { store: etcd.url, host, advertise: o.advertise, ttl, lease, joined: value.joined };
+    try {
+      await mutate(g, (draft) => {
+        draft.cluster = join;
+        return { plan: new Plan(`cluster join ${etcd.url}`) };
+      });
+    } catch (err) {
+      await etcd.txn([], [{ delete: { key: keys.host(host) } }, { delete: { key: keys.member(host) } }]);
+      throw err;
+    }
+  } finally {
+    etcd.close();
+  }
+  await startAgent(openStore(g).dir);
+}
+
+export async function leaveCluster(g: GlobalOptions, force: boolean): Promise<void> {
+  const state = readState(g);
+  const etcd = storeOf(state);
+  const join = state.cluster!;
+  const stateDir = openStore(g).dir;
+  try {
+    const onOverlay = Object.values(state.containers).filter((c) => c.endpoints.some((e) => state.networks[e.network]?.driver === "overlay"));
+    if (onOverlay.length > 0 && !force) throw new UsageError(`this host has containers on overlay networks (${onOverlay.map((c) => c.name).join(", ")}): remove them, or leave with --force`);
+    if (onOverlay.length > 0) {
+      const { removeContainers } = await import("./overlayrun.js");
+      await removeContainers(g, state, onOverlay.map((c) => c.name));
+    }
+    stopAgent(stateDir);
+    await etcd.txn([], [{ delete: { key: keys.host(join.host) } }, { delete: { key: keys.member(join.host) } }]);
+    await etcd.leaseRevoke(join.lease).catch(() => {});
+    await mutate(g, (draft) => {
+      delete draft.cluster;
+      return { plan: new Plan("cluster leave") };
+    });
+  } finally {
+    etcd.close();
+  }
+}
+
+export interface HostRow {
+  Hostname: string;
+  Vtep: string;
+  Status: "Ready" | "Down";
+  Containers: number;
+  Self: boolean;
+}
+
+/** `cluster ls`: every member, live or not, with its VTEP and how many overlay containers it has. */
+export async function listHosts(g: GlobalOptions): Promise<HostRow[]> {
+  const state = readState(g);
+  const etcd = storeOf(state);
+  try {
+    const all = await etcd.list(PREFIX);
+    const live = new Set<string>();
+    const members = new Map<string, HostValue>();
+    const count = new Map<string, number>();
+    for (const kv of all.kvs) {
+      const rest = kv.key.slice(PREFIX.length);
+      if (rest.startsWith("hosts/")) live.add(rest.slice("hosts/".length));
+      else if (rest.startsWith("members/")) members.set(rest.slice("members/".length), JSON.parse(kv.value));
+      else if (rest.startsWith("endpoints/")) {
+        const ep = JSON.parse(kv.value) as EndpointValue;
+        count.set(ep.host, (count.get(ep.host) ?? 0) + 1);
+      }
+    }
+    return [...members.values()]
+      .map((m) => ({ Hostname: m.host, Vtep: m.vtep, Status: live.has(m.host) ? ("Ready" as const) : ("Down" as const), Containers: count.get(m.host) ?? 0, Self: m.host === state.cluster!.host }))
+      .sort((a, b) => a.Hostname.localeCompare(b.Hostname));
+  } finally {
+    etcd.close();
+  }
+}
+
+/** An unreachable store stops a command before its first step: one line naming the store, exit 1. */
+export async function checkReachable(etcd: Etcd): Promise<void> {
+  try {
+    await etcd.get(keys.host("-"));
+  } catch (err) {
+    etcd.close();
+    throw err instanceof OpError ? err : new OpError(String(err));
+  }
+}

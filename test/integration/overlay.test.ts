@@ -1,0 +1,221 @@
+// Overlay networks across simulated hosts (simhosts.ts): three private hosts on an underlay bridge, a
+// 3-member etcd cluster, real VXLAN traffic between containers of different hosts.
+import fs from "node:fs";
+import { describe, expect, it } from "vitest";
+import { useSimCluster, type SimHost } from "./simhosts.js";
+
+const sim = useSimCluster(3);
+
+/** Waits until `check` holds (the agents converge asynchronously), failing after `ms`. */
+async function until(what: string, check: () => boolean, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const host = (name: string) => sim().hosts.find((h) => h.name === name)!;
+const fdb = (h: SimHost, vni: number) => h.sh(["bridge", "fdb", "show", "dev", `ctvx-${vni}`]).stdout;
+const join = (h: SimHost, ...extra: string[]) => h.ok("cluster", "join", "--store", sim().store, "--advertise", h.ip, ...extra);
+
+describe("overlay networks across hosts", () => {
+  it("bad input to cluster join and net create -d overlay: one line, exit 2, nothing changed", () => {
+    const h1 = host("h1");
+    const before = h1.stateFiles();
+    const cases: Array<[string[], RegExp]> = [
+      [["cluster", "join", "--store", "http://10.77.0.101:2379", "--advertise", h1.ip], /invalid --store "http:\/\/10\.77\.0\.101:2379": expected etcd:\/\/HOST:PORT/],
+      [["cluster", "join", "--store", sim().store, "--advertise", "10.77.0.99"], /--advertise 10\.77\.0\.99 is not an address of this host/],
+      [["cluster", "join", "--store", sim().store, "--advertise", h1.ip, "--ttl", "31"], /invalid --ttl "31": seconds, 2\.\.30/],
+      [["net", "create", "-d", "overlay", "ov0"], /this host has not joined a cluster/],
+      [["cluster", "ls"], /this host has not joined a cluster/],
+    ];
+    for (const [args, message] of cases) {
+      const r = h1.ctnet(...args);
+      expect([r.code, r.stderr.trim().split("\n").length], args.join(" ")).toEqual([2, 1]);
+      expect(r.stderr).toMatch(message);
+    }
+    expect(h1.stateFiles()).toEqual(before);
+  });
+
+  it("cluster join on every host; cluster ls shows them all, alive, with their VTEPs", () => {
+    const [h1, h2, h3] = sim().hosts;
+    join(h1, "--ttl", "4");
+    join(h2, "--ttl", "4");
+    join(h3, "--ttl", "4");
+    const rows = h2.ok("cluster", "ls", "--format", "{{.Hostname}} {{.Vtep}} {{.Status}}").trim().split("\n");
+    expect(rows).toEqual([`h1 ${h1.ip} Ready`, `h2 ${h2.ip} Ready`, `h3 ${h3.ip} Ready`]);
+    // a second host of the same name is refused while the first is alive
+    const again = h3.ctnet("cluster", "join", "--store", sim().store, "--advertise", h3.ip);
+    expect(again.code).toBe(2);
+  });
+
+  it("an overlay network created on one host shows on every host, scope global", () => {
+    const [h1, h2, h3] = sim().hosts;
+    h1.ok("net", "create", "-d", "overlay", "--subnet", "10.200.0.0/24", "ov1");
+    for (const h of [h1, h2, h3]) {
+      expect(h.ok("net", "ls", "--filter", "name=ov1", "--format", "{{.Name}} {{.Driver}} {{.Scope}}").trim()).toBe("ov1 overlay global");
+      const inspect = JSON.parse(h.ok("net", "inspect", "ov1"))[0];
+      expect(inspect).toMatchObject({ Driver: "overlay", Scope: "global", IPAM: { Config: [{ Subnet: "10.200.0.0/24", Gateway: "10.200.0.1" }] } });
+    }
+    // the name is the cluster's: another host cannot create it again
+    expect(h2.ctnet("net", "create", "-d", "overlay", "ov1").code).toBe(2);
+    // --dry-run shows the one transaction and claims nothing
+    const dry = h3.ok("net", "create", "--dry-run", "-d", "overlay", "ovdry");
+    expect(dry).toMatch(/^# store transaction: if absent \/ctnet\/networks\/ovdry && absent \/ctnet\/vnis\/4097 && absent \/ctnet\/subnets\/[\d./]+ then put /m);
+    expect(h1.ok("net", "ls", "--format", "{{.Name}}")).not.toContain("ovdry");
+  });
+
+  it("containers on two hosts ping each other across the VXLAN tunnel; the MTU is the underlay's less 50", async () => {
+    const [h1, h2] = sim().hosts;
+    h1.ok("run", "-d", "--name", "a", "--net", "ov1");
+    h2.ok("run", "-d", "--name", "b", "--net", "ov1");
+    const ipOf = (h: SimHost, c: string) => JSON.parse(h.ok("inspect", c))[0].NetworkSettings.Networks.ov1.IPAddress;
+    const [ipA, ipB] = [ipOf(h1, "a"), ipOf(h2, "b")];
+    expect(ipA).not.toBe(ipB);
+    // b's run plan itself programmed a, whom the store already knew; a's host learns of b (for the replies
+    // too) from its agent, which converges on b's claim a few ms after it is made
+    await until("b reaches a", () => h2.ping("b", ipA));
+    await until("a reaches b", () => h1.ping("a", ipB));
+    expect(h1.inNs("a", "cat", "/sys/class/net/eth0/mtu").stdout.trim()).toBe("1450");
+    // 1422 bytes of ICMP payload + 28 of headers = 1450: passes with DF set; one more byte does not
+    expect(h1.inNs("a", "ping", "-c1", "-W1", "-M", "do", "-s", "1422", ipB).code).toBe(0);
+    const big = h1.inNs("a", "ping", "-c1", "-W1", "-M", "do", "-s", "1423", ipB);
+    expect(big.code).not.toBe(0);
+    expect(big.stdout + big.stderr).toMatch(/message too long|mtu/i);
+    // doctor knows the VXLAN device as the overlay network's: no drift on either host
+    for (const h of [h1, h2]) expect(h.ctnet("doctor").code, h.ctnet("doctor").stdout).toBe(0);
+    expect(h1.ok("graph")).toContain("ctbr-ov1");
+  });
+
+  it("addresses are claimed in the store: no two hosts hand out the same one, also when they run at once", async () => {
+    const [h1, h2, h3] = sim().hosts;
+    const procs = [h1, h2, h3].flatMap((h) => [1, 2, 3].map((i) => h.spawnCtnet(["run", "-d", "--name", `p${h.name}-${i}`, "--net", "ov1"])));
+    const codes = await Promise.all(procs.map((p) => new Promise<number>((r) => p.on("exit", (c) => r(c ?? 1)))));
+    expect(codes).toEqual(Array(9).fill(0));
+    const ips = [h1, h2, h3].flatMap((h) => [1, 2, 3].map((i) => JSON.parse(h.ok("inspect", `p${h.name}-${i}`))[0].NetworkSettings.Networks.ov1.IPAddress));
+    expect(new Set(ips).size).toBe(9);
+    for (const h of [h1, h2, h3]) h.ok("rm", "-f", ...[1, 2, 3].map((i) => `p${h.name}-${i}`));
+  });
+
+  it("a container removed by its --rm watcher gives its claim back (the agent releases claims no container holds)", async () => {
+    const h1 = host("h1");
+    const count = () => h1.ok("cluster", "ls", "--format", "{{.Hostname}} {{.Containers}}").split("\n").find((l) => l.startsWith("h1 "));
+    expect(count()).toBe("h1 1");
+    h1.ok("run", "-d", "--rm", "--name", "brief", "--net", "ov1", "--", "sleep", "0.3");
+    await until("the container is gone", () => h1.ok("ps", "-a", "--format", "{{.Names}}").trim() === "a", 10_000);
+    await until("its claim is released", () => count() === "h1 1", 10_000);
+  });
+
+  it("an unreachable store fails an overlay command before its first step, with one line naming it; bridge networks keep working", () => {
+    const h3 = sim().hosts[2];
+    // the store's members are cut off from this host alone
+    h3.sh(["ip", "link", "set", "eth1", "down"]);
+    try {
+      const before = h3.kernel();
+      const r = h3.ctnet("run", "-d", "--name", "c", "--net", "ov1");
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim().split("\n")).toHaveLength(1);
+      expect(r.stderr).toContain(sim().store);
+      expect(h3.kernel()).toEqual(before);
+      h3.ok("net", "create", "local1");
+      h3.ok("run", "-d", "--name", "l1", "--net", "local1");
+      h3.ok("run", "-d", "--name", "l2", "--net", "local1");
+      expect(h3.ping("l1", "l2")).toBe(true);
+      h3.ok("rm", "-f", "l1", "l2");
+      h3.ok("net", "rm", "local1");
+    } finally {
+      h3.sh(["ip", "link", "set", "eth1", "up"]);
+    }
+  });
+
+  it("--dry-run of an overlay run prints the store transaction and the kernel steps, and changes nothing", () => {
+    const h3 = sim().hosts[2];
+    const before = h3.kernel();
+    const out = h3.ok("run", "--dry-run", "-d", "--name", "d", "--net", "ov1");
+    expect(out).toMatch(/^#!\/bin\/sh\n/);
+    expect(out).toMatch(/^# store transaction, before step 1: if absent \/ctnet\/endpoints\/ov1\/10\.200\.0\.\d+ && absent \/ctnet\/names\/ov1\/d then put/m);
+    expect(out).toMatch(/^ip link add ctvx-\d+ mtu 1450 type vxlan id \d+ local 10\.77\.0\.3 dstport 4789 nolearning proxy$/m);
+    expect(out).toMatch(/^bridge fdb replace 02:42:0a:c8:00:\w\w dev ctvx-\d+ dst 10\.77\.0\.\d self permanent$/m);
+    expect(h3.kernel()).toEqual(before);
+    expect(h3.ok("cluster", "ls", "--format", "{{.Hostname}} {{.Containers}}")).toContain("h3 0");
+  });
+
+  it("rm removes the container's claim, and the last container takes the bridge and VXLAN device along", async () => {
+    const [h1, h2] = sim().hosts;
+    const vni = Number(JSON.parse(h1.ok("net", "inspect", "ov1"))[0].Options["com.docker.network.driver.overlay.vxlanid_list"]);
+    await until("h1 knows b's MAC", () => fdb(h1, vni).includes(`dst ${h2.ip}`));
+    h2.ok("rm", "-f", "b");
+    expect(h2.sh(["ip", "link", "show", `ctvx-${vni}`]).code).not.toBe(0);
+    await until("h1 forgets b", () => !fdb(h1, vni).includes(`dst ${h2.ip}`));
+    expect(h2.ok("cluster", "ls", "--format", "{{.Hostname}} {{.Containers}}")).toContain("h2 0");
+  });
+
+  it("with the etcd member the agents watch through cut off, they watch through another and go on converging", async () => {
+    const [h1, h2] = [host("h1"), host("h2")];
+    // every agent started on the first member of --store; cut off, it ends no stream: they go silent
+    sim().etcdMembers[0].sh(["ip", "link", "set", "eth1", "down"]);
+    h2.ok("run", "-d", "--name", "late", "--net", "ov1");
+    const ip = JSON.parse(h2.ok("inspect", "late"))[0].NetworkSettings.Networks.ov1.IPAddress;
+    await until("h1 learns of late", () => h1.ping("a", ip), 20_000);
+    h2.ok("rm", "-f", "late");
+  }, 40_000);
+
+  it("a host that dies: within its lease time its FDB and ARP entries are gone on the others", async () => {
+    const [h1, h2] = sim().hosts;
+    h2.ok("run", "-d", "--name", "b2", "--net", "ov1");
+    const vni = Number(JSON.parse(h1.ok("net", "inspect", "ov1"))[0].Options["com.docker.network.driver.overlay.vxlanid_list"]);
+    await until("h1 knows b2", () => fdb(h1, vni).includes(`dst ${h2.ip}`));
+    await sim().kill(h2);
+    // the lease is 4 s; etcd expires it within a second or so of that
+    const arp = () => h1.sh(["ip", "neigh", "show", "dev", `ctvx-${vni}`]).stdout;
+    await until("h1 forgets the dead host's container", () => !fdb(h1, vni).includes(`dst ${h2.ip}`) && !arp().includes("lladdr"), 10_000);
+    expect(h1.ok("cluster", "ls", "--format", "{{.Hostname}} {{.Status}}")).toContain("h2 Down");
+  }, 30_000);
+
+  it("a dead agent is started again by the next ctnet command; reset stops it", async () => {
+    const h3 = host("h3");
+    const pidFile = `${h3.stateDir}/agent.pid`;
+    const alive = (pid: string) => h3.sh(["kill", "-0", pid]).code === 0;
+    const first = fs.readFileSync(pidFile, "utf8").split(" ")[0];
+    expect(alive(first)).toBe(true);
+    h3.sh(["kill", "-KILL", first]);
+    await until("the agent is gone", () => !alive(first));
+    h3.ok("ps");
+    const second = fs.readFileSync(pidFile, "utf8").split(" ")[0];
+    expect(second).not.toBe(first);
+    expect(alive(second)).toBe(true);
+    h3.ok("reset", "-y");
+    await until("reset stopped the agent", () => !alive(second));
+    expect(fs.existsSync(pidFile)).toBe(false);
+  });
+
+  it("leave is refused while the host has containers on overlay networks; --force removes them and their claims", () => {
+    const h1 = host("h1");
+    const refused = h1.ctnet("cluster", "leave");
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain("(a)");
+    h1.ok("cluster", "leave", "--force");
+    expect(h1.ok("ps", "-a", "--format", "{{.Names}}")).toBe("");
+    expect(h1.ok("net", "ls", "--format", "{{.Name}}")).not.toContain("ov1");
+    expect(h1.sh(["ip", "-o", "link", "show", "type", "vxlan"]).stdout).toBe("");
+    // a host that left is no member: it rejoins under its name at once
+    join(h1);
+    expect(h1.ok("cluster", "ls", "--format", "{{.Hostname}} {{.Status}} {{.Containers}}")).toContain("h1 Ready 0");
+  });
+
+  it("net rm of an overlay network: refused while any host, dead ones too, has a container on it; else gone everywhere", () => {
+    const h1 = host("h1");
+    // b2 of the dead h2 keeps its claim until it is pruned
+    const refused = h1.ctnet("net", "rm", "ov1");
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain("(b2) on host h2");
+    h1.ok("net", "create", "-d", "overlay", "ov2");
+    expect(h1.ok("net", "rm", "ov2").trim()).toBe("ov2");
+    expect(h1.ok("net", "ls", "--format", "{{.Name}}")).not.toContain("ov2");
+    // its VNI and subnet are free again: the next network gets them
+    h1.ok("net", "create", "-d", "overlay", "ov3");
+    expect(JSON.parse(h1.ok("net", "inspect", "ov3"))[0].Options["com.docker.network.driver.overlay.vxlanid_list"]).toBe("4097");
+  });
+});
+

@@ -1,0 +1,44 @@
+import { describe, expect, it } from "vitest";
+import { decodeKv, encodeTxn, parseStoreUrl, prefixEnd } from "../../src/cluster/etcd.js";
+
+const b64 = (s: string) => Buffer.from(s).toString("base64");
+
+describe("etcd JSON gateway encoding", () => {
+  it("ends a prefix range at the prefix with its last byte incremented", () => {
+    expect(prefixEnd("/ctnet/hosts/").toString()).toBe("/ctnet/hosts0");
+    // U+00FF is c3 bf in UTF-8: the last byte is incremented, not the character
+    expect([...prefixEnd("a\u00ff")]).toEqual([0x61, 0xc3, 0xc0]);
+  });
+
+  it("encodes a create-if-absent transaction with base64 keys and string revisions", () => {
+    expect(encodeTxn([{ key: "/k", target: "CREATE", createRevision: 0 }], [{ put: { key: "/k", value: "v", lease: "42" } }], [{ range: { key: "/k" } }])).toEqual({
+      compare: [{ key: b64("/k"), result: "EQUAL", target: "CREATE", create_revision: "0" }],
+      success: [{ request_put: { key: b64("/k"), value: b64("v"), lease: "42" } }],
+      failure: [{ request_range: { key: b64("/k") } }],
+    });
+  });
+
+  it("encodes a compare over a prefix (no key under it) with its range end", () => {
+    const body: any = encodeTxn([{ key: "/e/n/", target: "CREATE", createRevision: 0, prefix: true }], []);
+    expect(body.compare[0]).toEqual({ key: b64("/e/n/"), result: "EQUAL", target: "CREATE", create_revision: "0", range_end: b64("/e/n0") });
+  });
+
+  it("encodes a prefix delete with its range end", () => {
+    const body: any = encodeTxn([], [{ delete: { key: "/p/", prefix: true } }]);
+    expect(body.success[0].request_delete_range).toEqual({ key: b64("/p/"), range_end: b64("/p0") });
+  });
+
+  it("decodes a key-value as the gateway sends it (int64 as strings, defaults left out)", () => {
+    expect(decodeKv({ key: b64("/a"), create_revision: "2", mod_revision: "5", version: "3", value: b64("x") })).toEqual({
+      key: "/a", value: "x", createRevision: 2, modRevision: 5, version: 3, lease: "0",
+    });
+    expect(decodeKv({ key: b64("/a"), mod_revision: "7" }).value).toBe("");
+  });
+
+  it("parses etcd:// store URLs with one or more members, and refuses others", () => {
+    expect(parseStoreUrl("etcd://10.0.0.1:2379,h2:2379")).toEqual(["10.0.0.1:2379", "h2:2379"]);
+    expect(parseStoreUrl("http://10.0.0.1:2379")).toBeNull();
+    expect(parseStoreUrl("etcd://10.0.0.1")).toBeNull();
+    expect(parseStoreUrl("etcd://a:99999")).toBeNull();
+  });
+});
