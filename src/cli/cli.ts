@@ -165,14 +165,15 @@ export function buildProgram(): Command {
       const { planPublish, portLines } = await import("../firewall/ports.js");
       const { findContainer } = await import("../commands/networks.js");
       const g = globals(cmd);
-      await mutate(g, (draft) => ({ plan: planPublish(draft, name, specs) }));
+      await mutate(g, (draft) => ({ plan: planPublish(draft, findContainer(draft, name), specs) }));
       if (!opts.dryRun) portLines(findContainer(readState(g), name)).forEach((l) => console.log(l));
     });
 
   mutating(port.command("unpublish").description("remove published ports of a container").argument("<container>").argument("<spec...>", "a -p spec, or PORT[-END][/proto] for all its mappings"))
     .action(async (name: string, specs: string[], _opts, cmd) => {
       const { planUnpublish } = await import("../firewall/ports.js");
-      await mutate(globals(cmd), (draft) => ({ plan: planUnpublish(draft, name, specs) }));
+      const { findContainer } = await import("../commands/networks.js");
+      await mutate(globals(cmd), (draft) => ({ plan: planUnpublish(draft, findContainer(draft, name), specs) }));
     });
 
   // ---- labs (issue 4): whole topologies from a YAML file, the live picture, reachability ----------

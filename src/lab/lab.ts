@@ -12,7 +12,7 @@ import { AARDVARK } from "../dns/aardvark.js";
 import { forgetSubPlans, noteSubPlan } from "../host/sandbox.js";
 import type { ContainerSpec, LabSpec, NetworkSpec, Where } from "./labfile.js";
 import type { Spawned } from "../plan/executor.js";
-import type { ContainerRecord, State } from "../model.js";
+import { runModeText, type ContainerRecord, type State } from "../model.js";
 
 export type Change = "created" | "recreated" | "removed";
 
@@ -287,7 +287,7 @@ function planUpInner(draft: State, stateDir: string, spec: LabSpec): LabPlan {
 /** run -d for one lab container, then net connect for each further network, as one piece of the plan. */
 function planContainer(draft: State, stateDir: string, lab: string, c: ContainerSpec): Plan {
   const [first, ...rest] = c.networks;
-  const net = c.mode === "container" ? `container:${c.joins}` : c.mode === "bridge" ? first?.network ?? "bridge" : c.mode;
+  const net = c.mode === "bridge" ? first?.network ?? "bridge" : runModeText({ mode: c.mode, joined: c.joins });
   const { plan } = planRun(draft, stateDir, {
     name: c.name, hostname: c.hostname, net, ip: first?.ip, networkAlias: first?.aliases, env: c.env,
     detach: true, command: c.command, lab, joinsPending: c.mode === "container",

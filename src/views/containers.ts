@@ -5,7 +5,7 @@ import { DEFAULT_BRIDGE_NETWORK } from "../naming.js";
 import { formatPorts } from "../firewall/ports.js";
 import { predefinedId } from "../commands/networks.js";
 import { filterContainers, type Filters } from "./filters.js";
-import { containerLabels, type ContainerRecord, type State } from "../model.js";
+import { containerLabels, runModeText, type ContainerRecord, type State } from "../model.js";
 import type { ExitRecord } from "../commands/lifecycle.js";
 
 export type LifeState = "created" | "running" | "paused" | "exited";
@@ -47,8 +47,7 @@ export const networkNames = (c: ContainerRecord): string[] => [...c.endpoints.ma
 
 /** HostConfig.NetworkMode: `default` for the default bridge, as Docker's client sends it when --net is not given. */
 export function networkModeOf(c: ContainerRecord): string {
-  if (c.mode === "container") return `container:${c.joined}`;
-  if (c.mode !== "bridge") return c.mode;
+  if (c.mode !== "bridge") return runModeText(c);
   const first = networkNames(c)[0];
   return first === undefined || first === DEFAULT_BRIDGE_NETWORK ? "default" : first;
 }
