@@ -17,7 +17,7 @@ import { DEFAULT_BRIDGE_NETWORK } from "../naming.js";
 import type { Plan } from "../plan/plan.js";
 import type { ContainerRecord, NetworkRecord, State } from "../model.js";
 import { containerDigests } from "../store/statefile.js";
-import { dnsNames, pendingContent, plannedNameFiles } from "./names.js";
+import { pendingContent, plannedNameFiles } from "./planned.js";
 
 export const AARDVARK = "/usr/lib/podman/aardvark-dns";
 export const DNS_PORT = "53";
@@ -37,6 +37,11 @@ export const dnsConfigPath = (network: string) => path.join(dnsDir(), network);
  * cannot be reached on (and an overlay's is not local either): their containers get no names (docs/dns.md).
  */
 export const servesNames = (net: NetworkRecord | undefined): net is NetworkRecord => !!net && net.name !== DEFAULT_BRIDGE_NETWORK && net.driver === "bridge";
+
+/** The DNS names of `c` on `network`: Docker's DNSNames (name, aliases, short id) and NAME.NETWORK. */
+export function dnsNames(c: Pick<ContainerRecord, "name" | "id">, network: string, aliases: string[]): string[] {
+  return [...new Set([c.name, ...aliases, c.id.slice(0, 12), `${c.name}.${network}`].map((n) => n.toLowerCase()))];
+}
 
 /** One container's line in a network's file, or null when it has no address there. */
 export function dnsEntries(c: ContainerRecord, network: string): string | null {

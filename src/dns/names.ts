@@ -17,8 +17,9 @@ import { UsageError } from "../errors.js";
 import { netnsEtcDir } from "../naming.js";
 import type { Plan } from "../plan/plan.js";
 import type { ContainerRecord, State } from "../model.js";
-import { readNameFile, readNameLink } from "../host/files.js";
-import { dnsEntries, servesNames, syncDnsServer } from "./aardvark.js";
+import { readNameLink } from "../host/files.js";
+import { dnsNames, servesNames, syncDnsServer } from "./aardvark.js";
+import { pendingContent } from "./planned.js";
 import { containerDigests } from "../store/statefile.js";
 
 const HOSTS_HEADER = [
@@ -120,16 +121,6 @@ export function resolvConfFor(state: State, c: ContainerRecord): string {
 
 // ---- the hook -------------------------------------------------------------------------------------
 
-/**
- * The name files as the earlier plans of one command leave them (a lab's plan is made of the plans of
- * single commands, see lab.ts): path -> content. Read in place of the disk for those paths.
- */
-export const plannedNameFiles = new Map<string, string | null>();
-
-/** What `file` holds once the steps planned so far have run; nothing foreign followed. */
-export function pendingContent(plan: Plan, file: string): string | null {
-  return plan.pending("write", file, () => (plannedNameFiles.has(file) ? plannedNameFiles.get(file)! : readNameFile(file)));
-}
 
 /** What a ctnet name file of a container should hold in `state` (null: absent); undefined: not one of them. */
 export function nameFileContent(state: State, file: string): string | null | undefined {
@@ -182,12 +173,7 @@ export function syncNames(plan: Plan, state: State, c: ContainerRecord, networks
   syncDnsServer(plan, state, [{ container: c, networks }]);
 }
 
-/** The DNS names of `c` on `network`: Docker's DNSNames (name, aliases, short id) and NAME.NETWORK. */
-export function dnsNames(c: Pick<ContainerRecord, "name" | "id">, network: string, aliases: string[]): string[] {
-  return [...new Set([c.name, ...aliases, c.id.slice(0, 12), `${c.name}.${network}`].map((n) => n.toLowerCase()))];
-}
 
-export { dnsEntries };
 
 /**
  * What the DNS server answers container `c` for `name`, from the state: the address of a container that

@@ -7,7 +7,7 @@ import { netnsPath } from "../naming.js";
 import { waitedPaths, type Plan } from "../plan/plan.js";
 import { goingAway } from "./sys.js";
 import type { ContainerRecord, State } from "../model.js";
-import { plannedNameFiles } from "../dns/names.js";
+import { plannedNameFiles } from "../dns/planned.js";
 import { hasTool } from "./sys.js";
 
 /** The namespace alone: a host-side `ip` command, so it joins the host's batch (veth pairs follow it). */
