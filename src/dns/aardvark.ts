@@ -177,7 +177,9 @@ function control(plan: Plan, touched: Map<string, string | null>, pid: number | 
   } else if (pid !== null && remaining.size === 0) {
     plan.cmd(["kill", "-TERM", String(pid)], "stop ctnet's DNS server: no user network has a container left", startArgv());
   } else if (pid !== null && changed.length > 0) {
-    plan.cmd(["kill", "-HUP", String(pid)], "ctnet's DNS server reads its files again", ["kill", "-HUP", String(pid)]);
+    // undone by the check's undo alone, once the files are back: a second SIGHUP a moment after the first
+    // can reach aardvark-dns while it re-arms its handler, and end it
+    plan.cmd(["kill", "-HUP", String(pid)], "ctnet's DNS server reads its files again", ["kill", "-0", String(pid)]);
   }
 }
 
