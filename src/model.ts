@@ -164,3 +164,14 @@ export const runModeText = (c: { mode: RunMode; joined?: string | null }) => (c.
 
 /** Whether the network has a bridge on the host, on which the firewall layer keys its rules. */
 export const bridged = (net: NetworkRecord) => net.bridge !== "";
+
+export type LifeState = "created" | "running" | "paused" | "exited";
+
+/** Docker's State.Status: a container made by create and never started is "created". */
+export function lifeState(c: ContainerRecord, running: boolean): LifeState {
+  if (running) return c.paused ? "paused" : "running";
+  return c.notStarted ? "created" : "exited";
+}
+
+/** Every network the container is configured for, its released ones (while stopped) included, in order. */
+export const networkNames = (c: ContainerRecord): string[] => [...c.endpoints.map((e) => e.network), ...(c.released ?? []).map((r) => r.network)];

@@ -437,7 +437,8 @@ function addContainerCommands(parent: Command, group: boolean): void {
 
     mutating(parent.command("prune").description("remove every stopped container"))
       .action(async (_opts, cmd) => {
-        const { planRm, isRunning } = await import("../commands/containers.js");
+        const { planRm } = await import("../commands/containers.js");
+        const { isRunning } = await import("../commands/process.js");
         const { Plan } = await import("../plan/plan.js");
         const g = globals(cmd);
         const removed = await mutate(g, (draft) => {
@@ -467,8 +468,7 @@ function addContainerCommands(parent: Command, group: boolean): void {
     .option("-f, --filter <key=value>", "only containers matching: id, name, label, network, status, publish, expose, before, since (repeatable, as docker's)", collect)
     .action(async (opts, cmd) => {
       const fmt = checkFormat(opts.format);
-      const { isRunning } = await import("../commands/containers.js");
-      const { lastExit } = await import("../commands/lifecycle.js");
+      const { isRunning, lastExit } = await import("../commands/process.js");
       const { listContainers, psTableRow, PS_COLUMNS } = await import("../views/containers.js");
       const { parseFilters, PS_FILTERS } = await import("../views/filters.js");
       const filters = parseFilters(opts.filter, PS_FILTERS);

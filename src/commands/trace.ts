@@ -8,7 +8,7 @@ import { UsageError } from "../errors.js";
 import { addrValue, contains, parseCidr } from "../ipam.js";
 import { findContainer, routeNetwork } from "./networks.js";
 import { driverOf } from "../drivers/registry.js";
-import { isRunning } from "./containers.js";
+import { isRunning } from "./process.js";
 import { netnsEtcDir } from "../naming.js";
 import { hostAddresses, run } from "../host/sys.js";
 import { firewall } from "../firewall/iptables-driver.js";

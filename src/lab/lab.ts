@@ -4,7 +4,8 @@
 import { createHash } from "node:crypto";
 import { UsageError } from "../errors.js";
 import { mutate, openStore, type GlobalOptions } from "../plan/core.js";
-import { isRunning, planRm, planRun, recordProcess } from "../commands/containers.js";
+import { planRm, planRun } from "../commands/containers.js";
+import { isRunning, recordProcess } from "../commands/process.js";
 import { planConnect, planNetCreate, planNetRm } from "../commands/networks.js";
 import { Plan, removalRank, waitedPaths, type Step, type WriteStep } from "../plan/plan.js";
 import { nameFileContent } from "../dns/names.js";
