@@ -334,6 +334,8 @@ function addContainerCommands(parent: Command, group: boolean): void {
     const { runContainer } = await import("../commands/run.js");
     const g = globals(cmd);
     const o = { ...opts, net: opts.network, command, create };
+    // the state is read before mutate for the overlay claim: the root check must come first
+    if (!g.dryRun) (await import("../plan/core.js")).requireRoot();
     const state = readState(g);
     // an overlay network's address and name are claimed in the cluster's store first (docs/overlay.md)
     const claim = state.cluster ? await (await import("../cluster/overlayrun.js")).claimForRun(g, state, o) : null;

@@ -5,7 +5,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { UsageError } from "../errors.js";
-import { openStore, type GlobalOptions } from "../plan/core.js";
+import { openStore, requireRoot, type GlobalOptions } from "../plan/core.js";
 import { driverOf } from "../drivers/registry.js";
 import { hasCtnetMark, readKernel, sparedByOthers } from "./doctor.js";
 import { execute, finishJournal, recoverJournal } from "../plan/executor.js";
@@ -20,7 +20,7 @@ import { bridgesInKernel, othersForwarding } from "../firewall/firewall.js";
 import { firewall } from "../firewall/iptables-driver.js";
 import { intentOf } from "../firewall/intent.js";
 import { handOverForwarding, syncRegistry, takeHandedOverForwarding } from "../store/statedirs.js";
-import { isRoot, readSysctl, requireTools, sysctlPath } from "../host/sys.js";
+import { readSysctl, requireTools, sysctlPath } from "../host/sys.js";
 import { emptyState, type State } from "../model.js";
 
 /** Removes a container's name file; a link ctnet did not make there is left (and said), never followed. */
@@ -146,7 +146,7 @@ export async function resetCommand(g: GlobalOptions, o: { yes?: boolean }): Prom
     process.stdout.write(renderScript(planReset(store, stateForReset(store)).plan));
     return;
   }
-  if (!isRoot()) throw new UsageError("ctnet must run as root to change the network (try sudo, or --dry-run to see the plan)");
+  requireRoot();
   requireTools("ip", "iptables", "iptables-save", "sysctl");
   if (!o.yes) {
     if (!process.stdin.isTTY) throw new UsageError("reset asks for confirmation on a terminal: pass -y to reset from a script");

@@ -41,6 +41,11 @@ export function readState(opts: GlobalOptions): State {
  * Builds and runs one plan under the store's lock. `build` mutates the draft state it is given into
  * the state the host will be in after the plan; it must throw UsageError for bad input.
  */
+/** Changing the network needs root: refused before anything is read, --dry-run excepted. */
+export function requireRoot(): void {
+  if (!isRoot()) throw new UsageError("ctnet must run as root to change the network (try sudo, or --dry-run to see the plan)");
+}
+
 export async function mutate<T>(
   opts: GlobalOptions,
   build: (draft: State) => Outcome<T>,
@@ -52,7 +57,7 @@ export async function mutate<T>(
     process.stdout.write(renderScript(plan));
     return undefined;
   }
-  if (!isRoot()) throw new UsageError("ctnet must run as root to change the network (try sudo, or --dry-run to see the plan)");
+  requireRoot();
   requireTools("ip", "iptables", "iptables-restore", "iptables-save", "sysctl", "nsenter", "unshare");
   // bad input on a host ctnet never touched must not leave even an empty state dir behind
   if (!fs.existsSync(store.dir)) build(store.read());
