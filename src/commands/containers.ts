@@ -15,7 +15,7 @@ import type { PlanContext } from "../drivers/driver.js";
 import {
   IDLE_COMMAND, checkExecutable, createNamespace, deleteNamespace, loopbackUp, namespacePids, processArgv,
 } from "../host/sandbox.js";
-import { parseAddHosts, parseDnsServers, parseLinks, removeContainerFiles, syncNames, writeContainerFiles } from "../dns/names.js";
+import { parseAddHosts, parseDnsServers, parseLinks, removeContainerFiles, syncNames, syncNeighbourHosts, writeContainerFiles } from "../dns/names.js";
 import { syncDnsServer } from "../dns/aardvark.js";
 import { containerDigests } from "../store/statefile.js";
 import { networkAttachments, type FirstNetworkFlags } from "../cli/runflags.js";
@@ -151,8 +151,11 @@ export function planRun(state: State, stateDir: string, o: RunOptions, ctx = liv
   if (ownNs) loopbackUp(plan, name);
   if (o.create) return { plan, container: c, argv: [], warnings };
   warnings.push(...publishOnRun(plan, state, c, o));
-  // its names answer from its start: one line in the DNS server's file of each of its user networks
-  syncDnsServer(plan, state, [{ container: c, networks: c.endpoints.map((e) => e.network) }]);
+  // its names answer from its start: one line in the DNS server's file of each of its user networks (the
+  // hosts files of its neighbours on networks the server cannot serve)
+  const onNetworks = c.endpoints.map((e) => e.network);
+  syncNeighbourHosts(plan, state, c, onNetworks);
+  syncDnsServer(plan, state, [{ container: c, networks: onNetworks }]);
   const argv = processArgv(state, c, command, env, true);
   if (o.detach) spawnMain(plan, state, stateDir, c, false);
   return { plan, container: c, argv, warnings };
