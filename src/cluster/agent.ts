@@ -8,8 +8,9 @@ import { UsageError } from "../errors.js";
 import { openStore, readState, type GlobalOptions } from "../plan/core.js";
 import { run } from "../host/sys.js";
 import { peerArgvs, vxlanIfname, type RemoteEndpoint } from "../drivers/overlay.js";
-import { PREFIX, agentPidFile, agentPidLine, keys, storeOf, type EndpointValue, type HostValue } from "./cluster.js";
-import type { OverlayNetworkValue } from "./overlayrun.js";
+import { agentPidFile, agentPidLine, storeOf } from "./cluster.js";
+import { PREFIX, keys, type EndpointValue, type HostValue } from "./claims.js";
+import type { OverlayNetworkValue } from "./claims.js";
 import type { KeyValue, WatchEvent } from "./etcd.js";
 import type { State } from "../model.js";
 

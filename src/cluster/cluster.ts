@@ -9,42 +9,8 @@ import { Plan } from "../plan/plan.js";
 import { hostAddresses } from "../host/sys.js";
 import { processAlive, processStartTime } from "../store/store.js";
 import { Etcd, parseStoreUrl } from "./etcd.js";
+import { PREFIX, keys, type EndpointValue, type HostValue } from "./claims.js";
 import type { ClusterJoin, State } from "../model.js";
-
-/** Every key ctnet writes lives under this prefix; the agent watches all of it. */
-export const PREFIX = "/ctnet/";
-export const keys = {
-  /** a live host: bound to its lease, gone when the host stops renewing it */
-  host: (h: string) => `${PREFIX}hosts/${h}`,
-  /** a member, alive or not: written at join, removed at leave (cluster ls shows the dead ones) */
-  member: (h: string) => `${PREFIX}members/${h}`,
-  network: (n: string) => `${PREFIX}networks/${n}`,
-  vni: (vni: number) => `${PREFIX}vnis/${vni}`,
-  subnet: (cidr: string) => `${PREFIX}subnets/${cidr}`,
-  /** an address claim: one per container and overlay network */
-  endpoint: (n: string, ip: string) => `${PREFIX}endpoints/${n}/${ip}`,
-  /** a container name on an overlay network, unique across hosts */
-  name: (n: string, c: string) => `${PREFIX}names/${n}/${c}`,
-};
-
-export interface HostValue {
-  host: string;
-  vtep: string;
-  joined: string;
-}
-
-export interface EndpointValue {
-  network: string;
-  ip: string;
-  mac: string;
-  host: string;
-  vtep: string;
-  container: string;
-  /** set once the container's link is up on its host (the agents converge on it) */
-  up?: boolean;
-  /** when the claim was made (ISO 8601): the agent releases a claim its host's state never took up */
-  claimed: string;
-}
 
 export const DEFAULT_TTL = 15;
 const MAX_TTL = 30;

@@ -12,6 +12,7 @@ import { netnsExists } from "../host/sys.js";
 import { EXIT_RECORDER, forgetSubPlans, namespacePids, neighbours, noteSubPlan, processArgv, stoppingProcesses, syncNameFiles } from "../host/sandbox.js";
 import { installPorts, portLayer, retirePorts } from "../firewall/ports.js";
 import { findContainer, planConnect, planDisconnect } from "./networks.js";
+import { overlayToJoin } from "../cluster/claims.js";
 import { isRunning, logPath, recordProcess } from "./containers.js";
 import { Plan, WAIT_GONE } from "../plan/plan.js";
 import { containerDigests } from "../store/statefile.js";
@@ -98,7 +99,7 @@ function rejoinNetworks(plan: Plan, state: State, c: ContainerRecord): void {
   const released = c.released;
   if (!released) return;
   for (const r of released) {
-    if (r.network !== "bridge" && !state.networks[r.network]) throw new UsageError(`cannot start ${c.name}: network ${r.network} not found`);
+    if (r.network !== "bridge" && !state.networks[r.network] && !overlayToJoin(state, r.network)) throw new UsageError(`cannot start ${c.name}: network ${r.network} not found`);
   }
   const portsBefore = portLayer(state);
   delete c.released;
