@@ -258,6 +258,13 @@ export function buildProgram(): Command {
       await printTable(["HOSTNAME", "VTEP", "STATUS", "CONTAINERS"], rows.map((r) => [r.Self ? `${r.Hostname} *` : r.Hostname, r.Vtep, r.Status, String(r.Containers)]));
     });
 
+  cluster.command("prune").description("forget dead hosts: their address and name claims released, their membership removed (refused for a live host)")
+    .argument("<host...>")
+    .action(async (hosts: string[], _opts, cmd) => {
+      const { pruneHosts } = await import("../cluster/cluster.js");
+      await pruneHosts(globals(cmd), hosts, (h) => console.log(h));
+    });
+
   program.command("agent").description("this host's cluster agent in the foreground (cluster join starts it in the background; for systemd see docs/overlay.md)")
     .action(async (_opts, cmd) => {
       const { runAgent } = await import("../cluster/agent.js");

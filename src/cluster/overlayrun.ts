@@ -1,7 +1,6 @@
 // The store's side of overlay networks (docs/overlay.md): `net create -d overlay` as one transaction,
-// the networks every joined host lists, and the address and name claims of `run`, `rm`, `start` (through
-// claims.ts). The kernel's
-// side is planned by src/drivers/overlay.ts.
+// the networks every joined host lists, and what `run`, `rm`, `net connect` and `start` read of the store
+// before they plan their claims (claims.ts). The kernel's side is planned by src/drivers/overlay.ts.
 import fs from "node:fs";
 import { OpError, UsageError } from "../errors.js";
 import {

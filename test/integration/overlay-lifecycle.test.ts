@@ -1,10 +1,11 @@
 // Overlay networks and the rest of a container's life (simhosts.ts): net connect / net disconnect, stop,
 // start, restart and create claim and release the container's overlay address and name in the store,
-// and bring the network up on the host or take it down with its last container.
+// and bring the network up on the host or take it down with its last container; doctor compares a host's
+// overlay kernel state and claims with the store; cluster prune releases a dead host's claims.
 import { describe, expect, it } from "vitest";
 import { useSimCluster, type SimHost } from "./simhosts.js";
 
-const sim = useSimCluster(2);
+const sim = useSimCluster(3);
 
 async function until(what: string, check: () => boolean, ms = 5000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -15,10 +16,10 @@ async function until(what: string, check: () => boolean, ms = 5000): Promise<voi
 }
 
 /** The host's claims in the store: "container ip" for each. */
-function claims(h: SimHost): string[] {
+function claims(h: SimHost, of = h.name): string[] {
   const r = h.sh(["etcdctl", `--endpoints=${sim().store.slice("etcd://".length)}`, "get", "--prefix", "/ctnet/endpoints/ov/", "--print-value-only"], { env: { ...process.env, ETCDCTL_API: "3" } });
   if (r.code !== 0) throw new Error(r.stderr);
-  return r.stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l)).filter((v) => v.host === h.name).map((v) => `${v.container} ${v.ip}`).sort();
+  return r.stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l)).filter((v) => v.host === of).map((v) => `${v.container} ${v.ip}`).sort();
 }
 const ipOn = (h: SimHost, c: string) => JSON.parse(h.ok("inspect", c))[0].NetworkSettings.Networks.ov?.IPAddress ?? null;
 const vxlanUp = (h: SimHost) => h.sh(["ip", "link", "show", "ctvx-4096"]).code === 0;
@@ -83,4 +84,54 @@ describe("overlay networks through a container's life", () => {
     expect(claims(h1)).toEqual([]);
     expect(vxlanUp(h1)).toBe(false);
   });
+
+  it("doctor finds missing and stale FDB/ARP entries and a missing claim; doctor --fix converges them", async () => {
+    const [h1, h2] = sim().hosts;
+    h1.ok("run", "-d", "--name", "d", "--net", "ov");
+    const [ipB, ipD] = [ipOn(h2, "b"), ipOn(h1, "d")];
+    const macB = JSON.parse(h2.ok("inspect", "b"))[0].NetworkSettings.Networks.ov.MacAddress;
+    await until("d reaches b", () => h1.ping("d", ipB));
+    expect(h1.ctnet("doctor").code).toBe(0);
+    // the store loses d's claim (every agent converges on that event: then the kernel is changed), the
+    // kernel loses b's entries and gains an entry nobody claims
+    h1.sh(["etcdctl", `--endpoints=${sim().store.slice("etcd://".length)}`, "del", `/ctnet/endpoints/ov/${ipD}`], { env: { ...process.env, ETCDCTL_API: "3" } });
+    await new Promise((r) => setTimeout(r, 500));
+    h1.sh(["bridge", "fdb", "del", macB, "dev", "ctvx-4096", "dst", h2.ip, "self"]);
+    h1.sh(["ip", "neigh", "del", ipB, "dev", "ctvx-4096"]);
+    h1.sh(["bridge", "fdb", "append", "02:42:0a:dc:00:63", "dev", "ctvx-4096", "dst", "10.77.0.99", "self", "permanent"]);
+    const r = h1.ctnet("doctor");
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(`overlay network ov: FDB entry ${macB} -> VTEP ${h2.ip} (${ipB}) is missing`);
+    expect(r.stdout).toContain(`overlay network ov: ARP entry ${ipB} -> ${macB} is missing`);
+    expect(r.stdout).toContain(`overlay network ov: stale FDB entry 02:42:0a:dc:00:63 -> VTEP 10.77.0.99`);
+    expect(r.stdout).toContain(`container d on overlay network ov (${ipD}): its claim is missing from the store`);
+    const fixed = h1.ctnet("doctor", "--fix");
+    expect([fixed.code, fixed.stdout]).toEqual([0, expect.stringContaining("repaired")]);
+    expect(claims(h1)).toEqual([`d ${ipD}`]);
+    expect(h1.ping("d", ipB)).toBe(true);
+    await until("b reaches d again (its host's agent learns the new claim)", () => h2.ping("b", ipD));
+    h1.ok("rm", "-f", "d");
+  });
+
+  it("cluster prune releases a dead host's claims; a live host is refused", async () => {
+    const [h1, , h3] = sim().hosts;
+    h3.ok("cluster", "join", "--store", sim().store, "--advertise", h3.ip, "--ttl", "4");
+    h3.ok("run", "-d", "--name", "x", "--net", "ov");
+    const ipX = ipOn(h3, "x");
+    const alive = h1.ctnet("cluster", "prune", "h3");
+    expect([alive.code, alive.stderr.trim()]).toEqual([2, "ctnet: host h3 is alive (its lease is held): only a dead host's claims can be released"]);
+    expect(h1.ctnet("cluster", "prune", "h1").code).toBe(2);
+    expect(h1.ctnet("cluster", "prune", "nosuch").code).toBe(2);
+    await sim().kill(h3);
+    const row = () => h1.ok("cluster", "ls", "--format", "{{.Hostname}} {{.Status}} {{.Containers}}").split("\n").find((l) => l.startsWith("h3 "));
+    await until("h3 is down", () => row() === "h3 Down 1", 15_000);
+    // its claims are kept until pruned: never re-addressed silently
+    expect(claims(h1, "h3")).toEqual([`x ${ipX}`]);
+    expect(h1.ok("cluster", "prune", "h3").trim()).toBe("h3");
+    expect(claims(h1, "h3")).toEqual([]);
+    expect(row()).toBeUndefined();
+    // its address and name are free again
+    h1.ok("run", "-d", "--name", "x", "--net", "ov", "--ip", ipX);
+    h1.ok("rm", "-f", "x");
+  }, 60_000);
 });
