@@ -18,11 +18,13 @@ export function exitCodeOf(err: unknown): number {
   return 1;
 }
 
+/** Errors are red on a terminal, unless NO_COLOR is set. */
+const useColor = () => !process.env.NO_COLOR && !!process.stderr.isTTY;
+
 /** Writes an error as ctnet's one stderr line, "ctnet: message" (the prefix red on a terminal). */
 export async function printError(err: unknown): Promise<void> {
   const message = String((err as Error)?.message ?? err).split("\n")[0];
   if (process.env.CTNET_DEBUG) process.stderr.write(`${(err as Error)?.stack ?? err}\n`);
-  const { useColor } = await import("./views/output.js");
   const { default: chalk } = useColor() ? await import("chalk") : { default: null };
   process.stderr.write(`${chalk ? chalk.red("ctnet:") : "ctnet:"} ${message}\n`);
 }

@@ -1,6 +1,8 @@
 // Docker's container network model as ctnet stores it: Networks, Containers (each with a Sandbox, its
 // network namespace) and Endpoints (a link plus an address on one network; drivers/ makes them).
-import type { DriverName } from "./drivers/registry.js";
+
+/** The network drivers (drivers/registry.ts holds one of each); the model names them without importing them. */
+export type DriverName = "bridge" | "macvlan" | "ipvlan" | "overlay" | "host" | "null";
 
 export interface NetworkRecord {
   name: string;
@@ -151,7 +153,19 @@ export const containerLabels = (c: ContainerRecord): Record<string, string> => (
 
 export const emptyState = (): State => ({ version: 1, networks: {}, containers: {}, sysctls: {} });
 
+/** A container's run mode as `--net` takes it: bridge, host, none or container:NAME. */
+export const runModeText = (c: { mode: RunMode; joined?: string | null }) => (c.mode === "container" ? `container:${c.joined}` : c.mode);
+
 /** Whether the network has a bridge on the host, on which the firewall layer keys its rules. */
 export const bridged = (net: NetworkRecord) => net.bridge !== "";
 
-export const isUserNetwork = (net: NetworkRecord) => net.name !== "bridge";
+export type LifeState = "created" | "running" | "paused" | "exited";
+
+/** Docker's State.Status: a container made by create and never started is "created". */
+export function lifeState(c: ContainerRecord, running: boolean): LifeState {
+  if (running) return c.paused ? "paused" : "running";
+  return c.notStarted ? "created" : "exited";
+}
+
+/** Every network the container is configured for, its released ones (while stopped) included, in order. */
+export const networkNames = (c: ContainerRecord): string[] => [...c.endpoints.map((e) => e.network), ...(c.released ?? []).map((r) => r.network)];

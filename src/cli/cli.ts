@@ -167,14 +167,15 @@ export function buildProgram(): Command {
       const { planPublish, portLines } = await import("../firewall/ports.js");
       const { findContainer } = await import("../commands/networks.js");
       const g = globals(cmd);
-      await mutate(g, (draft) => ({ plan: planPublish(draft, name, specs) }));
+      await mutate(g, (draft) => ({ plan: planPublish(draft, findContainer(draft, name), specs) }));
       if (!opts.dryRun) portLines(findContainer(readState(g), name)).forEach((l) => console.log(l));
     });
 
   mutating(port.command("unpublish").description("remove published ports of a container").argument("<container>").argument("<spec...>", "a -p spec, or PORT[-END][/proto] for all its mappings"))
     .action(async (name: string, specs: string[], _opts, cmd) => {
       const { planUnpublish } = await import("../firewall/ports.js");
-      await mutate(globals(cmd), (draft) => ({ plan: planUnpublish(draft, name, specs) }));
+      const { findContainer } = await import("../commands/networks.js");
+      await mutate(globals(cmd), (draft) => ({ plan: planUnpublish(draft, findContainer(draft, name), specs) }));
     });
 
   // ---- labs (issue 4): whole topologies from a YAML file, the live picture, reachability ----------
@@ -438,7 +439,8 @@ function addContainerCommands(parent: Command, group: boolean): void {
 
     mutating(parent.command("prune").description("remove every stopped container"))
       .action(async (_opts, cmd) => {
-        const { planRm, isRunning } = await import("../commands/containers.js");
+        const { planRm } = await import("../commands/containers.js");
+        const { isRunning } = await import("../commands/process.js");
         const { Plan } = await import("../plan/plan.js");
         const g = globals(cmd);
         const removed = await mutate(g, (draft) => {
@@ -468,8 +470,7 @@ function addContainerCommands(parent: Command, group: boolean): void {
     .option("-f, --filter <key=value>", "only containers matching: id, name, label, network, status, publish, expose, before, since (repeatable, as docker's)", collect)
     .action(async (opts, cmd) => {
       const fmt = checkFormat(opts.format);
-      const { isRunning } = await import("../commands/containers.js");
-      const { lastExit } = await import("../commands/lifecycle.js");
+      const { isRunning, lastExit } = await import("../commands/process.js");
       const { listContainers, psTableRow, PS_COLUMNS } = await import("../views/containers.js");
       const { parseFilters, PS_FILTERS } = await import("../views/filters.js");
       const filters = parseFilters(opts.filter, PS_FILTERS);

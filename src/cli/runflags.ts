@@ -1,9 +1,8 @@
 // `run` flags in Docker's spelling: several --network (each maybe in the long form), --mac-address,
 // --restart, and the flags scripts copy from Docker that ctnet refuses with what it does instead.
-import fs from "node:fs";
-import path from "node:path";
 import { UsageError } from "../errors.js";
 import { shJoin } from "../plan/plan.js";
+import { hasTool } from "../host/sys.js";
 
 /** One --network: the first is eth0 and carries the default route, the others follow in order (Docker 25+). */
 export interface NetworkAttachment {
@@ -113,9 +112,6 @@ export function refuseDockerOnlyFlags(opts: Record<string, unknown>): void {
 // a Docker image reference: [registry[:port]/]name[/name…][:tag][@digest]
 const IMAGE_REF = /^([a-z0-9.-]+(:\d+)?\/)?[a-z0-9]+([._-]+[a-z0-9]+)*(\/[a-z0-9]+([._-]+[a-z0-9]+)*)*(:\w[\w.-]{0,127})?(@sha256:[0-9a-f]{64})?$/;
 
-const onHost = (prog: string) =>
-  prog.includes("/") ? fs.existsSync(prog) : (process.env.PATH ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").split(":").some((d) => fs.existsSync(path.join(d, prog)));
-
 /**
  * `ctnet run … ubuntu`: Docker's image where ctnet wants a host program. Refused, showing the command
  * line without it; a word that names a program on the host runs that program. `args` is the command
@@ -123,7 +119,7 @@ const onHost = (prog: string) =>
  */
 export function refuseImageName(command: string[], args: string[]): void {
   const prog = command[0];
-  if (prog === undefined || prog.startsWith("/") || prog.startsWith(".") || !IMAGE_REF.test(prog) || onHost(prog)) return;
+  if (prog === undefined || prog.startsWith("/") || prog.startsWith(".") || !IMAGE_REF.test(prog) || hasTool(prog)) return;
   const without = [...args.slice(0, args.length - command.length), ...command.slice(1)];
   throw new UsageError(`${prog} is not a program on this host, and ctnet has no images (a container runs a host program): if ${prog} is an image, leave it out: ${shJoin(["ctnet", ...without])}`);
 }

@@ -3,7 +3,8 @@
 // that waits for the container's process to end and then removes the container with the ordinary rm
 // plan — after `stop` too, as Docker does. It ends by itself when the container is removed first.
 import { mutate, readState, type GlobalOptions } from "../plan/core.js";
-import { isRunning, planRm } from "./containers.js";
+import { planRm } from "./containers.js";
+import { isRunning } from "./process.js";
 import { Plan } from "../plan/plan.js";
 import type { ContainerRecord, State } from "../model.js";
 

@@ -1,7 +1,6 @@
 // Container commands: run (and create) in the four modes (bridge or a user network, host, none,
 // container:X) and rm; the rest of a container's life is in lifecycle.ts, its views in views/containers.ts.
 import fs from "node:fs";
-import path from "node:path";
 import { UsageError } from "../errors.js";
 import { attachEndpoints } from "../drivers/registry.js";
 import { enlist } from "../firewall/firewall.js";
@@ -18,10 +17,8 @@ import {
   IDLE_COMMAND, checkExecutable, createNamespace, deleteNamespace, loopbackUp, namespacePids, neighbours, processArgv, removeNameFiles, syncNameFiles,
 } from "../host/sandbox.js";
 import { containerDigests } from "../store/statefile.js";
-import { processAlive } from "../store/store.js";
 import { networkAttachments, type FirstNetworkFlags } from "../cli/runflags.js";
-import type { Spawned } from "../plan/executor.js";
-import { exitPath, spawnMain, thaw } from "./lifecycle.js";
+import { exitPath, isRunning, logPath, spawnMain, thaw } from "./process.js";
 import type { ContainerRecord, NetworkRecord, RunMode, State } from "../model.js";
 
 export interface RunOptions extends PublishOptions, FirstNetworkFlags {
@@ -46,7 +43,6 @@ export interface RunOptions extends PublishOptions, FirstNetworkFlags {
 
 const HOSTNAME_RE = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
 
-export const isRunning = (c: ContainerRecord) => c.pid !== null && processAlive(c.pid, c.pidStart);
 
 /** Parses --net: bridge (default), host, none, container:NAME or a user network. */
 function parseMode(state: State, spec: string, joinsPending = false): { mode: RunMode; network?: string; joined?: ContainerRecord } {
@@ -87,7 +83,6 @@ export function parseEnv(pairs: string[] | undefined): string[] {
   }).filter((p): p is string => p !== null);
 }
 
-export const logPath = (stateDir: string, name: string) => path.join(stateDir, "logs", `${name}.log`);
 
 export function defaultCommand(o: RunOptions): string[] {
   if (o.command.length > 0) return o.command;
@@ -160,10 +155,6 @@ function createOnly(state: State, c: ContainerRecord, o: RunOptions): string[] {
   return warnings;
 }
 
-export function recordProcess(c: ContainerRecord, proc: Spawned | undefined): void {
-  c.pid = proc?.pid ?? null;
-  c.pidStart = proc?.start ?? null;
-}
 
 /** Plans `rm`: names first (peers stop resolving it), then processes, links, the namespace. */
 export function planRm(state: State, stateDir: string, names: string[], force: boolean): Plan {

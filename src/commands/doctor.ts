@@ -12,19 +12,21 @@
 // links, namespaces, files, rules, and ctnet's chains while it has networks) is neither reported nor
 // touched. statedirs.ts lists them.
 import fs from "node:fs";
-import { OpError, UsageError } from "../errors.js";
+import { UsageError } from "../errors.js";
 import { mutate, openStore, type GlobalOptions } from "../plan/core.js";
 import { driverOf, routeReason } from "../drivers/registry.js";
 import type { OverlayCheck } from "../cluster/check.js";
 import type { Finding } from "../drivers/driver.js";
-import { readSysctl, type LinkFact } from "../host/facts.js";
+import type { LinkFact } from "../host/facts.js";
 import { pendingPlan } from "../plan/executor.js";
-import { BASE_RULES, CHAINS, addRule, ipt, networkRules, type Rule, type Table } from "../firewall/firewall.js";
+import { firewall } from "../firewall/iptables-driver.js";
+import type { RuleSet } from "../firewall/iptables.js";
+import { intentOf, networkIntent, publishingEndpoint } from "../firewall/intent.js";
 import { addrValue, contains, parseCidr } from "../ipam.js";
 import { DEFAULT_BRIDGE_NETWORK, LINK_ALIAS_PREFIX, linkAlias, newId, validateName } from "../naming.js";
 import { liveContext, membersOf, routeNetwork } from "./networks.js";
 import { Plan } from "../plan/plan.js";
-import { ANY_ADDRESS, mappingRules, portLayer, publishingEndpoint } from "../firewall/ports.js";
+import { portLayer } from "../firewall/ports.js";
 import {
   EXIT_RECORDER, NETWORK_HOSTS_DIR, deleteNamespace, hostsFileFor, namespacePids, networkHostsFile, networkHostsPath, processArgv, removeNameFiles,
   sharedHostsNetwork, syncNameFiles,
@@ -32,40 +34,25 @@ import {
 import { inspectNameFile } from "../host/files.js";
 import { containerDigests, decodeState } from "../store/statefile.js";
 import { processAlive, processStartTime, type Store } from "../store/store.js";
-import { isRoot, netnsNames, readOrNull, run } from "../host/sys.js";
+import { isRoot, netnsNames, readOrNull, readSysctl, run, runJson, sysctlPath } from "../host/sys.js";
 import { otherStateDirs } from "../store/statedirs.js";
-import { bridged, type ContainerRecord, type Endpoint, type PortMapping, type State } from "../model.js";
+import type { ContainerRecord, Endpoint, PortMapping, State } from "../model.js";
 
 // ---- the kernel's view ---------------------------------------------------------------------------
 
 export type KernelLink = LinkFact;
 
-export interface KernelRule {
-  table: Table;
-  chain: string;
-  /** the rule as iptables-save prints it after "-A CHAIN", unquoted */
-  spec: string[];
-  key: string;
-}
-
-export interface Kernel {
+export interface Kernel extends RuleSet {
   links: Map<string, KernelLink>;
   /** IPv4 addresses (a.b.c.d/len) by interface */
   addrs: Map<string, string[]>;
   netns: Set<string>;
   /** /etc/netns/NAME -> its hosts file (null when absent) */
   etcNetns: Map<string, string | null>;
-  chains: Array<{ table: Table; name: string }>;
-  rules: KernelRule[];
 }
 
-const json = (argv: string[]): any[] => {
-  const res = run(argv);
-  return res.code === 0 && res.stdout.trim() ? JSON.parse(res.stdout) : [];
-};
-
 export function readLinks(ns?: string): Map<string, KernelLink> {
-  const links = json(["ip", ...(ns ? ["-n", ns] : []), "-d", "-j", "link", "show"]);
+  const links = runJson(["ip", ...(ns ? ["-n", ns] : []), "-d", "-j", "link", "show"]);
   return new Map(
     links.map((l) => [
       l.ifname,
@@ -75,66 +62,8 @@ export function readLinks(ns?: string): Map<string, KernelLink> {
 }
 
 export function readAddrs(ns?: string): Map<string, string[]> {
-  const links = json(["ip", ...(ns ? ["-n", ns] : []), "-4", "-j", "addr", "show"]);
+  const links = runJson(["ip", ...(ns ? ["-n", ns] : []), "-4", "-j", "addr", "show"]);
   return new Map(links.map((l) => [l.ifname, (l.addr_info ?? []).map((a: any) => `${a.local}/${a.prefixlen}`)]));
-}
-
-/** Splits an iptables-save line into words, honouring its double quotes. */
-export function splitRuleLine(line: string): string[] {
-  const words: string[] = [];
-  const re = /"((?:[^"\\]|\\.)*)"|(\S+)/g;
-  for (let m = re.exec(line); m; m = re.exec(line)) words.push(m[1] !== undefined ? m[1].replace(/\\(.)/g, "$1") : m[2]);
-  return words;
-}
-
-const LONG_FORMS: Record<string, string> = {
-  "--source": "-s", "--destination": "-d", "--in-interface": "-i", "--out-interface": "-o",
-  "--protocol": "-p", "--jump": "-j", "--match": "-m", "--goto": "-g",
-};
-
-/**
- * A rule's identity independent of how it was written: option groups ("! -o br", "-m conntrack",
- * "--ctstate DNAT") sorted, single addresses as /32, and the "-m tcp" iptables-save adds after "-p tcp"
- * dropped. iptables-save prints addresses and interfaces before matches, whatever order they were given in.
- */
-export function ruleKey(table: string, chain: string, spec: string[]): string {
-  const groups: string[][] = [];
-  let negate = false;
-  for (const raw of spec) {
-    const w = LONG_FORMS[raw] ?? raw;
-    if (w === "!") {
-      negate = true;
-      continue;
-    }
-    if (/^--?[a-zA-Z]/.test(w) || groups.length === 0) {
-      groups.push(negate ? ["!", w] : [w]);
-      negate = false;
-    } else {
-      const g = groups[groups.length - 1];
-      const opt = g[g.length - 1];
-      g.push((opt === "-s" || opt === "-d") && !w.includes("/") ? `${w}/32` : w);
-    }
-  }
-  const proto = groups.find((g) => g[0] === "-p")?.[1];
-  const kept = groups.filter((g) => !(g[0] === "-m" && g[1] === proto));
-  return `${table} ${chain} ${kept.map((g) => g.join(" ")).sort().join(" | ")}`;
-}
-
-export function readIptables(): { chains: Kernel["chains"]; rules: KernelRule[] } {
-  const chains: Kernel["chains"] = [];
-  const rules: KernelRule[] = [];
-  for (const table of ["filter", "nat"] as Table[]) {
-    const res = run(["iptables-save", "-t", table]);
-    if (res.code !== 0) throw new OpError(`iptables-save -t ${table} failed: ${res.stderr.trim()}`);
-    for (const line of res.stdout.split("\n")) {
-      if (line.startsWith(":")) chains.push({ table, name: line.slice(1).split(" ")[0] });
-      else if (line.startsWith("-A ")) {
-        const [, chain, ...spec] = splitRuleLine(line);
-        rules.push({ table, chain, spec, key: ruleKey(table, chain, spec) });
-      }
-    }
-  }
-  return { chains, rules };
 }
 
 export function readEtcNetns(): Map<string, string | null> {
@@ -160,33 +89,16 @@ function nameFileText(file: string): string | null {
 }
 
 export function readKernel(): Kernel {
-  return { links: readLinks(), addrs: readAddrs(), netns: netnsNames(), etcNetns: readEtcNetns(), ...readIptables() };
+  return { links: readLinks(), addrs: readAddrs(), netns: netnsNames(), etcNetns: readEtcNetns(), ...firewall.readHost() };
 }
 
-export const isCtnetChain = (name: string) => name.startsWith("CTNET-");
-export const isCtnetRule = (r: KernelRule) => isCtnetChain(r.chain) || r.spec.some((w, i) => (r.spec[i - 1] === "-j" || r.spec[i - 1] === "-g") && isCtnetChain(w));
 export const hasCtnetMark = (hosts: string | null | undefined) => !!hosts?.startsWith("# ctnet");
-
-/** A recorded sysctl's file: net.ipv4.conf.DEV.KEY keeps DEV whole (bridge names may contain dots). */
-export function sysctlPath(key: string): string {
-  const conf = /^net\.ipv4\.conf\.(.+)\.([a-z_]+)$/.exec(key);
-  return conf ? `/proc/sys/net/ipv4/conf/${conf[1]}/${conf[2]}` : `/proc/sys/${key.replace(/\./g, "/")}`;
-}
-
-const readSysctlKey = (key: string) => readOrNull(sysctlPath(key))?.trim() ?? readSysctl(key);
 
 // ---- differences ---------------------------------------------------------------------------------
 
 export type { Finding };
 
 const ownNamespace = (c: ContainerRecord) => (c.mode === "bridge" || c.mode === "none") && !!c.netns;
-
-/** Rules the state implies, in installation order. */
-export function expectedRules(state: State): Rule[] {
-  const nets = Object.values(state.networks).filter(bridged);
-  if (nets.length === 0) return [];
-  return [...BASE_RULES, ...nets.flatMap(networkRules), ...portLayer(state).rules.values()];
-}
 
 /**
  * Releases (from `state`) the containers whose namespace is gone, e.g. after a reboot: nothing of their
@@ -274,7 +186,7 @@ export function sparedByOthers(ownDir: string, kernel: Kernel): { spared: Spared
     }
     for (const c of containers) for (const e of c.endpoints) if (e.hostIf) spared.links.add(e.hostIf);
     namespaces.forEach((ns) => spared.namespaces.add(ns));
-    for (const r of expectedRules(o.state)) spared.rules.add(ruleKey(r.table, r.chain, r.spec));
+    for (const r of firewall.expected(intentOf(o.state))) spared.rules.add(firewall.key(r));
     if (nets.length > 0) spared.base = true;
   }
   return { spared, others, warnings };
@@ -352,8 +264,8 @@ function rebuildOrphan(state: State, kernel: Kernel, ns: string, pids: number[])
   }
   const refuse = (why: string) => ((o.refused ??= why), o);
 
-  const peers = new Map<string, number>(json(["ip", "-j", "link", "show", "type", "veth"]).map((l) => [l.ifname, l.link_index]));
-  const inner = json(["ip", "-n", ns, "-d", "-j", "link", "show"]);
+  const peers = new Map<string, number>(runJson(["ip", "-j", "link", "show", "type", "veth"]).map((l) => [l.ifname, l.link_index]));
+  const inner = runJson(["ip", "-n", ns, "-d", "-j", "link", "show"]);
   const innerAddrs = readAddrs(ns);
   const endpoints: Endpoint[] = [];
   const taken = new Map<string, string>();
@@ -437,19 +349,10 @@ function adoptPorts(state: State, kernel: Kernel, c: ContainerRecord, notes: str
   const ep = publishingEndpoint(state, c);
   if (!ep) return [];
   const net = state.networks[ep.network];
-  const have = new Set(kernel.rules.map((r) => r.key));
   const out: PortMapping[] = [];
-  for (const r of kernel.rules) {
-    if (r.table !== "nat" || r.chain !== "CTNET-DNAT") continue;
-    const arg = (opt: string) => r.spec[r.spec.indexOf(opt) + 1];
-    const to = /^(.+):(\d+)$/.exec(r.spec.includes("--to-destination") ? arg("--to-destination") : "");
-    if (to?.[1] !== ep.ip) continue;
-    const m: PortMapping = {
-      hostIp: r.spec.includes("-d") ? arg("-d").replace(/\/32$/, "") : ANY_ADDRESS,
-      hostPort: Number(arg("--dport")), containerPort: Number(to[2]), proto: arg("-p") as PortMapping["proto"],
-    };
-    const complete = mappingRules(c, ep, net, m).every((x) => have.has(ruleKey(x.table, x.chain, x.spec)));
-    if (complete) out.push(m);
+  for (const { ip, mapping: m } of firewall.publishedPorts(kernel)) {
+    if (ip !== ep.ip) continue;
+    if (firewall.holdsPort(kernel, { container: c.name, ip: ep.ip, network: networkIntent(net), mapping: m })) out.push(m);
     else notes.push(`published port ${m.hostIp}:${m.hostPort}->${m.containerPort}/${m.proto} not adopted: some of its rules are missing`);
   }
   return out.sort((a, b) => a.containerPort - b.containerPort || a.proto.localeCompare(b.proto) || a.hostPort - b.hostPort);
@@ -528,8 +431,8 @@ export function unknownJoiners(state: State): string[] {
 function adoptLocalnet(state: State): void {
   for (const br of portLayer(state).localnet.keys()) {
     const key = `net.ipv4.conf.${br}.route_localnet`;
-    if (state.sysctls[key] || readSysctlKey(key) !== "1") continue;
-    state.sysctls[key] = { key, previous: readOrNull("/proc/sys/net/ipv4/conf/default/route_localnet")?.trim() ?? "0", value: "1" };
+    if (state.sysctls[key] || readSysctl(key) !== "1") continue;
+    state.sysctls[key] = { key, previous: readSysctl("net.ipv4.conf.default.route_localnet") ?? "0", value: "1" };
   }
 }
 
@@ -566,11 +469,11 @@ export function compare(state: State, kernel: Kernel, spared: Spared = noneSpare
   out.push(...compareSharedHosts(state, spared));
 
   // -- iptables --------------------------------------------------------------------------------------
-  out.push(...compareRules(state, kernel, spared));
+  out.push(...firewall.differences(intentOf(state), kernel, spared));
 
   // -- sysctls ---------------------------------------------------------------------------------------
   for (const s of Object.values(state.sysctls)) {
-    const now = readSysctlKey(s.key);
+    const now = readSysctl(s.key);
     if (now !== s.value) {
       out.push({
         text: `sysctl ${s.key} is ${now || "absent"}, but ctnet set it to ${s.value}`,
@@ -638,7 +541,7 @@ function compareContainer(state: State, c: ContainerRecord, kernel: Kernel): Fin
   const via = route;
   const through = via && c.endpoints.find((e) => e.network === via.name);
   if (via && through && !lostRoute.includes(via.gateway)) {
-    const routes = json(["ip", "-n", ns, "-j", "-4", "route", "show", "default"]);
+    const routes = runJson(["ip", "-n", ns, "-j", "-4", "route", "show", "default"]);
     const [how, target] = driverOf(via).defaultRoute(via, through);
     if (!routes.some((r) => (how === "via" ? r.gateway === target : r.dev === target && !r.gateway))) {
       out.push({
@@ -705,87 +608,6 @@ function compareSharedHosts(state: State, spared: Spared): Finding[] {
     const now = found.kind === "file" ? found.content : null;
     if (wanted.has(file) || !hasCtnetMark(now) || spared.everything || [...spared.networks].some((n) => file === networkHostsPath(n))) continue;
     out.push({ text: `orphan ${file}: a shared hosts file of a network not in ctnet's state`, phase: 2, fix: (plan) => plan.write(file, null, now, `remove orphan ${file}`) });
-  }
-  return out;
-}
-
-function compareRules(state: State, kernel: Kernel, spared: Spared): Finding[] {
-  const out: Finding[] = [];
-  const expected = expectedRules(state);
-  // a running orphan left alone, or another state dir's network, keeps its rules, and the chains and
-  // jumps that lead to them
-  const keepBase = spared.bridges.size > 0 || spared.ips.size > 0 || spared.base || spared.everything;
-  const wantChains = expected.length > 0 ? CHAINS : [];
-  const baseKeys = new Set(BASE_RULES.map((r) => ruleKey(r.table, r.chain, r.spec)));
-  const isSpared = (r: KernelRule) =>
-    spared.everything || spared.rules.has(r.key) ||
-    (keepBase && baseKeys.has(r.key)) ||
-    r.spec.some((w) => spared.bridges.has(w) || spared.ips.has(w.replace(/(\/32|:\d+)$/, "")));
-  const have = new Map<string, KernelRule[]>();
-  for (const r of kernel.rules) have.set(r.key, [...(have.get(r.key) ?? []), r]);
-  const wanted = new Map(expected.map((r) => [ruleKey(r.table, r.chain, r.spec), r]));
-  const show = (r: { table: Table; chain: string; spec: string[] }) => `-t ${r.table} -A ${r.chain} ${r.spec.join(" ")}`;
-
-  for (const r of kernel.rules) {
-    if (!isCtnetRule(r) || isSpared(r)) continue;
-    if (!wanted.has(r.key)) {
-      out.push({ text: `stale rule ${show(r)}: nothing in ctnet's state needs it`, phase: 3, fix: (plan) => plan.cmd(ipt(r.table, "-D", r.chain, ...r.spec), `remove stale rule`, null) });
-    }
-  }
-  for (const [key, rules] of have) {
-    if (!wanted.has(key) || rules.length < 2) continue;
-    const r = rules[0];
-    out.push({
-      text: `duplicate rule (${rules.length} copies) ${show(r)}`,
-      phase: 3,
-      fix: (plan) => rules.slice(1).forEach(() => plan.cmd(ipt(r.table, "-D", r.chain, ...r.spec), "remove a duplicate copy", null)),
-    });
-  }
-  const wantChainSet = new Set(wantChains.map((c) => `${c.table} ${c.name}`));
-  for (const c of kernel.chains) {
-    if (isCtnetChain(c.name) && !wantChainSet.has(`${c.table} ${c.name}`) && !keepBase) {
-      out.push({
-        text: `orphan chain ${c.name} (${c.table})`,
-        phase: 4,
-        fix: (plan) => {
-          plan.cmd(ipt(c.table, "-F", c.name), `empty orphan chain ${c.name}`, null);
-          plan.cmd(ipt(c.table, "-X", c.name), `delete orphan chain ${c.name}`, null);
-        },
-      });
-    }
-  }
-  const haveChains = new Set(kernel.chains.map((c) => `${c.table} ${c.name}`));
-  for (const c of wantChains) {
-    if (!haveChains.has(`${c.table} ${c.name}`)) {
-      out.push({ text: `chain ${c.name} (${c.table}) is missing`, phase: 5, fix: (plan) => plan.cmd(ipt(c.table, "-N", c.name), `recreate ctnet's chain ${c.name}`, ipt(c.table, "-X", c.name)) });
-    }
-  }
-  // a network's rules in one chain only work in their order: when one is missing, the group is reinstalled
-  const groups = new Map<string, Rule[]>();
-  for (const r of expected) {
-    const owner = BASE_RULES.includes(r) ? `base ${r.chain}` : `${r.table} ${r.chain} ${r.spec.join(" ")}`.match(/-[io] (\S+)/)?.[1] ?? r.spec.join(" ");
-    const g = `${owner} ${r.table} ${r.chain}`;
-    groups.set(g, [...(groups.get(g) ?? []), r]);
-  }
-  for (const rules of groups.values()) {
-    const missing = rules.filter((r) => !have.has(ruleKey(r.table, r.chain, r.spec)));
-    if (missing.length === 0) continue;
-    const present = rules.filter((r) => !missing.includes(r));
-    const reorder = BASE_RULES.includes(rules[0]) ? [] : present;
-    for (const r of missing) {
-      out.push({
-        text: `rule missing: ${show(r)} (${r.why})`,
-        phase: 6,
-        fix: (plan) => {
-          if (r !== missing[0]) return;
-          // reinstall the whole group in order; base jumps go first in their chains
-          for (const p of reorder) plan.cmd(ipt(p.table, "-D", p.chain, ...p.spec), "reinstalled below, in order", null);
-          for (const m of [...reorder, ...missing].sort((a, b) => rules.indexOf(a) - rules.indexOf(b))) {
-            addRule(plan, m.chain === "CTNET-FORWARD" && m.spec.join(" ") === "-j CTNET-ISOLATION" ? { ...m, first: true } : m);
-          }
-        },
-      });
-    }
   }
   return out;
 }

@@ -2,165 +2,17 @@
 // veth pairs, namespaces with their interfaces and addresses — plus the published ports ctnet recorded.
 // State only says which objects to look at; every link, address and firewall fact shown was read back
 // from the kernel. Drawing is in graphdot.ts (DOT, SVG) and graphpng.ts (PNG).
-import fs from "node:fs";
 import { UsageError } from "../errors.js";
 import { LINK_ALIAS_PREFIX } from "../naming.js";
-import { run } from "../host/sys.js";
+import { readSysctl, runJson } from "../host/sys.js";
+import { firewall } from "../firewall/iptables-driver.js";
+import { networkIntent } from "../firewall/intent.js";
 import { driverOf } from "../drivers/registry.js";
+import type { GraphBridge, GraphIface, GraphLan, GraphSandbox, Topology } from "../views/topology.js";
 import type { State } from "../model.js";
 
-export interface GraphIface {
-  ifname: string;
-  addrs: string[];
-  mac: string;
-  up: boolean;
-  /** host-side veth this interface is paired with */
-  peer?: string;
-  /** the network without a bridge (macvlan, ipvlan) whose parent this link hangs on */
-  lan?: string;
-}
-
-/** A network whose containers hang on a parent link of the host (macvlan, ipvlan): the parent and the LAN behind it. */
-export interface GraphLan {
-  network: string;
-  driver: string;
-  /** the host's link the containers' links hang on */
-  parent: string;
-  present: boolean;
-  up: boolean;
-  subnet: string;
-  gateway: string;
-  internal: boolean;
-  lab?: string;
-}
-
-export interface GraphBridge {
-  network: string;
-  ifname: string;
-  present: boolean;
-  up: boolean;
-  addrs: string[];
-  internal: boolean;
-  lab?: string;
-  /** host-side veths plugged into it, in the kernel's order */
-  ports: string[];
-  /** veths of containers outside the lab shown (the default bridge is shared) */
-  hiddenPorts: number;
-  subnet: string;
-  /** what ctnet's rules for this bridge in the kernel's iptables do (all false when none are there) */
-  firewall: BridgeFirewall;
-}
-
-export interface BridgeFirewall {
-  /** CTNET-ISOLATION sends traffic leaving this bridge for another one to CTNET-ISOLATION-2 */
-  leavingChecked: boolean;
-  /** CTNET-ISOLATION-2 drops traffic from other ctnet networks entering this bridge */
-  enteringDropped: boolean;
-  /** CTNET-FORWARD drops traffic between two ports of this bridge (icc=false) */
-  iccDropped: boolean;
-  /** the internal network's rules: nothing leaves or enters its subnet */
-  internalDropped: boolean;
-  /** CTNET-POSTROUTING masquerades the subnet leaving through another interface */
-  masquerade: boolean;
-}
-
-/** The host's way out: its default route's interface and addresses. */
-export interface GraphUplink {
-  ifname: string;
-  addrs: string[];
-  gateway: string | null;
-}
-
-export interface GraphSandbox {
-  container: string;
-  netns: string | null;
-  mode: string;
-  present: boolean;
-  ifaces: GraphIface[];
-  /** container: mode members sharing this namespace */
-  sharedBy: string[];
-  lab?: string;
-}
-
-export interface GraphPort {
-  container: string;
-  hostIp: string;
-  hostPort: number;
-  containerPort: number;
-  proto: string;
-  /** the DNAT rule's --to-destination as the kernel's CTNET-DNAT holds it; null when it is missing */
-  dnatTo: string | null;
-}
-
-export interface Topology {
-  bridges: GraphBridge[];
-  lans: GraphLan[];
-  sandboxes: GraphSandbox[];
-  /** veths plugged into the bridges shown whose other end belongs to no container shown */
-  strayVeths: Array<{ ifname: string; bridge: string }>;
-  ports: GraphPort[];
-  /** null when the host has no default route */
-  uplink: GraphUplink | null;
-  /** net.ipv4.ip_forward: containers reach beyond their bridge only when it is on */
-  forwarding: boolean;
-}
-
-const json = (argv: string[]): any[] => {
-  const res = run(argv);
-  return res.code === 0 && res.stdout.trim() ? JSON.parse(res.stdout) : [];
-};
 const v4 = (link: any): string[] => (link.addr_info ?? []).filter((a: any) => a.family === "inet").map((a: any) => `${a.local}/${a.prefixlen}`);
 const isUp = (link: any) => (link.flags ?? []).includes("UP");
-
-/**
- * A rule as `table chain` and its options ("-i br", "! -d net", …) sorted: `iptables -S` prints options
- * in its own order, not the order ctnet gave them in.
- */
-function ruleKey(table: string, chain: string, spec: string): string {
-  const groups = spec.replace(/(^| )! (-\S+)/g, "$1!$2").trim().split(/ (?=!?-)/).sort();
-  return `${table} ${chain} ${groups.join(" ")}`;
-}
-
-/** Keys (ruleKey) of every rule of both tables (empty when iptables fails) and the nat rules as printed. */
-function firewallRules(): { keys: Set<string>; nat: string[] } {
-  const keys = new Set<string>();
-  const nat: string[] = [];
-  for (const table of ["filter", "nat"]) {
-    const res = run(["iptables", "-w", "-t", table, "-S"]);
-    if (res.code !== 0) continue;
-    for (const line of res.stdout.split("\n")) {
-      const m = /^-A (\S+) (.*)$/.exec(line);
-      if (!m) continue;
-      keys.add(ruleKey(table, m[1], m[2]));
-      if (table === "nat") nat.push(line);
-    }
-  }
-  return { keys, nat };
-}
-
-function bridgeFirewall(keys: Set<string>, br: string, subnet: string): BridgeFirewall {
-  const has = (table: string, chain: string, spec: string) => keys.has(ruleKey(table, chain, spec));
-  return {
-    leavingChecked: has("filter", "CTNET-ISOLATION", `-i ${br} ! -o ${br} -j CTNET-ISOLATION-2`),
-    enteringDropped: has("filter", "CTNET-ISOLATION-2", `-o ${br} -j DROP`),
-    iccDropped: has("filter", "CTNET-FORWARD", `-i ${br} -o ${br} -j DROP`),
-    internalDropped: has("filter", "CTNET-ISOLATION", `-i ${br} ! -d ${subnet} -j DROP`) && has("filter", "CTNET-ISOLATION", `-o ${br} ! -s ${subnet} -j DROP`),
-    masquerade: has("nat", "CTNET-POSTROUTING", `-s ${subnet} ! -o ${br} -j MASQUERADE`),
-  };
-}
-
-/** The DNAT target of a published port in CTNET-DNAT (ports.ts writes the rule; iptables -S prints it so). */
-function dnatTarget(nat: string[], p: { hostIp: string; hostPort: number; proto: string }): string | null {
-  const dest = p.hostIp === "0.0.0.0" ? "" : `-d ${p.hostIp}/32 `;
-  const head = `-A CTNET-DNAT ${dest}-p ${p.proto} -m ${p.proto} --dport ${p.hostPort} -j DNAT --to-destination `;
-  const line = nat.find((l) => l.startsWith(head));
-  return line ? line.slice(head.length) : null;
-}
-
-/** Traffic from bridge `from` to bridge `to` meets a DROP in ctnet's isolation chains. */
-export function isolated(from: GraphBridge, to: GraphBridge): boolean {
-  return (from.firewall.leavingChecked && to.firewall.enteringDropped) || from.firewall.internalDropped || to.firewall.internalDropped;
-}
 
 /**
  * Reads the live topology of the objects `state` holds (only those of `lab` when given). With `linksOnly`
@@ -172,12 +24,12 @@ export function readTopology(state: State, lab?: string, o: { linksOnly?: boolea
   if (lab !== undefined && containers.length === 0 && networks.length === 0) throw new UsageError(`lab ${lab} holds nothing`);
 
   // one scan of the host's links and addresses serves every bridge and veth
-  const hostLinks = json(["ip", "-j", "-d", "addr", "show"]);
+  const hostLinks = runJson(["ip", "-j", "-d", "addr", "show"]);
   const byName = new Map(hostLinks.map((l) => [l.ifname as string, l]));
   const byIndex = new Map(hostLinks.map((l) => [l.ifindex as number, l]));
   const shown = new Set(containers.map((c) => c.name));
   const elsewhere = new Set(Object.values(state.containers).filter((c) => !shown.has(c.name)).flatMap((c) => c.endpoints.map((e) => e.hostIf)));
-  const rules = o.linksOnly ? { keys: new Set<string>(), nat: [] } : firewallRules();
+  const rules = o.linksOnly ? { chains: [], rules: [] } : firewall.readHost({ strict: false });
   const lans: GraphLan[] = [];
   for (const n of networks) {
     const side = driverOf(n).hostSide(n);
@@ -196,7 +48,7 @@ export function readTopology(state: State, lab?: string, o: { linksOnly?: boolea
       network: n.name, ifname: n.bridge, present: !!link, up: !!link && isUp(link), addrs: link ? v4(link) : [],
       internal: n.internal, ...(n.lab ? { lab: n.lab } : {}),
       ports: plugged.filter((p) => !elsewhere.has(p)), hiddenPorts: plugged.filter((p) => elsewhere.has(p)).length,
-      subnet: n.subnet, firewall: bridgeFirewall(rules.keys, n.bridge, n.subnet),
+      subnet: n.subnet, firewall: firewall.networkFacts(rules, networkIntent(n)),
     };
   });
 
@@ -209,7 +61,7 @@ export function readTopology(state: State, lab?: string, o: { linksOnly?: boolea
       sharedBy: containers.filter((o) => o.joined === c.name).map((o) => o.name), ...(c.lab ? { lab: c.lab } : {}),
     };
     if (c.netns) {
-      const links = json(["ip", "-n", c.netns, "-j", "-d", "addr", "show"]);
+      const links = runJson(["ip", "-n", c.netns, "-j", "-d", "addr", "show"]);
       box.present = links.length > 0;
       for (const l of links) {
         const peer = l.link_index ? byIndex.get(l.link_index) : undefined;
@@ -223,24 +75,17 @@ export function readTopology(state: State, lab?: string, o: { linksOnly?: boolea
   }
   const strayVeths = bridges.flatMap((b) => b.ports.filter((p) => !peered.has(p)).map((ifname) => ({ ifname, bridge: b.ifname })));
   const ports = containers.flatMap((c) => c.ports.map((p) => ({
-    container: c.name, hostIp: p.hostIp, hostPort: p.hostPort, containerPort: p.containerPort, proto: p.proto, dnatTo: dnatTarget(rules.nat, p),
+    container: c.name, hostIp: p.hostIp, hostPort: p.hostPort, containerPort: p.containerPort, proto: p.proto, dnatTo: firewall.publishedTo(rules, p),
   })));
-  const route = o.linksOnly ? undefined : json(["ip", "-j", "route", "show", "default"])[0];
+  const route = o.linksOnly ? undefined : runJson(["ip", "-j", "route", "show", "default"])[0];
   const uplinkLink = route?.dev ? byName.get(route.dev) : undefined;
   const uplink = route?.dev ? { ifname: route.dev as string, addrs: uplinkLink ? v4(uplinkLink) : [], gateway: (route.gateway as string) ?? null } : null;
   const forwarding = !o.linksOnly && readForwarding();
   return { bridges, lans, sandboxes, strayVeths, ports, uplink, forwarding };
 }
 
-function readForwarding(): boolean {
-  try {
-    return fs.readFileSync("/proc/sys/net/ipv4/ip_forward", "utf8").trim() === "1";
-  } catch {
-    return false;
-  }
-}
+const readForwarding = () => readSysctl("net.ipv4.ip_forward") === "1";
 
-export const bridgeOf = (t: Topology, hostIf: string) => t.bridges.find((b) => b.ports.includes(hostIf));
 
 // ---- text --------------------------------------------------------------------------------------
 

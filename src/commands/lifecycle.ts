@@ -5,15 +5,14 @@
 // the planners `net disconnect` uses, and start brings them back with those of `net connect`, so whatever
 // those do for an endpoint (names, name servers, ports) a stop and a start do too.
 import fs from "node:fs";
-import path from "node:path";
 import { UsageError } from "../errors.js";
 import { validateName } from "../naming.js";
 import { netnsExists } from "../host/sys.js";
-import { EXIT_RECORDER, forgetSubPlans, namespacePids, neighbours, noteSubPlan, processArgv, stoppingProcesses, syncNameFiles } from "../host/sandbox.js";
+import { EXIT_RECORDER, forgetSubPlans, namespacePids, neighbours, noteSubPlan, stoppingProcesses, syncNameFiles } from "../host/sandbox.js";
 import { installPorts, portLayer, retirePorts } from "../firewall/ports.js";
 import { findContainer, planConnect, planDisconnect } from "./networks.js";
 import { overlayToJoin } from "../cluster/claims.js";
-import { isRunning, logPath, recordProcess } from "./containers.js";
+import { exitPath, FREEZER_ROOT, freezerDir, isRunning, lastExit, logPath, MOVE_IN, readExit, recordProcess, spawnMain, thaw, THAW_OUT } from "./process.js";
 import { Plan, WAIT_GONE } from "../plan/plan.js";
 import { containerDigests } from "../store/statefile.js";
 import type { Outcome } from "../plan/core.js";
@@ -23,35 +22,6 @@ import type { InspectFacts } from "../views/containers.js";
 /** Docker's default for stop -t */
 export const STOP_TIMEOUT_S = 10;
 
-/** Where a container's exit recorder writes its status: by id, so a rename leaves it where it is. */
-export const exitPath = (stateDir: string, c: Pick<ContainerRecord, "id">) => path.join(stateDir, "logs", `${c.id}.exit`);
-
-export interface ExitRecord {
-  code: number;
-  /** ISO time; when the recorder left nothing, the time ctnet found it gone */
-  finishedAt: string;
-}
-
-/**
- * How a process that is no longer running ended: its recorder's file (its mtime is the end), else 137 —
- * the recorder outlives every signal but SIGKILL, which ends the whole process group, command included.
- */
-export function readExit(stateDir: string, c: ContainerRecord): ExitRecord {
-  const file = exitPath(stateDir, c);
-  try {
-    const code = Number(fs.readFileSync(file, "utf8").trim());
-    return { code: Number.isInteger(code) ? code : 137, finishedAt: fs.statSync(file).mtime.toISOString() };
-  } catch {
-    return { code: 137, finishedAt: new Date().toISOString() };
-  }
-}
-
-/** The last exit as the state holds it, or as the file says when it is not folded in yet. */
-export function lastExit(stateDir: string, c: ContainerRecord, running: boolean): ExitRecord | null {
-  if (running) return null;
-  if (c.pid !== null) return readExit(stateDir, c);
-  return c.exitCode === undefined ? null : { code: c.exitCode, finishedAt: c.finishedAt ?? "" };
-}
 
 /** Moves an ended process's exit from its file into the record (before the file is reused by a start). */
 function foldExit(stateDir: string, c: ContainerRecord): void {
@@ -111,19 +81,6 @@ function rejoinNetworks(plan: Plan, state: State, c: ContainerRecord): void {
 
 // ---- processes ---------------------------------------------------------------------------------
 
-const envPairs = (c: ContainerRecord) => Object.entries(c.env).map(([k, v]) => `${k}=${v}`);
-
-/** Starts the container's process detached, its exit recorded; with --rm, the watcher that removes it. */
-export function spawnMain(plan: Plan, state: State, stateDir: string, c: ContainerRecord, previousExit: boolean): void {
-  const exit = exitPath(stateDir, c);
-  if (previousExit) plan.cmd(["rm", "-f", exit], `forget ${c.name}'s last exit status`, null);
-  plan.spawn(processArgv(state, c, c.command, envPairs(c), true, exit), c.name, logPath(stateDir, c.name), `start ${c.name}'s process: ${c.command.join(" ")}`);
-  if (c.autoRemove) {
-    // no daemon to notice the exit: a watcher from this same ctnet does it (autoremove.ts)
-    const watcher = [process.execPath, process.argv[1], "--state-dir", stateDir, "autoremove", c.id];
-    plan.spawn(watcher, `${c.name}'s --rm watcher`, logPath(stateDir, c.name), `remove ${c.name} once its process ends (--rm)`);
-  }
-}
 
 /**
  * After the main process (its group signalled by the step before), the other processes of the container's
@@ -314,17 +271,6 @@ export function planRename(state: State, stateDir: string, term: string, newName
 
 // ---- pause ---------------------------------------------------------------------------------------
 
-/**
- * cgroup v1's freezer hierarchy, where this host has one: a paused container's processes are moved into
- * a cgroup of ctnet's (by id) and frozen; unpause thaws them, moves them back and removes the cgroup, so
- * the cgroup exists only while the container is paused.
- */
-const FREEZER_ROOT = "/sys/fs/cgroup/freezer";
-const freezerDir = (c: ContainerRecord) => `${FREEZER_ROOT}/ctnet/${c.id}`;
-/** fixed sh: writes each pid argument to the file named first (a cgroup takes one pid per write) */
-const MOVE_IN = 'f=$1; shift; for p; do echo "$p" > "$f"; done';
-/** fixed sh: thaws cgroup $1, moves its processes to cgroup.procs file $2, removes it, and ctnet's parent cgroup once empty */
-const THAW_OUT = 'echo THAWED > "$1/freezer.state" && for p in $(cat "$1/cgroup.procs"); do echo "$p" > "$2"; done && rmdir "$1" && rmdir --ignore-fail-on-non-empty "${1%/*}"';
 
 /** Every process of a container: its namespace's (own namespace), else its main process. */
 function containerProcesses(c: ContainerRecord): number[] {
@@ -351,12 +297,6 @@ export function planPause(state: State, terms: string[]): Plan {
   return plan;
 }
 
-/** Unpauses (stop, kill and rm -f of a paused container too: a frozen process takes SIGKILL only once thawed). */
-export function thaw(plan: Plan, c: ContainerRecord): void {
-  if (!c.paused) return;
-  plan.cmd(["sh", "-c", THAW_OUT, "sh", freezerDir(c), `${FREEZER_ROOT}/cgroup.procs`], `thaw ${c.name}, its processes back where they were, its freezer cgroup removed`, null);
-  delete c.paused;
-}
 
 export function planUnpause(state: State, terms: string[]): Plan {
   const plan = new Plan(`unpause ${terms.join(" ")}`);

@@ -18,7 +18,7 @@ import { daemonConfig } from "../store/daemonconfig.js";
 import {
   auxNameOf, ipamConfigView, optionsView, parseAuxAddresses, parseKeyValues, refuseSwarmFlags, singleIpamFlags, type IpamFlags,
 } from "./netoptions.js";
-import { bridged, type ContainerRecord, type Endpoint, type NetworkRecord, type State } from "../model.js";
+import { bridged, runModeText, type ContainerRecord, type Endpoint, type NetworkRecord, type State } from "../model.js";
 import { claimOnConnect, overlayToJoin, releaseOnDisconnect } from "../cluster/claims.js";
 
 export interface CreateNetworkOptions extends IpamFlags {
@@ -311,7 +311,7 @@ export function planConnect(state: State, netTerm: string, ctrName: string, req:
   // an overlay network of the cluster is in the state only while a container of this host is on it
   const netName = overlayToJoin(state, netTerm)?.name ?? resolveNetwork(state, netTerm);
   const plan = new Plan(`net connect ${netName} ${c.name}`);
-  if (c.mode !== "bridge") throw new UsageError(`container ${c.name} uses --net ${c.mode === "container" ? `container:${c.joined}` : c.mode}: it cannot be connected to networks`);
+  if (c.mode !== "bridge") throw new UsageError(`container ${c.name} uses --net ${runModeText(c)}: it cannot be connected to networks`);
   if (netName === "host" || netName === "none") throw new UsageError(`container cannot be connected to the ${netName} network`);
   // a stopped container's networks are joined at start (lifecycle.ts): Docker's connect only records it then
   if (c.released) return recordForStart(state, c, netName, req, ctx, plan);

@@ -6,18 +6,19 @@ import fs from "node:fs";
 import path from "node:path";
 import { UsageError } from "../errors.js";
 import { openStore, type GlobalOptions } from "../plan/core.js";
-import { readSysctl } from "../host/facts.js";
 import { driverOf } from "../drivers/registry.js";
-import { expectedRules, hasCtnetMark, isCtnetChain, isCtnetRule, readKernel, ruleKey, sparedByOthers, sysctlPath } from "./doctor.js";
+import { hasCtnetMark, readKernel, sparedByOthers } from "./doctor.js";
 import { execute, finishJournal, recoverJournal } from "../plan/executor.js";
 import { inspectNameFile } from "../host/files.js";
 import { LINK_ALIAS_PREFIX } from "../naming.js";
 import { NETWORK_HOSTS_DIR, namespacePids, networkHostsPath } from "../host/sandbox.js";
 import { Plan, renderScript } from "../plan/plan.js";
 import { processAlive, type Store } from "../store/store.js";
-import { BASE_RULES, bridgesInKernel, ipt, othersForwarding } from "../firewall/firewall.js";
+import { bridgesInKernel, othersForwarding } from "../firewall/firewall.js";
+import { firewall } from "../firewall/iptables-driver.js";
+import { intentOf } from "../firewall/intent.js";
 import { handOverForwarding, syncRegistry, takeHandedOverForwarding } from "../store/statedirs.js";
-import { isRoot, requireTools } from "../host/sys.js";
+import { isRoot, readSysctl, requireTools, sysctlPath } from "../host/sys.js";
 import { emptyState, type State } from "../model.js";
 
 /** Removes a container's name file; a link ctnet did not make there is left (and said), never followed. */
@@ -46,14 +47,9 @@ export function planReset(store: Store, state: State): { plan: Plan; others: num
   for (const w of warnings) process.stderr.write(`ctnet: warning: ${w}\n`);
   const ownNs = new Set(Object.values(state.containers).map((c) => c.netns).filter((ns): ns is string => !!ns));
   const ownLinks = new Set([...Object.values(state.networks).flatMap((n) => driverOf(n).networkLinks(n)), ...Object.values(state.containers).flatMap((c) => c.endpoints.map((e) => e.hostIf))]);
-  const ownRules = new Set(expectedRules(state).map((r) => ruleKey(r.table, r.chain, r.spec)));
-  const baseKeys = new Set(BASE_RULES.map((r) => ruleKey(r.table, r.chain, r.spec)));
   // what carries ctnet's marks belongs to this dir unless another's state explains it (or may: unreadable)
   const unclaimed = !spared.everything;
   const ours = (ns: string) => ownNs.has(ns) || (unclaimed && !spared.namespaces.has(ns) && hasCtnetMark(kernel.etcNetns.get(ns)));
-  const keepChains = spared.base || spared.everything;
-  const removable = (r: (typeof kernel.rules)[number]) =>
-    isCtnetRule(r) && !(keepChains && baseKeys.has(r.key)) && !spared.rules.has(r.key) && (ownRules.has(r.key) || unclaimed);
 
   // processes first, so nothing keeps using what is removed next
   const pids = new Set<number>();
@@ -62,16 +58,8 @@ export function planReset(store: Store, state: State): { plan: Plan; others: num
   for (const ns of namespaces) for (const pid of namespacePids(ns)) pids.add(pid);
   plan.kill([...pids].sort((a, b) => a - b), "SIGKILL", "stop every container process");
 
-  // iptables: the jumps into ctnet's chains, then the chains, emptied; while another state dir has
-  // networks, the chains stay and only this dir's rules in them go
-  for (const r of kernel.rules) {
-    if (!removable(r)) continue;
-    if (!isCtnetChain(r.chain)) plan.cmd(ipt(r.table, "-D", r.chain, ...r.spec), `remove the jump from ${r.chain} into ctnet's chains`, null);
-    else if (keepChains) plan.cmd(ipt(r.table, "-D", r.chain, ...r.spec), `remove this state dir's rule from ${r.chain}`, null);
-  }
-  const chains = keepChains ? [] : kernel.chains.filter((c) => isCtnetChain(c.name));
-  for (const c of chains) plan.cmd(ipt(c.table, "-F", c.name), `empty ctnet's chain ${c.name}`, null);
-  for (const c of chains) plan.cmd(ipt(c.table, "-X", c.name), `delete ctnet's chain ${c.name}`, null);
+  // the firewall: ctnet's rules and chains (the user's chain CTNET-USER stays while it holds rules)
+  firewall.planReset(plan, kernel, intentOf(state), spared);
 
   // namespaces first: each takes its veth pairs along, all of them at once in the background, where
   // `ip link del` of each veth waits for the kernel in turn; then the other marked links, bridges last
@@ -118,7 +106,7 @@ export function planReset(store: Store, state: State): { plan: Plan; others: num
       continue;
     }
     if (s.key === IP_FORWARD && othersForwarding().length > 0) continue;
-    if (fs.existsSync(file) && readSysctl(s.key) !== "" && fs.readFileSync(file, "utf8").trim() === s.value) {
+    if (readSysctl(s.key) === s.value) {
       plan.cmd(["sysctl", "-w", `${file.slice("/proc/sys/".length)}=${s.previous}`], `restore ${s.key} (ctnet set it to ${s.value})`, null);
     }
   }

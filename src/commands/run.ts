@@ -3,7 +3,8 @@
 import fs from "node:fs";
 import { UsageError } from "../errors.js";
 import { mutate, openStore, readState, type GlobalOptions } from "../plan/core.js";
-import { isRunning, logPath, parseEnv, planRm, planRun, recordProcess, type RunOptions } from "./containers.js";
+import { parseEnv, planRm, planRun, type RunOptions } from "./containers.js";
+import { isRunning, logPath, recordProcess } from "./process.js";
 import { planExited } from "./lifecycle.js";
 import { findContainer } from "./networks.js";
 import { Plan, shJoin } from "../plan/plan.js";

@@ -7,9 +7,11 @@ import { UsageError } from "../errors.js";
 import { addrValue, contains, parseCidr } from "../ipam.js";
 import { findContainer, routeNetwork } from "./networks.js";
 import { driverOf } from "../drivers/registry.js";
-import { isRunning } from "./containers.js";
+import { isRunning } from "./process.js";
 import { netnsEtcDir } from "../naming.js";
 import { hostAddresses, run } from "../host/sys.js";
+import { firewall } from "../firewall/iptables-driver.js";
+import type { Packet } from "../firewall/walk.js";
 import type { ContainerRecord, NetworkRecord, State } from "../model.js";
 
 export interface TraceReport {
@@ -28,126 +30,6 @@ export interface TraceReport {
   expected: "reachable" | "unreachable";
   probe: { command: string[]; ok: boolean; output: string } | null;
   agrees: boolean | null;
-}
-
-// ---- the filter table as data ------------------------------------------------------------------
-
-interface Rule {
-  chain: string;
-  text: string;
-  args: string[];
-}
-
-interface FilterTable {
-  policies: Map<string, string>;
-  rules: Map<string, Rule[]>;
-}
-
-/** Splits an iptables-save line into words, honouring its double quotes. */
-function words(line: string): string[] {
-  return [...line.matchAll(/"((?:[^"\\]|\\.)*)"|(\S+)/g)].map((m) => (m[1] !== undefined ? m[1].replace(/\\(.)/g, "$1") : m[2]));
-}
-
-export function readFilterTable(): FilterTable {
-  return parseFilterTable(run(["iptables-save", "-t", "filter"]).stdout);
-}
-
-/** The filter table from iptables-save text: chain policies and rules in order. */
-export function parseFilterTable(text: string): FilterTable {
-  const table: FilterTable = { policies: new Map(), rules: new Map() };
-  for (const line of text.split("\n")) {
-    const policy = /^:(\S+) (\S+)/.exec(line);
-    if (policy) table.policies.set(policy[1], policy[2]);
-    if (!line.startsWith("-A ")) continue;
-    const args = words(line);
-    const chain = args[1];
-    if (!table.rules.has(chain)) table.rules.set(chain, []);
-    table.rules.get(chain)!.push({ chain, text: line, args: args.slice(2) });
-  }
-  return table;
-}
-
-export interface Packet {
-  in: string;
-  out: string;
-  src: string;
-  dst: string;
-  proto: "icmp" | "tcp";
-  dport: number | null;
-  /** conntrack states the packet has: NEW, plus DNAT when a published port rewrote it */
-  ctstate: Set<string>;
-}
-
-const ifMatch = (pattern: string, name: string) => (pattern.endsWith("+") ? name.startsWith(pattern.slice(0, -1)) : name === pattern);
-const inCidr = (cidr: string, addr: string) => {
-  const c = parseCidr(cidr.includes("/") ? cidr : `${cidr}/32`);
-  return contains(c, addrValue(addr));
-};
-
-/** Whether a rule's matches hold for the packet; null when it uses a match ctnet cannot evaluate. */
-function matches(rule: Rule, p: Packet): { match: boolean | null; target: string | null } {
-  const a = rule.args;
-  let target: string | null = null;
-  let negate = false;
-  let unknown = false;
-  let ok = true;
-  const test = (cond: boolean) => {
-    if (cond === negate) ok = false;
-    negate = false;
-  };
-  for (let i = 0; i < a.length; i++) {
-    const w = a[i];
-    switch (w) {
-      case "!": negate = true; break;
-      case "-i": test(ifMatch(a[++i], p.in)); break;
-      case "-o": test(ifMatch(a[++i], p.out)); break;
-      case "-s": test(inCidr(a[++i], p.src)); break;
-      case "-d": test(inCidr(a[++i], p.dst)); break;
-      // trace's packets start in a container, where they are not DNATed: their original destination is theirs
-      case "--ctorigdst": test(inCidr(a[++i], p.dst)); break;
-      case "-p": { const proto = a[++i]; test(proto === "all" || proto === p.proto || (proto === "icmp" && p.proto === "icmp")); break; }
-      case "--dport": test(p.dport !== null && Number(a[++i]) === p.dport); break;
-      case "--ctstate": case "--state": test(a[++i].split(",").some((s) => p.ctstate.has(s))); break;
-      case "-m": i++; break; // the match's own options follow and are handled above, or are unknown
-      case "--comment": i++; break;
-      case "-j": case "-g": target = a[++i]; i = a.length; break;
-      default:
-        if (w.startsWith("-")) unknown = true;
-    }
-  }
-  return { match: unknown ? null : ok, target };
-}
-
-const TERMINAL = new Set(["ACCEPT", "DROP", "REJECT"]);
-
-/** Walks the packet through filter FORWARD; returns the verdict and the rules that led to it. */
-export function walkForward(table: FilterTable, p: Packet): { verdict: string; path: string[]; skipped: string[] } {
-  const path: string[] = [];
-  const skipped: string[] = [];
-  const walk = (chain: string, depth: number): string | null => {
-    if (depth > 16) return null;
-    for (const rule of table.rules.get(chain) ?? []) {
-      const { match, target } = matches(rule, p);
-      if (match === null) {
-        skipped.push(rule.text);
-        continue;
-      }
-      if (!match || target === null) continue;
-      if (target === "RETURN") return null;
-      path.push(rule.text);
-      if (TERMINAL.has(target)) return target;
-      if (table.rules.has(target) || table.policies.has(target)) {
-        const verdict = walk(target, depth + 1);
-        if (verdict) return verdict;
-      }
-      path.pop(); // a chain that returned, or LOG, MARK and the like, did not decide
-    }
-    return null;
-  };
-  const decided = walk("FORWARD", 0);
-  const verdict = decided ?? table.policies.get("FORWARD") ?? "ACCEPT";
-  if (!decided) path.push(`:FORWARD ${verdict} (the chain's policy: no rule decided)`);
-  return { verdict, path, skipped };
 }
 
 // ---- the explanation ---------------------------------------------------------------------------
@@ -239,7 +121,7 @@ function pathVerdict(state: State, box: ContainerRecord, target: ContainerRecord
   const onLink = box.endpoints.map((e) => state.networks[e.network]).find((n) => n && contains(parseCidr(n.subnet), addrValue(address)));
   const targetNet = target?.endpoints.map((e) => state.networks[e.network]).find((n) => n && contains(parseCidr(n.subnet), addrValue(address)));
   const proto = port === null ? "icmp" : "tcp";
-  const packet = (inNet: NetworkRecord, outIf: string): { in: string; out: string; src: string; dst: string; proto: "icmp" | "tcp"; dport: number | null; ctstate: Set<string> } =>
+  const packet = (inNet: NetworkRecord, outIf: string): Packet =>
     ({ in: inNet.bridge, out: outIf, src: ifOf(inNet).ip, dst: address, proto, dport: port, ctstate: new Set(["NEW"]) });
 
   if (report.sharedNetworks.length > 0) facts.push(`shared network${report.sharedNetworks.length > 1 ? "s" : ""}: ${report.sharedNetworks.join(", ")}`);
@@ -306,7 +188,7 @@ function routeDev(address: string): string {
 }
 
 function walk(facts: string[], report: TraceReport, pkt: Packet): boolean {
-  const { verdict, path, skipped } = walkForward(readFilterTable(), pkt);
+  const { verdict, path, skipped } = firewall.walk(firewall.readHost(), pkt);
   report.rules = path;
   const decisive = path[path.length - 1];
   facts.push(`filter FORWARD for ${pkt.src} → ${pkt.dst}${pkt.dport ? `:${pkt.dport}/tcp` : " (icmp)"}, in ${pkt.in}, out ${pkt.out}: ${verdict}${decisive ? ` by ${decisive}` : ""}`);

@@ -1,6 +1,6 @@
 // The bridge network driver: a Linux bridge holding the gateway address, its firewall rules, and the
 // veth endpoints that plug sandboxes into it.
-import { addRule, deleteRule, enlist, installBase, networkRules, presentRules, removeBase } from "../firewall/firewall.js";
+import { planNetworkDown, planNetworkUp } from "../firewall/firewall.js";
 import { addrValue, macFor } from "../ipam.js";
 import { bridgeIfname, hostVethIfname, linkAlias } from "../naming.js";
 import type { Plan } from "../plan/plan.js";
@@ -20,17 +20,16 @@ const activeNetworks = (state: State) => Object.values(state.networks).filter(br
 /** Creates the bridge, its address and rules. Call before adding `net` to state.networks. */
 function setUpNetwork(plan: Plan, ctx: PlanContext, state: State, net: NetworkRecord): void {
   const br = net.bridge;
-  // adds only what the kernel lacks: another state dir (or an older ctnet) may have installed it
-  if (activeNetworks(state).length === 0) installBase(plan, state);
   const earlier = teardowns.get(state);
-  earlier?.bridges.delete(br);
+  // the firewall first (ctnet's chains with the first network, then the network's rules): the bridge
+  // never carries a packet its rules have not judged
+  planNetworkUp(plan, state, net);
   plan.cmd(addBridgeArgv(net), `bridge for network ${net.name}`, ["ip", "link", "del", br]);
   plan.cmd(["ip", "link", "set", br, "alias", linkAlias("bridge", net.name)], "mark it as ctnet's", null);
   if (net.options.mtu) plan.cmd(["ip", "link", "set", br, "mtu", net.options.mtu], `mtu ${net.options.mtu} (-o mtu)`, null);
   const prefix = net.subnet.split("/")[1];
   plan.cmd(["ip", "addr", "add", `${net.gateway}/${prefix}`, "dev", br], `gateway ${net.gateway} of ${net.subnet}`, null);
   plan.cmd(["ip", "link", "set", br, "up"], `bring ${br} up`, ["ip", "link", "set", br, "down"]);
-  for (const rule of networkRules(net)) addRule(plan, rule);
   // forwarding as the host will have it by then: an earlier plan of the command may turn it off
   const forwarding = earlier?.forwarding ?? ctx.facts.sysctl(IP_FORWARD);
   // daemon.json's "ip-forward": false leaves the setting to the host, as dockerd does
@@ -50,26 +49,20 @@ function addBridgeArgv(net: NetworkRecord): string[] {
 }
 
 /**
- * What the plans built against one draft state, i.e. one command, remove: `up` and `down` build a plan
- * per object (lab.ts). The last network's removal, in one of them, must not mistake the bridges the
- * others remove for networks of another state dir that still need the chains; a network `up` sets up
- * after that must turn forwarding on again.
+ * What the plans built against one draft state, i.e. one command, did to forwarding: `up` and `down`
+ * build a plan per object (lab.ts), and a network `up` sets up after the last one went must turn
+ * forwarding on again. (Which bridges the command removes, the firewall layer keeps.)
  */
-const teardowns = new WeakMap<State, { bridges: Set<string>; /** the forwarding setting restored */ forwarding?: string }>();
+const teardowns = new WeakMap<State, { /** the forwarding setting restored */ forwarding?: string }>();
 
 /** Removes rules before the bridge, so no rule outlives the link it names. Call after removing `net` from state. */
 function tearDownNetwork(plan: Plan, ctx: PlanContext, state: State, net: NetworkRecord): void {
-  enlist(plan, state);
-  // only the rules that are there: a network made by an older ctnet may lack some
-  for (const rule of presentRules(plan, networkRules(net)).reverse()) deleteRule(plan, rule);
+  // the firewall removes the network's rules, and ctnet's chains with the last network of every state dir
+  const { otherBridges: others, warning } = planNetworkDown(plan, state, net, () => ctx.facts.ctnetBridgesInFirewall());
   let removed = teardowns.get(state);
-  if (!removed) teardowns.set(state, (removed = { bridges: new Set() }));
-  removed.bridges.add(net.bridge);
+  if (!removed) teardowns.set(state, (removed = {}));
   const remaining = activeNetworks(state).filter((n) => n.name !== net.name);
   if (remaining.length === 0) {
-    // each network, of any state dir, has a rule in CTNET-ISOLATION-2: the chains go with the last one
-    const others = [...ctx.facts.ctnetBridgesInFirewall()].filter((br) => !removed.bridges.has(br));
-    const warning = others.length === 0 ? removeBase(plan, state) : null;
     if (warning) process.stderr.write(`ctnet: warning: ${warning}\n`);
     // forwarding goes back with the last network of any state dir: one whose last network goes while
     // another's remain hands its record over (statedirs.ts) to whichever takes the last one away

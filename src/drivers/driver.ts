@@ -4,7 +4,7 @@
 // the host only through the HostFacts snapshot they are given and never spawn anything themselves.
 import type { HostFacts, LinkFact } from "../host/facts.js";
 import type { Plan } from "../plan/plan.js";
-import type { DriverName } from "./registry.js";
+import type { DriverName } from "../model.js";
 import type { Endpoint, NetworkRecord, State } from "../model.js";
 
 /** What planners receive besides the state: the host as this command found it, and the drivers. */

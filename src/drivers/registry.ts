@@ -7,7 +7,7 @@ import { macvlanDriver } from "./macvlan.js";
 import { hostDriver, nullDriver } from "./predefined.js";
 import { overlayDriver } from "./overlay.js";
 import type { Attachment, DriverRegistry, NetworkDriver, PlanContext } from "./driver.js";
-import type { Endpoint, NetworkRecord } from "../model.js";
+import type { DriverName, Endpoint, NetworkRecord } from "../model.js";
 
 const DRIVERS = {
   bridge: bridgeDriver,
@@ -16,9 +16,7 @@ const DRIVERS = {
   overlay: overlayDriver,
   host: hostDriver,
   null: nullDriver,
-} satisfies Record<string, NetworkDriver>;
-
-export type DriverName = keyof typeof DRIVERS;
+} satisfies Record<DriverName, NetworkDriver>;
 
 /** The driver of each predefined network, as `net ls` shows it. */
 export const PREDEFINED_DRIVERS = { bridge: "bridge", host: "host", none: "null" } as const satisfies Record<string, DriverName>;

@@ -1,43 +1,51 @@
-// The iptables layer. ctnet's rules live only in its own chains; the built-in chains get one jump each.
+// The firewall layer: the one place that turns intent (intent.ts: networks, published ports, the loopback
+// guard) into iptables rules, reads and keys what the kernel holds (iptables.ts), and answers doctor
+// (expected against present) and trace (walk.ts). Callers hold a FirewallDriver (`firewall`, below) and
+// never write an iptables word themselves; docs/firewall.md shows the interface an nftables driver
+// implements next.
+//
+// ctnet's rules live only in its own chains; the built-in chains get one jump each.
 //
 //   filter FORWARD      -> CTNET-FORWARD (inserted first, so a DROP policy or others' rules come after)
-//   CTNET-FORWARD       a DROP of anything first addressed to 127/8 (a port published on 127.0.0.1,
-//                          reached from a host that routes 127/8 via this one), CTNET-ISOLATION, then
-//                          per network: replies in, published ports in,
-//                          out of the bridge, within the bridge (ACCEPT, or DROP with icc=false), and a
-//                          final DROP of anything else entering the bridge (an outside host that routes
-//                          the subnet via this one reaches published ports only)
+//   CTNET-FORWARD       1. a DROP of anything first addressed to 127/8 (a port published on 127.0.0.1,
+//                          reached from a host that routes 127/8 via this one): the loopback guard
+//                       2. -> CTNET-USER, the user's chain (Docker's DOCKER-USER): ctnet creates it empty
+//                          and never adds to, flushes or reorders it; what it ACCEPTs or DROPs is decided
+//                          before any of ctnet's isolation or accepts
+//                       3. -> CTNET-ISOLATION, then per network: replies in, published ports in, out of the
+//                          bridge, within the bridge (ACCEPT, or DROP with icc=false), and a final DROP of
+//                          anything else entering the bridge (an outside host that routes the subnet via
+//                          this one reaches published ports only)
 //   CTNET-ISOLATION     per network: leaving its bridge for another -> CTNET-ISOLATION-2; internal networks
 //                          drop anything not to or from their own subnet
 //   CTNET-ISOLATION-2   per network: entering its bridge (from another ctnet network) -> DROP, except
 //                          DNATed traffic, which CTNET-PORTS then judges (published ports via a host address)
-//   CTNET-PORTS         published ports (src/ports.ts): ACCEPT of DNATed traffic to the container's port
+//   CTNET-PORTS         published ports: ACCEPT of DNATed traffic to the container's port
 //   CTNET-INPUT         (filter INPUT) where route_localnet is on: drop new traffic from a bridge to 127/8
 //   nat POSTROUTING     -> CTNET-POSTROUTING: MASQUERADE of each network's subnet leaving its bridge, and
-//                          (src/ports.ts) hairpin and loopback-sourced traffic to published ports
-//   nat PREROUTING, OUTPUT (dst-type LOCAL) -> CTNET-DNAT: DNAT of published ports (src/ports.ts)
+//                          hairpin and loopback-sourced traffic to published ports
+//   nat PREROUTING, OUTPUT (dst-type LOCAL) -> CTNET-DNAT: DNAT of published ports
 import { Plan } from "../plan/plan.js";
-import { run } from "../host/sys.js";
-import type { NetworkRecord, State } from "../model.js";
+import {
+  addArgv, deleteArgv, ipt, readChain, readRuleset, ruleKey, type PresentRule, type Rule, type RuleSet, type Table,
+} from "./iptables.js";
+import { ANY_ADDRESS, emptyIntent, forwardedNetworks, mappingText, networkIntent, type FirewallIntent, type NetworkIntent, type PortIntent } from "./intent.js";
+import type { Packet, Walk } from "./walk.js";
+import type { NetworkRecord, PortMapping, State } from "../model.js";
 
-export type Table = "filter" | "nat";
-
-export interface Rule {
-  table: Table;
-  chain: string;
-  spec: string[];
-  why: string;
-  /** insert at the top of the chain instead of appending */
-  first?: boolean;
-}
+export type { Rule, RuleSet, Table } from "./iptables.js";
 
 interface Chain {
   table: Table;
   name: string;
 }
 
+/** The user's chain: created empty, then theirs alone (never flushed, reordered or deleted while it holds rules). */
+export const USER_CHAIN = "CTNET-USER";
+
 export const CHAINS: Chain[] = [
   { table: "filter", name: "CTNET-FORWARD" },
+  { table: "filter", name: USER_CHAIN },
   { table: "filter", name: "CTNET-ISOLATION" },
   { table: "filter", name: "CTNET-ISOLATION-2" },
   { table: "filter", name: "CTNET-PORTS" },
@@ -48,70 +56,154 @@ export const CHAINS: Chain[] = [
 
 const LOCAL = ["-m", "addrtype", "--dst-type", "LOCAL"];
 
-/** The rules that tie ctnet's chains into the built-in ones, in the order they are installed. */
+/**
+ * The loopback guard, the jumps into ctnet's chains, in their chains' order. Those with a position go at
+ * the top of their chain, in this order (placeBase), ahead of whatever others put there.
+ */
 export const BASE_RULES: Rule[] = [
-  { table: "filter", chain: "CTNET-FORWARD", spec: ["-j", "CTNET-ISOLATION"], why: "isolation between ctnet networks is checked before any accept" },
   {
     table: "filter", chain: "CTNET-FORWARD", spec: ["-m", "conntrack", "--ctorigdst", "127.0.0.0/8", "-j", "DROP"],
-    why: "a port published on 127.0.0.1 is for this host only: drop what came in from another host addressed to 127/8", first: true,
+    why: "a port published on 127.0.0.1 is for this host only: drop what came in from another host addressed to 127/8", position: 1,
   },
-  { table: "filter", chain: "FORWARD", spec: ["-j", "CTNET-FORWARD"], why: "send forwarded traffic through ctnet's rules first", first: true },
-  { table: "filter", chain: "INPUT", spec: ["-j", "CTNET-INPUT"], why: "guard the host's loopback on bridges where published ports need route_localnet", first: true },
+  { table: "filter", chain: "CTNET-FORWARD", spec: ["-j", USER_CHAIN], why: `the user's rules in ${USER_CHAIN} decide before any of ctnet's (as Docker's DOCKER-USER)`, position: 1 },
+  { table: "filter", chain: "CTNET-FORWARD", spec: ["-j", "CTNET-ISOLATION"], why: "isolation between ctnet networks is checked before any accept", position: 1 },
+  { table: "filter", chain: "FORWARD", spec: ["-j", "CTNET-FORWARD"], why: "send forwarded traffic through ctnet's rules first", position: 1 },
+  { table: "filter", chain: "INPUT", spec: ["-j", "CTNET-INPUT"], why: "guard the host's loopback on bridges where published ports need route_localnet", position: 1 },
   { table: "nat", chain: "POSTROUTING", spec: ["-j", "CTNET-POSTROUTING"], why: "let ctnet masquerade container traffic leaving the host" },
   { table: "nat", chain: "PREROUTING", spec: [...LOCAL, "-j", "CTNET-DNAT"], why: "published ports: traffic arriving for a host address" },
   { table: "nat", chain: "OUTPUT", spec: [...LOCAL, "-j", "CTNET-DNAT"], why: "published ports: traffic from the host itself to a host address" },
 ];
 
-export const ipt = (table: Table, ...args: string[]) => ["iptables", "-w", "-t", table, ...args];
+/**
+ * The base rules to add, given the keys of those present: each positioned one at the place that keeps the
+ * base's order (after the base rules of its chain that are there or added before it).
+ */
+export function placeBase(present: (key: string) => boolean): Rule[] {
+  const out: Rule[] = [];
+  const above = new Map<string, number>();
+  for (const r of BASE_RULES) {
+    const chain = `${r.table} ${r.chain}`;
+    const place = (above.get(chain) ?? 0) + 1;
+    if (r.position) above.set(chain, place);
+    if (!present(ruleKey(r))) out.push(r.position ? { ...r, position: place } : r);
+  }
+  return out;
+}
 
 export function addRule(plan: Plan, r: Rule): void {
-  const add = r.first ? ["-I", r.chain, "1"] : ["-A", r.chain];
-  plan.cmd(ipt(r.table, ...add, ...r.spec), r.why, ipt(r.table, "-D", r.chain, ...r.spec));
+  plan.cmd(addArgv(r), r.why, deleteArgv(r));
 }
 
 export function deleteRule(plan: Plan, r: Rule): void {
-  const add = r.first ? ["-I", r.chain, "1"] : ["-A", r.chain];
-  plan.cmd(ipt(r.table, "-D", r.chain, ...r.spec), `remove: ${r.why}`, ipt(r.table, ...add, ...r.spec));
+  plan.cmd(deleteArgv(r), `remove: ${r.why}`, addArgv(r));
   let deleted = deletedBy.get(plan);
   if (!deleted) deletedBy.set(plan, (deleted = []));
-  deleted.push(ruleKey(r.table, r.chain, r.spec));
+  deleted.push(ruleKey(r));
 }
 
-/** Whether ctnet's chains are on the host already (possibly made by another state dir). */
-export function baseInstalled(): boolean {
-  return run(ipt("filter", "-S", "CTNET-FORWARD", "1")).code === 0;
+// ---- rules from intent ---------------------------------------------------------------------------
+
+/** The rules one network needs, in installation order. */
+export function networkRules(net: NetworkIntent): Rule[] {
+  const br = net.bridge;
+  const rules: Rule[] = [];
+  const f = (chain: string, spec: string[], why: string) => rules.push({ table: "filter", chain, spec, why });
+  if (net.internal) {
+    f("CTNET-ISOLATION", ["-i", br, "!", "-d", net.subnet, "-j", "DROP"], `${net.name} is internal: nothing leaves its subnet`);
+    f("CTNET-ISOLATION", ["-o", br, "!", "-s", net.subnet, "-j", "DROP"], `${net.name} is internal: nothing enters from outside its subnet`);
+  } else {
+    f("CTNET-ISOLATION", ["-i", br, "!", "-o", br, "-j", "CTNET-ISOLATION-2"], `traffic leaving ${net.name} is checked against other ctnet networks`);
+    f("CTNET-ISOLATION-2", ["-o", br, "-m", "conntrack", "--ctstate", "DNAT", "-j", "RETURN"], `other ctnet networks may use ${net.name}'s published ports (CTNET-PORTS decides)`);
+  }
+  f("CTNET-ISOLATION-2", ["-o", br, "-j", "DROP"], `other ctnet networks cannot reach ${net.name}`);
+  f("CTNET-FORWARD", ["-o", br, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"], `replies reach containers on ${net.name}`);
+  f("CTNET-FORWARD", ["-o", br, "-j", "CTNET-PORTS"], `published ports of ${net.name} are accepted from outside`);
+  if (!net.internal) f("CTNET-FORWARD", ["-i", br, "!", "-o", br, "-j", "ACCEPT"], `containers on ${net.name} reach the outside`);
+  f("CTNET-FORWARD", ["-i", br, "-o", br, "-j", net.icc ? "ACCEPT" : "DROP"], net.icc ? `containers on ${net.name} reach each other` : `icc=false: containers on ${net.name} cannot reach each other`);
+  f("CTNET-FORWARD", ["-o", br, "-j", "DROP"], `nothing else enters ${net.name}: hosts routing ${net.subnet} via this one reach published ports only`);
+  if (net.masquerade) {
+    rules.push({ table: "nat", chain: "CTNET-POSTROUTING", spec: ["-s", net.subnet, "!", "-o", br, "-j", "MASQUERADE"], why: `traffic from ${net.name} leaves with the host's address` });
+  }
+  return rules;
 }
 
-// ---- what the kernel holds -----------------------------------------------------------------------
+const protoMatch = (p: string, port: number) => ["-p", p, "-m", p, "--dport", String(port)];
+
+/** The three rules of one published mapping: ACCEPT of what was DNATed, hairpin MASQUERADE, the DNAT. */
+export function portRules(p: PortIntent): Rule[] {
+  const { mapping: m, network: net } = p;
+  const br = net.bridge;
+  const to = `${p.ip}:${m.containerPort}`;
+  const dnatOnly = ["-m", "conntrack", "--ctstate", "DNAT"];
+  return [
+    {
+      table: "filter", chain: "CTNET-PORTS",
+      spec: ["-d", `${p.ip}/32`, "-o", br, ...protoMatch(m.proto, m.containerPort), ...dnatOnly, "-j", "ACCEPT"],
+      why: `let published traffic through to ${p.container} ${to}/${m.proto}`,
+    },
+    {
+      table: "nat", chain: "CTNET-POSTROUTING",
+      spec: ["-s", net.subnet, "-d", `${p.ip}/32`, "-o", br, ...protoMatch(m.proto, m.containerPort), ...dnatOnly, "-j", "MASQUERADE"],
+      why: `hairpin: containers on ${net.name} reaching ${p.container}'s published port get answers via the host`,
+    },
+    {
+      table: "nat", chain: "CTNET-DNAT",
+      spec: [...(m.hostIp === ANY_ADDRESS ? [] : ["-d", `${m.hostIp}/32`]), ...protoMatch(m.proto, m.hostPort), "-j", "DNAT", "--to-destination", to],
+      why: `publish ${mappingText(m)}: ${m.hostIp === ANY_ADDRESS ? "every host address" : m.hostIp} port ${m.hostPort} goes to ${p.container} ${to}`,
+    },
+  ];
+}
+
+export const loopbackReachable = (hostIp: string) => hostIp === ANY_ADDRESS || hostIp.startsWith("127.");
+
+/** A bridge with a port published on 127.0.0.1: route_localnet's guard, and the answer's way back. */
+export function localnetRules(net: NetworkIntent): Rule[] {
+  const br = net.bridge;
+  return [
+    {
+      table: "filter", chain: "CTNET-INPUT",
+      spec: ["-i", br, "-d", "127.0.0.0/8", "-m", "conntrack", "!", "--ctstate", "RELATED,ESTABLISHED", "-j", "DROP"],
+      why: `route_localnet on ${br} must not open the host's loopback services to containers`,
+    },
+    {
+      table: "nat", chain: "CTNET-POSTROUTING",
+      spec: ["-s", "127.0.0.0/8", "-o", br, "-j", "MASQUERADE"],
+      why: `connections from 127.0.0.1 to ${net.name}'s published ports leave with the gateway's address`,
+    },
+  ];
+}
+
+/** The port rules of an intent, each once (a rule shared by two mappings stays while one needs it), by key. */
+export function portRuleMap(ports: PortIntent[]): Map<string, Rule> {
+  const rules = new Map<string, Rule>();
+  const add = (r: Rule) => rules.set(ruleKey(r), r);
+  const localnet = new Map<string, NetworkIntent>();
+  for (const p of ports) {
+    portRules(p).forEach(add);
+    if (loopbackReachable(p.mapping.hostIp)) localnet.set(p.network.bridge, p.network);
+  }
+  for (const net of localnet.values()) localnetRules(net).forEach(add);
+  return rules;
+}
+
+/** Every rule an intent implies, in installation order (none without a network: the base goes with the last). */
+export function expectedRules(intent: FirewallIntent): Rule[] {
+  if (intent.networks.length === 0) return [];
+  return [...BASE_RULES, ...intent.networks.flatMap(networkRules), ...portRuleMap(intent.ports).values()];
+}
+
+// ---- what the kernel holds, per plan ------------------------------------------------------------
 // A host may hold rules made by an older ctnet (an upgrade while networks exist) or by another state dir:
 // the base is completed rather than assumed, and teardown deletes only the rules that are there.
 
-interface KernelRule {
-  key: string;
-  /** as `iptables -S` prints it, for messages */
-  line: string;
-}
-
 interface KernelRules {
   chains: Set<string>;
-  rules: Set<string>;
+  keys: Set<string>;
   /** every rule of every chain, "table chain" -> rules in order (copies included) */
-  byChain: Map<string, KernelRule[]>;
+  byChain: Map<string, PresentRule[]>;
 }
 
-/** A rule as its option groups ("! -o br", "-m conntrack", …) in sorted order: iptables -S reorders options. */
-function ruleKey(table: Table, chain: string, spec: string[]): string {
-  const groups: string[][] = [];
-  for (const w of spec) {
-    const last = groups[groups.length - 1];
-    const opens = w === "!" || (w.startsWith("-") && !(last?.length === 1 && last[0] === "!"));
-    if (opens || !last) groups.push([w]);
-    else last.push(w);
-  }
-  return `${table} ${chain} ${groups.map((g) => g.join(" ")).sort().join(" | ")}`;
-}
-
-/** One `iptables -S` per table, read once per plan (a plan's own steps do not change what it read). */
+/** One read of the kernel per plan (a plan's own steps do not change what it read). */
 const snapshots = new WeakMap<Plan, KernelRules>();
 /** Rules each plan deletes (keys, a copy per deletion). */
 const deletedBy = new WeakMap<Plan, string[]>();
@@ -126,12 +218,14 @@ interface Command {
   plans: Set<Plan>;
   /** set once a plan of the command removes the base: the chains it deletes ("table name") */
   deletedChains: Set<string> | null;
+  /** bridges whose networks the command's plans remove: not other state dirs' networks */
+  removedBridges: Set<string>;
 }
 const commands = new WeakMap<State, Command>();
 
 function commandOf(state: State): Command {
   let cmd = commands.get(state);
-  if (!cmd) commands.set(state, (cmd = { plans: new Set(), deletedChains: null }));
+  if (!cmd) commands.set(state, (cmd = { plans: new Set(), deletedChains: null, removedBridges: new Set() }));
   return cmd;
 }
 
@@ -143,21 +237,14 @@ export function enlist(plan: Plan, state: State): void {
 function kernelRules(plan: Plan): KernelRules {
   let snap = snapshots.get(plan);
   if (snap) return snap;
-  snap = { chains: new Set(), rules: new Set(), byChain: new Map() };
-  for (const table of ["filter", "nat"] as Table[]) {
-    const res = run(ipt(table, "-S"));
-    if (res.code !== 0) continue;
-    for (const line of res.stdout.split("\n")) {
-      const words = line.split(" ");
-      if (words[0] === "-N") snap.chains.add(`${table} ${words[1]}`);
-      if (words[0] !== "-A") continue;
-      const key = ruleKey(table, words[1], words.slice(2));
-      snap.rules.add(key);
-      const chain = `${table} ${words[1]}`;
-      let rules = snap.byChain.get(chain);
-      if (!rules) snap.byChain.set(chain, (rules = []));
-      rules.push({ key, line: table === "filter" ? line : `-t ${table} ${line}` });
-    }
+  const set = readRuleset(false);
+  snap = { chains: new Set(set.chains.map((c) => `${c.table} ${c.name}`)), keys: new Set(), byChain: new Map() };
+  for (const r of set.rules) {
+    snap.keys.add(r.key);
+    const chain = `${r.table} ${r.chain}`;
+    let rules = snap.byChain.get(chain);
+    if (!rules) snap.byChain.set(chain, (rules = []));
+    rules.push(r);
   }
   snapshots.set(plan, snap);
   return snap;
@@ -165,46 +252,52 @@ function kernelRules(plan: Plan): KernelRules {
 
 /** The given rules that the kernel holds (before `plan` runs). */
 export function presentRules(plan: Plan, rules: Rule[]): Rule[] {
-  const have = kernelRules(plan).rules;
-  return rules.filter((r) => have.has(ruleKey(r.table, r.chain, r.spec)));
+  const have = kernelRules(plan).keys;
+  return rules.filter((r) => have.has(ruleKey(r)));
 }
 
 /** Adds whatever part of the base the kernel lacks (or an earlier plan of the command removes): all of it on a fresh host. */
-export function installBase(plan: Plan, state: State): void {
+function installBase(plan: Plan, state: State): void {
   const cmd = commandOf(state);
   enlist(plan, state);
   const have = kernelRules(plan);
   for (const c of CHAINS) {
     const id = `${c.table} ${c.name}`;
-    if (cmd.deletedChains?.has(id) || !have.chains.has(id)) plan.cmd(ipt(c.table, "-N", c.name), `create ctnet's chain ${c.name} (${c.table})`, ipt(c.table, "-X", c.name));
+    // the user's chain, once made, is theirs: kept by the removal of the base when it holds rules
+    const kept = c.name === USER_CHAIN && (have.byChain.get(id)?.length ?? 0) > 0;
+    if ((cmd.deletedChains?.has(id) && !kept) || !have.chains.has(id)) plan.cmd(ipt(c.table, "-N", c.name), `create ctnet's chain ${c.name} (${c.table})`, ipt(c.table, "-X", c.name));
   }
-  for (const r of BASE_RULES) if (cmd.deletedChains || presentRules(plan, [r]).length === 0) addRule(plan, r);
+  for (const r of placeBase((key) => !cmd.deletedChains && have.keys.has(key))) addRule(plan, r);
   cmd.deletedChains = null;
 }
 
-const jumpTarget = (line: string) => /(?:^| )-[jg] (CTNET-\S+)/.exec(line)?.[1];
+export const jumpTarget = (r: PresentRule) => {
+  const at = r.spec.findIndex((w) => w === "-j" || w === "-g");
+  return at >= 0 && r.spec[at + 1]?.startsWith("CTNET-") ? r.spec[at + 1] : undefined;
+};
 
 /**
  * Removes the jumps first, so no packet meets a chain while it is being emptied; then the chains.
  *
  * A rule somebody else added inside a CTNET chain (`iptables -A CTNET-FORWARD …`) lives in ctnet's
  * chain, which ctnet made and now removes: the chain is flushed before it is deleted (no undo: those
- * rules are not ctnet's to put back), and ONE warning names every such rule. Rules outside CTNET chains
- * are never touched, besides ctnet's own jumps: a chain one of them still jumps to stays, with whatever
- * of theirs is in it and any chain that jumps to in turn, and the warning says so. Returns the warning.
+ * rules are not ctnet's to put back), and ONE warning names every such rule. CTNET-USER is the exception:
+ * it is the user's, and stays (rules and all) while it holds any. Rules outside CTNET chains are never
+ * touched, besides ctnet's own jumps: a chain one of them still jumps to stays, with whatever of theirs
+ * is in it and any chain that jumps to in turn, and the warning says so. Returns the warning.
  */
-export function removeBase(plan: Plan, state: State): string | null {
+function removeBase(plan: Plan, state: State): string | null {
   const cmd = commandOf(state);
   enlist(plan, state);
   const have = kernelRules(plan);
   for (const r of [...BASE_RULES].reverse()) {
-    const copies = have.byChain.get(`${r.table} ${r.chain}`)?.filter((k) => k.key === ruleKey(r.table, r.chain, r.spec)).length ?? 0;
+    const copies = have.byChain.get(`${r.table} ${r.chain}`)?.filter((k) => k.key === ruleKey(r)).length ?? 0;
     for (let i = 0; i < copies; i++) deleteRule(plan, r);
   }
   // what stays in each chain once the command's plans have run: rules none of them deletes
   const deletions = new Map<string, number>();
   for (const p of cmd.plans) for (const key of deletedBy.get(p) ?? []) deletions.set(key, (deletions.get(key) ?? 0) + 1);
-  const left = new Map<string, KernelRule[]>();
+  const left = new Map<string, PresentRule[]>();
   for (const [chain, rules] of have.byChain) {
     left.set(chain, rules.filter((r) => {
       const n = deletions.get(r.key) ?? 0;
@@ -215,9 +308,9 @@ export function removeBase(plan: Plan, state: State): string | null {
   const ours = CHAINS.map((c) => `${c.table} ${c.name}`).filter((id) => have.chains.has(id));
   // chains others' rules still jump to stay, and so do the chains those jump to in turn
   const kept = new Set<string>();
-  const keep = (from: string, rules: KernelRule[]) => {
+  const keep = (from: string, rules: PresentRule[]) => {
     for (const r of rules) {
-      const target = jumpTarget(r.line);
+      const target = jumpTarget(r);
       const id = target && `${from.split(" ")[0]} ${target}`;
       if (!id || !ours.includes(id) || kept.has(id)) continue;
       kept.add(id);
@@ -225,7 +318,10 @@ export function removeBase(plan: Plan, state: State): string | null {
     }
   };
   for (const [chain, rules] of left) if (!ours.includes(chain)) keep(chain, rules);
-  const deleted = ours.filter((id) => !kept.has(id));
+  const userChain = `filter ${USER_CHAIN}`;
+  const userKept = (left.get(userChain)?.length ?? 0) > 0;
+  if (userKept) keep(userChain, left.get(userChain)!);
+  const deleted = ours.filter((id) => !kept.has(id) && !(id === userChain && userKept));
   const flushed: string[] = [];
   for (const id of deleted) {
     const foreign = left.get(id) ?? [];
@@ -241,7 +337,8 @@ export function removeBase(plan: Plan, state: State): string | null {
   cmd.deletedChains = new Set(deleted);
   const said: string[] = [];
   if (flushed.length) said.push(`ctnet's chains go, and with them ${flushed.length === 1 ? "a rule" : `${flushed.length} rules`} ctnet did not add: ${flushed.join("; ")}`);
-  if (kept.size) said.push(`${[...kept].map((id) => id.split(" ")[1]).join(", ")} stay${kept.size === 1 ? "s" : ""}: rules ctnet did not add jump there`);
+  const othersKept = [...kept].filter((id) => id !== userChain);
+  if (othersKept.length) said.push(`${othersKept.map((id) => id.split(" ")[1]).join(", ")} stay${othersKept.length === 1 ? "s" : ""}: rules ctnet did not add jump there`);
   return said.length ? said.join("; ") : null;
 }
 
@@ -250,7 +347,7 @@ export function removeBase(plan: Plan, state: State): string | null {
  * forwards through this host and may count on the net.ipv4.ip_forward that ctnet turned on before it came.
  */
 export function othersForwarding(): string[] {
-  return run(ipt("filter", "-S", "FORWARD")).stdout.split("\n").filter((l) => l.startsWith("-A FORWARD ") && !l.includes(" CTNET-"));
+  return readChain("filter", "FORWARD").filter((r) => !jumpTarget(r)).map((r) => r.line);
 }
 
 /**
@@ -258,36 +355,121 @@ export function othersForwarding(): string[] {
  * including those of other state dirs: the base chains stay while any remain.
  */
 export function bridgesInKernel(): Set<string> {
-  const res = run(ipt("filter", "-S", "CTNET-ISOLATION-2"));
-  const bridges = res.stdout.split("\n").map((l) => /^-A CTNET-ISOLATION-2 -o (\S+) -j DROP$/.exec(l)?.[1]);
+  const bridges = readChain("filter", "CTNET-ISOLATION-2").map((r) => (r.spec.length === 4 && r.spec[0] === "-o" && r.spec[2] === "-j" && r.spec[3] === "DROP" ? r.spec[1] : null));
   return new Set(bridges.filter((b): b is string => !!b));
 }
 
-export const option = (net: NetworkRecord, key: string, fallback: string) => net.options[key] ?? fallback;
+// ---- the driver ----------------------------------------------------------------------------------
 
-/** The rules one bridge network needs, in installation order. */
-export function networkRules(net: NetworkRecord): Rule[] {
-  const br = net.bridge;
-  const rules: Rule[] = [];
-  const f = (chain: string, spec: string[], why: string) => rules.push({ table: "filter", chain, spec, why });
-  if (net.internal) {
-    f("CTNET-ISOLATION", ["-i", br, "!", "-d", net.subnet, "-j", "DROP"], `${net.name} is internal: nothing leaves its subnet`);
-    f("CTNET-ISOLATION", ["-o", br, "!", "-s", net.subnet, "-j", "DROP"], `${net.name} is internal: nothing enters from outside its subnet`);
-  } else {
-    f("CTNET-ISOLATION", ["-i", br, "!", "-o", br, "-j", "CTNET-ISOLATION-2"], `traffic leaving ${net.name} is checked against other ctnet networks`);
-  }
-  if (!net.internal) {
-    f("CTNET-ISOLATION-2", ["-o", br, "-m", "conntrack", "--ctstate", "DNAT", "-j", "RETURN"], `other ctnet networks may use ${net.name}'s published ports (CTNET-PORTS decides)`);
-  }
-  f("CTNET-ISOLATION-2", ["-o", br, "-j", "DROP"], `other ctnet networks cannot reach ${net.name}`);
-  f("CTNET-FORWARD", ["-o", br, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"], `replies reach containers on ${net.name}`);
-  f("CTNET-FORWARD", ["-o", br, "-j", "CTNET-PORTS"], `published ports of ${net.name} are accepted from outside`);
-  if (!net.internal) f("CTNET-FORWARD", ["-i", br, "!", "-o", br, "-j", "ACCEPT"], `containers on ${net.name} reach the outside`);
-  const icc = option(net, "icc", "true") === "true";
-  f("CTNET-FORWARD", ["-i", br, "-o", br, "-j", icc ? "ACCEPT" : "DROP"], icc ? `containers on ${net.name} reach each other` : `icc=false: containers on ${net.name} cannot reach each other`);
-  f("CTNET-FORWARD", ["-o", br, "-j", "DROP"], `nothing else enters ${net.name}: hosts routing ${net.subnet} via this one reach published ports only`);
-  if (!net.internal && option(net, "masquerade", "true") === "true") {
-    rules.push({ table: "nat", chain: "CTNET-POSTROUTING", spec: ["-s", net.subnet, "!", "-o", br, "-j", "MASQUERADE"], why: `traffic from ${net.name} leaves with the host's address` });
-  }
-  return rules;
+/** What planning a change of networks tells the network driver. */
+export interface FirewallChange {
+  /** bridges of other state dirs' networks the kernel holds (read only when the last network goes) */
+  otherBridges: string[];
+  /** for the user: rules ctnet did not add that went with its chains, or chains that stay */
+  warning: string | null;
 }
+
+/** What doctor and reset leave alone: what other state dirs (or running orphans) explain. */
+export interface SparedRules {
+  /** keys of the rules other state dirs' states imply */
+  rules: Set<string>;
+  /** rules naming these bridges or addresses stay */
+  bridges: Set<string>;
+  ips: Set<string>;
+  /** another state dir has networks: ctnet's chains and the jumps into them stay */
+  base: boolean;
+  /** another state dir cannot be read: nothing of ctnet's that this state does not explain is touched */
+  everything: boolean;
+}
+
+/** A difference doctor reports, and how --fix repairs it (phases as in doctor.ts). */
+export interface RuleDifference {
+  text: string;
+  phase: number;
+  fix?: (plan: Plan) => void;
+}
+
+/**
+ * The firewall as the rest of ctnet sees it: intent in, plan steps, parsed rules, differences and walks
+ * out. `iptablesFirewall` implements it; an nftables one (an `inet ctnet` table) would implement the same.
+ */
+export interface FirewallDriver {
+  /** Steps taking the host from what `before` implies to what `after` implies (networks; ports: ports.ts). */
+  plan(plan: Plan, state: State, before: FirewallIntent, after: FirewallIntent, ctnetBridges?: () => Iterable<string>): FirewallChange;
+  /** Parses what the kernel holds, as the backend's own dump prints it. */
+  read(dump: string): RuleSet;
+  /** Reads the kernel's rules; a failing read is an error, or with strict: false reads as no rules. */
+  readHost(o?: { strict?: boolean }): RuleSet;
+  /** Every rule an intent implies, in installation order. */
+  expected(intent: FirewallIntent): Rule[];
+  /** A rule's identity, equal for a rule as ctnet writes it and as the kernel prints it back. */
+  key(rule: { table: string; chain: string; spec: string[] }): string;
+  /** doctor: what differs between what the intent implies and what the kernel holds. */
+  differences(intent: FirewallIntent, present: RuleSet, spared: SparedRules): RuleDifference[];
+  /** reset: removes what is ctnet's (this state's, or unclaimed) and keeps the user's chain while it holds rules. */
+  planReset(plan: Plan, present: RuleSet, own: FirewallIntent, spared: SparedRules): void;
+  /** trace: the rules a packet meets in the forward path, and the verdict. */
+  walk(present: RuleSet, packet: Packet): Walk;
+  /** graph: what the rules present for a network do. */
+  networkFacts(present: RuleSet, net: NetworkIntent): NetworkFacts;
+  /** graph: where the kernel's rules send a published port (ADDRESS:PORT), null when no rule does. */
+  publishedTo(present: RuleSet, m: PortMapping): string | null;
+  /** doctor: the mappings the kernel's rules publish, each with the container address it goes to. */
+  publishedPorts(present: RuleSet): Array<{ ip: string; mapping: PortMapping }>;
+  /** doctor: whether the kernel holds every rule of a published port. */
+  holdsPort(present: RuleSet, p: PortIntent): boolean;
+}
+
+/** What ctnet's rules for one network in the kernel do (all false when none are there). */
+export interface NetworkFacts {
+  /** traffic leaving the network for another one is checked against the other networks */
+  leavingChecked: boolean;
+  /** traffic from other ctnet networks entering this one is dropped */
+  enteringDropped: boolean;
+  /** traffic between two containers of the network is dropped (icc=false) */
+  iccDropped: boolean;
+  /** the internal network's rules: nothing leaves or enters its subnet */
+  internalDropped: boolean;
+  /** the subnet is masqueraded leaving through another interface */
+  masquerade: boolean;
+}
+
+export function planChange(plan: Plan, state: State, before: FirewallIntent, after: FirewallIntent, ctnetBridges: () => Iterable<string> = bridgesInKernel): FirewallChange {
+  const cmd = commandOf(state);
+  enlist(plan, state);
+  const change: FirewallChange = { otherBridges: [], warning: null };
+  const bridgesBefore = new Set(before.networks.map((n) => n.bridge));
+  const bridgesAfter = new Set(after.networks.map((n) => n.bridge));
+  const gone = before.networks.filter((n) => !bridgesAfter.has(n.bridge));
+  const added = after.networks.filter((n) => !bridgesBefore.has(n.bridge));
+  // only the rules that are there: a network made by an older ctnet may lack some
+  for (const net of gone) {
+    for (const rule of presentRules(plan, networkRules(net)).reverse()) deleteRule(plan, rule);
+    cmd.removedBridges.add(net.bridge);
+  }
+  if (after.networks.length === 0 && gone.length > 0) {
+    // each network, of any state dir, has a rule in CTNET-ISOLATION-2: the chains go with the last one
+    change.otherBridges = [...ctnetBridges()].filter((br) => !cmd.removedBridges.has(br));
+    if (change.otherBridges.length === 0) change.warning = removeBase(plan, state);
+  }
+  // adds only what the kernel lacks: another state dir (or an older ctnet) may have installed it
+  if (before.networks.length === 0 && added.length > 0) installBase(plan, state);
+  for (const net of added) {
+    cmd.removedBridges.delete(net.bridge);
+    for (const rule of networkRules(net)) addRule(plan, rule);
+  }
+  return change;
+}
+
+/** The firewall part of creating `net`, a bridge network (call before adding it to state.networks). */
+export const planNetworkUp = (plan: Plan, state: State, net: NetworkRecord): FirewallChange => {
+  const before = { ...emptyIntent(), networks: forwardedNetworks(state).filter((n) => n.bridge !== net.bridge).map(networkIntent) };
+  return planChange(plan, state, before, { ...before, networks: [...before.networks, networkIntent(net)] });
+};
+
+/** The firewall part of removing `net` (call after removing it from state.networks). */
+export const planNetworkDown = (plan: Plan, state: State, net: NetworkRecord, ctnetBridges?: () => Iterable<string>): FirewallChange => {
+  const after = { ...emptyIntent(), networks: forwardedNetworks(state).filter((n) => n.bridge !== net.bridge).map(networkIntent) };
+  return planChange(plan, state, { ...after, networks: [...after.networks, networkIntent(net)] }, after, ctnetBridges);
+};
+

@@ -22,18 +22,17 @@
 // Every change is planned as a difference between the rules the state implies before and after it, so
 // run, rm, disconnect, publish and unpublish add or remove exactly their own rules, and rules shared by
 // several mappings (the same container port published twice) stay while one still needs them.
-import fs from "node:fs";
 import { UsageError } from "../errors.js";
-import { addRule, deleteRule, type Rule } from "./firewall.js";
+import { addRule, deleteRule, loopbackReachable, portRules, localnetRules, type Rule } from "./firewall.js";
+import { dnatOf, readChain, ruleKey } from "./iptables.js";
+import { ANY_ADDRESS, mappingText, networkIntent, publishingEndpoint } from "./intent.js";
 import { addrText, parseAddress } from "../ipam.js";
-import { findContainer } from "../commands/networks.js";
 import { Plan } from "../plan/plan.js";
-import { hasTool, hostAddresses, run } from "../host/sys.js";
-import { bridged, type ContainerRecord, type Endpoint, type ExposedPort, type NetworkRecord, type PortMapping, type State } from "../model.js";
+import { hasTool, hostAddresses, readSysctl, run } from "../host/sys.js";
+import { runModeText, type ContainerRecord, type ExposedPort, type NetworkRecord, type PortMapping, type State } from "../model.js";
 
 export type Proto = PortMapping["proto"];
 const PROTOS: Proto[] = ["tcp", "udp"];
-export const ANY_ADDRESS = "0.0.0.0";
 
 // ---- specs ---------------------------------------------------------------------------------------
 
@@ -153,17 +152,12 @@ export interface HostPorts {
 
 const overlapIp = (a: string, b: string) => a === ANY_ADDRESS || b === ANY_ADDRESS || a === b;
 
-export const mappingText = (m: PortMapping) => `${m.hostIp}:${m.hostPort}->${m.containerPort}/${m.proto}`;
 const publishedBy = (container: string, m: PortMapping) => `already published by container ${container} (${mappingText(m)})`;
 
 function ephemeralRange(): Range {
-  try {
-    const [a, b] = fs.readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number);
-    if (a > 0 && b >= a) return [a, b];
-  } catch {
-    /* fall back to the kernel's default */
-  }
-  return [32768, 60999];
+  const [a, b] = (readSysctl("net.ipv4.ip_local_port_range") ?? "").split(/\s+/).map(Number);
+  // else the kernel's default
+  return a > 0 && b >= a ? [a, b] : [32768, 60999];
 }
 
 /**
@@ -208,14 +202,10 @@ function socketOwner(proto: Proto, local: string): string | null {
 
 /** DNAT rules in the kernel's CTNET-DNAT chain, which other ctnet state dirs may have made. */
 function kernelMappings(): Array<HeldPort & { to: string }> {
-  const res = run(["iptables", "-w", "-t", "nat", "-S", "CTNET-DNAT"]);
-  if (res.code !== 0) return [];
-  const out: Array<HeldPort & { to: string }> = [];
-  for (const line of res.stdout.split("\n")) {
-    const m = /^-A CTNET-DNAT (?:-d (\S+)\/32 )?-p (tcp|udp) .*--dport (\d+) -j DNAT --to-destination (\S+)$/.exec(line);
-    if (m) out.push({ hostIp: m[1] ?? ANY_ADDRESS, proto: m[2] as Proto, hostPort: Number(m[3]), to: m[4], why: `already published by another ctnet state dir (DNAT to ${m[4]})` });
-  }
-  return out;
+  return readChain("nat", "CTNET-DNAT").flatMap((r) => {
+    const d = dnatOf(r.spec);
+    return d ? [{ ...d, why: `already published by another ctnet state dir (DNAT to ${d.to})` }] : [];
+  });
 }
 
 /**
@@ -224,14 +214,10 @@ function kernelMappings(): Array<HeldPort & { to: string }> {
  * would take the port, so both publishing it would be a coin toss: it is refused.
  */
 function dockerMappings(): HeldPort[] {
-  const res = run(["iptables", "-w", "-t", "nat", "-S", "DOCKER"]);
-  if (res.code !== 0) return [];
-  const out: HeldPort[] = [];
-  for (const line of res.stdout.split("\n")) {
-    const m = /^-A DOCKER (?:-d (\S+)\/32 )?.*-p (tcp|udp) .*--dport (\d+) -j DNAT --to-destination (\S+)$/.exec(line);
-    if (m) out.push({ hostIp: m[1] ?? ANY_ADDRESS, proto: m[2] as Proto, hostPort: Number(m[3]), why: `published by Docker (DNAT to ${m[4]} in its nat chain DOCKER)` });
-  }
-  return out;
+  return readChain("nat", "DOCKER").flatMap((r) => {
+    const d = dnatOf(r.spec);
+    return d ? [{ hostIp: d.hostIp, proto: d.proto, hostPort: d.hostPort, why: `published by Docker (DNAT to ${d.to} in its nat chain DOCKER)` }] : [];
+  });
 }
 
 export function gatherHostPorts(state: State): HostPorts {
@@ -330,17 +316,9 @@ function hostBinding(state: State, c: ContainerRecord): HostBinding {
   return net.options.host_ip ? { ip: net.options.host_ip, from: `network ${net.name}'s host_binding_ipv4` } : { ip: ANY_ADDRESS };
 }
 
-/** The endpoint on the network holding the container's default route: replies leave the way requests came. */
-export function publishingEndpoint(state: State, c: ContainerRecord): Endpoint | undefined {
-  if (c.mode !== "bridge") return undefined;
-  // a network without a bridge (macvlan, ipvlan) is reached on its own addresses: nothing to publish from
-  return c.endpoints.find((e) => state.networks[e.network] && !state.networks[e.network].internal && bridged(state.networks[e.network]));
-}
-
 function checkCanPublish(state: State, c: ContainerRecord): void {
   if (c.mode !== "bridge") {
-    const mode = c.mode === "container" ? `container:${c.joined}` : c.mode;
-    throw new UsageError(`container ${c.name} uses --net ${mode}: ports are published from bridge networks only`);
+    throw new UsageError(`container ${c.name} uses --net ${runModeText(c)}: ports are published from bridge networks only`);
   }
   if (!publishingEndpoint(state, c)) {
     const nets = c.endpoints.map((e) => e.network).join(", ");
@@ -364,64 +342,23 @@ export interface PortLayer {
   udp: Map<string, { mapping: PortMapping; ip: string; container: string }>;
 }
 
-const ruleKey = (r: Rule) => `${r.table} ${r.chain} ${r.spec.join(" ")}`;
-const loopbackReachable = (hostIp: string) => hostIp === ANY_ADDRESS || hostIp.startsWith("127.");
-const protoMatch = (p: Proto, port: number) => ["-p", p, "-m", p, "--dport", String(port)];
-
-export function mappingRules(c: ContainerRecord, ep: Endpoint, net: NetworkRecord, m: PortMapping): Rule[] {
-  const br = net.bridge;
-  const to = `${ep.ip}:${m.containerPort}`;
-  const dnatOnly = ["-m", "conntrack", "--ctstate", "DNAT"];
-  return [
-    {
-      table: "filter", chain: "CTNET-PORTS",
-      spec: ["-d", `${ep.ip}/32`, "-o", br, ...protoMatch(m.proto, m.containerPort), ...dnatOnly, "-j", "ACCEPT"],
-      why: `let published traffic through to ${c.name} ${to}/${m.proto}`,
-    },
-    {
-      table: "nat", chain: "CTNET-POSTROUTING",
-      spec: ["-s", net.subnet, "-d", `${ep.ip}/32`, "-o", br, ...protoMatch(m.proto, m.containerPort), ...dnatOnly, "-j", "MASQUERADE"],
-      why: `hairpin: containers on ${net.name} reaching ${c.name}'s published port get answers via the host`,
-    },
-    {
-      table: "nat", chain: "CTNET-DNAT",
-      spec: [...(m.hostIp === ANY_ADDRESS ? [] : ["-d", `${m.hostIp}/32`]), ...protoMatch(m.proto, m.hostPort), "-j", "DNAT", "--to-destination", to],
-      why: `publish ${mappingText(m)}: ${m.hostIp === ANY_ADDRESS ? "every host address" : m.hostIp} port ${m.hostPort} goes to ${c.name} ${to}`,
-    },
-  ];
-}
-
-function localnetRules(net: NetworkRecord): Rule[] {
-  const br = net.bridge;
-  return [
-    {
-      table: "filter", chain: "CTNET-INPUT",
-      spec: ["-i", br, "-d", "127.0.0.0/8", "-m", "conntrack", "!", "--ctstate", "RELATED,ESTABLISHED", "-j", "DROP"],
-      why: `route_localnet on ${br} must not open the host's loopback services to containers`,
-    },
-    {
-      table: "nat", chain: "CTNET-POSTROUTING",
-      spec: ["-s", "127.0.0.0/8", "-o", br, "-j", "MASQUERADE"],
-      why: `connections from 127.0.0.1 to ${net.name}'s published ports leave with the gateway's address`,
-    },
-  ];
-}
-
 export function portLayer(state: State): PortLayer {
   const layer: PortLayer = { rules: new Map(), localnet: new Map(), hairpin: new Map(), udp: new Map() };
   const add = (r: Rule) => layer.rules.set(ruleKey(r), r);
+  const intents = new Map<string, ReturnType<typeof networkIntent>>();
   for (const c of Object.values(state.containers)) {
     const ep = publishingEndpoint(state, c);
     if (!ep || c.ports.length === 0) continue;
     const net = state.networks[ep.network];
     layer.hairpin.set(ep.hostIf, c.name);
     for (const m of c.ports) {
-      mappingRules(c, ep, net, m).forEach(add);
+      if (!intents.has(net.name)) intents.set(net.name, networkIntent(net));
+      portRules({ container: c.name, ip: ep.ip, network: intents.get(net.name)!, mapping: m }).forEach(add);
       if (loopbackReachable(m.hostIp)) layer.localnet.set(net.bridge, net);
       if (m.proto === "udp") layer.udp.set(`${m.hostIp}:${m.hostPort}>${ep.ip}:${m.containerPort}`, { mapping: m, ip: ep.ip, container: c.name });
     }
   }
-  for (const net of layer.localnet.values()) localnetRules(net).forEach(add);
+  for (const net of layer.localnet.values()) localnetRules(networkIntent(net)).forEach(add);
   return layer;
 }
 
@@ -429,17 +366,8 @@ const localnetKey = (br: string) => `net.ipv4.conf.${br}.route_localnet`;
 /** sysctl's slash form, since bridge names may contain dots */
 const localnetArg = (br: string, value: string) => `net/ipv4/conf/${br}/route_localnet=${value}`;
 
-function readLocalnet(br: string): string {
-  const read = (dev: string) => {
-    try {
-      return fs.readFileSync(`/proc/sys/net/ipv4/conf/${dev}/route_localnet`, "utf8").trim();
-    } catch {
-      return null;
-    }
-  };
-  // a bridge this plan creates starts with the "default" value
-  return read(br) ?? read("default") ?? "0";
-}
+/** A bridge this plan creates starts with the "default" value. */
+const readLocalnet = (br: string) => readSysctl(localnetKey(br)) ?? readSysctl("net.ipv4.conf.default.route_localnet") ?? "0";
 
 /** Sorted by chain in CHAIN_ORDER (or backwards), each chain's rules kept in the order they were added. */
 const byChain = (rules: Rule[], direction: 1 | -1 = 1) =>
@@ -559,8 +487,7 @@ export function publishOnRun(plan: Plan, state: State, c: ContainerRecord, o: Pu
 }
 
 /** `port publish NAME SPEC…` on an existing container. */
-export function planPublish(state: State, name: string, specTexts: string[]): Plan {
-  const c = findContainer(state, name);
+export function planPublish(state: State, c: ContainerRecord, specTexts: string[]): Plan {
   const specs = specTexts.map(parsePublishSpec);
   checkCanPublish(state, c);
   checkPublishLimit(c, specs);
@@ -577,8 +504,7 @@ export function planPublish(state: State, name: string, specTexts: string[]): Pl
  * `port unpublish NAME SPEC…`: a full spec removes exactly those mappings; CPORT[/proto] (optionally with
  * HOSTIP::) removes every mapping of those container ports.
  */
-export function planUnpublish(state: State, name: string, specTexts: string[]): Plan {
-  const c = findContainer(state, name);
+export function planUnpublish(state: State, c: ContainerRecord, specTexts: string[]): Plan {
   const plan = new Plan(`port unpublish ${c.name} ${specTexts.join(" ")}`);
   const removing = new Set<PortMapping>();
   for (const spec of specTexts.map(parseSpec)) {

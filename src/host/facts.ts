@@ -5,7 +5,7 @@
 import fs from "node:fs";
 import { gunzipSync } from "node:zlib";
 import { bridgesInKernel, othersForwarding } from "../firewall/firewall.js";
-import { goingAway, hostSubnetsInUse, linkExists, netnsExists, readOrNull, run, vethLeaving, type SubnetUse } from "./sys.js";
+import { goingAway, hostSubnetsInUse, linkExists, netnsExists, readOrNull, readSysctl, run, vethLeaving, type SubnetUse } from "./sys.js";
 
 export interface LinkFact {
   ifname: string;
@@ -40,10 +40,6 @@ export interface HostFacts {
   ctnetBridgesInFirewall(): Set<string>;
   /** rules of the built-in FORWARD chain that are not ctnet's: another tool forwards through this host */
   othersForwarding(): string[];
-}
-
-export function readSysctl(key: string): string {
-  return readOrNull(`/proc/sys/${key.replace(/\./g, "/")}`)?.trim() ?? "";
 }
 
 /** Asks the kernel over netlink: /sys/class/net shows the namespace sysfs was mounted in, which may be another's. */
@@ -98,7 +94,7 @@ export function liveHostFacts(): HostFacts {
     hasNetns: netnsExists,
     link: (ifname) => (goingAway.links.has(ifname) ? null : link(ifname)),
     vethLeaving,
-    sysctl: readSysctl,
+    sysctl: (key) => readSysctl(key) ?? "",
     kernelHas: memo((m) => readKernelHas(m as KernelModule)),
     subnetsInUse: hostSubnetsInUse,
     ctnetBridgesInFirewall: bridgesInKernel,

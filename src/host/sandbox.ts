@@ -10,6 +10,7 @@ import type { ContainerDigest, ContainerRecord, State } from "../model.js";
 import { containerDigests } from "../store/statefile.js";
 import { processStartTime } from "../store/store.js";
 import { NETWORK_HOSTS_DIR, linkTarget, readNameFile, readNameLink } from "./files.js";
+import { hasTool } from "./sys.js";
 
 /** The namespace alone: a host-side `ip` command, so it joins the host's batch (veth pairs follow it). */
 export function createNamespace(plan: Plan, ns: string): void {
@@ -310,14 +311,7 @@ function utsEnter(c: ContainerRecord): string[] {
 export function checkExecutable(cmd: string[]): void {
   const prog = cmd[0];
   if (prog === undefined || prog === "") throw new UsageError("empty command");
-  if (prog.includes("/")) {
-    if (!fs.existsSync(prog)) throw new UsageError(`executable not found: ${prog}`);
-    return;
-  }
-  const dirs = (process.env.PATH ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").split(":");
-  if (!dirs.some((d) => fs.existsSync(path.join(d, prog)))) {
-    throw new UsageError(`executable file not found in $PATH: ${prog}`);
-  }
+  if (!hasTool(prog)) throw new UsageError(prog.includes("/") ? `executable not found: ${prog}` : `executable file not found in $PATH: ${prog}`);
 }
 
 /** Network namespace (as /proc/PID/ns/net reads: "net:[INODE]") -> its processes; one /proc scan per command. */

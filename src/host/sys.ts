@@ -47,9 +47,10 @@ export function query(argv: string[]): string {
   return res.stdout;
 }
 
-/** Whether `program` is on the PATH (for tools ctnet uses when present, like conntrack). */
+/** Whether `program` is a path that exists or a name on the PATH (as execvp finds it). */
 export function hasTool(program: string): boolean {
-  const dirs = (process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin").split(":");
+  if (program.includes("/")) return fs.existsSync(program);
+  const dirs = (process.env.PATH ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").split(":");
   return dirs.some((d) => fs.existsSync(`${d}/${program}`));
 }
 
@@ -73,6 +74,21 @@ export function readOrNull(file: string): string | null {
     return null;
   }
 }
+
+/** A program's JSON output (`ip -j …`): an empty list when it fails or prints nothing. */
+export function runJson(argv: string[]): any[] {
+  const res = run(argv);
+  return res.code === 0 && res.stdout.trim() ? JSON.parse(res.stdout) : [];
+}
+
+/** A sysctl's file: net.ipv4.conf.DEV.KEY keeps DEV whole (interface names may contain dots). */
+export function sysctlPath(key: string): string {
+  const conf = /^net\.ipv4\.conf\.(.+)\.([a-z_]+)$/.exec(key);
+  return conf ? `/proc/sys/net/ipv4/conf/${conf[1]}/${conf[2]}` : `/proc/sys/${key.replace(/\./g, "/")}`;
+}
+
+/** A sysctl's value, trimmed; null when the kernel has no such key (e.g. the device is gone). */
+export const readSysctl = (key: string): string | null => readOrNull(sysctlPath(key))?.trim() ?? null;
 
 export const linkExists = (ifname: string) => !goingAway.links.has(ifname) && fs.existsSync(`/sys/class/net/${ifname}`);
 

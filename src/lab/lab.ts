@@ -4,13 +4,14 @@
 import { createHash } from "node:crypto";
 import { UsageError } from "../errors.js";
 import { mutate, openStore, type GlobalOptions } from "../plan/core.js";
-import { isRunning, planRm, planRun, recordProcess } from "../commands/containers.js";
+import { planRm, planRun } from "../commands/containers.js";
+import { isRunning, recordProcess } from "../commands/process.js";
 import { planConnect, planNetCreate, planNetRm } from "../commands/networks.js";
 import { Plan, removalRank, waitedPaths, type Step, type WriteStep } from "../plan/plan.js";
 import { forgetSubPlans, nameFileContent, noteSubPlan } from "../host/sandbox.js";
 import type { ContainerSpec, LabSpec, NetworkSpec, Where } from "./labfile.js";
 import type { Spawned } from "../plan/executor.js";
-import type { ContainerRecord, State } from "../model.js";
+import { runModeText, type ContainerRecord, type State } from "../model.js";
 
 export type Change = "created" | "recreated" | "removed";
 
@@ -272,7 +273,7 @@ function planUpInner(draft: State, stateDir: string, spec: LabSpec): LabPlan {
 /** run -d for one lab container, then net connect for each further network, as one piece of the plan. */
 function planContainer(draft: State, stateDir: string, lab: string, c: ContainerSpec): Plan {
   const [first, ...rest] = c.networks;
-  const net = c.mode === "container" ? `container:${c.joins}` : c.mode === "bridge" ? first?.network ?? "bridge" : c.mode;
+  const net = c.mode === "bridge" ? first?.network ?? "bridge" : runModeText({ mode: c.mode, joined: c.joins });
   const { plan } = planRun(draft, stateDir, {
     name: c.name, hostname: c.hostname, net, ip: first?.ip, networkAlias: first?.aliases, env: c.env,
     detach: true, command: c.command, lab, joinsPending: c.mode === "container",

@@ -12,6 +12,7 @@ import type { State } from "../model.js";
 import { stateJson } from "../store/statefile.js";
 import { runAsync, type RunResult } from "../host/sys.js";
 import { linkInPlace, writeInPlace } from "../host/files.js";
+import { checkArgv, isRuleStep, removedAlready, restoreFailure, restoreInput } from "../firewall/iptables.js";
 
 export interface Spawned {
   pid: number;
@@ -239,7 +240,7 @@ async function rollForward(steps: Step[], from: number, spawned: Record<string, 
   for (; i < rerun && i < steps.length; i++) {
     const step = steps[i];
     if (verbose) process.stderr.write(`+ ${renderStep(step)}\n`);
-    const check = step.kind === "cmd" ? ruleCheck(step.argv) : null;
+    const check = step.kind === "cmd" ? checkArgv(step.argv) : null;
     if (check && (await runAsync(check).catch(() => null))?.code === 0) continue;
     await runSingle(step, spawned, track);
   }
@@ -256,15 +257,6 @@ async function rollForward(steps: Step[], from: number, spawned: Record<string, 
   }
 }
 
-/** `iptables -C` for a step that adds a rule (-A, or -I at a position), null for any other step. */
-function ruleCheck(argv: string[]): string[] | null {
-  if (argv[0] !== "iptables" || argv[1] !== "-w" || argv[2] !== "-t") return null;
-  const [op, chain, ...rest] = argv.slice(4);
-  if (op === "-A") return [...argv.slice(0, 4), "-C", chain, ...rest];
-  if (op === "-I") return [...argv.slice(0, 4), "-C", chain, ...(/^\d+$/.test(rest[0] ?? "") ? rest.slice(1) : rest)];
-  return null;
-}
-
 /** What the kernel says when a step re-adds what is there already. */
 const EXISTS = /File exists|already assigned|already exists/;
 
@@ -279,10 +271,7 @@ export function alreadyGone(step: Step, stderr: string): boolean {
     const removes = argv.some((w) => w === "del" || w === "delete");
     return removes && /Cannot find device|No such file or directory|Address not found|Cannot assign requested address|No such process/.test(stderr);
   }
-  if (argv[0] === "iptables") {
-    const removes = argv.some((w) => w === "-D" || w === "-X" || w === "-F");
-    return removes && /Bad rule \(does a matching rule exist|No chain\/target\/match by that name|does not exist/.test(stderr);
-  }
+  if (argv[0] === "iptables") return removedAlready(argv, stderr);
   return false;
 }
 
@@ -438,7 +427,7 @@ function batchKey(step: Step): string | null {
   const [prog, ...args] = step.argv;
   if (prog === "ip") return args[0] === "-n" ? `ip -n ${args[1]}` : "ip";
   // every table: iptables-restore takes one section per table, in plan order
-  if (prog === "iptables" && args[0] === "-w" && args[1] === "-t") return "iptables";
+  if (isRuleStep(step.argv)) return "iptables";
   return null;
 }
 
@@ -536,33 +525,12 @@ async function runGroup(group: Step[], spawned: Record<string, Spawned>, track?:
     if (line) return { command: shJoin(cmds[Number(line) - 1].argv), stderr: res.stderr.replace(/Command failed -:\d+\s*/, ""), succeeded: Number(line) - 1, culprit: Number(line) - 1 };
     return findFailedLine(cmds, spawned, track);
   }
-  // one section per run of steps on the same table; lineOf[i] is step i's line in the input
-  const lines: string[] = [];
-  const lineOf: number[] = [];
-  const sectionEnd: number[] = [];
-  cmds.forEach((step, i) => {
-    if (i === 0 || step.argv[3] !== cmds[i - 1].argv[3]) {
-      if (i > 0) lines.push("COMMIT");
-      lines.push(`*${step.argv[3]}`);
-    }
-    lines.push(restoreLine(step.argv.slice(4)));
-    lineOf.push(lines.length);
-  });
-  lines.push("COMMIT");
-  cmds.forEach((step, i) => (sectionEnd[i] = i + 1 < cmds.length && cmds[i + 1].argv[3] === step.argv[3] ? 0 : lineOf[i] + 1));
-  const res = await runAsync(["iptables-restore", "-w", "--noflush"], lines.join("\n") + "\n", track);
+  const argvs = cmds.map((s) => s.argv);
+  const layout = restoreInput(argvs);
+  const res = await runAsync(["iptables-restore", "-w", "--noflush"], layout.input, track);
   if (res.code === 0) return null;
-  // each section commits its table atomically, in order: the sections before the failing one took effect,
-  // nothing of the failing one did. The error names a rule's line ("line N failed", or "Error occurred at
-  // line: N"), or its section's COMMIT (nf_tables).
-  const line = Number(/(?:Error occurred at line: |line )(\d+)/.exec(res.stderr)?.[1] ?? lineOf[0]);
-  let culprit = cmds.findIndex((_, i) => lineOf[i] >= line || (sectionEnd[i] !== 0 && sectionEnd[i] >= line));
-  if (culprit === -1) culprit = cmds.length - 1;
-  const table = cmds[culprit].argv[3];
-  let first = culprit;
-  while (first > 0 && cmds[first - 1].argv[3] === table) first--;
-  const message = res.stderr.split("\n").find((l) => / failed: /.test(l))?.replace(/^.* failed: /, "") ?? res.stderr.split("\n")[0];
-  return { command: shJoin(cmds[culprit].argv), stderr: message, succeeded: first, culprit };
+  const { culprit, succeeded, message } = restoreFailure(argvs, layout, res.stderr);
+  return { command: shJoin(cmds[culprit].argv), stderr: message, succeeded, culprit };
 }
 
 /**
@@ -579,8 +547,6 @@ async function findFailedLine(cmds: CmdStep[], spawned: Record<string, Spawned>,
   return { command: shJoin(cmds[cmds.length - 1].argv), stderr: "ip -batch failed without naming the failing line, and every line succeeded on its own", succeeded: cmds.length, culprit: cmds.length - 1 };
 }
 
-/** One iptables argv (after "-w -t TABLE") as an iptables-restore line. */
-const restoreLine = (args: string[]) => args.map((w) => (/[\s"']/.test(w) ? `"${w.replace(/"/g, '\\"')}"` : w)).join(" ");
 
 async function runSingle(step: Step, spawned: Record<string, Spawned>, track?: Track): Promise<Failure | null> {
   switch (step.kind) {

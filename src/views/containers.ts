@@ -5,16 +5,9 @@ import { DEFAULT_BRIDGE_NETWORK } from "../naming.js";
 import { formatPorts } from "../firewall/ports.js";
 import { predefinedId } from "../commands/networks.js";
 import { filterContainers, type Filters } from "./filters.js";
-import { containerLabels, type ContainerRecord, type State } from "../model.js";
-import type { ExitRecord } from "../commands/lifecycle.js";
+import { containerLabels, lifeState, networkNames, runModeText, type ContainerRecord, type LifeState, type State } from "../model.js";
+import type { ExitRecord } from "../commands/process.js";
 
-export type LifeState = "created" | "running" | "paused" | "exited";
-
-/** Docker's State.Status: a container made by create and never started is "created". */
-export function lifeState(c: ContainerRecord, running: boolean): LifeState {
-  if (running) return c.paused ? "paused" : "running";
-  return c.notStarted ? "created" : "exited";
-}
 
 /** docker/go-units HumanDuration: what `ps` shows in CREATED and STATUS. */
 export function humanDuration(ms: number): string {
@@ -42,13 +35,10 @@ export function statusText(c: ContainerRecord, running: boolean, exit: ExitRecor
   return `Exited (${exit.code}) ${humanDuration(now - Date.parse(exit.finishedAt))} ago`;
 }
 
-/** Every network the container is configured for, its released ones (while stopped) included, in order. */
-export const networkNames = (c: ContainerRecord): string[] => [...c.endpoints.map((e) => e.network), ...(c.released ?? []).map((r) => r.network)];
 
 /** HostConfig.NetworkMode: `default` for the default bridge, as Docker's client sends it when --net is not given. */
 export function networkModeOf(c: ContainerRecord): string {
-  if (c.mode === "container") return `container:${c.joined}`;
-  if (c.mode !== "bridge") return c.mode;
+  if (c.mode !== "bridge") return runModeText(c);
   const first = networkNames(c)[0];
   return first === undefined || first === DEFAULT_BRIDGE_NETWORK ? "default" : first;
 }

@@ -2,10 +2,9 @@
 // from moby v20.10-v28 (daemon/list.go, daemon/network/filter.go, daemon/prune.go, filters/parse.go):
 // values of one key OR together (label excepted: every label value must hold), different keys AND.
 import { UsageError } from "../errors.js";
-import { containerLabels, type ContainerRecord, type NetworkRecord, type State } from "../model.js";
+import { containerLabels, lifeState, networkNames, type ContainerRecord, type NetworkRecord, type State } from "../model.js";
 import { PREDEFINED_NETWORKS } from "../naming.js";
 import { predefinedId } from "../commands/networks.js";
-import { lifeState, networkNames } from "./containers.js";
 
 /** key → its values; a value given twice counts once, as in moby's filters.Args */
 export type Filters = Map<string, Set<string>>;

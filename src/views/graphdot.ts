@@ -9,7 +9,7 @@
 // Each network has a colour of its own (its name's when it is called red, blue, …), which edges its
 // bridge, veths and interfaces. Text is monospace: Graphviz sizes boxes for Courier's fixed advance, which
 // every monospace font shares, so no renderer's font makes text spill out of its box.
-import { bridgeOf, isolated, type GraphBridge, type GraphLan, type GraphPort, type GraphSandbox, type Topology } from "../commands/graph.js";
+import { bridgeOf, isolated, type GraphBridge, type GraphLan, type GraphPort, type GraphSandbox, type Topology } from "./topology.js";
 
 // ---- colours -------------------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@
 //   https://docs.docker.com/reference/cli/docker/network/prune/#filter (…/network_prune.md)
 // Where the prose and moby's code disagree, the code wins and the case says so.
 import { describe, expect, it } from "vitest";
-import { isRunning } from "../../src/commands/containers.js";
+import { isRunning } from "../../src/commands/process.js";
 import { listContainers } from "../../src/views/containers.js";
 import { UsageError } from "../../src/errors.js";
 import { NET_LS_FILTERS, NET_PRUNE_FILTERS, PS_FILTERS, filterNetworks, parseFilters, parseTimestamp, pruneMatcher } from "../../src/views/filters.js";

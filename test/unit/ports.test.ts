@@ -68,11 +68,11 @@ describe("the limit on published ports", () => {
 
   it("counts what a container publishes already, and leaves unpublish of any range alone", () => {
     const s = stateWith([{ hostIp: "0.0.0.0", hostPort: 8080, containerPort: 80, proto: "tcp" }]);
-    expect(refused(() => planPublish(s, "web", ["20000-20999:1000-1999", "30000-30023:3000-3023"]))).toBe(
+    expect(refused(() => planPublish(s, s.containers.web, ["20000-20999:1000-1999", "30000-30023:3000-3023"]))).toBe(
       'container web would publish 1025 ports: a container publishes at most 1024 ports (docs/ports.md, "Limits")',
     );
     expect(s.containers.web.ports).toHaveLength(1);
-    const plan = planUnpublish(s, "web", ["1-65535"]);
+    const plan = planUnpublish(s, s.containers.web, ["1-65535"]);
     expect(s.containers.web.ports).toEqual([]);
     expect(plan.steps.some((st) => st.kind === "cmd" && st.argv.join(" ").includes("-D CTNET-DNAT"))).toBe(true);
   });
@@ -168,10 +168,12 @@ function stateWith(ports: ContainerRecord["ports"], expose: ContainerRecord["exp
   return s;
 }
 
+const ruleText = (r: { table: string; chain: string; spec: string[] }) => `${r.table} ${r.chain} ${r.spec.join(" ")}`;
+
 describe("portLayer", () => {
   it("publishes on the first non-internal network, with ACCEPT, hairpin and DNAT per mapping", () => {
     const layer = portLayer(stateWith([{ hostIp: "192.0.2.2", hostPort: 8080, containerPort: 80, proto: "tcp" }]));
-    expect([...layer.rules.keys()]).toEqual([
+    expect([...layer.rules.values()].map(ruleText)).toEqual([
       "filter CTNET-PORTS -d 10.9.0.2/32 -o ctbr-red -p tcp -m tcp --dport 80 -m conntrack --ctstate DNAT -j ACCEPT",
       "nat CTNET-POSTROUTING -s 10.9.0.0/24 -d 10.9.0.2/32 -o ctbr-red -p tcp -m tcp --dport 80 -m conntrack --ctstate DNAT -j MASQUERADE",
       "nat CTNET-DNAT -d 192.0.2.2/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.9.0.2:80",
@@ -185,7 +187,7 @@ describe("portLayer", () => {
       { hostIp: "127.0.0.1", hostPort: 8081, containerPort: 80, proto: "tcp" },
     ]));
     expect([...layer.localnet.keys()]).toEqual(["ctbr-red"]);
-    const keys = [...layer.rules.keys()];
+    const keys = [...layer.rules.values()].map(ruleText);
     expect(keys.filter((k) => k.includes("CTNET-PORTS"))).toHaveLength(1);
     expect(keys.filter((k) => k.includes("CTNET-DNAT"))).toHaveLength(2);
     expect(keys).toContain("nat CTNET-POSTROUTING -s 127.0.0.0/8 -o ctbr-red -j MASQUERADE");

@@ -1,7 +1,8 @@
 // The filter-table walk behind `ctnet trace`, on iptables-save text: jumps, RETURN, negation, conntrack
 // state, policies, and rules with matches it cannot judge.
 import { describe, expect, it } from "vitest";
-import { parseFilterTable, walkForward, type Packet } from "../../src/commands/trace.js";
+import { parseRuleset } from "../../src/firewall/iptables.js";
+import { walkForward, type Packet } from "../../src/firewall/walk.js";
 
 const SAVE = `*filter
 :INPUT ACCEPT [0:0]
@@ -30,7 +31,7 @@ COMMIT
 `;
 
 const packet = (p: Partial<Packet>): Packet => ({ in: "ctbr-blue", out: "ctbr-red", src: "172.19.0.3", dst: "172.18.0.2", proto: "icmp", dport: null, ctstate: new Set(["NEW"]), ...p });
-const table = parseFilterTable(SAVE);
+const table = parseRuleset(SAVE);
 
 describe("walkForward", () => {
   it("names the isolation rule that drops traffic between networks, without the chains that returned", () => {

@@ -1,0 +1,75 @@
+// What the firewall is asked for, in its own words: networks with their isolation, icc, masquerade and
+// internal flags, and the published ports with the address and network each one reaches. The firewall
+// driver (firewall.ts) turns an intent into rules; nothing in an intent names iptables, so an nftables
+// driver takes the same intent (docs/firewall.md).
+import { bridged, type ContainerRecord, type Endpoint, type NetworkRecord, type PortMapping, type State } from "../model.js";
+
+export interface NetworkIntent {
+  name: string;
+  /** the interface its containers' traffic enters and leaves the host by */
+  bridge: string;
+  subnet: string;
+  /** nothing leaves or enters the subnet */
+  internal: boolean;
+  /** containers of the network reach each other (-o icc) */
+  icc: boolean;
+  /** traffic leaving the host takes the host's address (-o masquerade) */
+  masquerade: boolean;
+}
+
+export interface PortIntent {
+  container: string;
+  /** the container's address on `network` */
+  ip: string;
+  network: NetworkIntent;
+  mapping: PortMapping;
+}
+
+/** The loopback guard (a DROP of forwarded traffic first addressed to 127/8) is in every intent with a network. */
+export interface FirewallIntent {
+  networks: NetworkIntent[];
+  ports: PortIntent[];
+}
+
+export const emptyIntent = (): FirewallIntent => ({ networks: [], ports: [] });
+
+export const networkIntent = (net: NetworkRecord): NetworkIntent => ({
+  name: net.name,
+  bridge: net.bridge,
+  subnet: net.subnet,
+  internal: net.internal,
+  icc: (net.options.icc ?? "true") === "true",
+  masquerade: !net.internal && (net.options.masquerade ?? "true") === "true",
+});
+
+/** The endpoint on the network holding the container's default route: replies leave the way requests came. */
+export function publishingEndpoint(state: State, c: ContainerRecord): Endpoint | undefined {
+  if (c.mode !== "bridge") return undefined;
+  // a network without a bridge (macvlan, ipvlan) is reached on its own addresses: nothing to publish from
+  return c.endpoints.find((e) => state.networks[e.network] && !state.networks[e.network].internal && bridged(state.networks[e.network]));
+}
+
+/** Each published mapping of the state's containers, on its container's publishing endpoint. */
+export function portIntents(state: State): PortIntent[] {
+  const out: PortIntent[] = [];
+  for (const c of Object.values(state.containers)) {
+    const ep = c.ports.length > 0 ? publishingEndpoint(state, c) : undefined;
+    if (!ep) continue;
+    const network = networkIntent(state.networks[ep.network]);
+    for (const mapping of c.ports) out.push({ container: c.name, ip: ep.ip, network, mapping });
+  }
+  return out;
+}
+
+/**
+ * The networks whose traffic the host forwards, and so filters: those with a bridge on the host. A macvlan
+ * or ipvlan network's containers reach the wire beside the host, past its FORWARD chain.
+ */
+export const forwardedNetworks = (state: State): NetworkRecord[] => Object.values(state.networks).filter(bridged);
+
+export const intentOf = (state: State): FirewallIntent => ({ networks: forwardedNetworks(state).map(networkIntent), ports: portIntents(state) });
+
+/** The host address of a mapping published on every address of the host. */
+export const ANY_ADDRESS = "0.0.0.0";
+
+export const mappingText = (m: PortMapping) => `${m.hostIp}:${m.hostPort}->${m.containerPort}/${m.proto}`;
