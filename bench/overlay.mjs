@@ -81,6 +81,8 @@ try {
   }
   const ls = Array.from({ length: REPS }, () => timed(h1, "cluster", "ls"));
   const netLs = Array.from({ length: REPS }, () => timed(h1, "net", "ls"));
+  // a command that reads no store, through the same nsenter: what the machine's load makes of any command
+  const ps = Array.from({ length: REPS }, () => timed(h1, "ps"));
   const row = (name, ms, target) => console.log(`${name.padEnd(44)} ${ms.toFixed(1).padStart(8)} ms${target ? `   ${target}` : ""}`);
   const [ovRun, brRun] = [median(runs.ov), median(runs.br)];
   console.log(`overlay bench: 3 simulated hosts, 3-member etcd, median of ${REPS}`);
@@ -90,6 +92,7 @@ try {
   row("rm -f, overlay network", median(rms.ov), `${(median(rms.ov) / median(rms.br)).toFixed(2)}× bridge`);
   row(`cluster ls, 3 hosts, ${CLAIMS} claims`, median(ls), "target ≤ 150 ms");
   row(`net ls, 3 hosts, ${CLAIMS} claims`, median(netLs), "target ≤ 150 ms");
+  row("ps (no store: the floor of any command here)", median(ps));
 } finally {
   await sim.stop();
   fs.rmSync(dir, { recursive: true, force: true });
