@@ -32,8 +32,8 @@ const PEER_DIR = path.resolve(process.env.CTNET_BENCH_PEERS || path.join(ROOT, "
 const SIZES = {
   // reps: samples per latency median; lab: containers/networks of the up/down lab; scale: containers on one
   // network; ports: published ports on one container; window: runs/publishes averaged at each end of a series
-  full: { reps: 15, netReps: 10, lab: 100, labNets: 4, scale: 1000, ports: 200, window: 10, peerN: 50, dockerN: 20 },
-  tiny: { reps: 2, netReps: 2, lab: 4, labNets: 2, scale: 4, ports: 3, window: 1, peerN: 2, dockerN: 2 },
+  full: { reps: 15, netReps: 10, lab: 100, labNets: 4, scale: 1000, ports: 200, window: 10, peerN: 50, dockerN: 20, dnsQueries: 1000 },
+  tiny: { reps: 2, netReps: 2, lab: 4, labNets: 2, scale: 4, ports: 3, window: 1, peerN: 2, dockerN: 2, dnsQueries: 20 },
 };
 
 // issue 6, and issue 13 for the teardown: rm (was 100 ms), netRm, downPerCtr (on the host, 100 containers)
@@ -246,6 +246,8 @@ function measureCtnet(size, stateDir, notes) {
     ct.time("rm", "-f", `${tag}q`);
     ct.time("net", "rm", lat);
 
+    measureDns(ct, size, m, notes);
+
     // -- run on macvlan, beside run on a bridge: the parent is one end of a veth pair made for it
     progress(`run -d on macvlan (${size.reps})`);
     const parent = `${tag}mp`;
@@ -336,6 +338,64 @@ function measureCtnet(size, stateDir, notes) {
   return m;
 }
 
+const PROBE = path.join(ROOT, "bench/dnsprobe.mjs");
+const probe = (ctr, ...args) => {
+  const r = spawnSync("ip", ["netns", "exec", ctr, process.execPath, PROBE, ...args], { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`dnsprobe ${args.join(" ")} in ${ctr}: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+};
+
+/**
+ * Names (issue 14): p50 of size.dnsQueries A queries from a container to ctnet's DNS server (aardvark-dns),
+ * and how long after `run` returns the new container's name answers; the same two figures for dnsmasq,
+ * the other candidate, serving the same names from a hosts file reloaded on SIGHUP (docs/dns.md).
+ */
+function measureDns(ct, size, m, notes) {
+  if (!fs.existsSync("/usr/lib/podman/aardvark-dns")) return notes.push("dns: aardvark-dns not installed, skipped");
+  progress(`DNS: ${size.dnsQueries} queries, and new names (${size.reps})`);
+  const net = `${tag}d`;
+  const gw = "10.236.8.1";
+  ct.time("net", "create", "--subnet", "10.236.8.0/24", net);
+  ct.time("run", "-d", "--net", net, "--name", `${tag}d0`);
+  ct.time("run", "-d", "--net", net, "--name", `${tag}d1`);
+  record(m, "dnsP50", probe(`${tag}d0`, "latency", gw, "53", `${tag}d1`, String(size.dnsQueries)).p50);
+  const untils = [];
+  for (let i = 2; i < 2 + size.reps; i++) {
+    ct.time("run", "-d", "--net", net, "--name", `${tag}d${i}`);
+    untils.push(probe(`${tag}d0`, "until", gw, "53", `${tag}d${i}`).ms);
+  }
+  record(m, "dnsNewName", median(untils));
+  const dnsmasq = spawnSync("sh", ["-c", "command -v dnsmasq"], { encoding: "utf8" }).stdout.trim();
+  if (dnsmasq) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ctnet-bench-dnsmasq-"));
+    const hosts = path.join(dir, "hosts");
+    fs.writeFileSync(hosts, `10.236.8.3	${tag}d1
+`);
+    const pidFile = path.join(dir, "pid");
+    spawnSync(dnsmasq, ["--user=root", "--no-resolv", "--no-hosts", `--addn-hosts=${hosts}`, `--listen-address=${gw}`, "--port=5354", "--bind-interfaces", `--pid-file=${pidFile}`]);
+    try {
+      record(m, "dnsmasqP50", probe(`${tag}d0`, "latency", gw, "5354", `${tag}d1`, String(size.dnsQueries)).p50);
+      const reloads = [];
+      for (let i = 0; i < size.reps; i++) {
+        fs.appendFileSync(hosts, `10.236.8.${100 + i}	${tag}m${i}
+`);
+        process.kill(Number(fs.readFileSync(pidFile, "utf8")), "SIGHUP");
+        reloads.push(probe(`${tag}d0`, "until", gw, "5354", `${tag}m${i}`).ms);
+      }
+      record(m, "dnsmasqNewName", median(reloads));
+    } finally {
+      try {
+        process.kill(Number(fs.readFileSync(pidFile, "utf8")), "SIGTERM");
+      } catch {
+        /* it did not start */
+      }
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  } else notes.push("dns: dnsmasq not installed, the second candidate not measured");
+  ct.time("rm", "-f", ...Array.from({ length: 2 + size.reps }, (_, i) => `${tag}d${i}`));
+  ct.time("net", "rm", net);
+}
+
 /** A lab of size.lab containers spread over size.labNets networks on subnets NET.N.0/24, named after `prefix`. */
 function writeLab(file, prefix, net, size) {
   const lines = [`name: ${prefix}lab`, "networks:"];
@@ -413,6 +473,10 @@ function buildRows(m, p, size, onHost) {
     { what: `ps with ${size.scale} containers`, v: m.ps, peers: none, target: `≤ ${TARGETS.view} ms`, met: m.ps <= TARGETS.view },
     { what: `net ls with ${size.scale} containers`, v: m.netLs, peers: none, target: `≤ ${TARGETS.view} ms`, met: m.netLs <= TARGETS.view },
     { what: `net inspect with ${size.scale} containers`, v: m.netInspect, peers: none, target: `≤ ${TARGETS.view} ms`, met: m.netInspect <= TARGETS.view },
+    { what: "DNS answer from a container, p50 (aardvark-dns)", v: m.dnsP50, peers: none },
+    { what: "a new name answers, after run returns (median)", v: m.dnsNewName, peers: none },
+    { what: "DNS answer, p50, dnsmasq (the other candidate)", v: m.dnsmasqP50, peers: none },
+    { what: "a new name answers, after SIGHUP, dnsmasq (median)", v: m.dnsmasqNewName, peers: none },
     { what: `ps --format TEMPLATE, ${size.scale} containers`, v: m.psTemplate, peers: none, ratio: m.psTemplate / m.ps, target: `≤ ${TARGETS.view} ms`, met: m.psTemplate <= TARGETS.view },
     { what: `net ls --format TEMPLATE, ${size.scale} containers`, v: m.netLsTemplate, peers: none, ratio: m.netLsTemplate / m.netLs, target: `≤ ${TARGETS.view} ms`, met: m.netLsTemplate <= TARGETS.view },
     { what: `inspect -f TEMPLATE, ${size.scale} containers`, v: m.inspectTemplate, peers: none, target: `≤ ${TARGETS.view} ms`, met: m.inspectTemplate <= TARGETS.view },

@@ -27,7 +27,7 @@ ctnet run -d --name wp_app --hostname wp-app --net my_net -e WORDPRESS_DB_HOST=m
   socat TCP-LISTEN:80,fork,reuseaddr 'SYSTEM:echo wordpress stand-in - database at $WORDPRESS_DB_HOST; socat -u TCP\:$WORDPRESS_DB_HOST -'
 # the stand-ins start in the background: wait until wordpress listens
 for _ in 1 2 3 4 5 6 7 8 9 10; do ctnet exec wp_app ss -Hltn 'sport = :80' | grep -q . && break; sleep 0.2; done
-say "ctnet exec wp_app cat /etc/hosts    # mysql_app is there by name"; ctnet exec wp_app cat /etc/hosts
+say "ctnet exec wp_app getent hosts mysql_app    # answered by ctnet's DNS server on my_net"; ctnet exec wp_app getent hosts mysql_app
 say "ctnet exec wp_app socat -u TCP:127.0.0.1:80 -    # wordpress asks mysql_app:3306"
 ctnet exec wp_app socat -u TCP:127.0.0.1:80 -
 say "brctl show    # like the seed: one bridge per network, one veth per container"

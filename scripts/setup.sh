@@ -3,7 +3,10 @@
 set -eu
 cd "$(dirname "$0")/.."
 need=""
-for pair in ip:iproute2 iptables:iptables ping:iputils-ping socat:socat nc:netcat-openbsd nsenter:util-linux sysctl:procps ss:iproute2 brctl:bridge-utils conntrack:conntrack; do
+# aardvark-dns answers the names of user networks (docs/dns.md); dig and dnsmasq (a stand-in upstream
+# and systemd-resolved-like stub) are for looking at it and for the tests; etcd is the cluster store of
+# overlay networks (docs/overlay.md), and the tests start their own members of it
+for pair in ip:iproute2 iptables:iptables ping:iputils-ping socat:socat nc:netcat-openbsd nsenter:util-linux sysctl:procps ss:iproute2 brctl:bridge-utils conntrack:conntrack /usr/lib/podman/aardvark-dns:aardvark-dns dig:bind9-dnsutils dnsmasq:dnsmasq-base etcd:etcd-server etcdctl:etcd-client; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need="$need ${pair#*:}"
 done
 if [ -n "$need" ]; then

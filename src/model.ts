@@ -104,6 +104,12 @@ export interface ContainerRecord {
   lab?: string;
   /** `up`: digest of the lab file entry this container was made from; a changed entry is recreated */
   labDigest?: string;
+  /** --dns, --dns-search, --dns-option (src/dns/names.ts) */
+  dns?: { servers?: string[]; search?: string[]; options?: string[] };
+  /** --add-host, host-gateway resolved */
+  extraHosts?: Array<{ name: string; ip: string }>;
+  /** --link NAME[:ALIAS], with the linked container's address when it was made */
+  links?: Array<{ name: string; alias: string; ip: string }>;
 }
 
 /**

@@ -1,7 +1,8 @@
 // How ctnet names what it creates, so anyone can read the kernel's state back to the model:
 //
-//   container NAME             network namespace NAME (`ip netns exec NAME …` works), /etc/netns/NAME/{hosts,hostname}
-//   user network NET's names   /etc/netns/.ctnet-hosts/NET.hosts, shared by its single-network containers (sandbox.ts)
+//   container NAME             network namespace NAME (`ip netns exec NAME …` works), its own
+//                              /etc/netns/NAME/{hosts,hostname,resolv.conf} (src/dns/names.ts)
+//   user network NET's names   STATE_DIR/dns/NET, the file of ctnet's DNS server for NET (src/dns/aardvark.ts)
 //   default network "bridge"   Linux bridge ctnet0
 //   user network NET           Linux bridge "ctbr-NET"; names that do not fit 15 characters are cut and
 //                              given a 4-hex hash: "ctbr-" + 5 chars + "-" + hash

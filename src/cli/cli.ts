@@ -306,12 +306,14 @@ function addContainerCommands(parent: Command, group: boolean): void {
   /** `run` without -d, and create: the same flags */
   const runLike = (cmd: Command) => cmd
     .passThroughOptions()
+    // -h is Docker's --hostname here: help is --help alone
+    .helpOption("--help", "display help for command")
     .option("-d, --detach", "run in the background and print the container id")
     .option("-i, --interactive", "keep stdin open")
     .option("-t, --tty", "use the terminal")
     .option("--rm", "remove the container when its process exits")
-    .option("--name <name>", "container name (also its namespace and hostname)")
-    .option("--hostname <name>", "hostname inside the container")
+    .option("--name <name>", "container name (also its namespace, and its hostname when it is a valid one; else the short id)")
+    .option("-h, --hostname <name>", "hostname inside the container")
     .addOption(new Option("--net, --network <mode>", "bridge (default) | host | none | container:NAME | NETWORK | name=NETWORK,ip=IP,alias=NAME,mac-address=MAC; repeat for more user networks").argParser(collect))
     .option("--ip <ip>", "address on the first network (a user network)")
     .addOption(new Option("--net-alias, --network-alias <name>", "extra name on the first network (a user network; repeatable)").argParser(collect))
@@ -323,11 +325,11 @@ function addContainerCommands(parent: Command, group: boolean): void {
     .addOption(refusedRunFlag("--cap-add <cap>"))
     .addOption(refusedRunFlag("--cap-drop <cap>"))
     .addOption(refusedRunFlag("--sysctl <key=value>"))
-    .addOption(refusedRunFlag("--dns <ip>"))
-    .addOption(refusedRunFlag("--dns-search <domain>"))
-    .addOption(refusedRunFlag("--dns-option <option>"))
-    .addOption(refusedRunFlag("--add-host <host:ip>"))
-    .addOption(refusedRunFlag("--link <name>"))
+    .option("--dns <ip>", "DNS server for outside names (repeatable); on a user network ctnet's DNS server forwards to it", collect)
+    .option("--dns-search <domain>", "DNS search domain (repeatable)", collect)
+    .option("--dns-option <option>", "resolv.conf option, e.g. ndots:2 (repeatable)", collect)
+    .option("--add-host <host:ip>", "a line in the container's /etc/hosts; host-gateway is the host's address on its network (repeatable)", collect)
+    .option("--link <name[:alias]>", "legacy link: the running container NAME resolves as NAME and ALIAS in this one (repeatable)", collect)
     .option("-e, --env <key=value>", "environment variable (repeatable)", collect)
     .option("-p, --publish <spec>", "publish [HOSTIP:][HOSTPORT[-END]:]PORT[-END][/tcp|/udp] (repeatable)", collect)
     .option("-P, --publish-all", "publish every exposed port on a free host port")
@@ -341,6 +343,8 @@ function addContainerCommands(parent: Command, group: boolean): void {
     const { runContainer } = await import("../commands/run.js");
     const g = globals(cmd);
     const o = { ...opts, net: opts.network, command, create };
+    // the state is read before mutate for the overlay claim: the root check must come first
+    if (!g.dryRun) (await import("../plan/core.js")).requireRoot();
     const state = readState(g);
     // an overlay network's address and name are claimed in the cluster's store by the plan (docs/overlay.md)
     process.exitCode = state.cluster ? await (await import("../cluster/overlayrun.js")).runOnCluster(g, state, o, () => runContainer(g, o)) : await runContainer(g, o);

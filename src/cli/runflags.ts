@@ -83,25 +83,20 @@ export function parseMac(text: string, flag: string): string {
 }
 
 /** `run` flags Docker has and ctnet refuses: the flag, and what ctnet does instead. */
-const REFUSED_FLAGS: Array<{ key: string; flag: string; why: string; yet?: true }> = [
+const REFUSED_FLAGS: Array<{ key: string; flag: string; why: string }> = [
   { key: "volume", flag: "-v/--volume", why: "a ctnet container sees the host's files as they are (ctnet isolates the network only); use --verbose to echo commands" },
   { key: "mount", flag: "--mount", why: "a ctnet container sees the host's files as they are (ctnet isolates the network only)" },
   { key: "capAdd", flag: "--cap-add", why: "a ctnet container's process has the capabilities of the user running ctnet (ctnet isolates the network only)" },
   { key: "capDrop", flag: "--cap-drop", why: "a ctnet container's process has the capabilities of the user running ctnet (ctnet isolates the network only)" },
   { key: "sysctl", flag: "--sysctl", why: "set it once the container runs: ip netns exec NAME sysctl -w KEY=VALUE" },
-  { key: "dns", flag: "--dns", why: "a container uses the host's /etc/resolv.conf", yet: true },
-  { key: "dnsSearch", flag: "--dns-search", why: "a container uses the host's /etc/resolv.conf", yet: true },
-  { key: "dnsOption", flag: "--dns-option", why: "a container uses the host's /etc/resolv.conf", yet: true },
-  { key: "addHost", flag: "--add-host", why: "containers on a user network resolve each other's names and aliases", yet: true },
-  { key: "link", flag: "--link", why: "on a user network containers reach each other by name; --network-alias adds a name", yet: true },
 ];
 
 const RESTART_POLICY = /^(no|always|unless-stopped|on-failure(:\d+)?)$/;
 
 /** Refuses, with one line, the Docker flags ctnet cannot honour (see docs/docker.md). */
 export function refuseDockerOnlyFlags(opts: Record<string, unknown>): void {
-  for (const { key, flag, why, yet } of REFUSED_FLAGS) {
-    if (opts[key] !== undefined) throw new UsageError(`${flag} is not supported${yet ? " yet" : ""}: ${why}`);
+  for (const { key, flag, why } of REFUSED_FLAGS) {
+    if (opts[key] !== undefined) throw new UsageError(`${flag} is not supported: ${why}`);
   }
   const restart = opts.restart as string | undefined;
   if (restart === undefined || restart === "no") return;

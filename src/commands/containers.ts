@@ -14,8 +14,10 @@ import { releaseOverlaysOnHost } from "../drivers/overlay.js";
 import { dropUnbuiltOverlays, planRelease } from "../cluster/claims.js";
 import type { PlanContext } from "../drivers/driver.js";
 import {
-  IDLE_COMMAND, checkExecutable, createNamespace, deleteNamespace, loopbackUp, namespacePids, neighbours, processArgv, removeNameFiles, syncNameFiles,
+  IDLE_COMMAND, checkExecutable, createNamespace, deleteNamespace, loopbackUp, namespacePids, processArgv,
 } from "../host/sandbox.js";
+import { parseAddHosts, parseDnsServers, parseLinks, removeContainerFiles, syncNames, writeContainerFiles } from "../dns/names.js";
+import { syncDnsServer } from "../dns/aardvark.js";
 import { containerDigests } from "../store/statefile.js";
 import { networkAttachments, type FirstNetworkFlags } from "../cli/runflags.js";
 import { exitPath, isRunning, logPath, spawnMain, thaw } from "./process.js";
@@ -33,6 +35,11 @@ export interface RunOptions extends PublishOptions, FirstNetworkFlags {
   rm?: boolean;
   /** `create`: the container is made, its endpoints and process wait for `start` */
   create?: boolean;
+  dns?: string[];
+  dnsSearch?: string[];
+  dnsOption?: string[];
+  addHost?: string[];
+  link?: string[];
   command: string[];
   lab?: string;
   /** `up`: the container joined with --net container:NAME starts earlier in the same plan */
@@ -109,8 +116,13 @@ export function planRun(state: State, stateDir: string, o: RunOptions, ctx = liv
   if (mode === "container" && o.hostname) throw new UsageError("conflicting options: --hostname and --net container:NAME");
   const ownNs = mode === "bridge" || mode === "none";
   if (ownNs && ctx.facts.hasNetns(name)) throw new UsageError(`a network namespace named ${name} already exists on this host`);
-  const hostname = o.hostname ?? (mode === "container" ? joined!.hostname : name);
-  if (!HOSTNAME_RE.test(hostname) || hostname.length > 63) throw new UsageError(`invalid hostname ${JSON.stringify(hostname)}`);
+  // Docker's rule: a name that is no valid hostname (mysql_app) leaves the container its short id as one
+  const validHostname = (h: string) => HOSTNAME_RE.test(h) && h.length <= 63;
+  const hostname = o.hostname ?? (mode === "container" ? joined!.hostname : validHostname(name) ? name : id.slice(0, 12));
+  if (!validHostname(hostname)) throw new UsageError(`invalid hostname ${JSON.stringify(hostname)}`);
+  if (mode !== "bridge" && mode !== "none" && (o.dns?.length || o.dnsSearch?.length || o.dnsOption?.length || o.addHost?.length)) {
+    throw new UsageError(`--dns, --dns-search, --dns-option and --add-host need a container of its own network namespace, not --net ${modeSpec}`);
+  }
   const command = defaultCommand(o);
   checkExecutable(command);
   const env = parseEnv(o.env);
@@ -126,16 +138,22 @@ export function planRun(state: State, stateDir: string, o: RunOptions, ctx = liv
   if (net) c.endpoints.push(newEndpoint(state, c, net, first, ctx));
   // what `net connect` would add, planned with the first so the process starts with every network
   more.forEach((a, i) => c.endpoints.push(newEndpoint(state, c, moreNets[i], a, ctx)));
+  const dns = { servers: parseDnsServers(o.dns), search: o.dnsSearch?.length ? o.dnsSearch : undefined, options: o.dnsOption?.length ? o.dnsOption : undefined };
+  if (dns.servers || dns.search || dns.options) c.dns = JSON.parse(JSON.stringify(dns));
+  if (o.addHost?.length) c.extraHosts = parseAddHosts(o.addHost, net?.gateway ?? null);
+  if (o.link?.length) c.links = parseLinks(state, o.link, c.endpoints.map((e) => e.network), (t) => findContainer(state, t));
   state.containers[name] = c;
   const warnings = o.create ? createOnly(state, c, o) : [];
   // the name files come first: /etc/netns/NAME/hosts is what marks a namespace as ctnet's, so there is
   // never a moment in which the namespace exists unmarked (doctor and reset would not know it as ctnet's)
-  syncNameFiles(plan, state, [name, ...neighbours(state, c)]);
+  writeContainerFiles(plan, state, c);
   if (ownNs) createNamespace(plan, name);
   if (net && !o.create) attachEndpoints(plan, ctx, name, c.endpoints.map((ep) => ({ net: state.networks[ep.network], ep })), routeNetwork(state, c));
   if (ownNs) loopbackUp(plan, name);
   if (o.create) return { plan, container: c, argv: [], warnings };
   warnings.push(...publishOnRun(plan, state, c, o));
+  // its names answer from its start: one line in the DNS server's file of each of its user networks
+  syncDnsServer(plan, state, [{ container: c, networks: c.endpoints.map((e) => e.network) }]);
   const argv = processArgv(state, c, command, env, true);
   if (o.detach) spawnMain(plan, state, stateDir, c, false);
   return { plan, container: c, argv, warnings };
@@ -176,12 +194,11 @@ export function planRm(state: State, stateDir: string, names: string[], force: b
   for (const name of removing) {
     const c = state.containers[name];
     gone.set(name, c);
-    const peers = neighbours(state, c);
     // the port layer is every publishing container's rules: one that publishes nothing leaves it as it is
     const portsBefore = c.ports.length > 0 ? portLayer(state) : null;
     delete state.containers[name];
     if (portsBefore) retirePorts(plan, state, portsBefore, portLayer(state));
-    syncNameFiles(plan, state, peers.filter((p) => !removing.has(p)), c.endpoints.map((e) => e.network));
+    syncNames(plan, state, c);
     const pids = new Set<number>();
     const planned = plan.steps.length;
     thaw(plan, c);
@@ -192,7 +209,7 @@ export function planRm(state: State, stateDir: string, names: string[], force: b
     if (c.mode === "bridge" || c.mode === "none") {
       // the namespace takes its veth pairs with it (see deleteNamespace)
       deleteNamespace(plan, c.netns!, c.endpoints.map((ep) => ep.hostIf).filter(Boolean));
-      removeNameFiles(plan, c.netns!);
+      removeContainerFiles(plan, c.netns!);
     }
     const files = [logPath(stateDir, name), exitPath(stateDir, c)].filter((f) => fs.existsSync(f));
     if (files.length > 0) plan.cmd(["rm", "-f", ...files], `remove ${name}'s log${files.length > 1 ? " and exit status" : ""}`, null);

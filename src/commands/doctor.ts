@@ -27,10 +27,9 @@ import { DEFAULT_BRIDGE_NETWORK, LINK_ALIAS_PREFIX, linkAlias, newId, validateNa
 import { liveContext, membersOf, routeNetwork } from "./networks.js";
 import { Plan } from "../plan/plan.js";
 import { portLayer } from "../firewall/ports.js";
-import {
-  EXIT_RECORDER, NETWORK_HOSTS_DIR, deleteNamespace, hostsFileFor, namespacePids, networkHostsFile, networkHostsPath, processArgv, removeNameFiles,
-  sharedHostsNetwork, syncNameFiles,
-} from "../host/sandbox.js";
+import { EXIT_RECORDER, deleteNamespace, namespacePids, processArgv } from "../host/sandbox.js";
+import { NAME_FILES, nameFileContent, nameFilePath, removeContainerFiles, writeContainerFiles } from "../dns/names.js";
+import { DNS_PORT, dnsConfigFor, dnsConfigPath, dnsDir, rebuildDnsServer, serverPid } from "../dns/aardvark.js";
 import { inspectNameFile } from "../host/files.js";
 import { containerDigests, decodeState } from "../store/statefile.js";
 import { processAlive, processStartTime, type Store } from "../store/store.js";
@@ -334,11 +333,12 @@ function rebuildOrphan(state: State, kernel: Kernel, ns: string, pids: number[])
   return o;
 }
 
-/** A container's aliases on a network, from the shared hosts file's line for its address (gone once rewritten without it). */
+/** A container's aliases on a network, from the DNS server's line for its address (its names less the ones every container has). */
 function aliasesOf(network: string, name: string, ip: string): string[] {
-  const line = (readOrNull(networkHostsPath(network)) ?? "").split("\n").find((l) => l.split("\t")[0] === ip);
-  const names = line?.split("\t")[1]?.split(" ") ?? [];
-  return names[0] === name ? names.slice(1) : [];
+  const line = (readOrNull(dnsConfigPath(network)) ?? "").split("\n").find((l) => l.split(" ")[1] === ip);
+  const [id, , , names] = line?.split(" ") ?? [];
+  const all = names?.split(",") ?? [];
+  return all[0] === name.toLowerCase() ? all.filter((n) => n !== all[0] && n !== id.slice(0, 12) && n !== `${all[0]}.${network}`) : [];
 }
 
 /**
@@ -379,7 +379,7 @@ export function orphanContainers(state: State, kernel: Kernel, o: { removeOrphan
       plan.kill(pids, "SIGKILL", `stop the processes of orphan namespace ${ns}`);
       // the namespace takes its veth pairs with it
       deleteNamespace(plan, ns, hostLinks);
-      removeNameFiles(plan, ns);
+      removeContainerFiles(plan, ns);
       const log = `${o.stateDir}/logs/${ns}.log`;
       if (fs.existsSync(log)) plan.cmd(["rm", "-f", log], `remove ${ns}'s log`, null);
     };
@@ -466,7 +466,7 @@ export function compare(state: State, kernel: Kernel, spared: Spared = noneSpare
     out.push({ text: `orphan /etc/netns/${dir}: ctnet's hosts file for a namespace that does not exist`, phase: 2, fix: (plan) => removeEtcFiles(plan, dir) });
   }
   for (const c of containers) out.push(...compareContainer(state, c, kernel));
-  out.push(...compareSharedHosts(state, spared));
+  out.push(...compareDns(state));
 
   // -- iptables --------------------------------------------------------------------------------------
   out.push(...firewall.differences(intentOf(state), kernel, spared));
@@ -487,7 +487,7 @@ export function compare(state: State, kernel: Kernel, spared: Spared = noneSpare
 }
 
 function removeEtcFiles(plan: Plan, ns: string): void {
-  for (const f of ["hosts", "hostname"]) {
+  for (const f of NAME_FILES) {
     const p = `/etc/netns/${ns}/${f}`;
     const now = inspectNameFile(p);
     if (now.kind === "link") plan.link(p, null, now.target, `remove ${p}`);
@@ -552,64 +552,53 @@ function compareContainer(state: State, c: ContainerRecord, kernel: Kernel): Fin
     }
   }
   if (kernel.netns.has(ns)) {
-    // a single-network container links to its network's shared hosts file (compared once, below)
-    const shared = sharedHostsNetwork(c);
-    const hostsNow = inspectNameFile(`/etc/netns/${ns}/hosts`);
-    const hostnameNow = inspectNameFile(`/etc/netns/${ns}/hostname`);
-    const foreign = [hostsNow, hostnameNow].find((f) => f.kind === "foreign");
+    const found = NAME_FILES.map((f) => inspectNameFile(nameFilePath(ns, f)));
+    const foreign = found.find((f) => f.kind === "foreign");
     if (foreign?.kind === "foreign") {
       // not fixable: the fix would have to write through, or delete, what somebody else put there
       out.push({ text: `container ${c.name}: ${foreign.problem} (then run doctor --fix)`, phase: 8 });
       return out;
     }
-    const hostname = hostnameNow.kind === "file" ? hostnameNow.content : null;
-    let problem: string | null = null;
-    if (shared) {
-      if (hostsNow.kind !== "link" || hostsNow.target !== networkHostsPath(shared)) problem = `hosts is not linked to network ${shared}'s shared file`;
-    } else {
-      const hosts = hostsNow.kind === "file" ? hostsNow.content : null;
-      if (hosts !== hostsFileFor(state, c)) problem = `hosts ${hosts === null ? "is missing" : "differs from ctnet's state"}`;
-    }
-    if (!problem && hostname !== `${c.hostname}\n`) problem = `hostname ${hostname === null ? "is missing" : "differs from ctnet's state"}`;
-    if (problem) out.push({ text: `container ${c.name}: /etc/netns/${ns}/${problem}`, phase: 8, fix: (plan) => syncNameFiles(plan, state, [c.name]) });
+    // its hosts file is the container's own to edit (Docker's too): only a missing one is a problem
+    const problems = NAME_FILES.filter((f, i) => {
+      const now = found[i].kind === "file" ? (found[i] as { content: string }).content : null;
+      return now === null || (f !== "hosts" && now !== nameFileContent(state, nameFilePath(ns, f)));
+    }).map((f) => `/etc/netns/${ns}/${f} ${found[NAME_FILES.indexOf(f)].kind === "file" ? "differs from ctnet's state" : "is missing"}`);
+    if (problems.length > 0) out.push({ text: `container ${c.name}: ${problems.join(", ")}`, phase: 8, fix: (plan) => writeContainerFiles(plan, state, c, true) });
   }
   return out;
 }
 
-/** The shared hosts files of user networks (see sandbox.ts): content, and orphans of gone networks. */
-function compareSharedHosts(state: State, spared: Spared): Finding[] {
-  const out: Finding[] = [];
-  let files: string[] = [];
+/**
+ * The DNS server of user networks (src/dns/aardvark.ts): each network's file as the state has it, and the
+ * server running while there is one. The fix rewrites the files from the state and starts the server.
+ */
+function compareDns(state: State): Finding[] {
+  const files = new Set<string>();
   try {
-    files = fs.readdirSync(NETWORK_HOSTS_DIR).map((f) => `${NETWORK_HOSTS_DIR}/${f}`);
+    for (const f of fs.readdirSync(dnsDir())) if (f !== "aardvark.pid") files.add(f);
   } catch {
     /* none yet */
   }
-  const wanted = new Map<string, string>();
-  for (const net of Object.values(state.networks)) {
-    // the default bridge gives no names: its containers keep files of their own
-    if (net.name === DEFAULT_BRIDGE_NETWORK) continue;
-    const content = networkHostsFile(state, net.name);
-    if (content !== null) wanted.set(networkHostsPath(net.name), content);
+  for (const net of Object.keys(state.networks)) files.add(net);
+  const wrong: string[] = [];
+  let wanted = 0;
+  for (const network of files) {
+    const content = dnsConfigFor(state, network);
+    if (content !== null) wanted++;
+    if ((readOrNull(dnsConfigPath(network)) ?? null) !== content) wrong.push(network);
   }
-  for (const [file, content] of wanted) {
-    const found = inspectNameFile(file);
-    if (found.kind === "foreign") {
-      out.push({ text: `${found.problem} (then run doctor --fix)`, phase: 8 });
-      continue;
-    }
-    const now = found.kind === "file" ? found.content : null;
-    if (now !== content) {
-      out.push({ text: `${file} ${now === null ? "is missing" : "differs from ctnet's state"}`, phase: 8, fix: (plan) => plan.write(file, content, now, `names on the network, from ctnet's state`) });
-    }
-  }
-  for (const file of files) {
-    const found = inspectNameFile(file);
-    const now = found.kind === "file" ? found.content : null;
-    if (wanted.has(file) || !hasCtnetMark(now) || spared.everything || [...spared.networks].some((n) => file === networkHostsPath(n))) continue;
-    out.push({ text: `orphan ${file}: a shared hosts file of a network not in ctnet's state`, phase: 2, fix: (plan) => plan.write(file, null, now, `remove orphan ${file}`) });
-  }
-  return out;
+  const pid = serverPid();
+  const text = [
+    ...wrong.map((n) => `${dnsConfigPath(n)} differs from ctnet's state`),
+    ...(wanted > 0 && pid === null ? [`ctnet's DNS server (aardvark-dns on port ${DNS_PORT} of the user networks' gateways) is not running`] : []),
+  ];
+  if (text.length === 0) return [];
+  return [{
+    text: text.join("; "),
+    phase: 8,
+    fix: (plan) => rebuildDnsServer(plan, state),
+  }];
 }
 
 /**

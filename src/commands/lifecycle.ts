@@ -8,7 +8,8 @@ import fs from "node:fs";
 import { UsageError } from "../errors.js";
 import { validateName } from "../naming.js";
 import { netnsExists } from "../host/sys.js";
-import { EXIT_RECORDER, forgetSubPlans, namespacePids, neighbours, noteSubPlan, stoppingProcesses, syncNameFiles } from "../host/sandbox.js";
+import { EXIT_RECORDER, forgetSubPlans, namespacePids, noteSubPlan } from "../host/sandbox.js";
+import { syncNames } from "../dns/names.js";
 import { installPorts, portLayer, retirePorts } from "../firewall/ports.js";
 import { findContainer, planConnect, planDisconnect } from "./networks.js";
 import { overlayToJoin } from "../cluster/claims.js";
@@ -87,11 +88,9 @@ function rejoinNetworks(plan: Plan, state: State, c: ContainerRecord): void {
  * namespace, as Docker's end with its first process — unless another container shares the namespace.
  */
 function stopStrays(plan: Plan, state: State, c: ContainerRecord): void {
-  stoppingProcesses.add(c.pid!);
   if (c.mode !== "bridge" && c.mode !== "none") return;
   if (containerDigests(state).some((o) => o.mode === "container" && state.containers[o.name].joined === c.name)) return;
   const strays = namespacePids(c.netns!).filter((pid) => pid !== c.pid);
-  strays.forEach((pid) => stoppingProcesses.add(pid));
   plan.kill(strays, "SIGKILL", `stop the other processes in ${c.name}'s namespace, as its main process is gone`);
 }
 
@@ -253,7 +252,6 @@ export function planRename(state: State, stateDir: string, term: string, newName
   if (state.containers[newName]) throw new UsageError(`container name ${newName} is already in use`);
   const plan = new Plan(`rename ${old} ${newName}`);
   const portsBefore = portLayer(state);
-  const peers = neighbours(state, c);
   const joiners = containerDigests(state).filter((o) => o.mode === "container" && state.containers[o.name].joined === old).map((o) => o.name);
   delete state.containers[old];
   c.name = newName;
@@ -263,7 +261,8 @@ export function planRename(state: State, stateDir: string, term: string, newName
   const portsAfter = portLayer(state);
   retirePorts(plan, state, portsBefore, portsAfter);
   installPorts(plan, state, portsBefore, portsAfter);
-  syncNameFiles(plan, state, [newName, ...peers]);
+  // its names on every network, and its own files (its hosts file lists its name)
+  syncNames(plan, state, c);
   const [from, to] = [logPath(stateDir, old), logPath(stateDir, newName)];
   if (fs.existsSync(from)) plan.cmd(["mv", from, to], `${old}'s log is ${newName}'s now`, ["mv", to, from]);
   return plan;

@@ -12,7 +12,7 @@ import { liveHostFacts } from "../host/facts.js";
 import { DEFAULT_BRIDGE_NETWORK, PREDEFINED_NETWORKS, bridgeIfname, newId, validateName } from "../naming.js";
 import { Plan } from "../plan/plan.js";
 import { dropUnpublishable, installPorts, portLayer, retirePorts } from "../firewall/ports.js";
-import { neighbours, syncNameFiles } from "../host/sandbox.js";
+import { syncNames } from "../dns/names.js";
 import { containerDigests, containerRecords } from "../store/statefile.js";
 import { daemonConfig } from "../store/daemonconfig.js";
 import {
@@ -323,7 +323,7 @@ export function planConnect(state: State, netTerm: string, ctrName: string, req:
   c.endpoints.push(ep);
   const after = routeNetwork(state, c);
   attachEndpoints(plan, ctx, c.netns!, [{ net, ep }], before ? undefined : after);
-  syncNameFiles(plan, state, [c.name, ...neighbours(state, c, [net.name])]);
+  syncNames(plan, state, c, [net.name]);
   return plan;
 }
 
@@ -344,7 +344,6 @@ export function planDisconnect(state: State, netTerm: string, ctrName: string, c
   const ep = c.endpoints.find((e) => e.network === netName);
   if (!ep) throw new UsageError(`container ${c.name} is not connected to network ${netName}`);
   const before = routeNetwork(state, c);
-  const peers = neighbours(state, c, [netName]);
   const portsBefore = portLayer(state);
   c.endpoints = c.endpoints.filter((e) => e !== ep);
   // published ports follow the default route to the next network, or go when none can carry them
@@ -359,7 +358,7 @@ export function planDisconnect(state: State, netTerm: string, ctrName: string, c
     plan.cmd(["ip", "-n", c.netns!, "route", "replace", "default", ...route], routeReason(after, through, route), null);
   }
   installPorts(plan, state, portsBefore, portsAfter);
-  syncNameFiles(plan, state, [c.name, ...peers], [netName]);
+  syncNames(plan, state, c, [netName]);
   releaseDefaultBridge(plan, state, ctx);
   releaseOnDisconnect(plan, ctx, state, netName, c, ep.ip);
   return plan;

@@ -5,20 +5,22 @@
 import fs from "node:fs";
 import path from "node:path";
 import { UsageError } from "../errors.js";
-import { openStore, type GlobalOptions } from "../plan/core.js";
+import { openStore, requireRoot, type GlobalOptions } from "../plan/core.js";
 import { driverOf } from "../drivers/registry.js";
 import { hasCtnetMark, readKernel, sparedByOthers } from "./doctor.js";
 import { execute, finishJournal, recoverJournal } from "../plan/executor.js";
 import { inspectNameFile } from "../host/files.js";
 import { LINK_ALIAS_PREFIX } from "../naming.js";
-import { NETWORK_HOSTS_DIR, namespacePids, networkHostsPath } from "../host/sandbox.js";
+import { namespacePids } from "../host/sandbox.js";
+import { NAME_FILES } from "../dns/names.js";
+import { removeDnsServer } from "../dns/aardvark.js";
 import { Plan, renderScript } from "../plan/plan.js";
 import { processAlive, type Store } from "../store/store.js";
 import { bridgesInKernel, othersForwarding } from "../firewall/firewall.js";
 import { firewall } from "../firewall/iptables-driver.js";
 import { intentOf } from "../firewall/intent.js";
 import { handOverForwarding, syncRegistry, takeHandedOverForwarding } from "../store/statedirs.js";
-import { isRoot, readSysctl, requireTools, sysctlPath } from "../host/sys.js";
+import { readSysctl, requireTools, sysctlPath } from "../host/sys.js";
 import { emptyState, type State } from "../model.js";
 
 /** Removes a container's name file; a link ctnet did not make there is left (and said), never followed. */
@@ -75,25 +77,11 @@ export function planReset(store: Store, state: State): { plan: Plan; others: num
   plan.waitGone(takenAlong.map((l) => l.ifname), `wait until the kernel has removed ${takenAlong.map((l) => l.ifname).join(", ")}`);
   for (const [dir, hosts] of kernel.etcNetns) {
     if (!ownNs.has(dir) && !(unclaimed && !spared.namespaces.has(dir) && hasCtnetMark(hosts))) continue;
-    if (dir === NETWORK_HOSTS_DIR.split("/").pop()) continue;
-    for (const f of ["hosts", "hostname"]) removeNameFileStep(plan, `/etc/netns/${dir}/${f}`);
+    for (const f of NAME_FILES) removeNameFileStep(plan, `/etc/netns/${dir}/${f}`);
   }
 
-  // the shared hosts files of networks (see sandbox.ts), each carrying ctnet's mark
-  let shared: string[] = [];
-  try {
-    shared = fs.readdirSync(NETWORK_HOSTS_DIR).map((f) => `${NETWORK_HOSTS_DIR}/${f}`);
-  } catch {
-    /* none */
-  }
-  const ownShared = new Set(Object.keys(state.networks).map(networkHostsPath));
-  const othersShared = new Set([...spared.networks].map(networkHostsPath));
-  for (const file of shared) {
-    if (!ownShared.has(file) && (!unclaimed || othersShared.has(file))) continue;
-    const now = inspectNameFile(file);
-    if (now.kind === "file" && hasCtnetMark(now.content)) plan.write(file, null, now.content, `remove ${file}`);
-    else if (now.kind === "foreign") process.stderr.write(`ctnet: warning: ${now.problem}; reset leaves it\n`);
-  }
+  // the DNS server of user networks, and its files in the state dir
+  removeDnsServer(plan);
 
   // sysctls ctnet changed go back, unless someone changed them since, or (forwarding) another tool uses it.
   // Forwarding another state dir's networks still need stays on: the last of them restores it (bridge.ts).
@@ -158,7 +146,7 @@ export async function resetCommand(g: GlobalOptions, o: { yes?: boolean }): Prom
     process.stdout.write(renderScript(planReset(store, stateForReset(store)).plan));
     return;
   }
-  if (!isRoot()) throw new UsageError("ctnet must run as root to change the network (try sudo, or --dry-run to see the plan)");
+  requireRoot();
   requireTools("ip", "iptables", "iptables-save", "sysctl");
   if (!o.yes) {
     if (!process.stdin.isTTY) throw new UsageError("reset asks for confirmation on a terminal: pass -y to reset from a script");

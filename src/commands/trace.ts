@@ -2,6 +2,7 @@
 // FROM's hosts file, its addresses and routes, the networks both are on, and the filter table's rules as
 // the kernel holds them (walked for the packet, from FORWARD through every jump) — then sends a real
 // probe from FROM's namespace and says whether the probe agrees.
+import { dnsAnswer } from "../dns/names.js";
 import fs from "node:fs";
 import { UsageError } from "../errors.js";
 import { addrValue, contains, parseCidr } from "../ipam.js";
@@ -73,13 +74,18 @@ export function explain(state: State, fromName: string, to: string, port: number
     target = state.containers[to];
     const hostsFile = box.mode === "host" ? "/etc/hosts" : `${netnsEtcDir(box.netns!)}/hosts`;
     const known = hostsEntries(hostsFile);
-    report.nameResolves = known.has(to);
+    const answer = box.mode === "bridge" ? dnsAnswer(state, box, to) : null;
+    report.nameResolves = known.has(to) || answer !== null;
     if (known.has(to)) {
       address = known.get(to)!;
       facts.push(`${to} is in ${from.name}'s ${hostsFile} as ${address}`);
+    } else if (answer) {
+      address = answer.ip;
+      target = Object.values(state.containers).find((c) => c.endpoints.some((e) => e.ip === address && e.network === answer.network)) ?? target;
+      facts.push(`ctnet's DNS server answers ${to} to ${from.name} with ${address} (network ${answer.network})`);
     } else {
       const why = target ? (target.endpoints.some((e) => e.network !== "bridge") ? "names resolve only between containers that share a user network" : "the default bridge gives containers no names (as in Docker)") : `no container is named ${to}`;
-      facts.push(`${to} is unknown in ${from.name}: it is not in ${hostsFile} (${why}), so connecting by name fails before any packet is sent`);
+      facts.push(`${to} is unknown in ${from.name}: neither in ${hostsFile} nor answered by ctnet's DNS server (${why}), so connecting by name fails before any packet is sent`);
       address = target?.endpoints[0]?.ip ?? null;
       if (address) facts.push(`by address: ${to} is ${address} on network ${target!.endpoints[0].network}`);
     }

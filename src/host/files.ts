@@ -1,20 +1,21 @@
-// The name files under /etc/netns (a container's hosts and hostname, the shared hosts files of networks):
-// read when plans are made, written by their steps. Writes stay in place (same inode), so the bind mounts
-// of running containers see each change. Nothing there is followed but the one kind of link ctnet makes,
-// /etc/netns/NAME/hosts -> /etc/netns/.ctnet-hosts/NET.hosts: a link planted there (to /etc/shadow, say)
-// would otherwise be written through, or its target deleted.
+// The name files ctnet writes (a container's hosts, hostname and resolv.conf under /etc/netns, the DNS
+// server's files in the state dir): read when plans are made, written by their steps. Writes stay in place
+// (same inode), so the bind mounts of running containers see each change. No link is followed: one planted
+// there (to /etc/shadow, say) would otherwise be written through, or its target deleted.
 import fs from "node:fs";
 import path from "node:path";
 import { UsageError } from "../errors.js";
 
-export const NETWORK_HOSTS_DIR = "/etc/netns/.ctnet-hosts";
-
 const { O_RDONLY, O_WRONLY, O_CREAT, O_NOFOLLOW, O_NONBLOCK, O_DIRECTORY } = fs.constants;
 
-/** The only link ctnet makes under /etc/netns: a container's hosts file to its network's shared one. */
-export function isCtnetLink(file: string, target: string): boolean {
-  return /^\/etc\/netns\/[^/]+\/hosts$/.test(file) && path.dirname(file) !== NETWORK_HOSTS_DIR
-    && path.dirname(target) === NETWORK_HOSTS_DIR && /^[^/]+\.hosts$/.test(path.basename(target)) && path.normalize(target) === target;
+/**
+ * The link ctnet made before names moved to the DNS server: a container's hosts file to its network's
+ * shared one in this dir. Still recognised, so that containers made then can be removed.
+ */
+const OLD_NETWORK_HOSTS_DIR = "/etc/netns/.ctnet-hosts";
+function isCtnetLink(file: string, target: string): boolean {
+  return /^\/etc\/netns\/[^/]+\/hosts$/.test(file) && path.dirname(file) !== OLD_NETWORK_HOSTS_DIR
+    && path.dirname(target) === OLD_NETWORK_HOSTS_DIR && /^[^/]+\.hosts$/.test(path.basename(target)) && path.normalize(target) === target;
 }
 
 /** What is at a name file's path; "foreign" says what is wrong (and names the path). */

@@ -8,7 +8,9 @@ import { planRm, planRun } from "../commands/containers.js";
 import { isRunning, recordProcess } from "../commands/process.js";
 import { planConnect, planNetCreate, planNetRm } from "../commands/networks.js";
 import { Plan, removalRank, waitedPaths, type Step, type WriteStep } from "../plan/plan.js";
-import { forgetSubPlans, nameFileContent, noteSubPlan } from "../host/sandbox.js";
+import { nameFileContent } from "../dns/names.js";
+import { AARDVARK } from "../dns/aardvark.js";
+import { forgetSubPlans, noteSubPlan } from "../host/sandbox.js";
 import type { ContainerSpec, LabSpec, NetworkSpec, Where } from "./labfile.js";
 import type { Spawned } from "../plan/executor.js";
 import { runModeText, type ContainerRecord, type State } from "../model.js";
@@ -72,9 +74,13 @@ class LabPlanBuilder {
     for (const step of sub.steps) {
       if (step.kind === "write") {
         // the first write keeps its place (the file must exist before the process that bind-mounts it
-        // starts) and, after finish(), the content of the last one; a link step in between (a container
-        // made again, switching between a file of its own and the shared one) starts a new run of writes
-        if (this.writes.has(step.path)) continue;
+        // starts) and the content of the last one (a container's files are made again by finish()); a
+        // link step in between (an old link to a shared hosts file removed) starts a new run of writes
+        const first = this.writes.get(step.path);
+        if (first) {
+          first.content = step.content;
+          continue;
+        }
         this.writes.set(step.path, step);
       }
       if (step.kind === "link") this.writes.delete(step.path);
@@ -104,7 +110,9 @@ class LabPlanBuilder {
     // remount comes between)
     // (and a wait for a veth still going goes before the host-side batch that takes its name again)
     const nameFile = (step: Step) => step.kind === "write" || step.kind === "link" || waitedPaths(step) !== null;
-    const rank = (step: Step) => (nameFile(step) ? -1 : step.kind === "spawn" ? 3 : step.kind !== "cmd" || step.argv[0] !== "ip" ? 2 : step.argv[1] === "-n" ? 1 : 0);
+    // the check that the DNS server runs goes before its files: its undo signals it once they are back
+    const dnsCheck = (step: Step) => step.kind === "cmd" && step.argv[0] === "kill" && step.argv[1] === "-0";
+    const rank = (step: Step) => (dnsCheck(step) ? -2 : nameFile(step) ? -1 : step.kind === "spawn" ? 3 : step.kind !== "cmd" || step.argv[0] !== "ip" ? 2 : step.argv[1] === "-n" ? 1 : 0);
     const byNs = (step: Step) => (step as { argv?: string[] }).argv?.[2] ?? "";
     this.reorder(start, this.plan.steps.length, rank, (step) => (rank(step) === 1 ? byNs(step) : ""));
   }
@@ -148,6 +156,13 @@ class LabPlanBuilder {
     const killed = new Set(this.plan.steps.flatMap((step) => (step.kind === "kill" ? step.pids.map((pid) => `--mount=/proc/${pid}/ns/mnt`) : [])));
     const linkedLater = new Set<string>();
     const keep = this.plan.steps.map((step) => !(step.kind === "cmd" && step.argv[0] === "nsenter" && killed.has(step.argv[1])));
+    // the DNS server is told once: the first check that it runs, the last signal, the last start
+    const dnsControl = (step: Step, what: string) => step.kind === "cmd" && (what === "start" ? step.argv[0] === AARDVARK : step.argv[0] === "kill" && step.argv[1] === what);
+    for (const what of ["-0", "-HUP", "start"]) {
+      const at = this.plan.steps.map((step, i) => (dnsControl(step, what) ? i : -1)).filter((i) => i >= 0);
+      const kept = what === "-0" ? at[0] : at[at.length - 1];
+      for (const i of at) if (i !== kept) keep[i] = false;
+    }
     for (let i = this.plan.steps.length - 1; i >= 0; i--) {
       const step = this.plan.steps[i];
       if (step.kind === "link") linkedLater.add(step.path);
@@ -278,6 +293,7 @@ function planContainer(draft: State, stateDir: string, lab: string, c: Container
     name: c.name, hostname: c.hostname, net, ip: first?.ip, networkAlias: first?.aliases, env: c.env,
     detach: true, command: c.command, lab, joinsPending: c.mode === "container",
     publish: c.ports, publishAll: c.publishAll, expose: c.expose,
+    dns: c.dns, dnsSearch: c.dnsSearch, dnsOption: c.dnsOption, addHost: c.addHost, link: c.link,
   });
   for (const a of rest) {
     // each connect is a plan of its own: it must see the name files as run (or the connect before) left them

@@ -55,6 +55,12 @@ export interface ContainerSpec {
   command: string[];
   hostname?: string;
   env: string[];
+  /** compose's dns, dns_search, dns_opt, extra_hosts, links: run's --dns, --dns-search, --dns-option, --add-host, --link */
+  dns?: string[];
+  dnsSearch?: string[];
+  dnsOption?: string[];
+  addHost?: string[];
+  link?: string[];
 }
 
 export interface LabSpec {
@@ -303,7 +309,7 @@ class LabReader {
     this.check(key, path, () => validateName("container", name));
     const spec: ContainerSpec = { name, where: this.where(key), mode: "bridge", networks: [], ports: [], publishAll: false, expose: [], command: [], env: [] };
     if (this.isEmpty(node)) return spec;
-    const fields = this.map(node, path, ["networks", "network_mode", "ports", "publish_all", "expose", "command", "hostname", "environment"]);
+    const fields = this.map(node, path, ["networks", "network_mode", "ports", "publish_all", "expose", "command", "hostname", "environment", "dns", "dns_search", "dns_opt", "extra_hosts", "links"]);
     for (const [field, { value }] of fields) {
       const p = `${path}.${field}`;
       switch (field) {
@@ -340,6 +346,22 @@ class LabReader {
           break;
         case "environment":
           spec.env = this.environment(value, p);
+          break;
+        // compose: a string or a list; extra_hosts also a map HOST: IP
+        case "dns":
+          spec.dns = this.strings(value, p);
+          break;
+        case "dns_search":
+          spec.dnsSearch = this.strings(value, p);
+          break;
+        case "dns_opt":
+          spec.dnsOption = this.strings(value, p);
+          break;
+        case "extra_hosts":
+          spec.addHost = this.yaml.isMap(value) ? Object.entries(this.keyValues(value, p)).map(([host, ip]) => `${host}:${ip}`) : this.strings(value, p);
+          break;
+        case "links":
+          spec.link = this.strings(value, p);
           break;
       }
     }
@@ -400,6 +422,11 @@ class LabReader {
     const text = this.string(node, path, { numbers: true });
     this.check(node, path, () => (publish ? parsePublishSpec(text) : parseExposeSpec(text)));
     return text;
+  }
+
+  /** A string, or a list of them. */
+  private strings(node: YamlNode | null, path: string): string[] {
+    return this.yaml.isSeq(node) ? this.seq(node, path).map((item, i) => this.string(item, `${path}[${i}]`)) : [this.string(node, path)];
   }
 
   private environment(node: YamlNode | null, path: string): string[] {

@@ -10,6 +10,7 @@ import { Store, resolveStateDir } from "../store/store.js";
 import { syncRegistry } from "../store/statedirs.js";
 import { isRoot, requireTools } from "../host/sys.js";
 import type { State } from "../model.js";
+import { useStateDir } from "../dns/aardvark.js";
 
 export interface GlobalOptions {
   stateDir?: string;
@@ -26,7 +27,9 @@ export interface Outcome<T> {
 }
 
 export function openStore(opts: GlobalOptions): Store {
-  return new Store(resolveStateDir(opts.stateDir));
+  const store = new Store(resolveStateDir(opts.stateDir));
+  useStateDir(store.dir); // the DNS server's files live there (src/dns/aardvark.ts)
+  return store;
 }
 
 /** Reads state for a query; a state dir that does not exist yet reads as empty. */
@@ -38,6 +41,11 @@ export function readState(opts: GlobalOptions): State {
  * Builds and runs one plan under the store's lock. `build` mutates the draft state it is given into
  * the state the host will be in after the plan; it must throw UsageError for bad input.
  */
+/** Changing the network needs root: refused before anything is read, --dry-run excepted. */
+export function requireRoot(): void {
+  if (!isRoot()) throw new UsageError("ctnet must run as root to change the network (try sudo, or --dry-run to see the plan)");
+}
+
 export async function mutate<T>(
   opts: GlobalOptions,
   build: (draft: State) => Outcome<T>,
@@ -49,7 +57,7 @@ export async function mutate<T>(
     process.stdout.write(renderScript(plan));
     return undefined;
   }
-  if (!isRoot()) throw new UsageError("ctnet must run as root to change the network (try sudo, or --dry-run to see the plan)");
+  requireRoot();
   requireTools("ip", "iptables", "iptables-restore", "iptables-save", "sysctl", "nsenter", "unshare");
   // bad input on a host ctnet never touched must not leave even an empty state dir behind
   if (!fs.existsSync(store.dir)) build(store.read());

@@ -106,15 +106,6 @@ export function psTableRow(r: ContainerSummary): string[] {
 /** Go's zero time, which Docker prints for a start or finish that has not happened. */
 const ZERO_TIME = "0001-01-01T00:00:00Z";
 
-/** What the name-service flags recorded, where the state has them (run --dns, --add-host, --link). */
-interface NameFlags {
-  dns?: string[];
-  dnsOptions?: string[];
-  dnsSearch?: string[];
-  extraHosts?: string[];
-  links?: string[];
-}
-
 export interface InspectFacts {
   running: boolean;
   exit: ExitRecord | null;
@@ -124,7 +115,7 @@ export interface InspectFacts {
 }
 
 /** `docker inspect` of a container: Docker's keys in Docker's order, limited to what ctnet has. */
-export function inspectContainer(state: State, c: ContainerRecord & NameFlags, facts: InspectFacts): object {
+export function inspectContainer(state: State, c: ContainerRecord, facts: InspectFacts): object {
   const { running, exit } = facts;
   const short = c.id.slice(0, 12);
   const networks: Record<string, object> = {};
@@ -203,11 +194,12 @@ export function inspectContainer(state: State, c: ContainerRecord & NameFlags, f
       PortBindings: bindings,
       RestartPolicy: { Name: "no", MaximumRetryCount: 0 },
       AutoRemove: !!c.autoRemove,
-      Dns: c.dns ?? [],
-      DnsOptions: c.dnsOptions ?? [],
-      DnsSearch: c.dnsSearch ?? [],
-      ExtraHosts: c.extraHosts?.length ? c.extraHosts : null,
-      Links: c.links?.length ? c.links : null,
+      Dns: c.dns?.servers ?? [],
+      DnsOptions: c.dns?.options ?? [],
+      DnsSearch: c.dns?.search ?? [],
+      ExtraHosts: c.extraHosts?.length ? c.extraHosts.map((h) => `${h.name}:${h.ip}`) : null,
+      // Docker's form: /LINKED:/THIS/ALIAS
+      Links: c.links?.length ? c.links.map((l) => `/${l.name}:/${c.name}/${l.alias}`) : null,
     },
     Config: {
       Hostname: c.hostname,

@@ -139,7 +139,7 @@ describe("a two-tier app on a user bridge (seed 002)", () => {
   it("two-tier.sh", () => {
     const lab = newLab();
     const out = runScript(lab, "two-tier.sh");
-    expect(after(out, "ctnet exec wp_app cat /etc/hosts")).toMatch(/\d+\.\d+\.\d+\.\d+\tmysql_app/);
+    expect(after(out, "ctnet exec wp_app getent hosts mysql_app")).toMatch(/^\d+\.\d+\.\d+\.\d+\s+mysql_app/);
     expect(after(out, "ctnet exec wp_app socat")).toBe(answer);
     gone(["mysql_app", "wp_app", "my_net"]);
   });

@@ -129,9 +129,6 @@ describe("Docker flags ctnet refuses (one line naming the flag)", () => {
     [{ volume: "/a:/b" }, "-v/--volume is not supported: a ctnet container sees the host's files as they are (ctnet isolates the network only); use --verbose to echo commands"],
     [{ capAdd: "NET_ADMIN" }, "--cap-add is not supported: a ctnet container's process has the capabilities of the user running ctnet (ctnet isolates the network only)"],
     [{ sysctl: "net.ipv4.ip_forward=1" }, "--sysctl is not supported: set it once the container runs: ip netns exec NAME sysctl -w KEY=VALUE"],
-    [{ dns: "1.1.1.1" }, "--dns is not supported yet: a container uses the host's /etc/resolv.conf"],
-    [{ addHost: "h:10.0.0.1" }, "--add-host is not supported yet: containers on a user network resolve each other's names and aliases"],
-    [{ link: "db" }, "--link is not supported yet: on a user network containers reach each other by name; --network-alias adds a name"],
   ])("%j", (opts, message) => {
     expect(() => refuseDockerOnlyFlags(opts)).toThrow(new UsageError(message));
   });

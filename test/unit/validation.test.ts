@@ -146,18 +146,20 @@ describe("valid input", () => {
     expect(container.endpoints[0]).toMatchObject({ ip: "10.9.0.4", ifname: "eth0", hostIf: "ve-c9.red", mac: "02:42:0a:09:00:04", aliases: ["web"] });
     const lines = plan.steps.map((s) => (s.kind === "cmd" || s.kind === "spawn" ? s.argv.join(" ") : s.kind === "write" || s.kind === "link" ? `${s.kind} ${s.path}` : s.kind));
     const order = [
-      "write /etc/netns/.ctnet-hosts/red.hosts",
-      "link /etc/netns/c9/hosts",
+      "write /etc/netns/c9/hosts",
+      "write /etc/netns/c9/resolv.conf",
       "ip netns add c9",
       "ip link add ve-c9.red master ctbr-red up type veth peer name eth0 address 02:42:0a:09:00:04 netns c9",
       "ip link set ve-c9.red alias ctnet:veth:c9/red",
       "ip -n c9 addr add 10.9.0.4/24 dev eth0",
       "ip -n c9 route add default via 10.9.0.1",
+      "write /var/lib/ctnet/dns/red",
     ].map((l) => lines.indexOf(l));
     expect(order.every((i) => i >= 0), lines.join("\n")).toBe(true);
     expect([...order].sort((a, b) => a - b)).toEqual(order);
-    // its neighbours on red learn its name through red's shared hosts file; the process starts last
-    expect(lines).not.toContain("write /etc/netns/u1/hosts");
+    // its neighbours on red learn its name through the DNS server's file of red, theirs are not rewritten;
+    // the process starts last
+    expect(lines.filter((l) => l.startsWith("write /etc/netns/u"))).toEqual([]);
     expect(plan.steps.at(-1)).toMatchObject({ kind: "spawn", argv: expect.arrayContaining(["ip", "netns", "exec", "c9", "sleep", "infinity"]) });
     expect(state.containers.c9).toBe(container);
   });

@@ -1,0 +1,197 @@
+// The DNS server of user networks: podman's aardvark-dns (1.4 in Debian bookworm), driven the way netavark
+// drives it. Its config dir, STATE_DIR/dns, holds one file per user network with named members:
+//
+//   172.18.0.1                                         <- the network's gateway: where it listens (port 53)
+//   ID 172.18.0.2  web,db,0123456789ab,web.red 9.9.9.9 <- a container: id, IPv4, IPv6 (none), names, its --dns
+//
+// It answers a query by its source address: the container with that address, and the names of every
+// network that container is on (the same id in several files joins them); a single-label name it does not
+// know gets NXDOMAIN, anything else is forwarded to the container's --dns servers or /etc/resolv.conf's
+// (read in the host's namespace, so a loopback stub such as systemd-resolved's works). It re-reads the
+// files on SIGHUP, and exits by itself when none is left. The files and the process are ctnet's: they live
+// in the state dir, and the process is found through the pid file it writes there and its command line.
+import fs from "node:fs";
+import path from "node:path";
+import { UsageError } from "../errors.js";
+import { DEFAULT_BRIDGE_NETWORK } from "../naming.js";
+import type { Plan } from "../plan/plan.js";
+import type { ContainerRecord, NetworkRecord, State } from "../model.js";
+import { containerDigests } from "../store/statefile.js";
+import { pendingContent, plannedNameFiles } from "./planned.js";
+
+export const AARDVARK = "/usr/lib/podman/aardvark-dns";
+export const DNS_PORT = "53";
+export const PID_FILE = "aardvark.pid";
+
+let stateDir: string | null = null;
+/** The state dir the names of this command belong to (core.ts openStore sets it). */
+export function useStateDir(dir: string): void {
+  stateDir = dir;
+}
+export const dnsDir = () => path.join(stateDir ?? "/var/lib/ctnet", "dns");
+export const dnsConfigPath = (network: string) => path.join(dnsDir(), network);
+
+/**
+ * The networks the server answers for: user bridge networks, whose gateway is an address of the host. A
+ * macvlan or ipvlan network's gateway is a router outside, which its containers reach and the host
+ * cannot be reached on (and an overlay's is not local either): their containers get no names (docs/dns.md).
+ */
+export const servesNames = (net: NetworkRecord | undefined): net is NetworkRecord => !!net && net.name !== DEFAULT_BRIDGE_NETWORK && net.driver === "bridge";
+
+/** The DNS names of `c` on `network`: Docker's DNSNames (name, aliases, short id) and NAME.NETWORK. */
+export function dnsNames(c: Pick<ContainerRecord, "name" | "id">, network: string, aliases: string[]): string[] {
+  return [...new Set([c.name, ...aliases, c.id.slice(0, 12), `${c.name}.${network}`].map((n) => n.toLowerCase()))];
+}
+
+/** One container's line in a network's file, or null when it has no address there. */
+export function dnsEntries(c: ContainerRecord, network: string): string | null {
+  if (c.mode !== "bridge") return null;
+  const ep = c.endpoints.find((e) => e.network === network);
+  if (!ep) return null;
+  const servers = c.dns?.servers?.length ? ` ${c.dns.servers.join(",")}` : "";
+  return `${c.id} ${ep.ip}  ${dnsNames(c, network, ep.aliases).join(",")}${servers}`;
+}
+
+/**
+ * A network's file as the state has it, every member read (doctor, a restart): null when it has none.
+ * A stopped container (no process) has no names; `starting` is the one whose process the plan starts.
+ */
+export function dnsConfigFor(state: State, network: string, starting?: ContainerRecord): string | null {
+  const net = state.networks[network];
+  if (!servesNames(net)) return null;
+  const lines: string[] = [];
+  for (const d of containerDigests(state)) {
+    if (!d.endpoints.some((e) => e.network === network)) continue;
+    const c = state.containers[d.name];
+    if (c.pid === null && c !== starting) continue;
+    const line = dnsEntries(c, network);
+    if (line) lines.push(line);
+  }
+  return lines.length ? [net.gateway, ...lines].join("\n") + "\n" : null;
+}
+
+/** The config files there now (network names), nothing followed. */
+function configFiles(): string[] {
+  try {
+    return fs.readdirSync(dnsDir()).filter((f) => f !== PID_FILE && !f.startsWith("."));
+  } catch {
+    return [];
+  }
+}
+
+/** The pid of this state dir's running server, or null: the pid file's process, if its command line is ours. */
+export function serverPid(): number | null {
+  let pid: number;
+  try {
+    pid = Number(fs.readFileSync(path.join(dnsDir(), PID_FILE), "utf8").trim());
+  } catch {
+    return null;
+  }
+  if (!Number.isInteger(pid) || pid <= 0) return null;
+  try {
+    const argv = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    return argv[0] === AARDVARK && argv.includes(dnsDir()) ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+const startArgv = () => [AARDVARK, "--config", dnsDir(), "-p", DNS_PORT, "run"];
+const stopArgv = () => ["pkill", "--pidfile", path.join(dnsDir(), PID_FILE), "-x", "aardvark-dns"];
+
+export interface NameChange {
+  /** the container as it is after the change (absent from the state when removed) */
+  container: ContainerRecord;
+  networks: string[];
+  /** stopped: its names go though its endpoints stay */
+  leaving?: boolean;
+}
+
+/**
+ * Updates the DNS files of the networks the changes touch, one container's line each (the others' lines
+ * are kept as they are: O(1) per run), then starts the server, signals it, or stops it with the last file.
+ * A server found dead is started again from files rebuilt from the state.
+ */
+export function syncDnsServer(plan: Plan, state: State, changes: NameChange[]): void {
+  const touched = new Map<string, string | null>();
+  const starting = changes.find((ch) => !ch.leaving && state.containers[ch.container.name] === ch.container)?.container;
+  for (const { container: c, networks, leaving } of changes) {
+    const present = state.containers[c.name] === c && !leaving;
+    for (const network of new Set(networks)) {
+      const net = state.networks[network];
+      // a network gone (net rm) leaves its file to be removed; other drivers have none
+      if (network === DEFAULT_BRIDGE_NETWORK || (net && !servesNames(net))) continue;
+      const file = dnsConfigPath(network);
+      const before = touched.has(file) ? touched.get(file)! : pendingContent(plan, file);
+      let after: string | null;
+      if (!net) after = null;
+      else if (before === null) after = dnsConfigFor(state, network, starting);
+      else {
+        const others = before.split("\n").slice(1).filter((l) => l && !l.startsWith(`${c.id} `));
+        const mine = present ? dnsEntries(c, network) : null;
+        const lines = mine ? [...others, mine] : others;
+        after = lines.length ? [net.gateway, ...lines].join("\n") + "\n" : null;
+      }
+      touched.set(file, after);
+    }
+  }
+  const pid = serverPid();
+  // not running (first container, or killed): every file from the state, then start it. Not within a
+  // lab's plan (files planned earlier there): its new containers have no process yet, and would be dropped
+  if (pid === null && plannedNameFiles.size === 0) rebuild(state, touched, starting);
+  control(plan, touched, pid);
+}
+
+/** Every file from the state, then the server started or told (doctor --fix). */
+export function rebuildDnsServer(plan: Plan, state: State): void {
+  const touched = new Map<string, string | null>();
+  rebuild(state, touched);
+  control(plan, touched, serverPid());
+}
+
+function rebuild(state: State, touched: Map<string, string | null>, starting?: ContainerRecord): void {
+  for (const network of new Set([...configFiles(), ...Object.keys(state.networks)])) {
+    const file = dnsConfigPath(network);
+    if (!touched.has(file)) touched.set(file, dnsConfigFor(state, network, starting));
+  }
+}
+
+function control(plan: Plan, touched: Map<string, string | null>, pid: number | null): void {
+  const changed: Array<[string, string | null, string | null]> = [];
+  for (const [file, content] of touched) {
+    const now = pendingContent(plan, file);
+    if (now !== content) changed.push([file, content, now]);
+  }
+  const remaining = new Set(configFiles().map(dnsConfigPath));
+  for (const [file, content] of touched) content === null ? remaining.delete(file) : remaining.add(file);
+  if (pid !== null && changed.length > 0 && remaining.size > 0) {
+    // undone last on a rollback, after the files are back: the server reads them again
+    plan.cmd(["kill", "-0", String(pid)], `ctnet's DNS server (pid ${pid}) is running`, ["kill", "-HUP", String(pid)]);
+  }
+  for (const [file, content, now] of changed) {
+    plan.write(file, content, now, `DNS names on network ${path.basename(file)} (${content === null ? "none left" : "ctnet's DNS server answers them"})`);
+  }
+  if (pid === null && remaining.size > 0) {
+    if (!fs.existsSync(AARDVARK)) throw new UsageError(`${AARDVARK} not found: install it with 'apt-get install aardvark-dns' (it answers the names of user networks)`);
+    plan.cmd(startArgv(), `start ctnet's DNS server on the gateways of ${[...remaining].map((f) => path.basename(f)).join(", ")}`, stopArgv());
+  } else if (pid !== null && remaining.size === 0) {
+    plan.cmd(["kill", "-TERM", String(pid)], "stop ctnet's DNS server: no user network has a container left", startArgv());
+  } else if (pid !== null && changed.length > 0) {
+    // undone by the check's undo alone, once the files are back: a second SIGHUP a moment after the first
+    // can reach aardvark-dns while it re-arms its handler, and end it
+    plan.cmd(["kill", "-HUP", String(pid)], "ctnet's DNS server reads its files again", ["kill", "-0", String(pid)]);
+  }
+}
+
+/** Stops the server and removes its files (reset). */
+export function removeDnsServer(plan: Plan): void {
+  const pid = serverPid();
+  if (pid !== null) plan.cmd(["kill", "-TERM", String(pid)], "stop ctnet's DNS server", null);
+  for (const network of configFiles()) {
+    const file = dnsConfigPath(network);
+    plan.write(file, null, pendingContent(plan, file), `remove the DNS names of network ${network}`);
+  }
+  const pidFile = path.join(dnsDir(), PID_FILE);
+  if (fs.existsSync(pidFile)) plan.cmd(["rm", "-f", pidFile], "remove the DNS server's pid file", null);
+  if (fs.existsSync(dnsDir())) plan.cmd(["rmdir", "--ignore-fail-on-non-empty", dnsDir()], "remove the DNS server's directory", null);
+}
