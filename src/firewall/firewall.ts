@@ -21,7 +21,8 @@
 //   CTNET-ISOLATION-2   per network: entering its bridge (from another ctnet network) -> DROP, except
 //                          DNATed traffic, which CTNET-PORTS then judges (published ports via a host address)
 //   CTNET-PORTS         published ports: ACCEPT of DNATed traffic to the container's port
-//   CTNET-INPUT         (filter INPUT) where route_localnet is on: drop new traffic from a bridge to 127/8
+//   CTNET-INPUT         (filter INPUT) where route_localnet is on: drop new traffic from a bridge to 127/8;
+//                          per user network: DNS queries to its gateway from outside its subnet -> DROP
 //   nat POSTROUTING     -> CTNET-POSTROUTING: MASQUERADE of each network's subnet leaving its bridge, and
 //                          hairpin and loopback-sourced traffic to published ports
 //   nat PREROUTING, OUTPUT (dst-type LOCAL) -> CTNET-DNAT: DNAT of published ports
@@ -121,6 +122,12 @@ export function networkRules(net: NetworkIntent): Rule[] {
   if (!net.internal) f("CTNET-FORWARD", ["-i", br, "!", "-o", br, "-j", "ACCEPT"], `containers on ${net.name} reach the outside`);
   f("CTNET-FORWARD", ["-i", br, "-o", br, "-j", net.icc ? "ACCEPT" : "DROP"], net.icc ? `containers on ${net.name} reach each other` : `icc=false: containers on ${net.name} cannot reach each other`);
   f("CTNET-FORWARD", ["-o", br, "-j", "DROP"], `nothing else enters ${net.name}: hosts routing ${net.subnet} via this one reach published ports only`);
+  if (net.names) {
+    // a query to the gateway is the host's INPUT, past the isolation of FORWARD; and aardvark-dns answers a
+    // client it does not know with the names of the network it was asked on (the host asks from the gateway)
+    f("CTNET-INPUT", ["-d", `${net.gateway}/32`, "!", "-s", net.subnet, "-p", "udp", "-m", "udp", "--dport", "53", "-j", "DROP"],
+      `only ${net.name}'s containers ask its DNS server for ${net.name}'s names`);
+  }
   if (net.masquerade) {
     rules.push({ table: "nat", chain: "CTNET-POSTROUTING", spec: ["-s", net.subnet, "!", "-o", br, "-j", "MASQUERADE"], why: `traffic from ${net.name} leaves with the host's address` });
   }

@@ -3,12 +3,16 @@
 // driver (firewall.ts) turns an intent into rules; nothing in an intent names iptables, so an nftables
 // driver takes the same intent (docs/firewall.md).
 import { bridged, type ContainerRecord, type Endpoint, type NetworkRecord, type PortMapping, type State } from "../model.js";
+import { DEFAULT_BRIDGE_NETWORK } from "../naming.js";
 
 export interface NetworkIntent {
   name: string;
   /** the interface its containers' traffic enters and leaves the host by */
   bridge: string;
   subnet: string;
+  gateway: string;
+  /** its containers' names are answered by a DNS server on the gateway (user networks, docs/dns.md) */
+  names: boolean;
   /** nothing leaves or enters the subnet */
   internal: boolean;
   /** containers of the network reach each other (-o icc) */
@@ -37,6 +41,8 @@ export const networkIntent = (net: NetworkRecord): NetworkIntent => ({
   name: net.name,
   bridge: net.bridge,
   subnet: net.subnet,
+  gateway: net.gateway,
+  names: net.name !== DEFAULT_BRIDGE_NETWORK,
   internal: net.internal,
   icc: (net.options.icc ?? "true") === "true",
   masquerade: !net.internal && (net.options.masquerade ?? "true") === "true",

@@ -73,6 +73,11 @@ describe("the DNS server of user networks", () => {
     // blue's names are not red's
     expect(dig(h, "ubuntu4", "ubuntu1")).toBe("NXDOMAIN");
     expect(dig(h, "ubuntu2", "ubuntu3")).toBe("NXDOMAIN");
+    // nor when red asks blue's server on blue's gateway: that query is the host's INPUT, past FORWARD's
+    // isolation, and aardvark-dns answers a client it does not know (CTNET-INPUT drops it)
+    const blueGw = h.state().networks.blue.gateway;
+    const ip3 = ipOf(h, "ubuntu3", "blue");
+    expect(dig(h, "ubuntu2", "ubuntu3", blueGw)).not.toContain(ip3);
     // getent (glibc) and ping agree with dig
     expect(h.inNs("ubuntu4", "getent", "hosts", "ubuntu3").stdout).toContain(ipOf(h, "ubuntu3", "blue"));
     expect(h.inNs("ubuntu4", "getent", "hosts", "ubuntu1").code).not.toBe(0);

@@ -9,8 +9,8 @@ import type { FirewallIntent, NetworkIntent } from "../../src/firewall/intent.js
 import { Plan, type CmdStep } from "../../src/plan/plan.js";
 import type { Packet } from "../../src/firewall/walk.js";
 
-const red: NetworkIntent = { name: "red", bridge: "ctbr-red", subnet: "10.9.0.0/24", internal: false, icc: true, masquerade: true };
-const lab: NetworkIntent = { name: "lab", bridge: "ctbr-lab", subnet: "10.8.0.0/24", internal: true, icc: false, masquerade: false };
+const red: NetworkIntent = { name: "red", bridge: "ctbr-red", subnet: "10.9.0.0/24", gateway: "10.9.0.1", names: true, internal: false, icc: true, masquerade: true };
+const lab: NetworkIntent = { name: "lab", bridge: "ctbr-lab", subnet: "10.8.0.0/24", gateway: "10.8.0.1", names: true, internal: true, icc: false, masquerade: false };
 const intent: FirewallIntent = {
   networks: [red, lab],
   ports: [
@@ -47,6 +47,8 @@ const KERNEL = `*filter
 -A CTNET-FORWARD -o ctbr-lab -j CTNET-PORTS
 -A CTNET-FORWARD -i ctbr-lab -o ctbr-lab -j DROP
 -A CTNET-FORWARD -o ctbr-lab -j DROP
+-A CTNET-INPUT ! -s 10.9.0.0/24 -d 10.9.0.1/32 -p udp -m udp --dport 53 -j DROP
+-A CTNET-INPUT ! -s 10.8.0.0/24 -d 10.8.0.1/32 -p udp -m udp --dport 53 -j DROP
 -A CTNET-INPUT -d 127.0.0.0/8 -i ctbr-red -m conntrack ! --ctstate RELATED,ESTABLISHED -j DROP
 -A CTNET-ISOLATION -i ctbr-red ! -o ctbr-red -j CTNET-ISOLATION-2
 -A CTNET-ISOLATION ! -d 10.8.0.0/24 -i ctbr-lab -j DROP
