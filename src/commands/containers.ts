@@ -11,6 +11,7 @@ import {
 import { Plan, removalRank, type Step } from "../plan/plan.js";
 import { portLayer, publishOnRun, retirePorts, type PublishOptions } from "../firewall/ports.js";
 import { releaseOverlaysOnHost } from "../drivers/overlay.js";
+import { dropUnbuiltOverlays, planRelease } from "../cluster/claims.js";
 import type { PlanContext } from "../drivers/driver.js";
 import {
   IDLE_COMMAND, checkExecutable, createNamespace, deleteNamespace, loopbackUp, namespacePids, processArgv,
@@ -171,6 +172,7 @@ function createOnly(state: State, c: ContainerRecord, o: RunOptions): string[] {
   c.released = c.endpoints.map((ep) => ({ network: ep.network, aliases: ep.aliases, ...(ep.requested ? { requested: ep.requested } : {}) }));
   c.endpoints = [];
   c.notStarted = true;
+  dropUnbuiltOverlays(state);
   return warnings;
 }
 
@@ -191,8 +193,10 @@ export function planRm(state: State, stateDir: string, names: string[], force: b
     if (sharers.length > 0) throw new UsageError(`container ${name} shares its network namespace with ${sharers.map((s) => s.name).join(", ")}: remove them first`);
   }
   const thaws: Step[] = [];
+  const gone = new Map<string, ContainerRecord>();
   for (const name of removing) {
     const c = state.containers[name];
+    gone.set(name, c);
     // the port layer is every publishing container's rules: one that publishes nothing leaves it as it is
     const portsBefore = c.ports.length > 0 ? portLayer(state) : null;
     delete state.containers[name];
@@ -214,6 +218,7 @@ export function planRm(state: State, stateDir: string, names: string[], force: b
     if (files.length > 0) plan.cmd(["rm", "-f", ...files], `remove ${name}'s log${files.length > 1 ? " and exit status" : ""}`, null);
   }
   releaseDefaultBridge(plan, state);
+  planRelease(plan, state, [...gone.values()], `release the overlay addresses and names of ${[...removing].join(", ")}`);
   releaseOverlaysOnHost(plan, liveContext(), state);
   // stable: within a rank, the plan order each container's steps were planned in
   plan.steps.sort((a, b) => removalRank(a) - removalRank(b));
