@@ -244,7 +244,7 @@ export function buildProgram(): Command {
   cluster.command("leave").description("leave the cluster; stops this host's agent")
     .option("-f, --force", "remove this host's containers on overlay networks first")
     .action(async (opts, cmd) => {
-      const { leaveCluster } = await import("../cluster/cluster.js");
+      const { leaveCluster } = await import("../cluster/overlayrun.js");
       await leaveCluster(globals(cmd), !!opts.force);
     });
 
