@@ -3,7 +3,7 @@
 import fs from "node:fs";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { exitCodeOf, printError } from "../errors.js";
-import { findEach, mutate, mutateEach, openStore, readState, type GlobalOptions } from "../plan/core.js";
+import { findEach, mutate, mutateEach, openStore, readState, requireRoot, type GlobalOptions } from "../plan/core.js";
 import { resolveStateDir } from "../store/store.js";
 import type { State } from "../model.js";
 import { printJson, printJsonLines, printTable, printTemplated, printInspectTemplated, checkFormat } from "../views/output.js";
@@ -18,7 +18,13 @@ const VERBOSE_HELP = "echo each command as it runs, like set -x";
 
 /** Adds the options every mutating command shares; `run` keeps -v for Docker's --volume. */
 function mutating(cmd: Command, verboseFlags = "-v, --verbose"): Command {
-  return cmd.option("--dry-run", "print the plan as a shell script and change nothing").option(verboseFlags, VERBOSE_HELP);
+  return cmd
+    .option("--dry-run", "print the plan as a shell script and change nothing")
+    .option(verboseFlags, VERBOSE_HELP)
+    // before the action reads anything (a joined host's commands read the state and the store first)
+    .hook("preAction", (_cmd, action) => {
+      if (!globals(action).dryRun) requireRoot();
+    });
 }
 
 /** Docker flags `run` takes only to refuse them with what ctnet does instead (src/runflags.ts). */
@@ -244,7 +250,7 @@ export function buildProgram(): Command {
   cluster.command("leave").description("leave the cluster; stops this host's agent")
     .option("-f, --force", "remove this host's containers on overlay networks first")
     .action(async (opts, cmd) => {
-      const { leaveCluster } = await import("../cluster/cluster.js");
+      const { leaveCluster } = await import("../cluster/overlayrun.js");
       await leaveCluster(globals(cmd), !!opts.force);
     });
 
@@ -343,8 +349,6 @@ function addContainerCommands(parent: Command, group: boolean): void {
     const { runContainer } = await import("../commands/run.js");
     const g = globals(cmd);
     const o = { ...opts, net: opts.network, command, create };
-    // the state is read before mutate for the overlay claim: the root check must come first
-    if (!g.dryRun) (await import("../plan/core.js")).requireRoot();
     const state = readState(g);
     // an overlay network's address and name are claimed in the cluster's store by the plan (docs/overlay.md)
     process.exitCode = state.cluster ? await (await import("../cluster/overlayrun.js")).runOnCluster(g, state, o, () => runContainer(g, o)) : await runContainer(g, o);

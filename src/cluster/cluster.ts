@@ -112,29 +112,6 @@ export async function joinCluster(g: GlobalOptions, o: JoinOptions): Promise<voi
   await startAgent(openStore(g).dir);
 }
 
-export async function leaveCluster(g: GlobalOptions, force: boolean): Promise<void> {
-  const state = readState(g);
-  const etcd = storeOf(state);
-  const join = state.cluster!;
-  const stateDir = openStore(g).dir;
-  try {
-    const onOverlay = Object.values(state.containers).filter((c) => c.endpoints.some((e) => state.networks[e.network]?.driver === "overlay"));
-    if (onOverlay.length > 0 && !force) throw new UsageError(`this host has containers on overlay networks (${onOverlay.map((c) => c.name).join(", ")}): remove them, or leave with --force`);
-    if (onOverlay.length > 0) {
-      const { removeContainers } = await import("./overlayrun.js");
-      await removeContainers(g, state, onOverlay.map((c) => c.name));
-    }
-    stopAgent(stateDir);
-    await etcd.txn([], [{ delete: { key: keys.host(join.host) } }, { delete: { key: keys.member(join.host) } }]);
-    await etcd.leaseRevoke(join.lease).catch(() => {});
-    await mutate(g, (draft) => {
-      delete draft.cluster;
-      return { plan: new Plan("cluster leave") };
-    });
-  } finally {
-    etcd.close();
-  }
-}
 
 export interface HostRow {
   Hostname: string;

@@ -15,7 +15,7 @@ import { normaliseOptions, parseKeyValues, type CreateNetworkOptions } from "../
 import { singleIpamFlags } from "../commands/netoptions.js";
 import { networkAttachments } from "../cli/runflags.js";
 import { ensureOverlayOnHost, type RemoteEndpoint } from "../drivers/overlay.js";
-import { checkReachable, storeOf } from "./cluster.js";
+import { checkReachable, stopAgent, storeOf } from "./cluster.js";
 import { PREFIX, keys, localRecord, overlayEndpoints, setClusterView, type EndpointValue, type HostValue, type OverlayNetworkValue } from "./claims.js";
 import type { Compare, Etcd, KeyValue, TxnOp } from "./etcd.js";
 import type { RunOptions } from "../commands/containers.js";
@@ -311,3 +311,25 @@ export async function removeOverlayNetworks(g: GlobalOptions, state: State, name
   return rest;
 }
 
+export async function leaveCluster(g: GlobalOptions, force: boolean): Promise<void> {
+  const state = readState(g);
+  const etcd = storeOf(state);
+  const join = state.cluster!;
+  const stateDir = openStore(g).dir;
+  try {
+    const onOverlay = Object.values(state.containers).filter((c) => c.endpoints.some((e) => state.networks[e.network]?.driver === "overlay"));
+    if (onOverlay.length > 0 && !force) throw new UsageError(`this host has containers on overlay networks (${onOverlay.map((c) => c.name).join(", ")}): remove them, or leave with --force`);
+    if (onOverlay.length > 0) {
+      await removeContainers(g, state, onOverlay.map((c) => c.name));
+    }
+    stopAgent(stateDir);
+    await etcd.txn([], [{ delete: { key: keys.host(join.host) } }, { delete: { key: keys.member(join.host) } }]);
+    await etcd.leaseRevoke(join.lease).catch(() => {});
+    await mutate(g, (draft) => {
+      delete draft.cluster;
+      return { plan: new Plan("cluster leave") };
+    });
+  } finally {
+    etcd.close();
+  }
+}
