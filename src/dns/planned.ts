@@ -1,6 +1,6 @@
 // The name files a command's earlier sub-plans leave (up, restart, stop of several containers are made of
 // the plans of single planners): later planners read them from here, not from the disk.
-import type { Plan } from "../plan/plan.js";
+import type { CmdStep, Plan, Step } from "../plan/plan.js";
 import { readNameFile } from "../host/files.js";
 
 /**
@@ -8,6 +8,18 @@ import { readNameFile } from "../host/files.js";
  * single commands, see lab.ts): path -> content. Read in place of the disk for those paths.
  */
 export const plannedNameFiles = new Map<string, string | null>();
+
+export const AARDVARK = "/usr/lib/podman/aardvark-dns";
+
+/** A step that starts, signals or stops ctnet's DNS server (aardvark.ts). */
+export const isServerControl = (step: Step): step is CmdStep =>
+  step.kind === "cmd" && (step.argv[0] === AARDVARK || (step.argv[0] === "kill" && ["-0", "-HUP", "-TERM"].includes(step.argv[1])));
+
+/**
+ * The last step of the earlier plans that controls the DNS server: a later planner starts it again after
+ * a stop, and does not signal one still to start. Noted with the name files, forgotten with them.
+ */
+export const plannedServerControl: { step?: CmdStep } = {};
 
 /** What `file` holds once the steps planned so far have run; nothing foreign followed. */
 export function pendingContent(plan: Plan, file: string): string | null {
