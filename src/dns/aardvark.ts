@@ -174,11 +174,9 @@ function plannedServer(plan: Plan): ServerState {
 }
 
 /** Takes out this plan's earlier steps that `drop` picks (a signal or start planned again later). */
-function dropSteps(plan: Plan, drop: (step: Step) => boolean): number {
+function dropSteps(plan: Plan, drop: (step: Step) => boolean): void {
   const kept = plan.steps.filter((step) => !drop(step));
-  const dropped = plan.steps.length - kept.length;
   plan.steps.splice(0, plan.steps.length, ...kept);
-  return dropped;
 }
 
 /** Every file from the state, then the server started or told (doctor --fix). */
@@ -217,10 +215,11 @@ function control(plan: Plan, touched: Map<string, string | null>, server: Server
     plan.write(file, content, now, `DNS names on network ${path.basename(file)} (${content === null ? "none left" : "ctnet's DNS server answers them"})`);
   }
   if (server.status === "starting") {
-    // started once, after the last of its files (a lab keeps the last start of its plans)
-    const dropped = changed.length > 0 ? dropSteps(plan, (step) => step.kind === "cmd" && step.argv[0] === AARDVARK) : 0;
-    if (remaining.size > 0 && changed.length > 0) startServer(plan, remaining);
-    else if (remaining.size === 0 && dropped === 0 && changed.length > 0) plan.cmd(stopArgv(), "stop ctnet's DNS server: no user network has a container left", null);
+    // started once, after the last of its files (a command of several plans keeps the last start)
+    if (remaining.size > 0 && changed.length > 0) {
+      dropSteps(plan, (step) => step.kind === "cmd" && step.argv[0] === AARDVARK);
+      startServer(plan, remaining);
+    }
   } else if (server.status === "stopped" && remaining.size > 0) {
     startServer(plan, remaining);
   } else if (server.status === "running" && remaining.size === 0) {
