@@ -3,7 +3,7 @@
 import fs from "node:fs";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { exitCodeOf, printError } from "../errors.js";
-import { findEach, mutate, mutateEach, openStore, readState, type GlobalOptions } from "../plan/core.js";
+import { findEach, mutate, mutateEach, openStore, readState, requireRoot, type GlobalOptions } from "../plan/core.js";
 import { resolveStateDir } from "../store/store.js";
 import type { State } from "../model.js";
 import { printJson, printJsonLines, printTable, printTemplated, printInspectTemplated, checkFormat } from "../views/output.js";
@@ -18,7 +18,13 @@ const VERBOSE_HELP = "echo each command as it runs, like set -x";
 
 /** Adds the options every mutating command shares; `run` keeps -v for Docker's --volume. */
 function mutating(cmd: Command, verboseFlags = "-v, --verbose"): Command {
-  return cmd.option("--dry-run", "print the plan as a shell script and change nothing").option(verboseFlags, VERBOSE_HELP);
+  return cmd
+    .option("--dry-run", "print the plan as a shell script and change nothing")
+    .option(verboseFlags, VERBOSE_HELP)
+    // before the action reads anything (a joined host's commands read the state and the store first)
+    .hook("preAction", (_cmd, action) => {
+      if (!globals(action).dryRun) requireRoot();
+    });
 }
 
 /** Docker flags `run` takes only to refuse them with what ctnet does instead (src/runflags.ts). */
@@ -129,6 +135,7 @@ export function buildProgram(): Command {
     .option("--alias <name>", "network-scoped alias (repeatable)", collect)
     .action(async (network, container, opts, cmd) => {
       const { planConnect } = await import("../commands/networks.js");
+      await readClusterIfJoined(globals(cmd));
       await mutate(globals(cmd), (draft) => ({ plan: planConnect(draft, network, container, { ip: opts.ip, aliases: opts.alias }) }));
     });
 
@@ -136,6 +143,7 @@ export function buildProgram(): Command {
     .option("-f, --force", "accepted: disconnecting never needs forcing in ctnet")
     .action(async (network, container, _opts, cmd) => {
       const { planDisconnect } = await import("../commands/networks.js");
+      await readClusterIfJoined(globals(cmd));
       await mutate(globals(cmd), (draft) => ({ plan: planDisconnect(draft, network, container) }));
     });
 
@@ -242,7 +250,7 @@ export function buildProgram(): Command {
   cluster.command("leave").description("leave the cluster; stops this host's agent")
     .option("-f, --force", "remove this host's containers on overlay networks first")
     .action(async (opts, cmd) => {
-      const { leaveCluster } = await import("../cluster/cluster.js");
+      const { leaveCluster } = await import("../cluster/overlayrun.js");
       await leaveCluster(globals(cmd), !!opts.force);
     });
 
@@ -255,6 +263,13 @@ export function buildProgram(): Command {
       if (fmt === "json") return printJsonLines(rows);
       if (fmt !== "table") return printTemplated(fmt.template, rows, "*formatter.NodeContext", { Hostname: "HOSTNAME", Vtep: "VTEP", Status: "STATUS", Containers: "CONTAINERS" });
       await printTable(["HOSTNAME", "VTEP", "STATUS", "CONTAINERS"], rows.map((r) => [r.Self ? `${r.Hostname} *` : r.Hostname, r.Vtep, r.Status, String(r.Containers)]));
+    });
+
+  cluster.command("prune").description("forget dead hosts: their address and name claims released, their membership removed (refused for a live host)")
+    .argument("<host...>")
+    .action(async (hosts: string[], _opts, cmd) => {
+      const { pruneHosts } = await import("../cluster/cluster.js");
+      await pruneHosts(globals(cmd), hosts, (h) => console.log(h));
     });
 
   program.command("agent").description("this host's cluster agent in the foreground (cluster join starts it in the background; for systemd see docs/overlay.md)")
@@ -334,18 +349,9 @@ function addContainerCommands(parent: Command, group: boolean): void {
     const { runContainer } = await import("../commands/run.js");
     const g = globals(cmd);
     const o = { ...opts, net: opts.network, command, create };
-    // the state is read before mutate for the overlay claim: the root check must come first
-    if (!g.dryRun) (await import("../plan/core.js")).requireRoot();
     const state = readState(g);
-    // an overlay network's address and name are claimed in the cluster's store first (docs/overlay.md)
-    const claim = state.cluster ? await (await import("../cluster/overlayrun.js")).claimForRun(g, state, o) : null;
-    try {
-      process.exitCode = await runContainer(g, o);
-    } catch (err) {
-      await claim?.release();
-      throw err;
-    }
-    await claim?.up();
+    // an overlay network's address and name are claimed in the cluster's store by the plan (docs/overlay.md)
+    process.exitCode = state.cluster ? await (await import("../cluster/overlayrun.js")).runOnCluster(g, state, o, () => runContainer(g, o)) : await runContainer(g, o);
   };
 
   runLike(mutating(parent.command("run").description("run a command in a new container").argument("[command...]", "command and arguments (default: an idle process; a shell with -it)"), "--verbose"))
@@ -358,6 +364,7 @@ function addContainerCommands(parent: Command, group: boolean): void {
     .action(async (names: string[], _opts, cmd) => {
       const { planStart } = await import("../commands/lifecycle.js");
       const g = globals(cmd);
+      await readClusterIfJoined(g);
       await mutateEach(g, names, (draft, some) => planStart(draft, openStore(g).dir, some), (n) => console.log(n));
     });
 
@@ -366,6 +373,7 @@ function addContainerCommands(parent: Command, group: boolean): void {
     .action(async (names: string[], opts, cmd) => {
       const { planStop } = await import("../commands/lifecycle.js");
       const g = globals(cmd);
+      await readClusterIfJoined(g);
       await mutateEach(g, names, (draft, some) => planStop(draft, openStore(g).dir, some, opts.time), (n) => console.log(n));
     });
 
@@ -374,6 +382,7 @@ function addContainerCommands(parent: Command, group: boolean): void {
     .action(async (names: string[], opts, cmd) => {
       const { planRestart } = await import("../commands/lifecycle.js");
       const g = globals(cmd);
+      await readClusterIfJoined(g);
       await mutateEach(g, names, (draft, some) => planRestart(draft, openStore(g).dir, some, opts.time), (n) => console.log(n));
     });
 
@@ -421,10 +430,9 @@ function addContainerCommands(parent: Command, group: boolean): void {
       const { planRm } = await import("../commands/containers.js");
       const g = globals(cmd);
       const state = readState(g);
-      const release = state.cluster && !opts.dryRun ? await (await import("../cluster/overlayrun.js")).claimsOfRemoval(state, names) : null;
-      const removed: string[] = [];
-      await mutateEach(g, names, (draft, some) => planRm(draft, openStore(g).dir, some, !!opts.force), (n) => (removed.push(n), console.log(n)));
-      await release?.(removed);
+      // the plan's last step releases their overlay claims: the store must be reachable before its first
+      if (state.cluster && !opts.dryRun) await (await import("../cluster/overlayrun.js")).checkStoreForRemoval(state, names);
+      await mutateEach(g, names, (draft, some) => planRm(draft, openStore(g).dir, some, !!opts.force), (n) => console.log(n));
     });
 
   if (group) {
@@ -522,6 +530,12 @@ function hoistStateDir(argv: string[]): string[] {
     else out.push(argv[i]);
   }
   return [...out.slice(0, 2), ...hoisted, ...out.slice(2)];
+}
+
+/** On a joined host, the store's overlay networks and claims, for commands that may join or leave them (claims.ts). */
+async function readClusterIfJoined(g: GlobalOptions): Promise<void> {
+  const state = readState(g);
+  if (state.cluster) await (await import("../cluster/overlayrun.js")).readCluster(g, state);
 }
 
 /** A joined host's view of the networks: its own, and every overlay network of the cluster. */

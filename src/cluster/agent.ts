@@ -8,15 +8,16 @@ import { UsageError } from "../errors.js";
 import { openStore, readState, type GlobalOptions } from "../plan/core.js";
 import { run } from "../host/sys.js";
 import { peerArgvs, vxlanIfname, type RemoteEndpoint } from "../drivers/overlay.js";
-import { PREFIX, agentPidFile, agentPidLine, keys, storeOf, type EndpointValue, type HostValue } from "./cluster.js";
-import type { OverlayNetworkValue } from "./overlayrun.js";
+import { agentPidFile, agentPidLine, storeOf } from "./cluster.js";
+import { PREFIX, keys, type EndpointValue, type HostValue } from "./claims.js";
+import type { OverlayNetworkValue } from "./claims.js";
 import type { KeyValue, WatchEvent } from "./etcd.js";
 import type { State } from "../model.js";
 
 const log = (msg: string) => process.stdout.write(`${new Date().toISOString()} ${msg}\n`);
 
 /** What the agent knows of the store: the keys under the prefix, kept current by the watch. */
-class View {
+export class View {
   readonly kvs = new Map<string, KeyValue>();
 
   load(kvs: KeyValue[]): void {
@@ -56,11 +57,17 @@ class View {
   }
 }
 
+/** A VXLAN device's per-MAC tunnel entries (those with a dst: the device's own and the bridge's have none) and ARP entries. */
+export function tunnelEntries(vxlan: string): { fdb: Array<{ mac: string; dst: string }>; neigh: Array<{ dst: string; lladdr?: string }> } {
+  const fdb = JSON.parse(run(["bridge", "-j", "fdb", "show", "dev", vxlan]).stdout || "[]") as Array<{ mac: string; dst?: string }>;
+  const neigh = JSON.parse(run(["ip", "-j", "neigh", "show", "dev", vxlan]).stdout || "[]") as Array<{ dst: string; lladdr?: string }>;
+  return { fdb: fdb.filter((e): e is { mac: string; dst: string } => !!e.dst), neigh };
+}
+
 /** Makes one VXLAN device's FDB and ARP entries exactly `peers`: replaces every wanted one, deletes the rest. */
 export function converge(vxlan: string, peers: RemoteEndpoint[]): number {
   if (!fs.existsSync(`/sys/class/net/${vxlan}`)) return 0;
-  const fdb = JSON.parse(run(["bridge", "-j", "fdb", "show", "dev", vxlan]).stdout || "[]") as Array<{ mac: string; dst?: string }>;
-  const neigh = JSON.parse(run(["ip", "-j", "neigh", "show", "dev", vxlan]).stdout || "[]") as Array<{ dst: string; lladdr?: string }>;
+  const { fdb, neigh } = tunnelEntries(vxlan);
   const wanted = new Set(peers.map((p) => `${p.mac} ${p.vtep}`));
   const wantedIps = new Set(peers.map((p) => p.ip));
   const bridgeCmds: string[] = [];
@@ -70,8 +77,7 @@ export function converge(vxlan: string, peers: RemoteEndpoint[]): number {
     bridgeCmds.push(f.slice(1).join(" "));
     ipCmds.push(n.slice(1).join(" "));
   }
-  // entries with a dst are the per-MAC tunnel entries (the device's own and the bridge's have none)
-  for (const e of fdb) if (e.dst && !wanted.has(`${e.mac} ${e.dst}`)) bridgeCmds.push(`fdb del ${e.mac} dev ${vxlan} dst ${e.dst} self`);
+  for (const e of fdb) if (!wanted.has(`${e.mac} ${e.dst}`)) bridgeCmds.push(`fdb del ${e.mac} dev ${vxlan} dst ${e.dst} self`);
   for (const e of neigh) if (!wantedIps.has(e.dst)) ipCmds.push(`neigh del ${e.dst} dev ${vxlan}`);
   // one process per tool however many entries: -force goes on past an entry that vanished meanwhile
   if (bridgeCmds.length) run(["bridge", "-force", "-batch", "-"], bridgeCmds.join("\n") + "\n");

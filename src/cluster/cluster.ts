@@ -5,46 +5,12 @@ import path from "node:path";
 import { OpError, UsageError } from "../errors.js";
 import { parseAddress } from "../ipam.js";
 import { mutate, openStore, readState, type GlobalOptions } from "../plan/core.js";
-import { Plan } from "../plan/plan.js";
+import { Plan, renderStep } from "../plan/plan.js";
 import { hostAddresses } from "../host/sys.js";
 import { processAlive, processStartTime } from "../store/store.js";
-import { Etcd, parseStoreUrl } from "./etcd.js";
+import { Etcd, parseStoreUrl, type TxnOp } from "./etcd.js";
+import { PREFIX, keys, type EndpointValue, type HostValue } from "./claims.js";
 import type { ClusterJoin, State } from "../model.js";
-
-/** Every key ctnet writes lives under this prefix; the agent watches all of it. */
-export const PREFIX = "/ctnet/";
-export const keys = {
-  /** a live host: bound to its lease, gone when the host stops renewing it */
-  host: (h: string) => `${PREFIX}hosts/${h}`,
-  /** a member, alive or not: written at join, removed at leave (cluster ls shows the dead ones) */
-  member: (h: string) => `${PREFIX}members/${h}`,
-  network: (n: string) => `${PREFIX}networks/${n}`,
-  vni: (vni: number) => `${PREFIX}vnis/${vni}`,
-  subnet: (cidr: string) => `${PREFIX}subnets/${cidr}`,
-  /** an address claim: one per container and overlay network */
-  endpoint: (n: string, ip: string) => `${PREFIX}endpoints/${n}/${ip}`,
-  /** a container name on an overlay network, unique across hosts */
-  name: (n: string, c: string) => `${PREFIX}names/${n}/${c}`,
-};
-
-export interface HostValue {
-  host: string;
-  vtep: string;
-  joined: string;
-}
-
-export interface EndpointValue {
-  network: string;
-  ip: string;
-  mac: string;
-  host: string;
-  vtep: string;
-  container: string;
-  /** set once the container's link is up on its host (the agents converge on it) */
-  up?: boolean;
-  /** when the claim was made (ISO 8601): the agent releases a claim its host's state never took up */
-  claimed: string;
-}
 
 export const DEFAULT_TTL = 15;
 const MAX_TTL = 30;
@@ -146,29 +112,6 @@ export async function joinCluster(g: GlobalOptions, o: JoinOptions): Promise<voi
   await startAgent(openStore(g).dir);
 }
 
-export async function leaveCluster(g: GlobalOptions, force: boolean): Promise<void> {
-  const state = readState(g);
-  const etcd = storeOf(state);
-  const join = state.cluster!;
-  const stateDir = openStore(g).dir;
-  try {
-    const onOverlay = Object.values(state.containers).filter((c) => c.endpoints.some((e) => state.networks[e.network]?.driver === "overlay"));
-    if (onOverlay.length > 0 && !force) throw new UsageError(`this host has containers on overlay networks (${onOverlay.map((c) => c.name).join(", ")}): remove them, or leave with --force`);
-    if (onOverlay.length > 0) {
-      const { removeContainers } = await import("./overlayrun.js");
-      await removeContainers(g, state, onOverlay.map((c) => c.name));
-    }
-    stopAgent(stateDir);
-    await etcd.txn([], [{ delete: { key: keys.host(join.host) } }, { delete: { key: keys.member(join.host) } }]);
-    await etcd.leaseRevoke(join.lease).catch(() => {});
-    await mutate(g, (draft) => {
-      delete draft.cluster;
-      return { plan: new Plan("cluster leave") };
-    });
-  } finally {
-    etcd.close();
-  }
-}
 
 export interface HostRow {
   Hostname: string;
@@ -199,6 +142,38 @@ export async function listHosts(g: GlobalOptions): Promise<HostRow[]> {
     return [...members.values()]
       .map((m) => ({ Hostname: m.host, Vtep: m.vtep, Status: live.has(m.host) ? ("Ready" as const) : ("Down" as const), Containers: count.get(m.host) ?? 0, Self: m.host === state.cluster!.host }))
       .sort((a, b) => a.Hostname.localeCompare(b.Hostname));
+  } finally {
+    etcd.close();
+  }
+}
+
+/**
+ * `cluster prune HOST…`: a dead host's claims released and its membership removed, each host in one
+ * transaction that holds only while its lease is gone (a host that comes back in between keeps them). A
+ * live host, this host or a stranger is refused. Claims are never released by a lease's expiry alone:
+ * the addresses of a host that is only cut off must not be handed to others behind its back.
+ */
+export async function pruneHosts(g: GlobalOptions, hosts: string[], pruned: (host: string) => void): Promise<void> {
+  const state = readState(g);
+  const etcd = storeOf(state);
+  try {
+    const all = (await etcd.list(PREFIX)).kvs;
+    const has = (key: string) => all.some((kv) => kv.key === key);
+    for (const host of hosts) {
+      if (host === state.cluster!.host) throw new UsageError(`${host} is this host: 'ctnet cluster leave' takes it out of the cluster`);
+      if (!has(keys.member(host))) throw new UsageError(`no host ${host} in the cluster`);
+      if (has(keys.host(host))) throw new UsageError(`host ${host} is alive (its lease is held): only a dead host's claims can be released`);
+    }
+    for (const host of hosts) {
+      const claims = all.filter((kv) => kv.key.startsWith(PREFIX + "endpoints/")).map((kv) => JSON.parse(kv.value) as EndpointValue).filter((e) => e.host === host);
+      const ops: TxnOp[] = [...claims.flatMap((e) => [{ delete: { key: keys.endpoint(e.network, e.ip) } }, { delete: { key: keys.name(e.network, e.container) } }]), { delete: { key: keys.member(host) } }];
+      if (g.dryRun) {
+        process.stdout.write(`${renderStep({ kind: "store", store: etcd.url, compare: [{ key: keys.host(host), target: "CREATE", createRevision: 0 }], success: ops, undo: null, why: "" })}\n`);
+        continue;
+      }
+      if (!(await etcd.txn([{ key: keys.host(host), target: "CREATE", createRevision: 0 }], ops)).succeeded) throw new OpError(`host ${host} came back meanwhile: its claims are kept`);
+      pruned(host);
+    }
   } finally {
     etcd.close();
   }

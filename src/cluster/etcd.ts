@@ -235,3 +235,16 @@ export class Etcd {
     this.agent.destroy();
   }
 }
+
+/** A plan's store step (plan.ts StoreStep): null when done, else why not (a compare failed: a key is taken). */
+export async function storeTxn(store: string, compare: Compare[], success: TxnOp[]): Promise<string | null> {
+  const etcd = new Etcd(parseStoreUrl(store)!);
+  try {
+    const r = await etcd.txn(compare, success);
+    return r.succeeded ? null : `${compare.map((c) => c.key).join(", ")}: another host changed ${compare.length === 1 ? "it" : "them"} first`;
+  } catch (err: any) {
+    return err.message;
+  } finally {
+    etcd.close();
+  }
+}

@@ -1,64 +1,57 @@
 // The store's side of overlay networks (docs/overlay.md): `net create -d overlay` as one transaction,
-// the networks every joined host lists, and the address and name claims of `run` and `rm`. The kernel's
-// side is planned by src/drivers/overlay.ts.
+// the networks every joined host lists, and what `run`, `rm`, `net connect` and `start` read of the store
+// before they plan their claims (claims.ts). The kernel's side is planned by src/drivers/overlay.ts.
 import fs from "node:fs";
 import { OpError, UsageError } from "../errors.js";
 import {
   addrText, addrValue, allocateAddress, checkHostAddress, checkUsableSubnet, chooseSubnet, contains, macFor, overlaps, parseAddress, parseCidr, type Cidr,
 } from "../ipam.js";
-import { DEFAULT_BRIDGE_NETWORK, PREDEFINED_NETWORKS, bridgeIfname, newId, validateName } from "../naming.js";
-import { mutateEach, openStore, type GlobalOptions } from "../plan/core.js";
-import { hostAddresses, hostSubnetsInUse } from "../host/sys.js";
+import { DEFAULT_BRIDGE_NETWORK, PREDEFINED_NETWORKS, newId, validateName } from "../naming.js";
+import { mutate, mutateEach, openStore, readState, type GlobalOptions } from "../plan/core.js";
+import { Plan, renderStep } from "../plan/plan.js";
+import { recoverJournal } from "../plan/executor.js";
+import { hostSubnetsInUse } from "../host/sys.js";
 import { normaliseOptions, parseKeyValues, type CreateNetworkOptions } from "../commands/networks.js";
 import { singleIpamFlags } from "../commands/netoptions.js";
 import { networkAttachments } from "../cli/runflags.js";
-import { VXLAN_OVERHEAD, ensureOverlayOnHost, type RemoteEndpoint } from "../drivers/overlay.js";
-import { PREFIX, checkReachable, keys, storeOf, type EndpointValue, type HostValue } from "./cluster.js";
+import { ensureOverlayOnHost, type RemoteEndpoint } from "../drivers/overlay.js";
+import { checkReachable, stopAgent, storeOf } from "./cluster.js";
+import { PREFIX, keys, localRecord, overlayEndpoints, setClusterView, type EndpointValue, type HostValue, type OverlayNetworkValue } from "./claims.js";
 import type { Compare, Etcd, KeyValue, TxnOp } from "./etcd.js";
 import type { RunOptions } from "../commands/containers.js";
 import type { NetworkRecord, State } from "../model.js";
-
-/** An overlay network as the store holds it: the same for every host. */
-export interface OverlayNetworkValue {
-  name: string;
-  id: string;
-  created: string;
-  subnet: string;
-  gateway: string;
-  ipRange?: string;
-  internal: boolean;
-  /** -o options as given (mtu: the user's; each host otherwise uses its underlay's less 50) */
-  options: Record<string, string>;
-  labels: Record<string, string>;
-  vni: number;
-  /** the host it was created on */
-  host: string;
-}
 
 /** Docker's overlay driver hands out VNIs from 4096 up (libnetwork's vxlan id pool). */
 const FIRST_VNI = 4096;
 const CLAIM_ATTEMPTS = 20;
 
-/** The MTU of the link that holds this host's VTEP address. */
-function underlayMtu(vtep: string): number {
-  const dev = hostAddresses().find((a) => a.address === vtep)?.ifname;
-  return dev ? Number(fs.readFileSync(`/sys/class/net/${dev}/mtu`, "utf8")) : 1500;
+/**
+ * A plan a killed command left behind may hold claims: it is recovered (rolled back: its claims released,
+ * or completed) before the store's claims are read, so that the next command does not meet them.
+ */
+async function recoverFirst(g: GlobalOptions): Promise<void> {
+  const store = openStore(g);
+  if (g.dryRun || !fs.existsSync(store.journalFile)) return;
+  await store.lock(`ctnet ${process.argv.slice(2).join(" ")}`);
+  try {
+    await recoverJournal(store, g.verbose);
+  } finally {
+    store.unlock();
+  }
 }
 
-/** This host's record of an overlay network: its bridge name and its MTU (underlay less 50 unless -o mtu). */
-export function localRecord(v: OverlayNetworkValue, vtep: string): NetworkRecord {
-  return {
-    name: v.name, id: v.id, created: v.created, driver: "overlay", vni: v.vni, bridge: bridgeIfname(v.name),
-    subnet: v.subnet, gateway: v.gateway, ...(v.ipRange ? { ipRange: v.ipRange } : {}), internal: v.internal,
-    options: { ...v.options, mtu: v.options.mtu ?? String(underlayMtu(vtep) - VXLAN_OVERHEAD) }, labels: v.labels,
-  };
-}
-
-/** One line of a --dry-run: what the store transaction does. */
-function renderTxn(compare: Compare[], success: TxnOp[], when?: string): string {
-  const ifs = compare.map((c) => (c.target === "CREATE" ? `absent ${c.key}` : c.key)).join(" && ");
-  const thens = success.map((op) => ("put" in op ? `put ${op.put.key}${op.put.lease ? " (lease)" : ""}` : "delete" in op ? `delete ${op.delete.key}` : "")).join("; ");
-  return `# store transaction${when ? `, ${when}` : ""}: if ${ifs} then ${thens}\n`;
+/** After a claim step failed: whether a key it puts now holds another value (another host was first). */
+async function claimedBySomeoneElse(etcd: Etcd, success: TxnOp[]): Promise<boolean> {
+  try {
+    for (const op of success) {
+      if (!("put" in op)) continue;
+      const kv = await etcd.get(op.put.key);
+      if (kv && kv.value !== op.put.value) return true;
+    }
+  } catch {
+    /* the store is gone: the step's own error says so */
+  }
+  return false;
 }
 
 const byPrefix = (kvs: KeyValue[], prefix: string) => kvs.filter((kv) => kv.key.startsWith(PREFIX + prefix));
@@ -79,6 +72,7 @@ export async function createOverlayNetwork(g: GlobalOptions, state: State, name:
   const etcd = storeOf(state);
   try {
     await checkReachable(etcd);
+    await recoverFirst(g);
     for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
       const all = (await etcd.list(PREFIX)).kvs;
       const nets = byPrefix(all, "networks/").map((kv) => JSON.parse(kv.value) as OverlayNetworkValue);
@@ -114,12 +108,16 @@ export async function createOverlayNetwork(g: GlobalOptions, state: State, name:
         { put: { key: keys.vni(vni), value: name } },
         { put: { key: keys.subnet(value.subnet), value: name } },
       ];
-      if (g.dryRun) {
-        process.stdout.write(`#!/bin/sh\n# ctnet plan: net create -d overlay ${name}\n${renderTxn(compare, success)}# nothing changes in the kernel until a container joins it\n`);
-        return null;
+      const undo: TxnOp[] = success.map((op) => ({ delete: { key: "put" in op ? op.put.key : "" } }));
+      // a plan of one store step, journaled: a crash before the state is saved releases the claims. Nothing
+      // changes in the kernel until a container joins the network.
+      try {
+        await mutate(g, () => ({ plan: new Plan(`net create -d overlay ${name}`).store(etcd.url, compare, success, undo, `claim overlay network ${name}, its VNI ${vni} and its subnet ${value.subnet}`) }));
+        return g.dryRun ? null : value.id;
+      } catch (err) {
+        // another host claimed the name, VNI or subnet between the read and now: read again
+        if (!(await claimedBySomeoneElse(etcd, success))) throw err;
       }
-      // another host claimed the name, VNI or subnet between the read and now: read again
-      if ((await etcd.txn(compare, success)).succeeded) return value.id;
     }
     throw new OpError(`could not claim a VNI and subnet for ${name} in ${CLAIM_ATTEMPTS} attempts: the store is too busy`);
   } finally {
@@ -147,26 +145,56 @@ async function overlayNetwork(etcd: Etcd, state: State, target: string): Promise
   return kv ? JSON.parse(kv.value) : null;
 }
 
-export interface OverlayClaim {
-  /** after the run's plan ran: the claim says its link is up, which the agents converge on (--dry-run: prints the claim's transaction) */
-  up(): Promise<void>;
-  /** after the run's plan failed: the claim is released */
-  release(): Promise<void>;
+/**
+ * `run`/`create` on a joined host. When the first network is an overlay network, the container's address
+ * and name are claimed by the plan's first step (a create-if-absent transaction, undone by rollback and
+ * crash recovery) and the network is brought up on this host; its last step marks the claim up. When
+ * another host took the address or the name meanwhile, the whole run is planned again from the store.
+ */
+export async function runOnCluster(g: GlobalOptions, state: State, o: RunOptions, run: () => Promise<number>): Promise<number> {
+  const given = { ip: o.ip, name: o.name };
+  await recoverFirst(g);
+  state = readState(g);
+  const etcd = storeOf(state);
+  try {
+    for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
+      const claim = await planClaim(etcd, state, o);
+      if (!claim) return await run();
+      let code: number;
+      try {
+        code = await run();
+      } catch (err) {
+        if (!(await claimedBySomeoneElse(etcd, claim))) throw err;
+        Object.assign(o, given, { beforePlan: undefined });
+        state = readState(g);
+        continue;
+      }
+      // once the state holds the container (the agent releases an up claim no container holds), unless a
+      // foreground run --rm released it meanwhile
+      const [ep] = claim;
+      if (!g.dryRun && "put" in ep) await etcd.txn([{ key: ep.put.key, target: "VALUE", value: ep.put.value }], [{ put: { key: ep.put.key, value: JSON.stringify({ ...JSON.parse(ep.put.value), up: true }) } }]);
+      return code;
+    }
+  } finally {
+    etcd.close();
+  }
+  throw new OpError(`could not claim an address on ${o.net} in ${CLAIM_ATTEMPTS} attempts: the store is too busy`);
 }
 
 /**
- * Before `run --net OVERLAY`: claims the container's address and name on the network in the store (one
- * create-if-absent transaction, retried with the next free address when another host took it first), and
- * hands planRun what it needs to bring the network up here. null when the first network is no overlay.
+ * Chooses the address of `run --net OVERLAY` from the store's claims and hands planRun, through
+ * o.beforePlan, the steps that claim it and bring the network up here. Returns the claim's puts; null
+ * when the first network is no overlay network.
  */
-export async function claimForRun(g: GlobalOptions, state: State, o: RunOptions): Promise<OverlayClaim | null> {
+async function planClaim(etcd: Etcd, state: State, o: RunOptions): Promise<TxnOp[] | null> {
   const [first] = networkAttachments(o.net, o);
   if (state.networks[first.target]?.driver === "bridge" || first.target === DEFAULT_BRIDGE_NETWORK) return null;
   const join = state.cluster!;
-  const etcd = storeOf(state);
   const v = await overlayNetwork(etcd, state, first.target);
-  if (!v) {
-    etcd.close();
+  if (!v) return null;
+  if (o.create) {
+    // nothing is claimed or built until start (claims.ts, claimOnConnect): the planner only needs the record
+    o.beforePlan = (_plan, draft) => void (draft.networks[v.name] ??= localRecord(v, join.advertise));
     return null;
   }
   const name = (o.name ??= newId().slice(0, 12));
@@ -174,79 +202,73 @@ export async function claimForRun(g: GlobalOptions, state: State, o: RunOptions)
   if (state.containers[name]) throw new UsageError(`container name ${name} is already in use`);
   const net = localRecord(v, join.advertise);
   const subnet = parseCidr(v.subnet);
-  for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
-    const all = (await etcd.list(PREFIX)).kvs;
-    const live = new Set(byPrefix(all, "hosts/").map((kv) => (JSON.parse(kv.value) as HostValue).host));
-    const claims = byPrefix(all, `endpoints/${v.name}/`).map((kv) => JSON.parse(kv.value) as EndpointValue);
-    const holder = byPrefix(all, `names/${v.name}/`).find((kv) => kv.key === keys.name(v.name, name));
-    if (holder) throw new UsageError(`container name ${name} is already in use on overlay network ${v.name} (host ${holder.value})`);
-    const taken = new Map(claims.map((c) => [c.ip, c]));
-    let ip: string;
-    if (first.ip) {
-      ip = addrText(addrValue(parseAddress(first.ip, "--ip").correctForm()));
-      const other = taken.get(ip);
-      if (other) throw new UsageError(`--ip ${ip} is already in use on network ${v.name} (container ${other.container} on host ${other.host})`);
-    } else {
-      const free = allocateAddress({ subnet, gateway: addrValue(v.gateway), range: v.ipRange ? parseCidr(v.ipRange) : subnet }, new Set(taken.keys()));
-      if (free === null) throw new UsageError(`no free address left on network ${v.name} (${v.ipRange ?? v.subnet})`);
-      ip = addrText(free);
-    }
-    const claim: EndpointValue = { network: v.name, ip, mac: first.mac ?? macFor(addrValue(ip)), host: join.host, vtep: join.advertise, container: name, claimed: new Date().toISOString() };
-    const peers: RemoteEndpoint[] = claims.filter((c) => c.host !== join.host && live.has(c.host)).map(({ ip, mac, vtep }) => ({ ip, mac, vtep }));
-    const compare: Compare[] = [keys.endpoint(v.name, ip), keys.name(v.name, name)].map((key) => ({ key, target: "CREATE", createRevision: 0 }));
-    const success: TxnOp[] = [{ put: { key: keys.endpoint(v.name, ip), value: JSON.stringify(claim) } }, { put: { key: keys.name(v.name, name), value: join.host } }];
-    // the address goes to planRun as --ip would: newEndpoint then checks it against this host's containers
-    if (!first.ip) o.ip = ip;
-    o.beforePlan = (plan, draft, ctx) => void ensureOverlayOnHost(plan, ctx, draft, net, peers);
-    if (g.dryRun) {
-      etcd.close();
-      // printed after the plan's script, which must begin with its #! line
-      return { up: async () => void process.stdout.write(`\n${renderTxn(compare, success, "before step 1")}`), release: async () => {} };
-    }
-    if ((await etcd.txn(compare, success)).succeeded) {
-      return {
-        up: async () => {
-          await etcd.put(keys.endpoint(v.name, ip), JSON.stringify({ ...claim, up: true }));
-          etcd.close();
-        },
-        release: async () => {
-          await etcd.txn([], [{ delete: { key: keys.endpoint(v.name, ip) } }, { delete: { key: keys.name(v.name, name) } }]).catch(() => {});
-          etcd.close();
-        },
-      };
-    }
-    if (first.ip) continue;
+  const all = (await etcd.list(PREFIX)).kvs;
+  const live = new Set(byPrefix(all, "hosts/").map((kv) => (JSON.parse(kv.value) as HostValue).host));
+  const claims = byPrefix(all, `endpoints/${v.name}/`).map((kv) => JSON.parse(kv.value) as EndpointValue);
+  const holder = byPrefix(all, `names/${v.name}/`).find((kv) => kv.key === keys.name(v.name, name));
+  if (holder) throw new UsageError(`container name ${name} is already in use on overlay network ${v.name} (host ${holder.value})`);
+  const taken = new Map(claims.map((c) => [c.ip, c]));
+  let ip: string;
+  if (first.ip) {
+    ip = addrText(addrValue(parseAddress(first.ip, "--ip").correctForm()));
+    const other = taken.get(ip);
+    if (other) throw new UsageError(`--ip ${ip} is already in use on network ${v.name} (container ${other.container} on host ${other.host})`);
+  } else {
+    const free = allocateAddress({ subnet, gateway: addrValue(v.gateway), range: v.ipRange ? parseCidr(v.ipRange) : subnet }, new Set(taken.keys()));
+    if (free === null) throw new UsageError(`no free address left on network ${v.name} (${v.ipRange ?? v.subnet})`);
+    ip = addrText(free);
   }
-  etcd.close();
-  throw new OpError(`could not claim an address on ${v.name} in ${CLAIM_ATTEMPTS} attempts: the store is too busy`);
+  const claim: EndpointValue = { network: v.name, ip, mac: first.mac ?? macFor(addrValue(ip)), host: join.host, vtep: join.advertise, container: name, claimed: new Date().toISOString() };
+  const peers: RemoteEndpoint[] = claims.filter((c) => c.host !== join.host && live.has(c.host)).map(({ ip, mac, vtep }) => ({ ip, mac, vtep }));
+  const [epKey, nameKey] = [keys.endpoint(v.name, ip), keys.name(v.name, name)];
+  const compare: Compare[] = [epKey, nameKey].map((key) => ({ key, target: "CREATE", createRevision: 0 }));
+  const success: TxnOp[] = [{ put: { key: epKey, value: JSON.stringify(claim) } }, { put: { key: nameKey, value: join.host } }];
+  // the address goes to planRun as --ip would: newEndpoint then checks it against this host's containers
+  if (!first.ip) o.ip = ip;
+  o.beforePlan = (plan, draft, ctx) => {
+    plan.store(join.store, compare, success, [{ delete: { key: epKey } }, { delete: { key: nameKey } }], `claim ${ip} and the name ${name} on overlay network ${v.name}`);
+    ensureOverlayOnHost(plan, ctx, draft, net, peers);
+  };
+  return success;
 }
 
 /**
- * Before `rm` of containers on overlay networks: the store must be reachable (else nothing is removed);
- * returns what releases their claims once they are gone.
+ * Before a command that may connect containers to overlay networks (net connect, start, restart): the
+ * store's networks and claims, for its planners (claims.ts, claimOnConnect), after any plan a killed
+ * command left is recovered. An unreachable store stops it here, before its first step.
  */
-export async function claimsOfRemoval(state: State, names: string[]): Promise<((removed: string[]) => Promise<void>) | null> {
-  const eps = (name: string) => (state.containers[name]?.endpoints ?? []).filter((e) => state.networks[e.network]?.driver === "overlay");
-  if (!names.some((n) => eps(n).length > 0)) return null;
+export async function readCluster(g: GlobalOptions, state: State): Promise<void> {
   const etcd = storeOf(state);
-  await checkReachable(etcd);
-  return async (removed) => {
-    const ops: TxnOp[] = removed.flatMap((n) => eps(n).flatMap((e) => [{ delete: { key: keys.endpoint(e.network, e.ip) } }, { delete: { key: keys.name(e.network, n) } }]));
-    try {
-      if (ops.length) await etcd.txn([], ops);
-    } finally {
-      etcd.close();
-    }
-  };
+  try {
+    await checkReachable(etcd);
+    await recoverFirst(g);
+    const all = (await etcd.list(PREFIX)).kvs;
+    setClusterView({
+      networks: new Map(byPrefix(all, "networks/").map((kv) => JSON.parse(kv.value) as OverlayNetworkValue).map((v) => [v.name, v])),
+      claims: byPrefix(all, "endpoints/").map((kv) => JSON.parse(kv.value) as EndpointValue),
+      live: new Set(byPrefix(all, "hosts/").map((kv) => (JSON.parse(kv.value) as HostValue).host)),
+    });
+  } finally {
+    etcd.close();
+  }
 }
 
-/** Removes containers (leave --force), releasing their claims. */
+/**
+ * Before `rm` of containers on overlay networks: the store must be reachable (else nothing is removed:
+ * the rm plan's last step releases their claims).
+ */
+export async function checkStoreForRemoval(state: State, names: string[]): Promise<void> {
+  if (!names.some((n) => state.containers[n] && overlayEndpoints(state, state.containers[n]).length > 0)) return;
+  const etcd = storeOf(state);
+  await checkReachable(etcd);
+  etcd.close();
+}
+
+/** Removes containers (leave --force); their plan releases their claims. */
 export async function removeContainers(g: GlobalOptions, state: State, names: string[]): Promise<void> {
   const { planRm } = await import("../commands/containers.js");
-  const release = await claimsOfRemoval(state, names);
-  const removed: string[] = [];
-  await mutateEach(g, names, (draft, some) => planRm(draft, openStore(g).dir, some, true), (n) => removed.push(n));
-  await release?.(removed);
+  await checkStoreForRemoval(state, names);
+  await mutateEach(g, names, (draft, some) => planRm(draft, openStore(g).dir, some, true), () => {});
 }
 
 /**
@@ -272,7 +294,7 @@ export async function removeOverlayNetworks(g: GlobalOptions, state: State, name
       const compare: Compare[] = [{ key: keys.endpoint(name, ""), target: "CREATE", createRevision: 0, prefix: true }, { key: keys.network(name), target: "MOD", modRevision: kv.modRevision }];
       const success: TxnOp[] = [{ delete: { key: keys.network(name) } }, { delete: { key: keys.vni(v.vni) } }, { delete: { key: keys.subnet(v.subnet) } }, { delete: { key: keys.name(name, ""), prefix: true } }];
       if (g.dryRun) {
-        process.stdout.write(renderTxn(compare, success));
+        process.stdout.write(`${renderStep({ kind: "store", store: etcd.url, compare, success, undo: null, why: "" })}\n`);
         continue;
       }
       if ((await etcd.txn(compare, success)).succeeded) {
@@ -289,3 +311,25 @@ export async function removeOverlayNetworks(g: GlobalOptions, state: State, name
   return rest;
 }
 
+export async function leaveCluster(g: GlobalOptions, force: boolean): Promise<void> {
+  const state = readState(g);
+  const etcd = storeOf(state);
+  const join = state.cluster!;
+  const stateDir = openStore(g).dir;
+  try {
+    const onOverlay = Object.values(state.containers).filter((c) => c.endpoints.some((e) => state.networks[e.network]?.driver === "overlay"));
+    if (onOverlay.length > 0 && !force) throw new UsageError(`this host has containers on overlay networks (${onOverlay.map((c) => c.name).join(", ")}): remove them, or leave with --force`);
+    if (onOverlay.length > 0) {
+      await removeContainers(g, state, onOverlay.map((c) => c.name));
+    }
+    stopAgent(stateDir);
+    await etcd.txn([], [{ delete: { key: keys.host(join.host) } }, { delete: { key: keys.member(join.host) } }]);
+    await etcd.leaseRevoke(join.lease).catch(() => {});
+    await mutate(g, (draft) => {
+      delete draft.cluster;
+      return { plan: new Plan("cluster leave") };
+    });
+  } finally {
+    etcd.close();
+  }
+}

@@ -11,11 +11,12 @@ import {
 import { Plan, removalRank, type Step } from "../plan/plan.js";
 import { portLayer, publishOnRun, retirePorts, type PublishOptions } from "../firewall/ports.js";
 import { releaseOverlaysOnHost } from "../drivers/overlay.js";
+import { dropUnbuiltOverlays, planRelease } from "../cluster/claims.js";
 import type { PlanContext } from "../drivers/driver.js";
 import {
   IDLE_COMMAND, checkExecutable, createNamespace, deleteNamespace, loopbackUp, namespacePids, processArgv,
 } from "../host/sandbox.js";
-import { parseAddHosts, parseDnsServers, parseLinks, removeContainerFiles, syncNames, writeContainerFiles } from "../dns/names.js";
+import { parseAddHosts, parseDnsServers, parseLinks, removeContainerFiles, syncNames, syncNeighbourHosts, writeContainerFiles } from "../dns/names.js";
 import { syncDnsServer } from "../dns/aardvark.js";
 import { containerDigests } from "../store/statefile.js";
 import { networkAttachments, type FirstNetworkFlags } from "../cli/runflags.js";
@@ -151,8 +152,11 @@ export function planRun(state: State, stateDir: string, o: RunOptions, ctx = liv
   if (ownNs) loopbackUp(plan, name);
   if (o.create) return { plan, container: c, argv: [], warnings };
   warnings.push(...publishOnRun(plan, state, c, o));
-  // its names answer from its start: one line in the DNS server's file of each of its user networks
-  syncDnsServer(plan, state, [{ container: c, networks: c.endpoints.map((e) => e.network) }]);
+  // its names answer from its start: one line in the DNS server's file of each of its user networks (the
+  // hosts files of its neighbours on networks the server cannot serve)
+  const onNetworks = c.endpoints.map((e) => e.network);
+  syncNeighbourHosts(plan, state, c, onNetworks);
+  syncDnsServer(plan, state, [{ container: c, networks: onNetworks }]);
   const argv = processArgv(state, c, command, env, true);
   if (o.detach) spawnMain(plan, state, stateDir, c, false);
   return { plan, container: c, argv, warnings };
@@ -168,6 +172,7 @@ function createOnly(state: State, c: ContainerRecord, o: RunOptions): string[] {
   c.released = c.endpoints.map((ep) => ({ network: ep.network, aliases: ep.aliases, ...(ep.requested ? { requested: ep.requested } : {}) }));
   c.endpoints = [];
   c.notStarted = true;
+  dropUnbuiltOverlays(state);
   return warnings;
 }
 
@@ -188,8 +193,10 @@ export function planRm(state: State, stateDir: string, names: string[], force: b
     if (sharers.length > 0) throw new UsageError(`container ${name} shares its network namespace with ${sharers.map((s) => s.name).join(", ")}: remove them first`);
   }
   const thaws: Step[] = [];
+  const gone = new Map<string, ContainerRecord>();
   for (const name of removing) {
     const c = state.containers[name];
+    gone.set(name, c);
     // the port layer is every publishing container's rules: one that publishes nothing leaves it as it is
     const portsBefore = c.ports.length > 0 ? portLayer(state) : null;
     delete state.containers[name];
@@ -211,6 +218,7 @@ export function planRm(state: State, stateDir: string, names: string[], force: b
     if (files.length > 0) plan.cmd(["rm", "-f", ...files], `remove ${name}'s log${files.length > 1 ? " and exit status" : ""}`, null);
   }
   releaseDefaultBridge(plan, state);
+  planRelease(plan, state, [...gone.values()], `release the overlay addresses and names of ${[...removing].join(", ")}`);
   releaseOverlaysOnHost(plan, liveContext(), state);
   // stable: within a rank, the plan order each container's steps were planned in
   plan.steps.sort((a, b) => removalRank(a) - removalRank(b));

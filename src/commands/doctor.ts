@@ -15,6 +15,7 @@ import fs from "node:fs";
 import { UsageError } from "../errors.js";
 import { mutate, openStore, type GlobalOptions } from "../plan/core.js";
 import { driverOf, routeReason } from "../drivers/registry.js";
+import type { OverlayCheck } from "../cluster/check.js";
 import type { Finding } from "../drivers/driver.js";
 import type { LinkFact } from "../host/facts.js";
 import { pendingPlan } from "../plan/executor.js";
@@ -604,7 +605,7 @@ function compareDns(state: State): Finding[] {
  * The whole diagnosis: a pending plan, lost containers (released in `state`), running containers the
  * state lacks (adopted into `state`, or removed with `removeOrphans`), then every difference.
  */
-export function diagnose(store: Store, state: State, o: { removeOrphans?: boolean } = {}): Finding[] {
+export function diagnose(store: Store, state: State, o: { removeOrphans?: boolean; overlay?: OverlayCheck } = {}): Finding[] {
   const out: Finding[] = [];
   const kernel = readKernel();
   const others = sparedByOthers(store.dir, kernel);
@@ -620,6 +621,7 @@ export function diagnose(store: Store, state: State, o: { removeOrphans?: boolea
   const orphans = orphanContainers(state, kernel, { removeOrphans: o.removeOrphans, stateDir: store.dir, spared: others.spared });
   out.push(...orphans.findings);
   out.push(...compare(state, kernel, orphans.spared));
+  if (o.overlay) out.push(...o.overlay.findings(state));
   return out;
 }
 
@@ -636,11 +638,13 @@ export async function doctorCommand(g: GlobalOptions, o: { fix?: boolean; remove
     process.stdout.write(`${err.message}\n${restoreAdvice(store)}`);
     return 1;
   }
+  // a joined host: its overlay state compared with the cluster's store too (read here: it is asynchronous)
+  const overlay = state.cluster ? await (await import("../cluster/check.js")).readOverlayCheck(state, store.dir) : undefined;
   if (!o.fix) {
     for (const s of Object.values(state.sysctls)) process.stdout.write(`sysctl ${s.key} = ${s.value} (set by ctnet; was ${s.previous}, restored when its last user goes)\n`);
     let findings: Finding[];
     try {
-      findings = diagnose(store, state);
+      findings = diagnose(store, state, { overlay });
       for (const note of unknownJoiners(state)) process.stdout.write(`${note}\n`);
     } catch (err: any) {
       process.stdout.write(`${err.message}\n`);
@@ -655,7 +659,7 @@ export async function doctorCommand(g: GlobalOptions, o: { fix?: boolean; remove
   await mutate(
     g,
     (draft) => {
-      const findings = diagnose(store, draft, { removeOrphans: o.removeOrphans }).filter((f) => f.phase > 0);
+      const findings = diagnose(store, draft, { removeOrphans: o.removeOrphans, overlay }).filter((f) => f.phase > 0);
       unfixable = findings.filter((f) => !f.fix && f.phase !== 1).map((f) => f.text);
       const plan = new Plan(`doctor --fix: ${findings.length} difference${findings.length === 1 ? "" : "s"}`);
       for (const f of [...findings].sort((a, b) => a.phase - b.phase)) f.fix?.(plan);
@@ -664,7 +668,8 @@ export async function doctorCommand(g: GlobalOptions, o: { fix?: boolean; remove
     { discardUnreadableJournal: true },
   );
   if (g.dryRun) return 0;
-  const left = diagnose(store, store.read());
+  await overlay?.afterFix();
+  const left = diagnose(store, store.read(), { overlay: state.cluster ? await (await import("../cluster/check.js")).readOverlayCheck(state, store.dir) : undefined });
   for (const f of left) process.stdout.write(`${f.text}\n`);
   if (left.length === 0) process.stdout.write("repaired: ctnet's state and the kernel agree\n");
   else process.stdout.write(`${left.length} difference${left.length === 1 ? "" : "s"} left${unfixable.length ? " that doctor cannot fix" : ""}\n`);

@@ -13,6 +13,7 @@ import { syncNames } from "../dns/names.js";
 import { keepOneServerControl } from "../dns/planned.js";
 import { installPorts, portLayer, retirePorts } from "../firewall/ports.js";
 import { findContainer, planConnect, planDisconnect } from "./networks.js";
+import { overlayToJoin } from "../cluster/claims.js";
 import { exitPath, FREEZER_ROOT, freezerDir, isRunning, lastExit, logPath, MOVE_IN, readExit, recordProcess, spawnMain, thaw, THAW_OUT } from "./process.js";
 import { Plan, WAIT_GONE } from "../plan/plan.js";
 import { containerDigests } from "../store/statefile.js";
@@ -74,7 +75,7 @@ function rejoinNetworks(plan: Plan, state: State, c: ContainerRecord): void {
   const released = c.released;
   if (!released) return;
   for (const r of released) {
-    if (r.network !== "bridge" && !state.networks[r.network]) throw new UsageError(`cannot start ${c.name}: network ${r.network} not found`);
+    if (r.network !== "bridge" && !state.networks[r.network] && !overlayToJoin(state, r.network)) throw new UsageError(`cannot start ${c.name}: network ${r.network} not found`);
   }
   const portsBefore = portLayer(state);
   delete c.released;

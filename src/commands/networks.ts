@@ -19,6 +19,7 @@ import {
   auxNameOf, ipamConfigView, optionsView, parseAuxAddresses, parseKeyValues, refuseSwarmFlags, singleIpamFlags, type IpamFlags,
 } from "./netoptions.js";
 import { bridged, runModeText, type ContainerRecord, type Endpoint, type NetworkRecord, type State } from "../model.js";
+import { claimOnConnect, overlayToJoin, releaseOnDisconnect } from "../cluster/claims.js";
 
 export interface CreateNetworkOptions extends IpamFlags {
   driver?: string;
@@ -307,12 +308,14 @@ export function findContainer(state: State, term: string): ContainerRecord {
 
 export function planConnect(state: State, netTerm: string, ctrName: string, req: EndpointRequest, ctx = liveContext()): Plan {
   const c = findContainer(state, ctrName);
-  const netName = resolveNetwork(state, netTerm);
+  // an overlay network of the cluster is in the state only while a container of this host is on it
+  const netName = overlayToJoin(state, netTerm)?.name ?? resolveNetwork(state, netTerm);
   const plan = new Plan(`net connect ${netName} ${c.name}`);
   if (c.mode !== "bridge") throw new UsageError(`container ${c.name} uses --net ${runModeText(c)}: it cannot be connected to networks`);
   if (netName === "host" || netName === "none") throw new UsageError(`container cannot be connected to the ${netName} network`);
   // a stopped container's networks are joined at start (lifecycle.ts): Docker's connect only records it then
   if (c.released) return recordForStart(state, c, netName, req, ctx, plan);
+  req = claimOnConnect(plan, ctx, state, netName, c, req);
   const net = netName === DEFAULT_BRIDGE_NETWORK ? ensureDefaultBridge(plan, state, ctx) : findNetwork(state, netName);
   if (c.endpoints.some((e) => e.network === net.name)) throw new UsageError(`container ${c.name} is already connected to network ${net.name}`);
   const before = routeNetwork(state, c);
@@ -357,6 +360,7 @@ export function planDisconnect(state: State, netTerm: string, ctrName: string, c
   installPorts(plan, state, portsBefore, portsAfter);
   syncNames(plan, state, c, [netName]);
   releaseDefaultBridge(plan, state, ctx);
+  releaseOnDisconnect(plan, ctx, state, netName, c, ep.ip);
   return plan;
 }
 

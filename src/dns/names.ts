@@ -2,8 +2,9 @@
 //
 // - Each container keeps files of its own under /etc/netns/NAME (ip netns exec bind-mounts them over
 //   /etc): hostname, hosts (Docker's lines: localhost, its own addresses, --add-host, --link) and
-//   resolv.conf. They are written when it runs and when its own endpoints change, never for a neighbour:
-//   an edit of /etc/hosts inside one container stays in that container.
+//   resolv.conf. They are written when it runs and when its own endpoints change, never for a neighbour
+//   on a bridge network: an edit of /etc/hosts inside one container stays in that container. (On macvlan,
+//   ipvlan and overlay networks, which the server cannot serve, the members' names are in those files.)
 // - The names of user networks are answered by one DNS server per state dir, podman's aardvark-dns,
 //   running in the host's namespace on every user network's gateway (port 53), configured by one file per
 //   network in STATE_DIR/dns (aardvark.ts). A `run` changes one line of one file and signals the server:
@@ -19,6 +20,7 @@ import type { Plan } from "../plan/plan.js";
 import type { ContainerRecord, State } from "../model.js";
 import { readNameLink } from "../host/files.js";
 import { dnsNames, servesNames, syncDnsServer } from "./aardvark.js";
+import { DEFAULT_BRIDGE_NETWORK } from "../naming.js";
 import { pendingContent } from "./planned.js";
 import { containerDigests } from "../store/statefile.js";
 
@@ -45,8 +47,29 @@ export function hostsFileFor(state: State, c: ContainerRecord): string {
   const own = [...new Set([c.hostname, c.name])].join(" ");
   for (const ep of c.endpoints) lines.push(`${ep.ip}\t${own}`);
   if (c.endpoints.length === 0) lines.push(`127.0.1.1\t${own}`);
+  for (const ep of c.endpoints) {
+    if (!namedByHosts(state, ep.network)) continue;
+    for (const o of membersOf(state, ep.network)) {
+      if (o.name === c.name) continue;
+      const theirs = o.endpoints.find((e) => e.network === ep.network)!;
+      lines.push(`${theirs.ip}\t${dnsNames(o, ep.network, theirs.aliases).join(" ")}`);
+    }
+  }
   return lines.join("\n") + "\n";
 }
+
+/**
+ * User networks the DNS server cannot serve, because their gateway is no address of the host (macvlan,
+ * ipvlan, overlay): their members' names are written into each member's hosts file instead, so a change
+ * rewrites the hosts files of the network's containers (O(n), on these networks only; docs/dns.md).
+ */
+const namedByHosts = (state: State, network: string) => {
+  const net = state.networks[network];
+  return !!net && net.name !== DEFAULT_BRIDGE_NETWORK && !servesNames(net);
+};
+
+const membersOf = (state: State, network: string): ContainerRecord[] =>
+  containerDigests(state).filter((d) => d.endpoints.some((e) => e.network === network)).map((d) => state.containers[d.name]);
 
 // ---- resolv.conf ---------------------------------------------------------------------------
 
@@ -170,7 +193,15 @@ export function removeContainerFiles(plan: Plan, ns: string): void {
  */
 export function syncNames(plan: Plan, state: State, c: ContainerRecord, networks: string[] = c.endpoints.map((e) => e.network)): void {
   if (state.containers[c.name] === c) writeContainerFiles(plan, state, c);
+  syncNeighbourHosts(plan, state, c, networks);
   syncDnsServer(plan, state, [{ container: c, networks }]);
+}
+
+/** On the networks of `networks` named by hosts files, the other members' files now that `c` joined or left. */
+export function syncNeighbourHosts(plan: Plan, state: State, c: ContainerRecord, networks: string[]): void {
+  const neighbours = new Set<ContainerRecord>();
+  for (const n of networks) if (namedByHosts(state, n)) for (const o of membersOf(state, n)) if (o.name !== c.name) neighbours.add(o);
+  for (const o of neighbours) writeContainerFiles(plan, state, o);
 }
 
 

@@ -6,7 +6,7 @@ import { spawn } from "node:child_process";
 import fs from "node:fs";
 import { OpError } from "../errors.js";
 import { netnsPath } from "../naming.js";
-import { renderStep, waitedPaths, shJoin, type Step, type Plan, type CmdStep } from "./plan.js";
+import { renderStep, renderUndo, waitedPaths, shJoin, type Step, type Plan, type CmdStep } from "./plan.js";
 import { processStartTime, processAlive, type Store } from "../store/store.js";
 import type { State } from "../model.js";
 import { stateJson } from "../store/statefile.js";
@@ -78,6 +78,7 @@ function onSignal(sig: NodeJS.Signals) {
  */
 export function irreversible(step: Step): boolean {
   if (step.kind === "kill") return true;
+  if (step.kind === "store") return !step.undo && step.success.some((op) => "delete" in op);
   if (step.kind !== "cmd" || step.undo) return false;
   const { argv } = step;
   return argv[0] === "rm" || argv.some((w) => ["del", "delete", "flush", "replace", "-D", "-F", "-X"].includes(w));
@@ -586,6 +587,10 @@ async function runSingle(step: Step, spawned: Record<string, Spawned>, track?: T
     case "kill":
       await killAll(step.pids, step.signal, step.graceSeconds === undefined ? undefined : step.graceSeconds * 1000);
       return null;
+    case "store": {
+      const error = await (await import("../cluster/etcd.js")).storeTxn(step.store, step.compare, step.success);
+      return error === null ? null : { command: `the store transaction to ${step.why}`, stderr: error, succeeded: 0, culprit: 0 };
+    }
   }
 }
 
@@ -688,6 +693,10 @@ async function rollback(
       } catch (err: any) {
         if (!afterCrash) process.stderr.write(`ctnet: undo failed: restore ${step.path}: ${err.message}\n`);
       }
+    } else if (step.kind === "store" && step.undo) {
+      if (verbose) process.stderr.write(`+ ${renderUndo(step)}   # undo\n`);
+      const error = await (await import("../cluster/etcd.js")).storeTxn(step.store, [], step.undo);
+      if (error && !afterCrash) process.stderr.write(`ctnet: undo failed: the store transaction to ${step.why}: ${error}\n`);
     } else if (step.kind === "spawn") {
       const proc = spawned[step.container];
       if (proc && processAlive(proc.pid, proc.start)) await killAll([proc.pid], "SIGKILL");

@@ -1,5 +1,6 @@
 // A plan is the ordered list of kernel and file changes one command makes. Every step says why it
 // exists and how to undo it; the executor runs them, and `--dry-run` prints them as a POSIX sh script.
+import type { Compare, TxnOp } from "../cluster/etcd.js";
 
 export interface CmdStep {
   kind: "cmd";
@@ -76,7 +77,23 @@ export const WAIT_GONE = 'for p; do while [ -e "$p" ]; do sleep 0.01; done; done
 export const waitedPaths = (step: Step): string[] | null =>
   step.kind === "cmd" && step.argv[0] === "sh" && step.argv[2] === WAIT_GONE ? step.argv.slice(4) : null;
 
-export type Step = CmdStep | WriteStep | SpawnStep | KillStep | LinkStep;
+/**
+ * A transaction in a cluster's etcd store (src/cluster/etcd.ts): an overlay network's or container's
+ * claims. It fails when a compare does not hold (another host claimed the key first). Its undo, a
+ * transaction too, releases what it claimed: rollback and crash recovery release claims like links.
+ */
+export interface StoreStep {
+  kind: "store";
+  /** etcd://HOST:PORT[,HOST:PORT…] */
+  store: string;
+  compare: Compare[];
+  success: TxnOp[];
+  /** null when it cannot be reverted (a release: the plan is then completed, never undone) */
+  undo: TxnOp[] | null;
+  why: string;
+}
+
+export type Step = CmdStep | WriteStep | SpawnStep | KillStep | LinkStep | StoreStep;
 
 export class Plan {
   readonly steps: Step[] = [];
@@ -130,6 +147,11 @@ export class Plan {
     return this;
   }
 
+  store(store: string, compare: Compare[], success: TxnOp[], undo: TxnOp[] | null, why: string): this {
+    this.steps.push({ kind: "store", store, compare, success, undo, why });
+    return this;
+  }
+
   kill(pids: number[], signal: KillStep["signal"], why: string, graceSeconds?: number): this {
     if (pids.length > 0) this.steps.push({ kind: "kill", pids, signal, why, ...(graceSeconds === undefined ? {} : { graceSeconds }) });
     return this;
@@ -163,6 +185,19 @@ function heredocMarker(content: string): string {
   return marker;
 }
 
+/** A store transaction as `etcdctl txn` reads it from stdin: compares, a blank line, the operations. */
+function renderTxn(store: string, compare: Compare[], ops: TxnOp[]): string {
+  const quote = (v: string) => JSON.stringify(v);
+  const ifs = compare.map((c) => {
+    if (c.target === "CREATE") return `create(${quote(c.key)}) = "${c.createRevision}"${c.prefix ? " # every key under it" : ""}`;
+    if (c.target === "MOD") return `mod(${quote(c.key)}) = "${c.modRevision}"`;
+    return `value(${quote(c.key)}) = ${quote(c.value)}`;
+  });
+  const thens = ops.map((op) => ("put" in op ? `put ${op.put.key} ${quote(op.put.value)}` : "delete" in op ? `del ${op.delete.prefix ? "--prefix " : ""}${op.delete.key}` : `get ${op.range.key}`));
+  const body = [...ifs, "", ...thens, "", ""].join("\n");
+  return `etcdctl --endpoints=${store.slice("etcd://".length)} txn <<'${heredocMarker(body)}'\n${body}\n${heredocMarker(body)}`;
+}
+
 /** One step as the sh lines that do the same thing. */
 export function renderStep(step: Step): string {
   switch (step.kind) {
@@ -184,6 +219,8 @@ export function renderStep(step: Step): string {
       return `setsid ${shJoin(step.argv)} </dev/null >>${shQuote(step.log)} 2>&1 &`;
     case "kill":
       return shJoin(["kill", step.signal === "SIGKILL" ? "-KILL" : "-TERM", ...step.pids.map(String)]);
+    case "store":
+      return renderTxn(step.store, step.compare, step.success);
   }
 }
 
@@ -199,6 +236,8 @@ export function renderUndo(step: Step): string | null {
       return `kill -KILL <pid of ${step.container}>`;
     case "kill":
       return null;
+    case "store":
+      return step.undo ? renderTxn(step.store, [], step.undo) : null;
   }
 }
 

@@ -60,9 +60,9 @@ describe("overlay networks across hosts", () => {
     }
     // the name is the cluster's: another host cannot create it again
     expect(h2.ctnet("net", "create", "-d", "overlay", "ov1").code).toBe(2);
-    // --dry-run shows the one transaction and claims nothing
+    // --dry-run shows the one transaction (as etcdctl runs it) and claims nothing
     const dry = h3.ok("net", "create", "--dry-run", "-d", "overlay", "ovdry");
-    expect(dry).toMatch(/^# store transaction: if absent \/ctnet\/networks\/ovdry && absent \/ctnet\/vnis\/4097 && absent \/ctnet\/subnets\/[\d./]+ then put /m);
+    expect(dry).toMatch(/^# 1\. claim overlay network ovdry, its VNI 4097 and its subnet [\d./]+\netcdctl --endpoints=[\d.:,]+ txn <<'EOF'\ncreate\("\/ctnet\/networks\/ovdry"\) = "0"\ncreate\("\/ctnet\/vnis\/4097"\) = "0"\ncreate\("\/ctnet\/subnets\/[\d./]+"\) = "0"\n\nput \/ctnet\/networks\/ovdry /m);
     expect(h1.ok("net", "ls", "--format", "{{.Name}}")).not.toContain("ovdry");
   });
 
@@ -129,12 +129,12 @@ describe("overlay networks across hosts", () => {
     }
   });
 
-  it("--dry-run of an overlay run prints the store transaction and the kernel steps, and changes nothing", () => {
+  it("--dry-run of an overlay run prints the store transaction as its first step, then the kernel steps, and changes nothing", () => {
     const h3 = sim().hosts[2];
     const before = h3.kernel();
     const out = h3.ok("run", "--dry-run", "-d", "--name", "d", "--net", "ov1");
     expect(out).toMatch(/^#!\/bin\/sh\n/);
-    expect(out).toMatch(/^# store transaction, before step 1: if absent \/ctnet\/endpoints\/ov1\/10\.200\.0\.\d+ && absent \/ctnet\/names\/ov1\/d then put/m);
+    expect(out).toMatch(/^# 1\. claim 10\.200\.0\.\d+ and the name d on overlay network ov1\netcdctl --endpoints=[\d.:,]+ txn <<'EOF'\ncreate\("\/ctnet\/endpoints\/ov1\/10\.200\.0\.\d+"\) = "0"\ncreate\("\/ctnet\/names\/ov1\/d"\) = "0"\n\nput \/ctnet\/endpoints\/ov1\/10\.200\.0\.\d+ "/m);
     expect(out).toMatch(/^ip link add ctvx-\d+ mtu 1450 type vxlan id \d+ local 10\.77\.0\.3 dstport 4789 nolearning proxy$/m);
     expect(out).toMatch(/^bridge fdb replace 02:42:0a:c8:00:\w\w dev ctvx-\d+ dst 10\.77\.0\.\d self permanent$/m);
     expect(h3.kernel()).toEqual(before);

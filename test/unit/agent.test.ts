@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { strayClaims } from "../../src/cluster/agent.js";
 import { emptyState } from "../../src/model.js";
-import type { EndpointValue } from "../../src/cluster/cluster.js";
+import type { EndpointValue } from "../../src/cluster/claims.js";
 import type { KeyValue } from "../../src/cluster/etcd.js";
 
 const NOW = Date.parse("2026-12-01T18:00:00Z");

@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { decodeKv, encodeTxn, parseStoreUrl, prefixEnd } from "../../src/cluster/etcd.js";
+import { Plan, renderStep, renderUndo, type StoreStep } from "../../src/plan/plan.js";
+import { irreversible } from "../../src/plan/executor.js";
 
 const b64 = (s: string) => Buffer.from(s).toString("base64");
 
@@ -40,5 +42,19 @@ describe("etcd JSON gateway encoding", () => {
     expect(parseStoreUrl("http://10.0.0.1:2379")).toBeNull();
     expect(parseStoreUrl("etcd://10.0.0.1")).toBeNull();
     expect(parseStoreUrl("etcd://a:99999")).toBeNull();
+  });
+});
+
+describe("store steps of a plan", () => {
+  const step = new Plan("run k").store("etcd://10.0.0.1:2379,10.0.0.2:2379", [{ key: "/ctnet/names/ov/k", target: "CREATE", createRevision: 0 }], [{ put: { key: "/ctnet/names/ov/k", value: '{"h":"a b"}' } }], [{ delete: { key: "/ctnet/names/ov/k" } }], "claim k").steps[0];
+
+  it("print as the etcdctl txn that does the same, and their undo as the one that releases", () => {
+    expect(renderStep(step)).toBe(`etcdctl --endpoints=10.0.0.1:2379,10.0.0.2:2379 txn <<'EOF'\ncreate("/ctnet/names/ov/k") = "0"\n\nput /ctnet/names/ov/k "{\\"h\\":\\"a b\\"}"\n\n\nEOF`);
+    expect(renderUndo(step)).toBe(`etcdctl --endpoints=10.0.0.1:2379,10.0.0.2:2379 txn <<'EOF'\n\ndel /ctnet/names/ov/k\n\n\nEOF`);
+  });
+
+  it("a claim is undone by rollback; a release without undo is past the point of no return", () => {
+    expect(irreversible(step)).toBe(false);
+    expect(irreversible({ ...(step as StoreStep), success: [{ delete: { key: "/ctnet/names/ov/k" } }], undo: null })).toBe(true);
   });
 });
