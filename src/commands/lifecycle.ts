@@ -10,6 +10,7 @@ import { validateName } from "../naming.js";
 import { netnsExists } from "../host/sys.js";
 import { EXIT_RECORDER, forgetSubPlans, namespacePids, noteSubPlan } from "../host/sandbox.js";
 import { syncNames } from "../dns/names.js";
+import { keepOneServerControl } from "../dns/planned.js";
 import { installPorts, portLayer, retirePorts } from "../firewall/ports.js";
 import { findContainer, planConnect, planDisconnect } from "./networks.js";
 import { overlayToJoin } from "../cluster/claims.js";
@@ -40,9 +41,13 @@ function appendSub(plan: Plan, sub: Plan): void {
 }
 
 /** A plan over several containers, built from sub-plans; what they noted is forgotten once it is made. */
-function planning<T>(build: () => T): T {
+function planning<T extends Plan | { plan: Plan }>(build: () => T): T {
   try {
-    return build();
+    const out = build();
+    const { steps } = out instanceof Plan ? out : out.plan;
+    const keep = keepOneServerControl(steps);
+    steps.splice(0, steps.length, ...steps.filter((_, i) => keep[i]));
+    return out;
   } finally {
     forgetSubPlans();
   }

@@ -14,12 +14,12 @@ import fs from "node:fs";
 import path from "node:path";
 import { UsageError } from "../errors.js";
 import { DEFAULT_BRIDGE_NETWORK } from "../naming.js";
-import type { Plan } from "../plan/plan.js";
+import type { Plan, Step } from "../plan/plan.js";
 import type { ContainerRecord, NetworkRecord, State } from "../model.js";
 import { containerDigests } from "../store/statefile.js";
-import { pendingContent, plannedNameFiles } from "./planned.js";
+import { AARDVARK, isServerControl, pendingContent, plannedNameFiles, plannedServerControl } from "./planned.js";
 
-export const AARDVARK = "/usr/lib/podman/aardvark-dns";
+export { AARDVARK } from "./planned.js";
 export const DNS_PORT = "53";
 export const PID_FILE = "aardvark.pid";
 
@@ -129,24 +129,61 @@ export function syncDnsServer(plan: Plan, state: State, changes: NameChange[]): 
       else {
         const others = before.split("\n").slice(1).filter((l) => l && !l.startsWith(`${c.id} `));
         const mine = present ? dnsEntries(c, network) : null;
-        const lines = mine ? [...others, mine] : others;
+        const lines = inStateOrder(state, network, mine ? [...others, mine] : others);
         after = lines.length ? [net.gateway, ...lines].join("\n") + "\n" : null;
       }
       touched.set(file, after);
     }
   }
-  const pid = serverPid();
-  // not running (first container, or killed): every file from the state, then start it. Not within a
-  // lab's plan (files planned earlier there): its new containers have no process yet, and would be dropped
-  if (pid === null && plannedNameFiles.size === 0) rebuild(state, touched, starting);
-  control(plan, touched, pid);
+  const server = plannedServer(plan);
+  // not running (first container, or killed): every file from the state, then start it. Not when an
+  // earlier plan of this command controls it, nor within a lab's plan (files planned earlier there): its
+  // new containers have no process yet, and would be dropped
+  if (server.status === "stopped" && !server.planned && plannedNameFiles.size === 0) rebuild(state, touched, starting);
+  control(plan, touched, server);
+}
+
+/**
+ * A network's lines in the order of the state's containers, as dnsConfigFor writes them (doctor compares
+ * the two): a container connected later to an older network's file takes its place among the others.
+ */
+function inStateOrder(state: State, network: string, lines: string[]): string[] {
+  const rank = new Map<string, number>();
+  for (const d of containerDigests(state)) for (const ep of d.endpoints) if (ep.network === network) rank.set(ep.ip, rank.size);
+  const at = (line: string) => rank.get(line.split(" ")[1]) ?? rank.size;
+  return [...lines].sort((a, b) => at(a) - at(b));
+}
+
+/** The server as this command leaves it so far: its earlier plans' last control step, else as found. */
+interface ServerState {
+  status: "running" | "stopped" | "starting";
+  pid: number | null;
+  /** an earlier plan (or step) of this command stops, starts or signals it */
+  planned: boolean;
+}
+
+function plannedServer(plan: Plan): ServerState {
+  const last = [...plan.steps].reverse().find(isServerControl) ?? plannedServerControl.step;
+  if (!last) {
+    const pid = serverPid();
+    return { status: pid === null ? "stopped" : "running", pid, planned: false };
+  }
+  if (last.argv[0] === AARDVARK) return { status: "starting", pid: null, planned: true };
+  if (last.argv[1] === "-TERM") return { status: "stopped", pid: null, planned: true };
+  return { status: "running", pid: Number(last.argv[2]), planned: true };
+}
+
+/** Takes out this plan's earlier steps that `drop` picks (a signal or start planned again later). */
+function dropSteps(plan: Plan, drop: (step: Step) => boolean): void {
+  const kept = plan.steps.filter((step) => !drop(step));
+  plan.steps.splice(0, plan.steps.length, ...kept);
 }
 
 /** Every file from the state, then the server started or told (doctor --fix). */
 export function rebuildDnsServer(plan: Plan, state: State): void {
   const touched = new Map<string, string | null>();
   rebuild(state, touched);
-  control(plan, touched, serverPid());
+  control(plan, touched, plannedServer(plan));
 }
 
 function rebuild(state: State, touched: Map<string, string | null>, starting?: ContainerRecord): void {
@@ -156,31 +193,48 @@ function rebuild(state: State, touched: Map<string, string | null>, starting?: C
   }
 }
 
-function control(plan: Plan, touched: Map<string, string | null>, pid: number | null): void {
+function control(plan: Plan, touched: Map<string, string | null>, server: ServerState): void {
   const changed: Array<[string, string | null, string | null]> = [];
   for (const [file, content] of touched) {
     const now = pendingContent(plan, file);
     if (now !== content) changed.push([file, content, now]);
   }
+  // the files once this command's earlier plans and steps have run, and then these
   const remaining = new Set(configFiles().map(dnsConfigPath));
-  for (const [file, content] of touched) content === null ? remaining.delete(file) : remaining.add(file);
-  if (pid !== null && changed.length > 0 && remaining.size > 0) {
+  const settle = (file: string, content: string | null) => (content === null ? remaining.delete(file) : remaining.add(file));
+  for (const [file, content] of plannedNameFiles) if (path.dirname(file) === dnsDir()) settle(file, content);
+  for (const step of plan.steps) if (step.kind === "write" && path.dirname(step.path) === dnsDir()) settle(step.path, step.content);
+  for (const [file, content] of touched) settle(file, content);
+  const { pid } = server;
+  const isSignal = (step: Step, what: string) => step.kind === "cmd" && step.argv[0] === "kill" && step.argv[1] === what && step.argv[2] === String(pid);
+  if (server.status === "running" && changed.length > 0 && remaining.size > 0 && !plan.steps.some((step) => isSignal(step, "-0"))) {
     // undone last on a rollback, after the files are back: the server reads them again
     plan.cmd(["kill", "-0", String(pid)], `ctnet's DNS server (pid ${pid}) is running`, ["kill", "-HUP", String(pid)]);
   }
   for (const [file, content, now] of changed) {
     plan.write(file, content, now, `DNS names on network ${path.basename(file)} (${content === null ? "none left" : "ctnet's DNS server answers them"})`);
   }
-  if (pid === null && remaining.size > 0) {
-    if (!fs.existsSync(AARDVARK)) throw new UsageError(`${AARDVARK} not found: install it with 'apt-get install aardvark-dns' (it answers the names of user networks)`);
-    plan.cmd(startArgv(), `start ctnet's DNS server on the gateways of ${[...remaining].map((f) => path.basename(f)).join(", ")}`, stopArgv());
-  } else if (pid !== null && remaining.size === 0) {
+  if (server.status === "starting") {
+    // started once, after the last of its files (a command of several plans keeps the last start)
+    if (remaining.size > 0 && changed.length > 0) {
+      dropSteps(plan, (step) => step.kind === "cmd" && step.argv[0] === AARDVARK);
+      startServer(plan, remaining);
+    }
+  } else if (server.status === "stopped" && remaining.size > 0) {
+    startServer(plan, remaining);
+  } else if (server.status === "running" && remaining.size === 0) {
     plan.cmd(["kill", "-TERM", String(pid)], "stop ctnet's DNS server: no user network has a container left", startArgv());
-  } else if (pid !== null && changed.length > 0) {
-    // undone by the check's undo alone, once the files are back: a second SIGHUP a moment after the first
-    // can reach aardvark-dns while it re-arms its handler, and end it
+  } else if (server.status === "running" && changed.length > 0) {
+    // one signal, after the last write: a second SIGHUP a moment after the first can reach aardvark-dns
+    // while it re-arms its handler, and end it. Undone by the check's undo alone, once the files are back
+    dropSteps(plan, (step) => isSignal(step, "-HUP"));
     plan.cmd(["kill", "-HUP", String(pid)], "ctnet's DNS server reads its files again", ["kill", "-0", String(pid)]);
   }
+}
+
+function startServer(plan: Plan, remaining: Set<string>): void {
+  if (!fs.existsSync(AARDVARK)) throw new UsageError(`${AARDVARK} not found: install it with 'apt-get install aardvark-dns' (it answers the names of user networks)`);
+  plan.cmd(startArgv(), `start ctnet's DNS server on the gateways of ${[...remaining].map((f) => path.basename(f)).join(", ")}`, stopArgv());
 }
 
 /** Stops the server and removes its files (reset). */

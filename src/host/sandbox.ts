@@ -7,7 +7,7 @@ import { netnsPath } from "../naming.js";
 import { waitedPaths, type Plan } from "../plan/plan.js";
 import { goingAway } from "./sys.js";
 import type { ContainerRecord, State } from "../model.js";
-import { plannedNameFiles } from "../dns/planned.js";
+import { isServerControl, plannedNameFiles, plannedServerControl } from "../dns/planned.js";
 import { hasTool } from "./sys.js";
 
 /** The namespace alone: a host-side `ip` command, so it joins the host's batch (veth pairs follow it). */
@@ -41,6 +41,7 @@ export function deleteNamespace(plan: Plan, ns: string, hostLinks: string[] = []
 export function noteSubPlan(sub: Plan): void {
   for (const step of sub.steps) {
     if (step.kind === "write") plannedNameFiles.set(step.path, step.content);
+    if (isServerControl(step)) plannedServerControl.step = step;
     if (step.kind === "cmd" && step.argv[0] === "ip" && step.argv[2] === "del") {
       if (step.argv[1] === "link") goingAway.links.add(step.argv[3]);
       if (step.argv[1] === "netns") goingAway.netns.add(step.argv[3]);
@@ -54,6 +55,7 @@ export function forgetSubPlans(): void {
   goingAway.links.clear();
   goingAway.netns.clear();
   plannedNameFiles.clear();
+  delete plannedServerControl.step;
 }
 
 // ---- processes -------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import { isRunning, recordProcess } from "../commands/process.js";
 import { planConnect, planNetCreate, planNetRm } from "../commands/networks.js";
 import { Plan, removalRank, waitedPaths, type Step, type WriteStep } from "../plan/plan.js";
 import { nameFileContent } from "../dns/names.js";
-import { AARDVARK } from "../dns/aardvark.js";
+import { keepOneServerControl } from "../dns/planned.js";
 import { forgetSubPlans, noteSubPlan } from "../host/sandbox.js";
 import type { ContainerSpec, LabSpec, NetworkSpec, Where } from "./labfile.js";
 import type { Spawned } from "../plan/executor.js";
@@ -156,13 +156,7 @@ class LabPlanBuilder {
     const killed = new Set(this.plan.steps.flatMap((step) => (step.kind === "kill" ? step.pids.map((pid) => `--mount=/proc/${pid}/ns/mnt`) : [])));
     const linkedLater = new Set<string>();
     const keep = this.plan.steps.map((step) => !(step.kind === "cmd" && step.argv[0] === "nsenter" && killed.has(step.argv[1])));
-    // the DNS server is told once: the first check that it runs, the last signal, the last start
-    const dnsControl = (step: Step, what: string) => step.kind === "cmd" && (what === "start" ? step.argv[0] === AARDVARK : step.argv[0] === "kill" && step.argv[1] === what);
-    for (const what of ["-0", "-HUP", "start"]) {
-      const at = this.plan.steps.map((step, i) => (dnsControl(step, what) ? i : -1)).filter((i) => i >= 0);
-      const kept = what === "-0" ? at[0] : at[at.length - 1];
-      for (const i of at) if (i !== kept) keep[i] = false;
-    }
+    keepOneServerControl(this.plan.steps, keep);
     for (let i = this.plan.steps.length - 1; i >= 0; i--) {
       const step = this.plan.steps[i];
       if (step.kind === "link") linkedLater.add(step.path);

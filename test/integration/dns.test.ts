@@ -283,3 +283,84 @@ describe("the resolver flags", () => {
     expect(h.ping("web", "mysql_app")).toBe(true);
   });
 });
+
+describe("one command, many planners: the server told once, stopped and started again", () => {
+  /** How often a dry run of `args` plans `what` (an argv's start) for the DNS server. */
+  const planned = (h: IsolatedHost, what: RegExp, ...args: string[]) => {
+    const dry = h.ctnet(...args, "--dry-run");
+    expect(dry.code, dry.stderr).toBe(0);
+    return (dry.stdout.match(what) ?? []).length;
+  };
+  const HUP = /kill -HUP /g;
+  const START = /aardvark-dns --config /g;
+  const agree = (h: IsolatedHost) => expect(h.ctnet("doctor").stdout).toContain("no differences");
+
+  it("up that replaces a lab's only network stops the server and starts it for the new containers", async () => {
+    const h = await hostWith("upstream");
+    const file = path.join(h.stateDir, "only.yaml");
+    const lab = (subnet: string) => fs.writeFileSync(file, `name: only\nnetworks:\n  n1: {subnet: ${subnet}}\ncontainers:\n  c1: {networks: [n1]}\n  c2: {networks: [n1]}\n`);
+    lab("10.78.3.0/24");
+    h.ok("up", "-f", file);
+    lab("10.78.4.0/24");
+    const again = h.ctnet("up", "-f", file);
+    expect(again.code, again.stderr).toBe(0);
+    // (was: kill -0 and kill -HUP of the stopped server, no server for the new containers)
+    expect(again.stderr).toBe("");
+    const ip = ipOf(h, "c2", "n1");
+    expect(ip).toMatch(/^10\.78\.4\./);
+    expect(await eventually(() => dig(h, "c1", "c2"), ip)).toBe(ip);
+    agree(h);
+    h.ok("down", "-f", file);
+    expect(h.sh(["pgrep", "-x", "aardvark-dns"]).stdout.trim()).toBe("");
+  });
+
+  it("net connect to a network made before: the file lists its members in the state's order, as doctor reads it", async () => {
+    const h = await hostWith("upstream");
+    h.ok("net", "create", "older");
+    h.ok("net", "create", "newer");
+    h.ok("run", "-d", "--net", "newer", "--name", "first");
+    h.ok("run", "-d", "--net", "older", "--name", "second");
+    h.ok("net", "connect", "older", "first");
+    agree(h);
+    const ip = ipOf(h, "first", "older");
+    expect(await eventually(() => dig(h, "second", "first"), ip)).toBe(ip);
+  });
+
+  it("rm -f of several containers at once: one signal for their files, and the server stopped with the last file", async () => {
+    const h = await hostWith("upstream");
+    for (const n of ["na", "nb", "nc"]) h.ok("net", "create", n);
+    for (const [c, n] of [["a", "na"], ["b", "nb"], ["c", "nc"]]) h.ok("run", "-d", "--net", n, "--name", c);
+    // two files change, the server reads them once (a second SIGHUP right after the first can end it)
+    expect(planned(h, HUP, "rm", "-f", "a", "b")).toBe(1);
+    h.ok("rm", "-f", "c");
+    // the files left are counted as the plan leaves them, not as they are on disk: the last two go in one rm
+    expect(planned(h, /kill -TERM /g, "rm", "-f", "a", "b")).toBe(1);
+    h.ok("rm", "-f", "a", "b");
+    expect(h.sh(["pgrep", "-x", "aardvark-dns"]).stdout.trim()).toBe("");
+    agree(h);
+  });
+
+  it("stop and start of several containers at once: one signal, one start after the last file", async () => {
+    const h = await hostWith("upstream");
+    for (const n of ["na", "nb"]) h.ok("net", "create", n);
+    for (const [c, n] of [["a", "na"], ["b", "nb"], ["c", "nb"]]) h.ok("run", "-d", "--net", n, "--name", c);
+    expect(planned(h, HUP, "stop", "a", "b")).toBe(1);
+    h.ok("stop", "a", "b", "c");
+    expect(h.sh(["pgrep", "-x", "aardvark-dns"]).stdout.trim()).toBe("");
+    expect(planned(h, START, "start", "a", "b", "c")).toBe(1);
+    h.ok("start", "a", "b", "c");
+    const ip = ipOf(h, "c", "nb");
+    expect(await eventually(() => dig(h, "b", "c"), ip)).toBe(ip);
+    agree(h);
+  });
+
+  it("down of a lab on two networks stops the server with the last file", async () => {
+    const h = await hostWith("upstream");
+    const file = path.join(h.stateDir, "two.yaml");
+    fs.writeFileSync(file, "name: two\nnetworks:\n  n1: {subnet: 10.78.5.0/24}\n  n2: {subnet: 10.78.6.0/24}\ncontainers:\n  c1: {networks: [n1]}\n  c2: {networks: [n2]}\n");
+    h.ok("up", "-f", file);
+    expect(planned(h, /kill -TERM /g, "down", "-f", file)).toBe(1);
+    h.ok("down", "-f", file);
+    expect(h.sh(["pgrep", "-x", "aardvark-dns"]).stdout.trim()).toBe("");
+  });
+});
