@@ -150,6 +150,13 @@ export async function execute(plan: Plan, opts: ExecOptions = {}): Promise<Map<s
       const late = going.length > 0 && plan.waitAtEnd ? await waitGone(going) : null;
       if (late) warn(late);
     };
+    // finishing step by step may make links again: what is still going must be gone first, not waited
+    // for at the end (a veth of the same name, made by the rest of the plan, would never go)
+    const rollForwardAfterWaits = async (from: number) => {
+      const late = going.length > 0 ? await waitGone(going.splice(0)) : null;
+      if (late) warn(late);
+      await rollForward(plan.steps, from, journal.spawned, opts.verbose, track);
+    };
     while (i < plan.steps.length && !interrupted) {
       if (gone.has(i)) {
         i++;
@@ -200,7 +207,7 @@ export async function execute(plan: Plan, opts: ExecOptions = {}): Promise<Map<s
           throw new OpError(`${why} (plan "${plan.title}" rolled back)`);
         }
         // the failed step is tried once more on its own, then the rest; each failure is reported
-        await rollForward(plan.steps, done, journal.spawned, opts.verbose, track);
+        await rollForwardAfterWaits(done);
         await waitAtEnd();
         return new Map(Object.entries(journal.spawned));
       }
@@ -214,7 +221,7 @@ export async function execute(plan: Plan, opts: ExecOptions = {}): Promise<Map<s
       throw new OpError(`interrupted by ${interrupted}: plan "${plan.title}" rolled back`);
     }
     // a plan past its point of no return is finished even when interrupted: it cannot be undone
-    if (i < plan.steps.length) await rollForward(plan.steps, i, journal.spawned, opts.verbose, track);
+    if (i < plan.steps.length) await rollForwardAfterWaits(i);
     await waitAtEnd();
     return new Map(Object.entries(journal.spawned));
   } finally {
