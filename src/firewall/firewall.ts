@@ -300,7 +300,8 @@ function removeBase(plan: Plan, state: State, facts: FirewallFacts): string | nu
   const cmd = commandOf(state);
   enlist(plan, state);
   const have = kernelRules(facts);
-  for (const r of [...BASE_RULES].reverse()) {
+  // each with its place: a rollback puts them back by -I at that place, in the base's order
+  for (const r of placeBase(() => false).reverse()) {
     const copies = have.byChain.get(`${r.table} ${r.chain}`)?.filter((k) => k.key === ruleKey(r)).length ?? 0;
     for (let i = 0; i < copies; i++) deleteRule(plan, r);
   }

@@ -91,6 +91,25 @@ describe("bridge", () => {
     expect(present.every((l) => l.includes("ctbr-lan") || l.includes("10.20.0.0/24"))).toBe(true);
   });
 
+  it("removing the base, a rollback puts CTNET-FORWARD's first rules back in the base's order", () => {
+    const base: RuleSet = {
+      chains: CHAINS.map((c) => ({ table: c.table, name: c.name, policy: "-" })),
+      rules: BASE_RULES.map((r) => ({ table: r.table, chain: r.chain, spec: r.spec, key: ruleKey(r), line: "" })),
+    };
+    const ctx = fakeContext({ rules: base });
+    const { state } = withNetwork(ctx, { subnet: "10.20.0.0/24" });
+    // the undos run in reverse: each -I CHAIN N puts its rule at N of the chain as the rollback leaves it
+    const chain: string[] = [];
+    for (const step of [...planNetRm(state, ["lan"], ctx).steps].reverse()) {
+      const undo = step.kind === "cmd" ? step.undo : null;
+      if (!undo || undo[undo.indexOf("-I") + 1] !== "CTNET-FORWARD" || !undo.includes("-I")) continue;
+      const at = undo.indexOf("-I");
+      chain.splice(Number(undo[at + 2]) - 1, 0, undo.slice(at + 3).join(" "));
+    }
+    const wanted = BASE_RULES.filter((r) => r.chain === "CTNET-FORWARD").map((r) => r.spec.join(" "));
+    expect(chain).toEqual(wanted);
+  });
+
   it("removing the last network puts forwarding back, unless the snapshot shows another tool forwarding", () => {
     const restore = "sysctl -w net.ipv4.ip_forward=0";
     for (const [others, expected] of [[[], true], [["-A FORWARD -j DOCKER-USER"], false]] as const) {
