@@ -243,6 +243,7 @@ export function buildProgram(): Command {
     .option("--hostname <name>", "this host's name in the cluster (default: its hostname)")
     .option("--ttl <seconds>", "lifetime of the host's lease: a host silent this long counts as dead (2..30)", "15")
     .action(async (opts, cmd) => {
+      requireRoot();
       const { joinCluster } = await import("../cluster/cluster.js");
       await joinCluster(globals(cmd), opts);
     });
@@ -250,6 +251,7 @@ export function buildProgram(): Command {
   cluster.command("leave").description("leave the cluster; stops this host's agent")
     .option("-f, --force", "remove this host's containers on overlay networks first")
     .action(async (opts, cmd) => {
+      requireRoot();
       const { leaveCluster } = await import("../cluster/overlayrun.js");
       await leaveCluster(globals(cmd), !!opts.force);
     });
@@ -268,6 +270,7 @@ export function buildProgram(): Command {
   cluster.command("prune").description("forget dead hosts: their address and name claims released, their membership removed (refused for a live host)")
     .argument("<host...>")
     .action(async (hosts: string[], _opts, cmd) => {
+      if (!globals(cmd).dryRun) requireRoot();
       const { pruneHosts } = await import("../cluster/cluster.js");
       await pruneHosts(globals(cmd), hosts, (h) => console.log(h));
     });

@@ -104,6 +104,7 @@ export async function joinCluster(g: GlobalOptions, o: JoinOptions): Promise<voi
       });
     } catch (err) {
       await etcd.txn([], [{ delete: { key: keys.host(host) } }, { delete: { key: keys.member(host) } }]);
+      await etcd.leaseRevoke(lease).catch(() => {});
       throw err;
     }
   } finally {

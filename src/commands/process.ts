@@ -3,6 +3,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { processArgv } from "../host/sandbox.js";
+import { readOrNull } from "../host/sys.js";
 import { processAlive } from "../store/store.js";
 import type { Plan } from "../plan/plan.js";
 import type { Spawned } from "../plan/executor.js";
@@ -52,7 +53,8 @@ const envPairs = (c: ContainerRecord) => Object.entries(c.env).map(([k, v]) => `
 /** Starts the container's process detached, its exit recorded; with --rm, the watcher that removes it. */
 export function spawnMain(plan: Plan, state: State, stateDir: string, c: ContainerRecord, previousExit: boolean): void {
   const exit = exitPath(stateDir, c);
-  if (previousExit) plan.cmd(["rm", "-f", exit], `forget ${c.name}'s last exit status`, null);
+  // a write step, not `rm -f`: its undo puts the status back, so a failed start still rolls back
+  if (previousExit) plan.write(exit, null, readOrNull(exit), `forget ${c.name}'s last exit status`);
   plan.spawn(processArgv(state, c, c.command, envPairs(c), true, exit), c.name, logPath(stateDir, c.name), `start ${c.name}'s process: ${c.command.join(" ")}`);
   if (c.autoRemove) {
     // no daemon to notice the exit: a watcher from this same ctnet does it (autoremove.ts)
@@ -71,7 +73,7 @@ export const freezerDir = (c: ContainerRecord) => `${FREEZER_ROOT}/ctnet/${c.id}
 /** fixed sh: writes each pid argument to the file named first (a cgroup takes one pid per write) */
 export const MOVE_IN = 'f=$1; shift; for p; do echo "$p" > "$f"; done';
 /** fixed sh: thaws cgroup $1, moves its processes to cgroup.procs file $2, removes it, and ctnet's parent cgroup once empty */
-export const THAW_OUT = 'echo THAWED > "$1/freezer.state" && for p in $(cat "$1/cgroup.procs"); do echo "$p" > "$2"; done && rmdir "$1" && rmdir --ignore-fail-on-non-empty "${1%/*}"';
+export const THAW_OUT = '[ -d "$1" ] || exit 0; echo THAWED > "$1/freezer.state" && for p in $(cat "$1/cgroup.procs"); do echo "$p" > "$2"; done && rmdir "$1" && rmdir --ignore-fail-on-non-empty "${1%/*}"';
 
 /** Unpauses (stop, kill and rm -f of a paused container too: a frozen process takes SIGKILL only once thawed). */
 export function thaw(plan: Plan, c: ContainerRecord): void {

@@ -14,6 +14,7 @@
 // connect, disconnect, rm, stop, start): it is the one hook. The state passed is the state after the change.
 import path from "node:path";
 import fs from "node:fs";
+import { isIP } from "node:net";
 import { UsageError } from "../errors.js";
 import { netnsEtcDir } from "../naming.js";
 import type { Plan } from "../plan/plan.js";
@@ -225,8 +226,7 @@ export function dnsAnswer(state: State, c: ContainerRecord, name: string): { ip:
 
 // ---- flags ------------------------------------------------------------------------------------
 
-const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
-const isIp = (s: string) => IPV4.test(s) || (s.includes(":") && /^[0-9a-fA-F:.]+$/.test(s));
+const isIp = (s: string) => isIP(s) !== 0;
 const HOST_NAME = /^[a-zA-Z0-9]([a-zA-Z0-9_.-]*[a-zA-Z0-9])?$/;
 
 /** --dns values: IP addresses (Docker refuses anything else). */

@@ -132,7 +132,8 @@ export function readRuleset(strict = true): RuleSet {
   for (const table of TABLES) {
     const res = run(["iptables-save", "-t", table]);
     if (res.code !== 0) {
-      if (strict) throw new OpError(`iptables-save -t ${table} failed: ${res.stderr.trim()}`);
+      // one line: iptables-nft may print warnings before the error
+      if (strict) throw new OpError(`iptables-save -t ${table} failed: ${res.stderr.trim().split(/\s*\n\s*/).join("; ")}`);
       continue;
     }
     const part = parseRuleset(res.stdout, table);

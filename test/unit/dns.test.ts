@@ -48,6 +48,8 @@ describe("flags", () => {
   it("--dns takes IP addresses only", () => {
     expect(parseDnsServers(["1.1.1.1", "2606:4700::1111"])).toEqual(["1.1.1.1", "2606:4700::1111"]);
     expect(() => parseDnsServers(["dns.google"])).toThrow(new UsageError('invalid --dns "dns.google": not an IP address'));
+    // colons alone are no IPv6 address (Docker's net.ParseIP refuses them too)
+    expect(() => parseDnsServers([":::"])).toThrow(new UsageError('invalid --dns ":::": not an IP address'));
   });
 
   it("resolv.conf as the host has it: servers, search, options; comments ignored", () => {
