@@ -62,3 +62,6 @@ export const netnsEtcDir = (ns: string) => `/etc/netns/${ns}`;
 export function newId(): string {
   return createHash("sha256").update(`${process.pid}:${process.hrtime.bigint()}:${Math.random()}`).digest("hex");
 }
+
+/** The ids of the predefined networks (bridge, host, none): fixed, as each Docker engine's are for its life. */
+export const predefinedId = (name: string) => createHash("sha256").update(`ctnet-predefined:${name}`).digest("hex");

@@ -1,6 +1,5 @@
 // Network commands (net create/rm/prune/connect/disconnect) turned into plans, and the views that
 // list and inspect networks the way `docker network` does.
-import { createHash } from "node:crypto";
 import { UsageError } from "../errors.js";
 import {
   addrText, addrValue, allocateAddress, checkHostAddress, checkUsableSubnet, chooseSubnet, contains,
@@ -9,7 +8,7 @@ import {
 import { PREDEFINED_DRIVERS, attachEndpoints, driverNamed, driverOptions, registry, routeReason } from "../drivers/registry.js";
 import type { PlanContext } from "../drivers/driver.js";
 import { liveHostFacts } from "../host/facts.js";
-import { DEFAULT_BRIDGE_NETWORK, PREDEFINED_NETWORKS, bridgeIfname, newId, validateName } from "../naming.js";
+import { DEFAULT_BRIDGE_NETWORK, PREDEFINED_NETWORKS, bridgeIfname, newId, predefinedId, validateName } from "../naming.js";
 import { Plan } from "../plan/plan.js";
 import { dropUnpublishable, installPorts, portLayer, retirePorts } from "../firewall/ports.js";
 import { syncNames } from "../dns/names.js";
@@ -366,7 +365,6 @@ export function planDisconnect(state: State, netTerm: string, ctrName: string, c
 
 // ---- views -------------------------------------------------------------------------------------
 
-export const predefinedId = (name: string) => createHash("sha256").update(`ctnet-predefined:${name}`).digest("hex");
 
 /** One `net ls` row, with the keys `docker network ls --format json` and `ps --format json` use. */
 export interface NetworkSummary {

@@ -1,9 +1,8 @@
 // What `ps` and `inspect` print for containers, in Docker's shapes: its columns and their order, its
 // status words, its inspect keys in its order with its nulls and empties (see docs/json.md for what
 // differs on purpose). Pure over the state and the exit records, so unit tests check them field by field.
-import { DEFAULT_BRIDGE_NETWORK } from "../naming.js";
+import { DEFAULT_BRIDGE_NETWORK, predefinedId } from "../naming.js";
 import { formatPorts } from "../firewall/ports.js";
-import { predefinedId } from "../commands/networks.js";
 import { filterContainers, type Filters } from "./filters.js";
 import { containerLabels, lifeState, networkNames, runModeText, type ContainerRecord, type LifeState, type State } from "../model.js";
 import type { ExitRecord } from "../commands/process.js";

@@ -3,8 +3,7 @@
 // values of one key OR together (label excepted: every label value must hold), different keys AND.
 import { UsageError } from "../errors.js";
 import { containerLabels, lifeState, networkNames, type ContainerRecord, type NetworkRecord, type State } from "../model.js";
-import { PREDEFINED_NETWORKS } from "../naming.js";
-import { predefinedId } from "../commands/networks.js";
+import { PREDEFINED_NETWORKS, predefinedId } from "../naming.js";
 
 /** key → its values; a value given twice counts once, as in moby's filters.Args */
 export type Filters = Map<string, Set<string>>;

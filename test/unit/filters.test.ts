@@ -9,7 +9,8 @@ import { listContainers } from "../../src/views/containers.js";
 import { UsageError } from "../../src/errors.js";
 import { NET_LS_FILTERS, NET_PRUNE_FILTERS, PS_FILTERS, filterNetworks, parseFilters, parseTimestamp, pruneMatcher } from "../../src/views/filters.js";
 import { emptyState, type ContainerRecord, type NetworkRecord, type PortMapping, type State } from "../../src/model.js";
-import { listNetworks, planNetPrune, predefinedId } from "../../src/commands/networks.js";
+import { listNetworks, planNetPrune } from "../../src/commands/networks.js";
+import { predefinedId } from "../../src/naming.js";
 import { processStartTime } from "../../src/store/store.js";
 
 const hexId = (prefix: string) => prefix.padEnd(64, "0");

@@ -7,7 +7,8 @@ import { planRm, planRun } from "../../src/commands/containers.js";
 import { planStop } from "../../src/commands/lifecycle.js";
 import { UsageError } from "../../src/errors.js";
 import { emptyState, type ContainerRecord, type NetworkRecord, type State } from "../../src/model.js";
-import { findContainer, inspectNetwork, planConnect, planNetRm, predefinedId, resolveNetwork } from "../../src/commands/networks.js";
+import { findContainer, inspectNetwork, planConnect, planNetRm, resolveNetwork } from "../../src/commands/networks.js";
+import { predefinedId } from "../../src/naming.js";
 import { decodeState, encodeState } from "../../src/store/statefile.js";
 
 const WEB_ID = "ab12" + "0".repeat(60);

@@ -7,7 +7,7 @@
 import fs from "node:fs";
 import { describe, expect, it } from "vitest";
 import { humanDuration, inspectContainer, listContainers, psTableRow, PS_COLUMNS, statusText, type InspectFacts } from "../../src/views/containers.js";
-import { predefinedId } from "../../src/commands/networks.js";
+import { predefinedId } from "../../src/naming.js";
 import { emptyState, type ContainerRecord, type Endpoint, type State } from "../../src/model.js";
 
 const FIXTURES = new URL("../fixtures/docker-20.10/", import.meta.url);
