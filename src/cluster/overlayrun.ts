@@ -265,7 +265,7 @@ export async function checkStoreForRemoval(state: State, names: string[]): Promi
 }
 
 /** Removes containers (leave --force); their plan releases their claims. */
-export async function removeContainers(g: GlobalOptions, state: State, names: string[]): Promise<void> {
+async function removeContainers(g: GlobalOptions, state: State, names: string[]): Promise<void> {
   const { planRm } = await import("../commands/containers.js");
   await checkStoreForRemoval(state, names);
   await mutateEach(g, names, (draft, some) => planRm(draft, openStore(g).dir, some, true), () => {});

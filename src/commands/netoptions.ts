@@ -10,8 +10,8 @@ import { MTU_KEYS, checkMtu } from "../drivers/endpoints.js";
 import type { PlanContext } from "../drivers/driver.js";
 import type { NetworkRecord, State } from "../model.js";
 
-export const BRIDGE_NAME = "com.docker.network.bridge.name";
-export const DEFAULT_BRIDGE = "com.docker.network.bridge.default_bridge";
+const BRIDGE_NAME = "com.docker.network.bridge.name";
+const DEFAULT_BRIDGE = "com.docker.network.bridge.default_bridge";
 
 /** Options of Docker's bridge driver that ctnet has nothing for, with why. */
 const UNSUPPORTED: Record<string, string> = {

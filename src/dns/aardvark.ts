@@ -21,7 +21,7 @@ import { AARDVARK, isServerControl, pendingContent, plannedNameFiles, plannedSer
 
 export { AARDVARK } from "./planned.js";
 export const DNS_PORT = "53";
-export const PID_FILE = "aardvark.pid";
+const PID_FILE = "aardvark.pid";
 
 let stateDir: string | null = null;
 /** The state dir the names of this command belong to (core.ts openStore sets it). */

@@ -35,7 +35,7 @@ const HOSTS_HEADER = [
 ];
 
 /** The first line of every hosts file ctnet writes: it marks the namespace as ctnet's (doctor, reset). */
-export const hostsMark = (c: Pick<ContainerRecord, "name">) => `# ctnet: /etc/hosts of container ${c.name}`;
+const hostsMark = (c: Pick<ContainerRecord, "name">) => `# ctnet: /etc/hosts of container ${c.name}`;
 
 export const NAME_FILES = ["hosts", "hostname", "resolv.conf"] as const;
 export const nameFilePath = (ns: string, file: (typeof NAME_FILES)[number]) => path.join(netnsEtcDir(ns), file);
@@ -110,7 +110,7 @@ let hostUpstream: Resolver | null = null;
  * the loopback ones (a container's 127.0.0.53 is its own loopback); when that leaves none,
  * systemd-resolved's real upstreams in /run/systemd/resolve/resolv.conf; else Google's.
  */
-export function hostResolver(): Resolver {
+function hostResolver(): Resolver {
   if (hostUpstream) return hostUpstream;
   const etc = parseResolvConf(readText("/etc/resolv.conf"));
   let servers = etc.nameservers.filter((s) => !isLoopback(s));
@@ -121,14 +121,14 @@ export function hostResolver(): Resolver {
 }
 
 /** The user network whose gateway a container asks for names: its first bridge one; null when it has none. */
-export const dnsNetwork = (state: State, c: ContainerRecord) =>
+const dnsNetwork = (state: State, c: ContainerRecord) =>
   c.mode === "bridge" ? c.endpoints.map((ep) => state.networks[ep.network]).find(servesNames) ?? null : null;
 
 /**
  * resolv.conf of a container: on a user network the DNS server at that network's gateway (it forwards
  * what it does not know to --dns servers or the host's), elsewhere the host's upstreams or --dns.
  */
-export function resolvConfFor(state: State, c: ContainerRecord): string {
+function resolvConfFor(state: State, c: ContainerRecord): string {
   const host = hostResolver();
   const dns = c.dns ?? {};
   const via = dnsNetwork(state, c);

@@ -15,7 +15,7 @@ import type { NetworkDriver, PlanContext } from "./driver.js";
 import type { Plan } from "../plan/plan.js";
 import type { NetworkRecord, State } from "../model.js";
 
-export const VXLAN_PORT = 4789;
+const VXLAN_PORT = 4789;
 /** outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14) headers */
 export const VXLAN_OVERHEAD = 50;
 

@@ -46,9 +46,9 @@ function holdsPort(present: RuleSet, p: PortIntent): boolean {
 }
 
 const isUserRule = (r: { table: string; chain: string }) => r.table === "filter" && r.chain === USER_CHAIN;
-export const isCtnetChain = (name: string) => name.startsWith("CTNET-");
+const isCtnetChain = (name: string) => name.startsWith("CTNET-");
 /** A rule in one of ctnet's chains, or jumping to one. */
-export const isCtnetRule = (r: PresentRule) => isCtnetChain(r.chain) || r.spec.some((w, i) => (r.spec[i - 1] === "-j" || r.spec[i - 1] === "-g") && isCtnetChain(w));
+const isCtnetRule = (r: PresentRule) => isCtnetChain(r.chain) || r.spec.some((w, i) => (r.spec[i - 1] === "-j" || r.spec[i - 1] === "-g") && isCtnetChain(w));
 
 /** A rule as `iptables -t TABLE -A CHAIN …` for messages. */
 const show = (r: { table: Table; chain: string; spec: string[] }) => `-t ${r.table} -A ${r.chain} ${r.spec.join(" ")}`;

@@ -6,7 +6,7 @@ import { OpError } from "../errors.js";
 import { run } from "../host/sys.js";
 
 export type Table = "filter" | "nat";
-export const TABLES: Table[] = ["filter", "nat"];
+const TABLES: Table[] = ["filter", "nat"];
 
 /** A rule ctnet wants, and why (the plan step's reason). */
 export interface Rule {
@@ -29,7 +29,7 @@ export interface PresentRule {
   line: string;
 }
 
-export interface PresentChain {
+interface PresentChain {
   table: Table;
   name: string;
   /** ACCEPT, DROP… for built-in chains; "-" for user chains */
@@ -48,12 +48,12 @@ export const addArgv = (r: Rule) => ipt(r.table, ...(r.position ? ["-I", r.chain
 export const deleteArgv = (r: { table: Table; chain: string; spec: string[] }) => ipt(r.table, "-D", r.chain, ...r.spec);
 
 /** Splits an iptables-save line into words, honouring its double quotes. */
-export function splitRuleLine(line: string): string[] {
+function splitRuleLine(line: string): string[] {
   return [...line.matchAll(/"((?:[^"\\]|\\.)*)"|(\S+)/g)].map((m) => (m[1] !== undefined ? m[1].replace(/\\(.)/g, "$1") : m[2]));
 }
 
 /** One word as iptables-save prints it and iptables-restore reads it. */
-export const quoteWord = (w: string) => (/[\s"']/.test(w) || w === "" ? `"${w.replace(/(["\\])/g, "\\$1")}"` : w);
+const quoteWord = (w: string) => (/[\s"']/.test(w) || w === "" ? `"${w.replace(/(["\\])/g, "\\$1")}"` : w);
 
 const LONG_FORMS: Record<string, string> = {
   "--source": "-s", "--destination": "-d", "--in-interface": "-i", "--out-interface": "-o",

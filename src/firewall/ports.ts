@@ -173,7 +173,7 @@ function dockerMappings(facts: HostFacts): HeldPort[] {
   });
 }
 
-export function gatherHostPorts(state: State, facts: HostFacts): HostPorts {
+function gatherHostPorts(state: State, facts: HostFacts): HostPorts {
   const held: HeldPort[] = [];
   const ours = new Set<string>();
   for (const c of Object.values(state.containers)) {

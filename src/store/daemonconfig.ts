@@ -9,7 +9,7 @@ import { UsageError } from "../errors.js";
 import { bridgeOption } from "../commands/netoptions.js";
 import { addrText, checkHostAddress, checkUsableSubnet, networkOf, parseAddress, parseCidr, type AddressPool, type Cidr } from "../ipam.js";
 
-export const DEFAULT_DAEMON_CONFIG = "/etc/ctnet/daemon.json";
+const DEFAULT_DAEMON_CONFIG = "/etc/ctnet/daemon.json";
 
 export interface DaemonConfig {
   file: string;
@@ -34,7 +34,7 @@ const UNSUPPORTED: Record<string, string> = {
   "default-gateway-v6": "ctnet's networks are IPv4 only",
 };
 
-export const daemonConfigPath = () => process.env.CTNET_DAEMON_CONFIG || DEFAULT_DAEMON_CONFIG;
+const daemonConfigPath = () => process.env.CTNET_DAEMON_CONFIG || DEFAULT_DAEMON_CONFIG;
 
 let cached: DaemonConfig | undefined;
 

@@ -36,14 +36,14 @@ export function statusText(c: ContainerRecord, running: boolean, exit: ExitRecor
 
 
 /** HostConfig.NetworkMode: `default` for the default bridge, as Docker's client sends it when --net is not given. */
-export function networkModeOf(c: ContainerRecord): string {
+function networkModeOf(c: ContainerRecord): string {
   if (c.mode !== "bridge") return runModeText(c);
   const first = networkNames(c)[0];
   return first === undefined || first === DEFAULT_BRIDGE_NETWORK ? "default" : first;
 }
 
 /** What stands in the IMAGE column: ctnet has no images; the program the container runs is the nearest thing. */
-export const imageOf = (c: ContainerRecord) => c.command[0]?.split("/").pop() ?? "";
+const imageOf = (c: ContainerRecord) => c.command[0]?.split("/").pop() ?? "";
 
 /** One `ps` row: `docker ps --format json`'s keys in its (alphabetical) order, and ctnet's Lab. */
 export interface ContainerSummary {
