@@ -2,7 +2,7 @@
 // it. Small and free of the etcd client: container commands on any host load it (rm plans a release).
 import fs from "node:fs";
 import { UsageError } from "../errors.js";
-import { addrText, addrValue, allocateAddress, macFor, parseCidr } from "../ipam.js";
+import { addrText, addrValue, allocateAddress, macFor, parseAddress, parseCidr } from "../ipam.js";
 import { bridgeIfname } from "../naming.js";
 import { hostAddresses } from "../host/sys.js";
 import { containerDigests } from "../store/statefile.js";
@@ -112,12 +112,15 @@ export const overlayToJoin = (state: State, term: string): OverlayNetworkValue |
 export function claimOnConnect<R extends { ip?: string; mac?: string }>(plan: Plan, ctx: PlanContext, state: State, name: string, c: ContainerRecord, req: R): R {
   const v = view?.networks.get(name);
   if (!state.cluster || !v || (state.networks[name] && state.networks[name].driver !== "overlay")) return req;
+  // already on it: the connect planner refuses that in its own words
+  if (c.endpoints.some((e) => e.network === name)) return req;
   const claims = view!.claims.filter((e) => e.network === name);
   const holder = claims.find((e) => e.container === c.name);
   if (holder) throw new UsageError(`container name ${c.name} is already in use on overlay network ${name} (host ${holder.host})`);
   let ip = req.ip;
   if (ip) {
-    const other = claims.find((e) => e.ip === addrText(addrValue(ip!)));
+    ip = addrText(addrValue(parseAddress(ip, "--ip").correctForm()));
+    const other = claims.find((e) => e.ip === ip);
     if (other) throw new UsageError(`--ip ${ip} is already in use on network ${name} (container ${other.container} on host ${other.host})`);
   } else {
     const subnet = parseCidr(v.subnet);

@@ -45,7 +45,14 @@ describe("overlay networks through a container's life", () => {
     h1.ok("run", "-d", "--name", "b");
     const dup = h1.ctnet("net", "connect", "ov", "b");
     expect([dup.code, dup.stderr.trim()]).toEqual([2, "ctnet: container name b is already in use on overlay network ov (host h2)"]);
+    // connecting again is refused as on any network, not as a name clash with itself; a bad --ip as on any
+    const again = h1.ctnet("net", "connect", "ov", "a");
+    expect([again.code, again.stderr.trim()]).toEqual([2, "ctnet: container a is already connected to network ov"]);
     h1.ok("rm", "-f", "b");
+    h1.ok("run", "-d", "--name", "c");
+    const badIp = h1.ctnet("net", "connect", "--ip", "999.1.1.1", "ov", "c");
+    h1.ok("rm", "-f", "c");
+    expect([badIp.code, badIp.stderr.trim()]).toEqual([2, 'ctnet: invalid --ip "999.1.1.1": not an IPv4 address']);
     h1.ok("net", "disconnect", "ov", "a");
     expect(claims(h1)).toEqual([]);
     expect(vxlanUp(h1)).toBe(false);
