@@ -509,10 +509,14 @@ function renderTable(rows, p) {
 
 // ---- running it all -------------------------------------------------------------------------------
 
-/** A private network + mount + pid namespace with its own /run/netns and /etc/netns, like a fresh host. */
+/**
+ * A private network + mount + pid namespace with its own /run (so /run/netns and ctnet's registry of
+ * state dirs, /run/ctnet, die with it) and /etc/netns, like a fresh host.
+ */
 const PRIVATE_HOST = [
   "mount -t proc proc /proc",
-  "mount -t tmpfs -o mode=0755 ctnet-bench /run/netns",
+  "mount -t tmpfs -o mode=0755 ctnet-bench /run",
+  "mkdir /run/netns",
   "mount -t tmpfs -o mode=0755 ctnet-bench /etc/netns",
   "ip link set lo up",
   // a fresh namespace has no iptables tables until something lists them
