@@ -31,7 +31,8 @@ say "ctnet exec ubuntu4 ping -c 2 ubuntu3    # same network: works"
 ctnet exec ubuntu4 ping -c 2 -W 1 ubuntu3
 say "ctnet exec ubuntu4 ping -c 2 ubuntu2    # other network: the name is unknown"
 ctnet exec ubuntu4 ping -c 2 -W 1 ubuntu2
-u2=$(ctnet inspect ubuntu2 | sed -n 's/.*"IPAddress": "\(.*\)".*/\1/p' | head -n 1)
+# as with docker: a user network's address is under Networks (the top-level IPAddress is the default bridge's)
+u2=$(ctnet inspect -f '{{.NetworkSettings.Networks.red.IPAddress}}' ubuntu2)
 say "ctnet exec ubuntu4 ping -c 2 $u2    # ubuntu2 by address: dropped by the isolation rules"
 ctnet exec ubuntu4 ping -c 2 -W 1 "$u2"
 
