@@ -3,7 +3,6 @@
 import fs from "node:fs";
 import path from "node:path";
 import { processArgv } from "../host/sandbox.js";
-import { readOrNull } from "../host/sys.js";
 import { processAlive } from "../store/store.js";
 import type { Plan } from "../plan/plan.js";
 import type { Spawned } from "../plan/executor.js";
@@ -53,8 +52,8 @@ const envPairs = (c: ContainerRecord) => Object.entries(c.env).map(([k, v]) => `
 /** Starts the container's process detached, its exit recorded; with --rm, the watcher that removes it. */
 export function spawnMain(plan: Plan, state: State, stateDir: string, c: ContainerRecord, previousExit: boolean): void {
   const exit = exitPath(stateDir, c);
-  // a write step, not `rm -f`: its undo puts the status back, so a failed start still rolls back
-  if (previousExit) plan.write(exit, null, readOrNull(exit), `forget ${c.name}'s last exit status`);
+  // the file is written by the stop earlier in the same plan (restart), so it is removed blind: no undo
+  if (previousExit) plan.cmd(["rm", "-f", exit], `forget ${c.name}'s last exit status`, null);
   plan.spawn(processArgv(state, c, c.command, envPairs(c), true, exit), c.name, logPath(stateDir, c.name), `start ${c.name}'s process: ${c.command.join(" ")}`);
   if (c.autoRemove) {
     // no daemon to notice the exit: a watcher from this same ctnet does it (autoremove.ts)
