@@ -5,10 +5,18 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { IsolatedHost, useIsolatedHosts } from "./isolated.js";
 
 const newHost = useIsolatedHosts();
+/** The tests' own files (resolv.conf, dnsmasq pids, lab files): removed at the end, also on failure. */
+const tmpDirs: string[] = [];
+const tmpDir = (prefix: string) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  tmpDirs.push(dir);
+  return dir;
+};
+afterAll(() => tmpDirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -18,7 +26,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  */
 async function hostWith(resolver: "upstream" | "stub", systemdFile = false): Promise<IsolatedHost> {
   const h = await newHost();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ctnet-dns-"));
+  const dir = tmpDir("ctnet-dns-");
   const conf = path.join(dir, "resolv.conf");
   fs.writeFileSync(conf, resolver === "stub" ? "nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch .\n" : "nameserver 192.0.2.10\n");
   const up = h.sh(["dnsmasq", "--no-resolv", "--no-hosts", "--bind-interfaces", "--listen-address=192.0.2.10", "--address=/www.example.test/10.9.9.9", "--pid-file=" + path.join(dir, "up.pid")]);
@@ -179,7 +187,7 @@ describe("names follow the commands", () => {
 describe("lab files", () => {
   it("compose's dns, dns_search, dns_opt, extra_hosts and links; names between the lab's containers", async () => {
     const h = await hostWith("upstream");
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ctnet-dns-lab-"));
+    const dir = tmpDir("ctnet-dns-lab-");
     const file = path.join(dir, "ctnet.yaml");
     fs.writeFileSync(file, `name: names
 networks:
