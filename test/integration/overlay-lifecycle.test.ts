@@ -3,17 +3,9 @@
 // and bring the network up on the host or take it down with its last container; doctor compares a host's
 // overlay kernel state and claims with the store; cluster prune releases a dead host's claims.
 import { describe, expect, it } from "vitest";
-import { useSimCluster, type SimHost } from "./simhosts.js";
+import { until, useSimCluster, type SimHost } from "./simhosts.js";
 
 const sim = useSimCluster(3);
-
-async function until(what: string, check: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** The host's claims in the store: "container ip" for each. */
 function claims(h: SimHost, of = h.name): string[] {

@@ -2,18 +2,9 @@
 // 3-member etcd cluster, real VXLAN traffic between containers of different hosts.
 import fs from "node:fs";
 import { describe, expect, it } from "vitest";
-import { useSimCluster, type SimHost } from "./simhosts.js";
+import { until, useSimCluster, type SimHost } from "./simhosts.js";
 
 const sim = useSimCluster(3);
-
-/** Waits until `check` holds (the agents converge asynchronously), failing after `ms`. */
-async function until(what: string, check: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const host = (name: string) => sim().hosts.find((h) => h.name === name)!;
 const fdb = (h: SimHost, vni: number) => h.sh(["bridge", "fdb", "show", "dev", `ctvx-${vni}`]).stdout;

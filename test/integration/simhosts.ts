@@ -116,6 +116,15 @@ export class SimCluster {
 }
 
 /** Starts a cluster before the file's tests and stops it after them, also when one failed. */
+/** Waits until `check` holds (the agents converge asynchronously), failing after `ms`. */
+export async function until(what: string, check: () => boolean, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 export function useSimCluster(hosts: number): () => SimCluster {
   let cluster: SimCluster | null = null;
   beforeAll(async () => {
