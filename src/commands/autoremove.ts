@@ -3,25 +3,34 @@
 // that waits for the container's process to end and then removes the container with the ordinary rm
 // plan — after `stop` too, as Docker does. It ends by itself when the container is removed first.
 import { mutate, readState, type GlobalOptions } from "../plan/core.js";
+import { acquireLock } from "../store/lock.js";
 import { planRm } from "./containers.js";
 import { isRunning } from "./process.js";
 import { Plan } from "../plan/plan.js";
 import type { ContainerRecord, State } from "../model.js";
 
 const POLL_MS = 250;
-/** the run plan saves the container once all its steps are done; a run that fails kills the watcher */
-const APPEAR_WITHIN_MS = 120_000;
 
 const byId = (state: State, id: string): ContainerRecord | undefined => Object.values(state.containers).find((c) => c.id === id);
 const sleep = () => new Promise((resolve) => setTimeout(resolve, POLL_MS));
 
-export async function watchAndRemove(g: GlobalOptions, id: string): Promise<void> {
-  const deadline = Date.now() + APPEAR_WITHIN_MS;
-  let c = byId(readState(g), id);
-  while (!c && Date.now() < deadline) {
-    await sleep();
-    c = byId(readState(g), id);
+/**
+ * The container as the run that spawned the watcher left it. That run holds the lock until it saved the
+ * container or undid itself, so once the watcher gets the lock, a container that is absent is gone for
+ * good (the run failed, or an `rm` came first) — polling without the lock missed an `rm` that followed
+ * the run within one poll and then waited for a container that never came.
+ */
+async function afterRun(g: GlobalOptions, id: string): Promise<ContainerRecord | undefined> {
+  const unlock = await acquireLock(`ctnet autoremove ${id.slice(0, 12)}: reading the state`);
+  try {
+    return byId(readState(g), id);
+  } finally {
+    unlock();
   }
+}
+
+export async function watchAndRemove(g: GlobalOptions, id: string): Promise<void> {
+  let c = await afterRun(g, id);
   while (c && isRunning(c)) {
     await sleep();
     c = byId(readState(g), id);

@@ -1,6 +1,7 @@
 // The container and network commands beyond the red/blue story, on the real kernel: run -it with a
 // terminal (the seed types `ping ubuntu3` inside `docker run -it`), --rm, logs, stop, ps and net ls
 // output for scripts, net prune, --ip-range/--gateway/--internal, aliases, --ip, -e, --hostname, cleanup.
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import { describe, expect, it } from "vitest";
 import { CTNET, Lab, hostSnapshot, jsonLines, sh, uniq, useLabs } from "./harness.js";
@@ -148,6 +149,19 @@ describe("run -d --rm (seed 002: docker run --rm -dit --network none …)", () =
     lab.ok("run", "-d", "--net", "none", "--name", c);
     sh(["sleep", "0.5"]);
     expect(lab.state().containers[c]).toBeDefined();
+  });
+
+  it("a watcher whose container was removed before it first looked ends at once", () => {
+    // the race above made deterministic: an rm within one poll of the run left the watcher waiting
+    // two minutes for a container that never came
+    const lab = newLab();
+    const c = uniq("g");
+    lab.ok("run", "-d", "--net", "none", "--name", c);
+    const id = lab.state().containers[c].id;
+    lab.ok("rm", "-f", c);
+    const r = spawnSync(CTNET, ["autoremove", id], { env: { ...process.env, CTNET_STATE_DIR: lab.stateDir }, timeout: 15_000 });
+    expect(r.error).toBeUndefined();
+    expect(r.status).toBe(0);
   });
 });
 
