@@ -109,7 +109,7 @@ describe("two state dirs on one host", () => {
     const one = newDir();
     const two = newDir();
     const both = (a: string, b: string) =>
-      h.sh(["sh", "-c", `CTNET_STATE_DIR=${one} ${CTNET} ${a} >/dev/null 2>/tmp/e1 & CTNET_STATE_DIR=${two} ${CTNET} ${b} >/dev/null 2>/tmp/e2 & wait %1; r1=$?; wait %2; r2=$?; echo "$r1 $r2"; cat /tmp/e1 /tmp/e2`]);
+      h.sh(["sh", "-c", `e1=$(mktemp); e2=$(mktemp); CTNET_STATE_DIR=${one} ${CTNET} ${a} >/dev/null 2>$e1 & CTNET_STATE_DIR=${two} ${CTNET} ${b} >/dev/null 2>$e2 & wait %1; r1=$?; wait %2; r2=$?; echo "$r1 $r2"; cat $e1 $e2; rm -f $e1 $e2`]);
     for (let round = 0; round < 6; round++) {
       // both dirs make their first network at the same time
       let r = both(`net create --subnet 10.254.10.0/24 x${round}`, `net create --subnet 10.254.20.0/24 y${round}`);
