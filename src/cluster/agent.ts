@@ -1,8 +1,10 @@
 // `ctnet agent`: the one long-running process of a joined host (docs/overlay.md). It keeps the host's
 // lease alive and watches everything under the store's prefix; on each change it converges this host's
 // VXLAN devices: a permanent FDB entry (MAC -> VTEP) and ARP entry for every container of every other
-// live host, and nothing else. A host whose lease expires drops out of "live": its entries go everywhere.
-// It reads the kernel and the store, never the state file, so it takes no lock.
+// live host, and nothing else; and the DNS server's lines for those containers in this host's overlay
+// networks' files. A host whose lease expires drops out of "live": its entries and names go everywhere.
+// The tunnel entries are the agent's alone (no lock); the DNS files are shared with the commands, so
+// those it rewrites under the lock.
 import fs from "node:fs";
 import { UsageError } from "../errors.js";
 import { openStore, readState, type GlobalOptions } from "../plan/core.js";
@@ -10,6 +12,9 @@ import { run } from "../host/sys.js";
 import { peerArgvs, vxlanIfname, type RemoteEndpoint } from "../drivers/overlay.js";
 import { agentPidFile, agentPidLine, storeOf } from "./cluster.js";
 import { PREFIX, keys, type EndpointValue, type HostValue } from "./claims.js";
+import { acquireLock } from "../store/lock.js";
+import { readNameFile, writeInPlace } from "../host/files.js";
+import { dnsConfigPath, dnsNames, remoteDnsLine, serverPid, withRemoteLines } from "../dns/aardvark.js";
 import type { OverlayNetworkValue } from "./claims.js";
 import type { KeyValue, WatchEvent } from "./etcd.js";
 import type { State } from "../model.js";
@@ -54,6 +59,67 @@ export class View {
       out.get(vxlanIfname(vni))!.push({ ip: ep.ip, mac: ep.mac, vtep: ep.vtep });
     }
     return out;
+  }
+
+  /** The DNS lines of other live hosts' containers each overlay network's file should hold, by network. */
+  remoteNames(self: string): Map<string, string[]> {
+    const live = new Set(this.values<HostValue>("hosts/").map((h) => h.host));
+    const out = new Map<string, string[]>();
+    const claims = this.values<EndpointValue>("endpoints/").filter((ep) => ep.host !== self && live.has(ep.host));
+    for (const ep of claims.sort((a, b) => a.ip.localeCompare(b.ip, undefined, { numeric: true }))) {
+      const names = dnsNames({ name: ep.container, id: ep.id ?? "" }, ep.network, ep.aliases ?? []).filter(Boolean);
+      out.set(ep.network, [...(out.get(ep.network) ?? []), remoteDnsLine(ep.host, ep.id ?? ep.container, ep.ip, names)]);
+    }
+    return out;
+  }
+}
+
+/** The overlay DNS files of `state` whose other hosts' lines differ from `wanted`: file -> its new content. */
+function namesToWrite(state: State, wanted: Map<string, string[]>): Map<string, string | null> {
+  const out = new Map<string, string | null>();
+  for (const net of Object.values(state.networks)) {
+    if (net.driver !== "overlay") continue;
+    const file = dnsConfigPath(net.name);
+    const now = readNameFile(file);
+    // no file: no container of this host has names there yet; the run that adds one writes it
+    if (now === null) continue;
+    const next = withRemoteLines(state, net.name, now, wanted.get(net.name) ?? []);
+    if (next !== now) out.set(file, next);
+  }
+  return out;
+}
+
+/**
+ * SIGHUP reaches aardvark-dns's handler only once the server registered it; before that (a server a
+ * command started a moment ago) it ends the server. Waits, at most a second, for SIGHUP to be caught.
+ */
+async function catchesHangup(pid: number): Promise<boolean> {
+  for (let i = 0; i < 100; i++) {
+    const status = readNameFile(`/proc/${pid}/status`) ?? "";
+    const caught = /^SigCgt:\s*([0-9a-f]+)/m.exec(status);
+    if (!caught) return false;
+    if (BigInt(`0x${caught[1]}`) & 1n) return true;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return false;
+}
+
+/**
+ * Brings the other hosts' lines of this host's overlay DNS files to the store's, then tells the server.
+ * Read first without the lock (most events change no name here); written under it, read again there.
+ */
+async function convergeNames(g: GlobalOptions, view: View, self: string): Promise<void> {
+  const wanted = view.remoteNames(self);
+  if (namesToWrite(readState(g), wanted).size === 0) return;
+  const unlock = await acquireLock(`ctnet agent (pid ${process.pid}): names of other hosts' containers`);
+  try {
+    const writes = namesToWrite(readState(g), wanted);
+    for (const [file, content] of writes) writeInPlace(file, content);
+    const pid = serverPid();
+    if (writes.size > 0 && pid !== null && (await catchesHangup(pid))) process.kill(pid, "SIGHUP");
+    if (writes.size > 0) log(`names of other hosts' containers: ${[...writes.keys()].join(", ")}`);
+  } finally {
+    unlock();
   }
 }
 
@@ -119,8 +185,24 @@ export async function runAgent(g: GlobalOptions): Promise<void> {
     process.exit(0);
   });
 
+  // names: one convergence at a time, the latest view once it is done
+  let naming: Promise<void> | null = null;
+  let nameAgain = false;
+  const convergeNamesSoon = () => {
+    if (naming) return void (nameAgain = true);
+    naming = convergeNames(g, view, join.host)
+      .catch((err) => void log(`cannot update the names of other hosts' containers: ${err.message}`))
+      .finally(() => {
+        naming = null;
+        if (nameAgain) {
+          nameAgain = false;
+          convergeNamesSoon();
+        }
+      });
+  };
   const convergeAll = () => {
     for (const [vxlan, peers] of view.desired(join.host)) converge(vxlan, peers);
+    convergeNamesSoon();
   };
 
   // the lease: renewed at a third of its TTL; one that expired (the host was cut off longer than that) is
@@ -153,7 +235,8 @@ export async function runAgent(g: GlobalOptions): Promise<void> {
         .then((r) => r.succeeded && log(`released the claim of ${ep.container} on ${ep.network} (${ep.ip}): no such container here`), (err) => log(`cannot release ${kv.key}: ${err.message}`));
     }
   };
-  setInterval(reap, REAP_INTERVAL_MS);
+  // a command's rebuild or a rollback may put back older lines: the names are checked again with the claims
+  setInterval(() => void reap().then(convergeNamesSoon), REAP_INTERVAL_MS);
 
   // list, converge, watch from the listing's revision; re-list when the watch ends (a compaction, a member lost)
   for (;;) {

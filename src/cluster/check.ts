@@ -70,7 +70,7 @@ export async function readOverlayCheck(state: State, stateDir: string): Promise<
       for (const c of Object.values(st.containers)) {
         for (const e of overlayEndpoints(st, c)) {
           if (claims.some(([, v]) => v.host === join.host && v.network === e.network && v.ip === e.ip && v.container === c.name)) continue;
-          const claim: EndpointValue = { network: e.network, ip: e.ip, mac: e.mac, host: join.host, vtep: join.advertise, container: c.name, claimed: new Date().toISOString(), up: true };
+          const claim: EndpointValue = { network: e.network, ip: e.ip, mac: e.mac, host: join.host, vtep: join.advertise, container: c.name, id: c.id, aliases: e.aliases, claimed: new Date().toISOString(), up: true };
           const [epKey, nameKey] = [keys.endpoint(e.network, e.ip), keys.name(e.network, c.name)];
           const text = `container ${c.name} on overlay network ${e.network} (${e.ip}): its claim is missing from the store (other hosts cannot reach it)`;
           const taken = view.kvs.get(epKey);

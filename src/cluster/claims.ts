@@ -40,6 +40,9 @@ export interface EndpointValue {
   host: string;
   vtep: string;
   container: string;
+  /** the container's id and --network-alias names: other hosts' DNS servers answer them (agent.ts) */
+  id?: string;
+  aliases?: string[];
   /** set once the container's link is up on its host (the agents converge on it) */
   up?: boolean;
   /** when the claim was made (ISO 8601): the agent releases a claim its host's state never took up */
@@ -109,7 +112,7 @@ export const overlayToJoin = (state: State, term: string): OverlayNetworkValue |
  * and the address chosen among the cluster's claims. Returns the request with that address; `req` as
  * given for any other network.
  */
-export function claimOnConnect<R extends { ip?: string; mac?: string }>(plan: Plan, ctx: PlanContext, state: State, name: string, c: ContainerRecord, req: R): R {
+export function claimOnConnect<R extends { ip?: string; mac?: string; aliases?: string[] }>(plan: Plan, ctx: PlanContext, state: State, name: string, c: ContainerRecord, req: R): R {
   const v = view?.networks.get(name);
   if (!state.cluster || !v || (state.networks[name] && state.networks[name].driver !== "overlay")) return req;
   // already on it: the connect planner refuses that in its own words
@@ -129,7 +132,7 @@ export function claimOnConnect<R extends { ip?: string; mac?: string }>(plan: Pl
     ip = addrText(free);
   }
   const join = state.cluster;
-  const claim: EndpointValue = { network: name, ip, mac: req.mac ?? macFor(addrValue(ip)), host: join.host, vtep: join.advertise, container: c.name, claimed: new Date().toISOString() };
+  const claim: EndpointValue = { network: name, ip, mac: req.mac ?? macFor(addrValue(ip)), host: join.host, vtep: join.advertise, container: c.name, id: c.id, aliases: req.aliases ?? [], claimed: new Date().toISOString() };
   const [epKey, nameKey] = [keys.endpoint(name, ip), keys.name(name, c.name)];
   plan.store(join.store, [epKey, nameKey].map((key) => ({ key, target: "CREATE", createRevision: 0 })), [{ put: { key: epKey, value: JSON.stringify(claim) } }, { put: { key: nameKey, value: join.host } }],
     [{ delete: { key: epKey } }, { delete: { key: nameKey } }], `claim ${ip} and the name ${c.name} on overlay network ${name}`);

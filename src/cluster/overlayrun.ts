@@ -197,7 +197,8 @@ async function planClaim(etcd: Etcd, state: State, o: RunOptions): Promise<TxnOp
     o.beforePlan = (_plan, draft) => void (draft.networks[v.name] ??= localRecord(v, join.advertise));
     return null;
   }
-  const name = (o.name ??= newId().slice(0, 12));
+  o.id ??= newId();
+  const name = (o.name ??= o.id.slice(0, 12));
   validateName("container", name);
   if (state.containers[name]) throw new UsageError(`container name ${name} is already in use`);
   const net = localRecord(v, join.advertise);
@@ -218,7 +219,7 @@ async function planClaim(etcd: Etcd, state: State, o: RunOptions): Promise<TxnOp
     if (free === null) throw new UsageError(`no free address left on network ${v.name} (${v.ipRange ?? v.subnet})`);
     ip = addrText(free);
   }
-  const claim: EndpointValue = { network: v.name, ip, mac: first.mac ?? macFor(addrValue(ip)), host: join.host, vtep: join.advertise, container: name, claimed: new Date().toISOString() };
+  const claim: EndpointValue = { network: v.name, ip, mac: first.mac ?? macFor(addrValue(ip)), host: join.host, vtep: join.advertise, container: name, id: o.id, aliases: first.aliases ?? [], claimed: new Date().toISOString() };
   const peers: RemoteEndpoint[] = claims.filter((c) => c.host !== join.host && live.has(c.host)).map(({ ip, mac, vtep }) => ({ ip, mac, vtep }));
   const [epKey, nameKey] = [keys.endpoint(v.name, ip), keys.name(v.name, name)];
   const compare: Compare[] = [epKey, nameKey].map((key) => ({ key, target: "CREATE", createRevision: 0 }));

@@ -44,6 +44,8 @@ export interface RunOptions extends PublishOptions, FirstNetworkFlags {
   lab?: string;
   /** `up`: the container joined with --net container:NAME starts earlier in the same plan */
   joinsPending?: boolean;
+  /** the container's id, chosen before planning when the store claim must carry it (overlay networks) */
+  id?: string;
   /** an overlay network: brings it up on this host first (src/cluster/overlayrun.ts, claimForRun) */
   beforePlan?: (plan: Plan, draft: State, ctx: PlanContext) => void;
 }
@@ -101,7 +103,7 @@ export function defaultCommand(o: RunOptions): string[] {
 
 /** Plans `run`: the sandbox, its endpoints and names, and (detached) the container's process. */
 export function planRun(state: State, stateDir: string, o: RunOptions, ctx = liveContext()): { plan: Plan; container: ContainerRecord; argv: string[]; warnings: string[] } {
-  const id = newId();
+  const id = o.id ?? newId();
   const name = o.name ?? id.slice(0, 12);
   validateName("container", name);
   if (state.containers[name]) throw new UsageError(`container name ${name} is already in use`);

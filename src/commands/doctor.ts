@@ -29,7 +29,7 @@ import { Plan } from "../plan/plan.js";
 import { portLayer } from "../firewall/ports.js";
 import { EXIT_RECORDER, deleteNamespace, namespacePids, processArgv } from "../host/sandbox.js";
 import { NAME_FILES, nameFileContent, nameFilePath, removeContainerFiles, writeContainerFiles } from "../dns/names.js";
-import { DNS_PORT, dnsConfigFor, dnsConfigPath, dnsDir, rebuildDnsServer, serverPid } from "../dns/aardvark.js";
+import { DNS_PORT, dnsConfigKeepingRemote, dnsConfigPath, dnsDir, rebuildDnsServer, serverPid } from "../dns/aardvark.js";
 import { inspectNameFile } from "../host/files.js";
 import { containerDigests, decodeState } from "../store/statefile.js";
 import { processAlive, processStartTime, type Store } from "../store/store.js";
@@ -570,8 +570,8 @@ function compareContainer(state: State, c: ContainerRecord, kernel: Kernel): Fin
 }
 
 /**
- * The DNS server of user networks (src/dns/aardvark.ts): each network's file as the state has it, and the
- * server running while there is one. The fix rewrites the files from the state and starts the server.
+ * The DNS server of user networks (src/dns/aardvark.ts): each network's file as the state has it (an
+ * overlay network's lines of other hosts aside), and the server running while there is one. The fix rewrites the files from the state and starts the server.
  */
 function compareDns(state: State): Finding[] {
   const files = new Set<string>();
@@ -584,9 +584,11 @@ function compareDns(state: State): Finding[] {
   const wrong: string[] = [];
   let wanted = 0;
   for (const network of files) {
-    const content = dnsConfigFor(state, network);
+    // the other hosts' lines of an overlay network are the agent's, compared with the store in cluster/check.ts
+    const now = readOrNull(dnsConfigPath(network));
+    const content = dnsConfigKeepingRemote(state, network, now);
     if (content !== null) wanted++;
-    if ((readOrNull(dnsConfigPath(network)) ?? null) !== content) wrong.push(network);
+    if (now !== content) wrong.push(network);
   }
   const pid = serverPid();
   const text = [

@@ -17,6 +17,7 @@ import { DEFAULT_BRIDGE_NETWORK } from "../naming.js";
 import type { Plan, Step } from "../plan/plan.js";
 import type { ContainerRecord, NetworkRecord, State } from "../model.js";
 import { containerDigests } from "../store/statefile.js";
+import { readNameFile } from "../host/files.js";
 import { AARDVARK, isServerControl, pendingContent, plannedNameFiles, plannedServerControl } from "./planned.js";
 
 export { AARDVARK } from "./planned.js";
@@ -32,15 +33,46 @@ export const dnsDir = () => path.join(stateDir ?? "/var/lib/ctnet", "dns");
 export const dnsConfigPath = (network: string) => path.join(dnsDir(), network);
 
 /**
- * The networks the server answers for: user bridge networks, whose gateway is an address of the host. A
- * macvlan or ipvlan network's gateway is a router outside, which its containers reach and the host
- * cannot be reached on (and an overlay's is not local either): their containers get no names (docs/dns.md).
+ * The networks the server answers for: user bridge and overlay networks, whose gateway is an address of
+ * the host (an overlay's is on every member host's bridge). A macvlan or ipvlan network's gateway is a
+ * router outside, which its containers reach and the host cannot be reached on: their members' names go
+ * into each other's hosts files instead (docs/dns.md).
  */
-export const servesNames = (net: NetworkRecord | undefined): net is NetworkRecord => !!net && net.name !== DEFAULT_BRIDGE_NETWORK && net.driver === "bridge";
+export const servesNames = (net: NetworkRecord | undefined): net is NetworkRecord =>
+  !!net && net.name !== DEFAULT_BRIDGE_NETWORK && (net.driver === "bridge" || net.driver === "overlay");
 
 /** The DNS names of `c` on `network`: Docker's DNSNames (name, aliases, short id) and NAME.NETWORK. */
 export function dnsNames(c: Pick<ContainerRecord, "name" | "id">, network: string, aliases: string[]): string[] {
   return [...new Set([c.name, ...aliases, c.id.slice(0, 12), `${c.name}.${network}`].map((n) => n.toLowerCase()))];
+}
+
+/**
+ * An overlay network's file also holds the containers of the other hosts, written by this host's agent
+ * (src/cluster/agent.ts) from the store, their id column `HOST/ID`: the commands keep those lines as they
+ * are and edit their own containers' lines only.
+ */
+const isRemoteLine = (line: string) => line.split(" ")[0].includes("/");
+function remoteLines(state: State, network: string, content: string | null): string[] {
+  if (content === null || state.networks[network]?.driver !== "overlay") return [];
+  return content.split("\n").slice(1).filter((l) => l && isRemoteLine(l));
+}
+
+/** A line for a container of another host (agent.ts): `HOST/ID IP NAMES`. */
+export function remoteDnsLine(host: string, id: string, ip: string, names: string[]): string {
+  return `${host}/${id} ${ip}  ${names.join(",")}`;
+}
+
+/**
+ * A network's file from its local lines and the other hosts' (overlay): none without a local line, since
+ * the gateway the server listens on goes with this host's last container.
+ */
+function fileOf(net: NetworkRecord, local: string[], remote: string[]): string | null {
+  return local.length ? [net.gateway, ...local, ...remote].join("\n") + "\n" : null;
+}
+
+/** `content` (an overlay network's file) with the other hosts' lines replaced by `remote` (the agent's convergence). */
+export function withRemoteLines(state: State, network: string, content: string, remote: string[]): string | null {
+  return fileOf(state.networks[network], content.split("\n").slice(1).filter((l) => l && !isRemoteLine(l)), remote);
 }
 
 /** One container's line in a network's file, or null when it has no address there. */
@@ -56,7 +88,7 @@ export function dnsEntries(c: ContainerRecord, network: string): string | null {
  * A network's file as the state has it, every member read (doctor, a restart): null when it has none.
  * A stopped container (no process) has no names; `starting` is the one whose process the plan starts.
  */
-export function dnsConfigFor(state: State, network: string, starting?: ContainerRecord): string | null {
+function dnsConfigFor(state: State, network: string, starting?: ContainerRecord, remote: string[] = []): string | null {
   const net = state.networks[network];
   if (!servesNames(net)) return null;
   const lines: string[] = [];
@@ -67,7 +99,12 @@ export function dnsConfigFor(state: State, network: string, starting?: Container
     const line = dnsEntries(c, network);
     if (line) lines.push(line);
   }
-  return lines.length ? [net.gateway, ...lines].join("\n") + "\n" : null;
+  return fileOf(net, lines, remote);
+}
+
+/** A network's file as the state has it, with the other hosts' lines the file holds now (doctor, a rebuild). */
+export function dnsConfigKeepingRemote(state: State, network: string, now: string | null, starting?: ContainerRecord): string | null {
+  return dnsConfigFor(state, network, starting, remoteLines(state, network, now));
 }
 
 /** The config files there now (network names), nothing followed. */
@@ -127,10 +164,9 @@ export function syncDnsServer(plan: Plan, state: State, changes: NameChange[]): 
       if (!net) after = null;
       else if (before === null) after = dnsConfigFor(state, network, starting);
       else {
-        const others = before.split("\n").slice(1).filter((l) => l && !l.startsWith(`${c.id} `));
+        const others = before.split("\n").slice(1).filter((l) => l && !l.startsWith(`${c.id} `) && !isRemoteLine(l));
         const mine = present ? dnsEntries(c, network) : null;
-        const lines = inStateOrder(state, network, mine ? [...others, mine] : others);
-        after = lines.length ? [net.gateway, ...lines].join("\n") + "\n" : null;
+        after = fileOf(net, inStateOrder(state, network, mine ? [...others, mine] : others), remoteLines(state, network, before));
       }
       touched.set(file, after);
     }
@@ -189,7 +225,7 @@ export function rebuildDnsServer(plan: Plan, state: State): void {
 function rebuild(state: State, touched: Map<string, string | null>, starting?: ContainerRecord): void {
   for (const network of new Set([...configFiles(), ...Object.keys(state.networks)])) {
     const file = dnsConfigPath(network);
-    if (!touched.has(file)) touched.set(file, dnsConfigFor(state, network, starting));
+    if (!touched.has(file)) touched.set(file, dnsConfigKeepingRemote(state, network, readNameFile(file), starting));
   }
 }
 

@@ -59,7 +59,7 @@ describe("overlay networks across hosts", () => {
 
   it("containers on two hosts ping each other across the VXLAN tunnel; the MTU is the underlay's less 50", async () => {
     const [h1, h2] = sim().hosts;
-    h1.ok("run", "-d", "--name", "a", "--net", "ov1");
+    h1.ok("run", "-d", "--name", "a", "--net", "ov1", "--network-alias", "web");
     h2.ok("run", "-d", "--name", "b", "--net", "ov1");
     const ipOf = (h: SimHost, c: string) => JSON.parse(h.ok("inspect", c))[0].NetworkSettings.Networks.ov1.IPAddress;
     const [ipA, ipB] = [ipOf(h1, "a"), ipOf(h2, "b")];
@@ -77,6 +77,30 @@ describe("overlay networks across hosts", () => {
     // doctor knows the VXLAN device as the overlay network's: no drift on either host
     for (const h of [h1, h2]) expect(h.ctnet("doctor").code, h.ctnet("doctor").stdout).toBe(0);
     expect(h1.ok("graph")).toContain("ctbr-ov1");
+  });
+
+  it("containers resolve each other's names across hosts: name, alias, short id, NAME.NETWORK; a bridge network's container does not", async () => {
+    const [h1, h2] = sim().hosts;
+    const ipA = JSON.parse(h1.ok("inspect", "a"))[0].NetworkSettings.Networks.ov1.IPAddress;
+    const ipB = JSON.parse(h2.ok("inspect", "b"))[0].NetworkSettings.Networks.ov1.IPAddress;
+    const shortA = JSON.parse(h1.ok("inspect", "a"))[0].Id.slice(0, 12);
+    const resolves = (h: SimHost, from: string, name: string) => h.inNs(from, "dig", "+short", "+tries=1", "+time=1", "-q", name).stdout.trim();
+    for (const name of ["a", "web", shortA, "a.ov1"]) await until(`b resolves ${name}`, () => resolves(h2, "b", name) === ipA);
+    await until("a resolves b", () => resolves(h1, "a", "b") === ipB);
+    expect(h2.inNs("b", "getent", "hosts", "web").stdout).toContain(ipA);
+    expect(h2.ping("b", "a")).toBe(true);
+    // the other hosts' lines are the agent's: doctor finds no drift in the DNS files
+    for (const h of [h1, h2]) expect(h.ctnet("doctor").stdout).toContain("no differences");
+    h2.ok("net", "create", "--subnet", "10.66.1.0/24", "lan");
+    h2.ok("run", "-d", "--name", "outsider", "--net", "lan");
+    expect(resolves(h2, "outsider", "a")).toBe("");
+    h2.ok("rm", "-f", "outsider");
+    h2.ok("net", "rm", "lan");
+    // a container that goes is forgotten on the other host
+    h1.ok("run", "-d", "--name", "brief2", "--net", "ov1");
+    await until("b resolves brief2", () => resolves(h2, "b", "brief2") !== "");
+    h1.ok("rm", "-f", "brief2");
+    await until("b forgets brief2", () => resolves(h2, "b", "brief2") === "");
   });
 
   it("addresses are claimed in the store: no two hosts hand out the same one, also when they run at once", async () => {
@@ -161,6 +185,7 @@ describe("overlay networks across hosts", () => {
     // the lease is 4 s; etcd expires it within a second or so of that
     const arp = () => h1.sh(["ip", "neigh", "show", "dev", `ctvx-${vni}`]).stdout;
     await until("h1 forgets the dead host's container", () => !fdb(h1, vni).includes(`dst ${h2.ip}`) && !arp().includes("lladdr"), 10_000);
+    await until("its name no longer answers", () => h1.inNs("a", "dig", "+short", "+tries=1", "+time=1", "-q", "b2").stdout.trim() === "", 5_000);
     expect(h1.ok("cluster", "ls", "--format", "{{.Hostname}} {{.Status}}")).toContain("h2 Down");
   }, 30_000);
 
