@@ -138,6 +138,8 @@ export async function runOnCluster(g: GlobalOptions, state: State, o: RunOptions
   const given = { ip: o.ip, name: o.name };
   await recoverFirst(g);
   state = readState(g);
+  // a later --network may be an overlay network this host has none of yet: joined as net connect joins it
+  if (networkAttachments(o.net, o).length > 1) await readCluster(g, state);
   const etcd = storeOf(state);
   try {
     for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
