@@ -2,7 +2,7 @@
 // VTEP and the tunnel its VXLAN device holds to it, and traces a packet from a (h1) to b (h2) hop by hop,
 // each hop read from the kernel or the store; an FDB entry deleted by hand shows as a broken tunnel and an
 // unreachable trace, and the probe agrees with both explanations.
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { until, useSimCluster, type SimHost } from "./simhosts.js";
 
 const sim = useSimCluster(2);
@@ -15,7 +15,8 @@ let macB = "";
 const ipOf = (h: SimHost, c: string) => JSON.parse(h.ok("inspect", c))[0].NetworkSettings.Networks.ov.IPAddress as string;
 
 describe("graph and trace across hosts", () => {
-  it("two joined hosts, an overlay network, a on h1 and b on h2 ping each other", async () => {
+  // the setting: two joined hosts, an overlay network, a on h1 and b on h2 pinging each other
+  beforeAll(async () => {
     const [h1, h2] = sim().hosts;
     // a short lease: the last test waits for h2 to be seen Down
     for (const h of [h1, h2]) h.ok("cluster", "join", "--store", sim().store, "--advertise", h.ip, "--ttl", "3");
@@ -26,7 +27,7 @@ describe("graph and trace across hosts", () => {
     macB = JSON.parse(h2.ok("inspect", "b"))[0].NetworkSettings.Networks.ov.MacAddress;
     await until("a reaches b", () => h1.ping("a", ipB));
     await until("b reaches a", () => h2.ping("b", ipA));
-  });
+  }, 60_000);
 
   it("graph on h1 draws h2, its VTEP, b and the tunnel from ctvx-VNI (text, JSON, DOT, SVG)", () => {
     const [h1, h2] = sim().hosts;
