@@ -204,11 +204,9 @@ function pathVerdict(state: State, box: ContainerRecord, target: ContainerRecord
   if (onLink) {
     facts.push(`${address} is on ${box.name}'s link ${ifOf(onLink).ifname} (network ${onLink.name}, ${onLink.subnet}): the packet crosses bridge ${onLink.bridge} without routing`);
     if (onLink.options.icc === "false") facts.push(`network ${onLink.name} has icc=false: traffic between its containers is dropped`);
-    pkt = packet(onLink, onLink.bridge);
-    if (onLink.driver === "overlay" && !target) {
-      const across = overlayHops(box, onLink, address, cluster, facts);
-      return walk(facts, report, pkt) && across;
-    }
+    const bridged = packet(onLink, onLink.bridge);
+    if (onLink.driver === "overlay" && !target) return overlayHops(box, onLink, address, cluster, facts, () => walk(facts, report, bridged));
+    pkt = bridged;
   } else {
     const via = routeNetwork(state, box);
     if (!via) {
@@ -243,10 +241,11 @@ function claimNamed(state: State, box: ContainerRecord, name: string, cluster: C
 
 /**
  * The hops of a frame to a container of another host on overlay network `net`, each read from the kernel
- * or the store: FROM's route, the bridge's VXLAN port, the ARP entry it answers from, the FDB entry that
- * names the remote VTEP, the underlay route to it, and the remote host's claim. Returns whether they all hold.
+ * or the store: FROM's route, the bridge's filter, its VXLAN port, the ARP entry that port answers from,
+ * the FDB entry that names the remote VTEP, the underlay route to it, and the remote host's claim.
+ * Returns whether they all hold.
  */
-function overlayHops(box: ContainerRecord, net: NetworkRecord, address: string, cluster: ClusterFacts | null, facts: string[]): boolean {
+function overlayHops(box: ContainerRecord, net: NetworkRecord, address: string, cluster: ClusterFacts | null, facts: string[], bridgeFilter: () => boolean): boolean {
   let ok = true;
   const fail = (fact: string) => {
     facts.push(fact);
@@ -255,6 +254,8 @@ function overlayHops(box: ContainerRecord, net: NetworkRecord, address: string, 
   const route = runJson(["ip", "-n", box.netns!, "-j", "route", "get", address])[0];
   if (!route) fail(`${box.name} has no route to ${address}`);
   else facts.push(`route in ${box.name}: ${address} dev ${route.dev}${route.gateway ? ` via ${route.gateway}` : ", on-link"}${route.prefsrc ? ` src ${route.prefsrc}` : ""}`);
+  // the bridge's filter (FORWARD between two of its ports) sees the frame before the VXLAN port does
+  if (!bridgeFilter()) ok = false;
   const vx = vxlanIfname(net.vni!);
   const link = runJson(["ip", "-j", "-d", "link", "show", "dev", vx])[0];
   if (!link) {

@@ -61,6 +61,7 @@ describe("graph and trace across hosts", () => {
     const hops = [
       `ctnet's DNS server answers b to a with ${ipB} (network ov): a container of host h2`,
       `route in a: ${ipB} dev eth0, on-link src ${ipA}`,
+      `filter FORWARD for ${ipA} → ${ipB} (icmp), in ctbr-ov, out ctbr-ov: ACCEPT`,
       `bridge ctbr-ov hands frames for other hosts to its port ${VX} (VXLAN VNI ${VNI}, local VTEP ${h1.ip})`,
       `${VX} answers a's ARP request for ${ipB} with ${macB}`,
       `FDB entry on ${VX}: ${macB} → VTEP ${h2.ip}`,
