@@ -257,7 +257,7 @@ function remoteHosts(c: GraphCluster, colour: Map<string, string>, line: Line): 
     line(2, `${q(vtepId(h))} ${attrs({ label: table({ title: `VTEP ${h.vtep}`, rows: ["UDP 4789"], warn: h.alive ? [] : ["host Down"] }), color: "#374151", fillcolor: "#e5e7eb", class: "vtep", tooltip: `host ${h.host}'s underlay address, where its tunnels end` })};`);
     for (const r of h.containers) {
       const col = colour.get(r.network) ?? NEUTRAL;
-      line(2, `${q(remoteId(h, r))} ${attrs({ label: table({ title: r.container, rows: [`eth ${r.ip} on ${r.network}`, r.mac] }), color: col, fillcolor: tint(col), class: `container remote network-${r.network}`, tooltip: `container ${r.container} on host ${h.host} (its claim in the store)` })};`);
+      line(2, `${q(remoteId(h, r))} ${attrs({ label: table({ title: r.container, rows: [`${r.ip} on ${r.network}`, r.mac] }), color: col, fillcolor: tint(col), class: `container remote network-${r.network}`, tooltip: `container ${r.container} on host ${h.host} (its claim in the store)` })};`);
       line(2, `${q(vtepId(h))} -> ${q(remoteId(h, r))} ${attrs({ color: col, class: `deliver network-${r.network}`, tooltip: `${h.host} delivers ${r.mac} to ${r.container}` })};`);
     }
     line(1, "}");
