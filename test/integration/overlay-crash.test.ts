@@ -43,6 +43,25 @@ async function killPoints(h: SimHost, args: string[]): Promise<string[]> {
   return [...Array.from({ length: probe.total + 1 }, (_, i) => String(i)), "commit"];
 }
 
+/**
+ * Kills `args` at each of its kill points (`before` readies the host for each round), then `after(at)`
+ * repairs and returns what is wrong; every point is tried, and the failures are returned together.
+ */
+async function atEveryKillPoint(h: SimHost, args: string[], after: (at: string) => string[], before = () => {}): Promise<string[]> {
+  const failures: string[] = [];
+  for (const at of await killPoints(h, args)) {
+    before();
+    const p = await startPaused(h, args, at);
+    if (p.pid === null) {
+      failures.push(`${at}: did not pause: ${p.stderr()}`);
+      continue;
+    }
+    await kill(h, p);
+    failures.push(...after(at).map((m) => `${at}: ${m}`));
+  }
+  return failures;
+}
+
 describe("overlay claims in the journal: SIGKILL at every step", () => {
   let vni = 0;
 
@@ -53,29 +72,24 @@ describe("overlay claims in the journal: SIGKILL at every step", () => {
       const pid = h1.sh(["cat", `${h1.stateDir}/agent.pid`]).stdout.split(" ")[0];
       return Number(pid) > 0 && h1.sh(["kill", "-0", pid]).code === 0;
     };
-    const failures: string[] = [];
-    for (const at of await killPoints(h1, args)) {
-      // every round starts from a host that has not joined
-      const p = await startPaused(h1, args, at);
-      if (p.pid === null) {
-        failures.push(`${at}: did not pause: ${p.stderr()}`);
-        continue;
-      }
-      await kill(h1, p);
+    // every round starts from a host that has not joined, and ends with it left
+    const failures = await atEveryKillPoint(h1, args, (at) => {
+      const wrong: string[] = [];
       const again = h1.ctnet(...args);
       const want = at === "commit" ? 2 : 0;
-      if (again.code !== want) failures.push(`${at}: join again exited ${again.code}, not ${want}: ${again.stderr.trim()}`);
+      if (again.code !== want) wrong.push(`join again exited ${again.code}, not ${want}: ${again.stderr.trim()}`);
       // any command that succeeds starts the agent a killed join did not start
       h1.ok("cluster", "ls");
       const keys = Object.keys(storeKeys(h1)).sort();
-      if (JSON.stringify(keys) !== JSON.stringify([`/ctnet/hosts/${h1.name}`, `/ctnet/members/${h1.name}`])) failures.push(`${at}: store keys ${JSON.stringify(keys)}`);
-      if (!h1.state().cluster) failures.push(`${at}: the state has no join`);
-      if (!agentAlive()) failures.push(`${at}: no agent runs`);
-      if (journalFiles(h1.stateDir).length > 0) failures.push(`${at}: journal left`);
+      if (JSON.stringify(keys) !== JSON.stringify([`/ctnet/hosts/${h1.name}`, `/ctnet/members/${h1.name}`])) wrong.push(`store keys ${JSON.stringify(keys)}`);
+      if (!h1.state().cluster) wrong.push("the state has no join");
+      if (!agentAlive()) wrong.push("no agent runs");
+      if (journalFiles(h1.stateDir).length > 0) wrong.push("journal left");
       h1.ok("cluster", "leave");
       const left = Object.keys(storeKeys(h1));
-      if (left.length > 0) failures.push(`${at}: after leave: ${JSON.stringify(left)}`);
-    }
+      if (left.length > 0) wrong.push(`after leave: ${JSON.stringify(left)}`);
+      return wrong;
+    });
     expect(failures).toEqual([]);
   }, 240_000);
 
@@ -83,25 +97,20 @@ describe("overlay claims in the journal: SIGKILL at every step", () => {
     const [h1] = sim().hosts;
     h1.ok("cluster", "join", "--store", sim().store, "--advertise", h1.ip, "--ttl", "4");
     const args = ["net", "create", "-d", "overlay", "--subnet", "10.210.0.0/24", "ovk"];
-    const failures: string[] = [];
-    for (const at of await killPoints(h1, args)) {
-      const p = await startPaused(h1, args, at);
-      if (p.pid === null) {
-        failures.push(`${at}: did not pause: ${p.stderr()}`);
-        continue;
-      }
-      await kill(h1, p);
+    const failures = await atEveryKillPoint(h1, args, (at) => {
+      const wrong: string[] = [];
       // the next command: the same net create; rolled back, it succeeds; killed after its state was saved, the network stays
       const again = h1.ctnet(...args);
       const want = at === "commit" ? 2 : 0;
-      if (again.code !== want) failures.push(`${at}: net create again exited ${again.code}, not ${want}: ${again.stderr.trim()}`);
+      if (again.code !== want) wrong.push(`net create again exited ${again.code}, not ${want}: ${again.stderr.trim()}`);
       const nets = Object.keys(storeKeys(h1)).filter((k) => /\/(networks\/ovk|vnis\/|subnets\/10\.210\.)/.test(k));
-      if (nets.length !== 3) failures.push(`${at}: store keys of ovk: ${JSON.stringify(nets)}`);
-      if (journalFiles(h1.stateDir).length > 0) failures.push(`${at}: journal left`);
+      if (nets.length !== 3) wrong.push(`store keys of ovk: ${JSON.stringify(nets)}`);
+      if (journalFiles(h1.stateDir).length > 0) wrong.push("journal left");
       h1.ok("net", "rm", "ovk");
       const left = Object.keys(storeKeys(h1)).filter((k) => /\/(networks\/ovk|subnets\/10\.210\.)/.test(k));
-      if (left.length > 0) failures.push(`${at}: after net rm: ${JSON.stringify(left)}`);
-    }
+      if (left.length > 0) wrong.push(`after net rm: ${JSON.stringify(left)}`);
+      return wrong;
+    });
     expect(failures).toEqual([]);
     h1.ok("net", "create", "-d", "overlay", "--subnet", "10.210.0.0/24", "ovk");
     vni = Number(JSON.parse(h1.ok("net", "inspect", "ovk"))[0].Options["com.docker.network.driver.overlay.vxlanid_list"]);
@@ -110,22 +119,17 @@ describe("overlay claims in the journal: SIGKILL at every step", () => {
   it("run --net OVERLAY: killed at each step, the next run of the same name succeeds and claims once", async () => {
     const [h1] = sim().hosts;
     const args = ["run", "-d", "--name", "k", "--net", "ovk"];
-    const failures: string[] = [];
-    for (const at of await killPoints(h1, args)) {
-      const p = await startPaused(h1, args, at);
-      if (p.pid === null) {
-        failures.push(`${at}: did not pause: ${p.stderr()}`);
-        continue;
-      }
-      await kill(h1, p);
+    const failures = await atEveryKillPoint(h1, args, (at) => {
+      const wrong: string[] = [];
       const again = h1.ctnet(...args);
       // killed after its state was saved, the container exists: the name is in use
       const want = at === "commit" ? 2 : 0;
-      if (again.code !== want) failures.push(`${at}: run again exited ${again.code}, not ${want}: ${again.stderr.trim()}`);
-      failures.push(...consistent(h1, "ovk", vni).map((m) => `${at}, after the next run: ${m}`));
+      if (again.code !== want) wrong.push(`run again exited ${again.code}, not ${want}: ${again.stderr.trim()}`);
+      wrong.push(...consistent(h1, "ovk", vni).map((m) => `after the next run: ${m}`));
       h1.ok("rm", "-f", "k");
-      failures.push(...consistent(h1, "ovk", vni).map((m) => `${at}, after rm: ${m}`));
-    }
+      wrong.push(...consistent(h1, "ovk", vni).map((m) => `after rm: ${m}`));
+      return wrong;
+    });
     expect(failures).toEqual([]);
   }, 600_000);
 
@@ -133,19 +137,13 @@ describe("overlay claims in the journal: SIGKILL at every step", () => {
     const [h1] = sim().hosts;
     const args = ["rm", "-f", "k"];
     h1.ok("run", "-d", "--name", "k", "--net", "ovk");
-    const failures: string[] = [];
-    for (const at of await killPoints(h1, args)) {
-      if (!h1.state().containers.k) h1.ok("run", "-d", "--name", "k", "--net", "ovk");
-      const p = await startPaused(h1, args, at);
-      if (p.pid === null) {
-        failures.push(`${at}: did not pause: ${p.stderr()}`);
-        continue;
-      }
-      await kill(h1, p);
+    const failures = await atEveryKillPoint(h1, args, () => {
       // the next command: any command that changes something repairs first (net prune removes nothing here)
       h1.ok("net", "prune");
-      failures.push(...consistent(h1, "ovk", vni).map((m) => `${at}: ${m}`));
-    }
+      return consistent(h1, "ovk", vni);
+    }, () => {
+      if (!h1.state().containers.k) h1.ok("run", "-d", "--name", "k", "--net", "ovk");
+    });
     expect(failures).toEqual([]);
   }, 600_000);
 });
