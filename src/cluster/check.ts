@@ -6,7 +6,7 @@ import { agentPid, startAgent, storeOf } from "./cluster.js";
 import { PREFIX, keys, overlayEndpoints, type EndpointValue } from "./claims.js";
 import { View, strayClaims, tunnelEntries } from "./agent.js";
 import { peerArgvs, vxlanIfname } from "../drivers/overlay.js";
-import { dnsConfigPath, fixRemoteNames, remoteLinesOf } from "../dns/aardvark.js";
+import { dnsConfigPath, fixRemoteNames, remoteLines } from "../dns/aardvark.js";
 import { readOrNull } from "../host/sys.js";
 import type { Finding } from "../drivers/driver.js";
 import type { Compare } from "./etcd.js";
@@ -42,7 +42,7 @@ export async function readOverlayCheck(state: State, stateDir: string): Promise<
         const file = readOrNull(dnsConfigPath(net.name));
         if (file !== null) {
           const want = names.get(net.name) ?? [];
-          const have = remoteLinesOf(st, net.name, file);
+          const have = remoteLines(st, net.name, file);
           const first = (line: string) => line.split(/\s+/)[2].split(",")[0];
           const missing = want.filter((l) => !have.includes(l)).map(first);
           const stale = have.filter((l) => !want.includes(l)).map(first);

@@ -52,7 +52,7 @@ export function dnsNames(c: Pick<ContainerRecord, "name" | "id">, network: strin
  * are and edit their own containers' lines only.
  */
 const isRemoteLine = (line: string) => line.split(" ")[0].includes("/");
-function remoteLines(state: State, network: string, content: string | null): string[] {
+export function remoteLines(state: State, network: string, content: string | null): string[] {
   if (content === null || state.networks[network]?.driver !== "overlay") return [];
   return content.split("\n").slice(1).filter((l) => l && isRemoteLine(l));
 }
@@ -101,9 +101,6 @@ function dnsConfigFor(state: State, network: string, starting?: ContainerRecord,
   }
   return fileOf(net, lines, remote);
 }
-
-/** The other hosts' lines of an overlay network's file (the agent's), as `content` holds them. */
-export const remoteLinesOf = (state: State, network: string, content: string | null) => remoteLines(state, network, content);
 
 /** doctor --fix: an overlay network's file with `remote` as the other hosts' lines, and the server told. */
 export function fixRemoteNames(plan: Plan, state: State, network: string, remote: string[]): void {
