@@ -9,7 +9,7 @@ import { Plan, renderStep } from "../plan/plan.js";
 import { hostAddresses } from "../host/sys.js";
 import { processAlive, processStartTime } from "../store/store.js";
 import { Etcd, parseStoreUrl, type TxnOp } from "./etcd.js";
-import { PREFIX, keys, type EndpointValue, type HostValue } from "./claims.js";
+import { PREFIX, keys, peerVteps, type EndpointValue, type HostValue } from "./claims.js";
 import type { ClusterJoin, State } from "../model.js";
 
 export const DEFAULT_TTL = 15;
@@ -96,8 +96,10 @@ export async function joinCluster(g: GlobalOptions, o: JoinOptions): Promise<voi
       const other = JSON.parse(r.ranges[0][0].value) as HostValue;
       throw new UsageError(`host ${host} is already a live member of the cluster (VTEP ${other.vtep}): give this one another --hostname`);
     }
-    const join: ClusterJoin = { store: etcd.url, host, advertise: o.advertise, ttl, lease, joined: value.joined };
     try {
+      // the members as the join left them, this host among them; the agent follows their changes
+      const members = (await etcd.list(PREFIX + "members/")).kvs.map((kv) => JSON.parse(kv.value) as HostValue);
+      const join: ClusterJoin = { store: etcd.url, host, advertise: o.advertise, ttl, lease, joined: value.joined, peers: peerVteps(members, o.advertise) };
       await mutate(g, (draft) => {
         draft.cluster = join;
         return { plan: new Plan(`cluster join ${etcd.url}`) };
