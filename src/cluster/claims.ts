@@ -158,6 +158,11 @@ export function releaseOnDisconnect(plan: Plan, ctx: PlanContext, state: State, 
   releaseOverlaysOnHost(plan, ctx, state);
 }
 
+/** `create` with an overlay network among its later --network: the record lent to the planner, as for the first (overlayrun.ts). */
+export function lendOverlay(state: State, name: string): NetworkRecord {
+  return (state.networks[name] = localRecord(view!.networks.get(name)!, state.cluster!.advertise));
+}
+
 /**
  * `create` on an overlay network: its record was lent to the planner (overlayrun.ts); the network is built
  * on this host by the first container that starts on it, so a record no container's endpoint uses goes.

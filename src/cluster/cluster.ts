@@ -79,40 +79,45 @@ export async function joinCluster(g: GlobalOptions, o: JoinOptions): Promise<voi
   const ttl = o.ttl === undefined ? DEFAULT_TTL : Number(o.ttl);
   if (!Number.isInteger(ttl) || ttl < 2 || ttl > MAX_TTL) throw new UsageError(`invalid --ttl ${JSON.stringify(o.ttl)}: seconds, 2..${MAX_TTL}`);
   const host = o.hostname ?? (await import("node:os")).hostname();
+  // a join a killed command left half done is rolled back (its keys deleted) or completed first
+  await recoverFirst(g);
   const state = readState(g);
   if (state.cluster) throw new UsageError(`this host already joined the cluster at ${state.cluster.store} as ${state.cluster.host}: 'ctnet cluster leave' first`);
   const etcd = new Etcd(endpoints);
+  const stateDir = openStore(g).dir;
+  let lease = "0";
   try {
-    const lease = await etcd.leaseGrant(ttl);
+    const other = await etcd.get(keys.host(host));
+    if (other) throw new UsageError(`host ${host} is already a live member of the cluster (VTEP ${(JSON.parse(other.value) as HostValue).vtep}): give this one another --hostname`);
+    // before the plan: a lease nobody keeps alive expires by itself, so a join killed here leaves nothing
+    if (!g.dryRun) lease = await etcd.leaseGrant(ttl);
     const value: HostValue = { host, vtep: o.advertise, joined: new Date().toISOString() };
-    // if absent, put with lease: two hosts cannot join under one name
-    const r = await etcd.txn(
-      [{ key: keys.host(host), target: "CREATE", createRevision: 0 }],
-      [{ put: { key: keys.host(host), value: JSON.stringify(value), lease } }, { put: { key: keys.member(host), value: JSON.stringify(value) } }],
-      [{ range: { key: keys.host(host) } }],
-    );
-    if (!r.succeeded) {
-      await etcd.leaseRevoke(lease);
-      const other = JSON.parse(r.ranges[0][0].value) as HostValue;
-      throw new UsageError(`host ${host} is already a live member of the cluster (VTEP ${other.vtep}): give this one another --hostname`);
-    }
+    // the other members, for the VXLAN guard: read before the join's transaction, a step of the plan below;
+    // a host that joins in between is added by the agent, which compares them with the store's as it starts
+    const members = (await etcd.list(PREFIX + "members/")).kvs.map((kv) => JSON.parse(kv.value) as HostValue);
+    const join: ClusterJoin = { store: etcd.url, host, advertise: o.advertise, ttl, lease, joined: value.joined, peers: peerVteps(members, o.advertise) };
     try {
-      // the members as the join left them, this host among them; the agent follows their changes
-      const members = (await etcd.list(PREFIX + "members/")).kvs.map((kv) => JSON.parse(kv.value) as HostValue);
-      const join: ClusterJoin = { store: etcd.url, host, advertise: o.advertise, ttl, lease, joined: value.joined, peers: peerVteps(members, o.advertise) };
       await mutate(g, (draft) => {
         draft.cluster = join;
-        return { plan: new Plan(`cluster join ${etcd.url}`) };
+        const plan = new Plan(`cluster join ${etcd.url}`);
+        // no agent yet: a pid file naming none makes the next command start it, should this one be
+        // killed after the join is saved and before it starts the agent (cli.ts, reviveAgent)
+        plan.write(agentPidFile(stateDir), "0 0\n", null, "the agent is to be started (by this command, or the next one should this one be killed first)");
+        // if absent, put with the lease: two hosts cannot join under one name
+        plan.store(etcd.url, [{ key: keys.host(host), target: "CREATE", createRevision: 0 }],
+          [{ put: { key: keys.host(host), value: JSON.stringify(value), lease } }, { put: { key: keys.member(host), value: JSON.stringify(value) } }],
+          [{ delete: { key: keys.host(host) } }, { delete: { key: keys.member(host) } }],
+          `join the cluster as ${host}, VTEP ${o.advertise}`);
+        return { plan };
       });
     } catch (err) {
-      await etcd.txn([], [{ delete: { key: keys.host(host) } }, { delete: { key: keys.member(host) } }]);
       await etcd.leaseRevoke(lease).catch(() => {});
       throw err;
     }
   } finally {
     etcd.close();
   }
-  await startAgent(openStore(g).dir);
+  if (!g.dryRun) await startAgent(stateDir);
 }
 
 
@@ -179,6 +184,22 @@ export async function pruneHosts(g: GlobalOptions, hosts: string[], pruned: (hos
     }
   } finally {
     etcd.close();
+  }
+}
+
+/**
+ * A plan a killed command left behind may hold claims: it is recovered (rolled back: its claims released,
+ * or completed) before the store's claims are read, so that the next command does not meet them.
+ */
+export async function recoverFirst(g: GlobalOptions): Promise<void> {
+  const store = openStore(g);
+  if (g.dryRun || !fs.existsSync(store.journalFile)) return;
+  const { recoverJournal } = await import("../plan/executor.js");
+  await store.lock(`ctnet ${process.argv.slice(2).join(" ")}`);
+  try {
+    await recoverJournal(store, g.verbose);
+  } finally {
+    store.unlock();
   }
 }
 

@@ -1,7 +1,6 @@
 // The store's side of overlay networks (docs/overlay.md): `net create -d overlay` as one transaction,
 // the networks every joined host lists, and what `run`, `rm`, `net connect` and `start` read of the store
 // before they plan their claims (claims.ts). The kernel's side is planned by src/drivers/overlay.ts.
-import fs from "node:fs";
 import { OpError, UsageError } from "../errors.js";
 import {
   addrText, addrValue, allocateAddress, checkHostAddress, checkUsableSubnet, chooseSubnet, contains, macFor, overlaps, parseAddress, parseCidr, type Cidr,
@@ -9,13 +8,12 @@ import {
 import { DEFAULT_BRIDGE_NETWORK, PREDEFINED_NETWORKS, newId, validateName } from "../naming.js";
 import { mutate, mutateEach, openStore, readState, type GlobalOptions } from "../plan/core.js";
 import { Plan, renderStep } from "../plan/plan.js";
-import { recoverJournal } from "../plan/executor.js";
 import { hostSubnetsInUse } from "../host/sys.js";
 import { normaliseOptions, parseKeyValues, type CreateNetworkOptions } from "../commands/networks.js";
 import { singleIpamFlags } from "../commands/netoptions.js";
 import { networkAttachments } from "../cli/runflags.js";
 import { ensureOverlayOnHost, type RemoteEndpoint } from "../drivers/overlay.js";
-import { checkReachable, stopAgent, storeOf } from "./cluster.js";
+import { checkReachable, recoverFirst, stopAgent, storeOf } from "./cluster.js";
 import { PREFIX, keys, localRecord, overlayEndpoints, setClusterView, type EndpointValue, type HostValue, type OverlayNetworkValue } from "./claims.js";
 import type { Compare, Etcd, KeyValue, TxnOp } from "./etcd.js";
 import type { RunOptions } from "../commands/containers.js";
@@ -24,21 +22,6 @@ import type { NetworkRecord, State } from "../model.js";
 /** Docker's overlay driver hands out VNIs from 4096 up (libnetwork's vxlan id pool). */
 const FIRST_VNI = 4096;
 const CLAIM_ATTEMPTS = 20;
-
-/**
- * A plan a killed command left behind may hold claims: it is recovered (rolled back: its claims released,
- * or completed) before the store's claims are read, so that the next command does not meet them.
- */
-async function recoverFirst(g: GlobalOptions): Promise<void> {
-  const store = openStore(g);
-  if (g.dryRun || !fs.existsSync(store.journalFile)) return;
-  await store.lock(`ctnet ${process.argv.slice(2).join(" ")}`);
-  try {
-    await recoverJournal(store, g.verbose);
-  } finally {
-    store.unlock();
-  }
-}
 
 /** After a claim step failed: whether a key it puts now holds another value (another host was first). */
 async function claimedBySomeoneElse(etcd: Etcd, success: TxnOp[]): Promise<boolean> {
@@ -155,6 +138,8 @@ export async function runOnCluster(g: GlobalOptions, state: State, o: RunOptions
   const given = { ip: o.ip, name: o.name };
   await recoverFirst(g);
   state = readState(g);
+  // a later --network may be an overlay network this host has none of yet: joined as net connect joins it
+  if (networkAttachments(o.net, o).length > 1) await readCluster(g, state);
   const etcd = storeOf(state);
   try {
     for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {

@@ -11,7 +11,7 @@ import {
 import { Plan, removalRank, type Step } from "../plan/plan.js";
 import { portLayer, publishOnRun, retirePorts, type PublishOptions } from "../firewall/ports.js";
 import { releaseOverlaysOnHost } from "../drivers/overlay.js";
-import { dropUnbuiltOverlays, planRelease } from "../cluster/claims.js";
+import { claimOnConnect, dropUnbuiltOverlays, lendOverlay, overlayToJoin, planRelease } from "../cluster/claims.js";
 import type { PlanContext } from "../drivers/driver.js";
 import {
   IDLE_COMMAND, checkExecutable, createNamespace, deleteNamespace, loopbackUp, namespacePids, processArgv,
@@ -21,7 +21,7 @@ import { syncDnsServer } from "../dns/aardvark.js";
 import { containerDigests } from "../store/statefile.js";
 import { networkAttachments, type FirstNetworkFlags } from "../cli/runflags.js";
 import { exitPath, isRunning, logPath, spawnMain, thaw } from "./process.js";
-import type { ContainerRecord, NetworkRecord, RunMode, State } from "../model.js";
+import type { ContainerRecord, RunMode, State } from "../model.js";
 
 export interface RunOptions extends PublishOptions, FirstNetworkFlags {
   name?: string;
@@ -69,14 +69,18 @@ function parseMode(state: State, spec: string, joinsPending = false): { mode: Ru
   return { mode: "bridge", network };
 }
 
-/** The networks of the second and later --network (Docker 25+): user networks, each once. */
-function moreNetworks(state: State, all: Array<{ target: string }>): NetworkRecord[] {
+/**
+ * The networks of the second and later --network (Docker 25+): user networks, each once, by name. An
+ * overlay network of the cluster this host has no container on yet is not in the state: it is joined as
+ * `net connect` joins it (claims.ts, claimOnConnect).
+ */
+function moreNetworks(state: State, all: Array<{ target: string }>): string[] {
   if (all.length === 1) return [];
   const predefined = (t: string) => ["bridge", "default", "host", "none"].includes(t) || t.startsWith("container:");
   if (all.some((a) => predefined(a.target))) throw new UsageError("conflicting options: cannot attach both user-defined and non-user-defined network-modes");
-  const nets = all.map((a) => findNetwork(state, a.target));
+  const nets = all.map((a, i) => (i > 0 && overlayToJoin(state, a.target)?.name) || findNetwork(state, a.target).name);
   const twice = nets.find((n, i) => nets.indexOf(n) !== i);
-  if (twice) throw new UsageError(`network ${twice.name} is specified multiple times`);
+  if (twice) throw new UsageError(`network ${twice} is specified multiple times`);
   return nets.slice(1);
 }
 
@@ -139,7 +143,10 @@ export function planRun(state: State, stateDir: string, o: RunOptions, ctx = liv
   const net = !network ? null : network === DEFAULT_BRIDGE_NETWORK ? ensureDefaultBridge(plan, state, ctx) : state.networks[network];
   if (net) c.endpoints.push(newEndpoint(state, c, net, first, ctx));
   // what `net connect` would add, planned with the first so the process starts with every network
-  more.forEach((a, i) => c.endpoints.push(newEndpoint(state, c, moreNets[i], a, ctx)));
+  more.forEach((a, i) => {
+    const req = o.create ? a : claimOnConnect(plan, ctx, state, moreNets[i], c, a);
+    c.endpoints.push(newEndpoint(state, c, state.networks[moreNets[i]] ?? lendOverlay(state, moreNets[i]), req, ctx));
+  });
   const dns = { servers: parseDnsServers(o.dns), search: o.dnsSearch?.length ? o.dnsSearch : undefined, options: o.dnsOption?.length ? o.dnsOption : undefined };
   if (dns.servers || dns.search || dns.options) c.dns = JSON.parse(JSON.stringify(dns));
   if (o.addHost?.length) c.extraHosts = parseAddHosts(o.addHost, net?.gateway ?? null);

@@ -46,6 +46,39 @@ async function killPoints(h: SimHost, args: string[]): Promise<string[]> {
 describe("overlay claims in the journal: SIGKILL at every step", () => {
   let vni = 0;
 
+  it("cluster join: killed at each step, the next join rolls it back and joins, or finds it joined; the agent runs after the next command", async () => {
+    const [h1] = sim().hosts;
+    const args = ["cluster", "join", "--store", sim().store, "--advertise", h1.ip, "--ttl", "4"];
+    const agentAlive = () => {
+      const pid = h1.sh(["cat", `${h1.stateDir}/agent.pid`]).stdout.split(" ")[0];
+      return Number(pid) > 0 && h1.sh(["kill", "-0", pid]).code === 0;
+    };
+    const failures: string[] = [];
+    for (const at of await killPoints(h1, args)) {
+      // every round starts from a host that has not joined
+      const p = await startPaused(h1, args, at);
+      if (p.pid === null) {
+        failures.push(`${at}: did not pause: ${p.stderr()}`);
+        continue;
+      }
+      await kill(h1, p);
+      const again = h1.ctnet(...args);
+      const want = at === "commit" ? 2 : 0;
+      if (again.code !== want) failures.push(`${at}: join again exited ${again.code}, not ${want}: ${again.stderr.trim()}`);
+      // any command that succeeds starts the agent a killed join did not start
+      h1.ok("cluster", "ls");
+      const keys = Object.keys(storeKeys(h1)).sort();
+      if (JSON.stringify(keys) !== JSON.stringify([`/ctnet/hosts/${h1.name}`, `/ctnet/members/${h1.name}`])) failures.push(`${at}: store keys ${JSON.stringify(keys)}`);
+      if (!h1.state().cluster) failures.push(`${at}: the state has no join`);
+      if (!agentAlive()) failures.push(`${at}: no agent runs`);
+      if (journalFiles(h1.stateDir).length > 0) failures.push(`${at}: journal left`);
+      h1.ok("cluster", "leave");
+      const left = Object.keys(storeKeys(h1));
+      if (left.length > 0) failures.push(`${at}: after leave: ${JSON.stringify(left)}`);
+    }
+    expect(failures).toEqual([]);
+  }, 240_000);
+
   it("net create -d overlay: killed at each step, the next command releases the claims or keeps them with the state", async () => {
     const [h1] = sim().hosts;
     h1.ok("cluster", "join", "--store", sim().store, "--advertise", h1.ip, "--ttl", "4");

@@ -52,6 +52,24 @@ describe("overlay networks through a container's life", () => {
     h1.ok("rm", "-f", "a");
   });
 
+  it("run --network LAN --network OVERLAY: the overlay network as a later --network is claimed and brought up as net connect does", async () => {
+    const [h1, h2] = sim().hosts;
+    h1.ok("net", "create", "--subnet", "10.221.0.0/24", "lan");
+    h1.ok("run", "-d", "--name", "m", "--network", "lan", "--network", "ov", "--network-alias", "lanonly");
+    const ip = ipOn(h1, "m");
+    expect(claims(h1)).toEqual([`m ${ip}`]);
+    expect(vxlanUp(h1)).toBe(true);
+    // eth0 on lan with the default route, eth1 on the overlay
+    expect(h1.inNs("m", "ip", "-4", "-o", "addr", "show", "eth1").stdout).toContain(`${ip}/24`);
+    expect(h1.inNs("m", "ip", "route", "show", "default").stdout).toContain("10.221.0.1");
+    await until("m reaches b across hosts", () => h1.ping("m", ipOn(h2, "b")));
+    await until("b resolves m by name", () => h2.inNs("b", "dig", "+short", "+tries=1", "+time=1", "-q", "m").stdout.trim() === ip);
+    h1.ok("rm", "-f", "m");
+    h1.ok("net", "rm", "lan");
+    expect(claims(h1)).toEqual([]);
+    expect(vxlanUp(h1)).toBe(false);
+  });
+
   it("stop releases the claim and takes the network down with the host's last container; start claims again; restart keeps one claim", async () => {
     const [h1, h2] = sim().hosts;
     h1.ok("run", "-d", "--name", "s", "--net", "ov");
