@@ -97,3 +97,8 @@ echo "h1\$ ctnet exec c1 ping -c1 -M do -s 1423 $IP2"; on "$H1" h1 "$CTNET" exec
 
 say "# cluster ls: hosts, VTEPs, containers"
 echo "h2\$ ctnet cluster ls"; on "$H2" h2 "$CTNET" cluster ls
+
+say "# h1's view: its VXLAN device under the bridge, the other hosts, and the tunnel to each (kernel + store)"
+echo "h1\$ ctnet graph"; on "$H1" h1 "$CTNET" graph
+say "# a packet from c1 to c2 hop by hop: route, VXLAN port, ARP, FDB, underlay, the other host; then a real ping"
+echo "h1\$ ctnet trace c1 c2"; on "$H1" h1 "$CTNET" trace c1 c2

@@ -108,10 +108,12 @@ async function catchesHangup(pid: number): Promise<boolean> {
 /**
  * Brings the other hosts' lines of this host's overlay DNS files to the store's, then tells the server.
  * Read first without the lock (most events change no name here); written under it, read again there.
+ * `afterCommand`: a command of this host claimed an address, and is still making the network's file
+ * (from its local lines only) — which the read without the lock cannot see yet: the lock waits for it.
  */
-async function convergeNames(g: GlobalOptions, view: View, self: string): Promise<void> {
+async function convergeNames(g: GlobalOptions, view: View, self: string, afterCommand: boolean): Promise<void> {
   const wanted = view.remoteNames(self);
-  if (namesToWrite(readState(g), wanted).size === 0) return;
+  if (!afterCommand && namesToWrite(readState(g), wanted).size === 0) return;
   const unlock = await acquireLock(`ctnet agent (pid ${process.pid}): names of other hosts' containers`);
   try {
     const writes = namesToWrite(readState(g), wanted);
@@ -188,22 +190,24 @@ export async function runAgent(g: GlobalOptions): Promise<void> {
 
   // names: one convergence at a time, the latest view once it is done
   let naming: Promise<void> | null = null;
-  let nameAgain = false;
-  const convergeNamesSoon = () => {
-    if (naming) return void (nameAgain = true);
-    naming = convergeNames(g, view, join.host)
+  let nameAgain: boolean | null = null;
+  const convergeNamesSoon = (afterCommand = false) => {
+    if (naming) return void (nameAgain = (nameAgain ?? false) || afterCommand);
+    naming = convergeNames(g, view, join.host, afterCommand)
       .catch((err) => void log(`cannot update the names of other hosts' containers: ${err.message}`))
       .finally(() => {
         naming = null;
-        if (nameAgain) {
-          nameAgain = false;
-          convergeNamesSoon();
+        if (nameAgain !== null) {
+          const again = nameAgain;
+          nameAgain = null;
+          convergeNamesSoon(again);
         }
       });
   };
-  const convergeAll = () => {
+  const convergeAll = (events: WatchEvent[] = []) => {
     for (const [vxlan, peers] of view.desired(join.host)) converge(vxlan, peers);
-    convergeNamesSoon();
+    const ownClaim = events.some((e) => e.type === "PUT" && e.kv.key.startsWith(PREFIX + "endpoints/") && (JSON.parse(e.kv.value) as EndpointValue).host === join.host);
+    convergeNamesSoon(ownClaim);
     // who may send VXLAN here: the members, dead ones too (cluster/members.ts)
     convergePeersSoon(g, join, view.values<HostValue>("members/"), log);
   };
@@ -239,7 +243,7 @@ export async function runAgent(g: GlobalOptions): Promise<void> {
     }
   };
   // a command's rebuild or a rollback may put back older lines: the names are checked again with the claims
-  setInterval(() => void reap().then(convergeNamesSoon), REAP_INTERVAL_MS);
+  setInterval(() => void reap().then(() => convergeNamesSoon()), REAP_INTERVAL_MS);
 
   // list, converge, watch from the listing's revision; re-list when the watch ends (a compaction, a member lost)
   for (;;) {
@@ -258,7 +262,7 @@ export async function runAgent(g: GlobalOptions): Promise<void> {
       etcd.watch(PREFIX, revision + 1, (events, rev) => {
         view.apply(events);
         revision = rev;
-        convergeAll();
+        convergeAll(events);
       }, (err, compacted) => resolve(compacted ? `revision ${revision + 1} compacted (now ${compacted}): listing again` : `watch ended: ${err?.message}`));
     });
     log(ended);

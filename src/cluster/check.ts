@@ -6,6 +6,8 @@ import { agentPid, startAgent, storeOf } from "./cluster.js";
 import { PREFIX, keys, overlayEndpoints, type EndpointValue } from "./claims.js";
 import { View, strayClaims, tunnelEntries } from "./agent.js";
 import { peerArgvs, vxlanIfname } from "../drivers/overlay.js";
+import { dnsConfigPath, fixRemoteNames, remoteLinesOf } from "../dns/aardvark.js";
+import { readOrNull } from "../host/sys.js";
 import type { Finding } from "../drivers/driver.js";
 import type { Compare } from "./etcd.js";
 import type { State } from "../model.js";
@@ -33,8 +35,25 @@ export async function readOverlayCheck(state: State, stateDir: string): Promise<
       const out: Finding[] = [];
       if (!agentRunning()) out.push({ text: `the cluster agent of this host is not running: --fix starts it (nothing converges this host's FDB and ARP entries, nor the members its VXLAN guard lets in, meanwhile)`, phase: 8 });
       const desired = view.desired(join.host);
+      const names = view.remoteNames(join.host);
       for (const net of Object.values(st.networks)) {
         if (net.driver !== "overlay") continue;
+        // the DNS server's lines for other hosts' containers (the agent writes them; no file: no local names yet)
+        const file = readOrNull(dnsConfigPath(net.name));
+        if (file !== null) {
+          const want = names.get(net.name) ?? [];
+          const have = remoteLinesOf(st, net.name, file);
+          const first = (line: string) => line.split(/\s+/)[2].split(",")[0];
+          const missing = want.filter((l) => !have.includes(l)).map(first);
+          const stale = have.filter((l) => !want.includes(l)).map(first);
+          if (missing.length + stale.length > 0) {
+            out.push({
+              text: `overlay network ${net.name}: the DNS server's names of other hosts' containers differ from the store (${[missing.length ? `missing: ${missing.join(", ")}` : "", stale.length ? `stale: ${stale.join(", ")}` : ""].filter(Boolean).join("; ")})`,
+              phase: 8,
+              fix: (plan) => fixRemoteNames(plan, st, net.name, want),
+            });
+          }
+        }
         const vx = vxlanIfname(net.vni!);
         // a missing device is the driver's finding (overlay.ts, checkNetwork)
         if (!fs.existsSync(`/sys/class/net/${vx}`)) continue;

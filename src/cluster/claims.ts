@@ -1,10 +1,10 @@
 // The store's layout (docs/overlay.md) and the plan steps that claim and release a container's keys in
 // it. Small and free of the etcd client: container commands on any host load it (rm plans a release).
 import fs from "node:fs";
+import os from "node:os";
 import { UsageError } from "../errors.js";
 import { addrText, addrValue, allocateAddress, macFor, parseAddress, parseCidr } from "../ipam.js";
 import { bridgeIfname } from "../naming.js";
-import { hostAddresses } from "../host/sys.js";
 import { containerDigests } from "../store/statefile.js";
 import { VXLAN_OVERHEAD, ensureOverlayOnHost, releaseOverlaysOnHost, type RemoteEndpoint } from "../drivers/overlay.js";
 import type { PlanContext } from "../drivers/driver.js";
@@ -70,9 +70,9 @@ export interface OverlayNetworkValue {
   host: string;
 }
 
-/** The MTU of the link that holds this host's VTEP address. */
+/** The MTU of the link that holds this host's VTEP address (getifaddrs, not `ip`: net ls calls it per overlay network). */
 function underlayMtu(vtep: string): number {
-  const dev = hostAddresses().find((a) => a.address === vtep)?.ifname;
+  const dev = Object.entries(os.networkInterfaces()).find(([, addrs]) => addrs?.some((a) => a.address === vtep))?.[0];
   return dev ? Number(fs.readFileSync(`/sys/class/net/${dev}/mtu`, "utf8")) : 1500;
 }
 

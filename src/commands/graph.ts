@@ -8,7 +8,8 @@ import { readSysctl, runJson } from "../host/sys.js";
 import { firewall } from "../firewall/iptables-driver.js";
 import { networkIntent } from "../firewall/intent.js";
 import { driverOf } from "../drivers/registry.js";
-import type { GraphBridge, GraphIface, GraphLan, GraphSandbox, Topology } from "../views/topology.js";
+import { vxlanIfname } from "../drivers/overlay.js";
+import { entryProblem, tunnels, type GraphBridge, type GraphCluster, type GraphIface, type GraphLan, type GraphSandbox, type Topology } from "../views/topology.js";
 import type { State } from "../model.js";
 
 const v4 = (link: any): string[] => (link.addr_info ?? []).filter((a: any) => a.family === "inet").map((a: any) => `${a.local}/${a.prefixlen}`);
@@ -43,7 +44,9 @@ export function readTopology(state: State, lab?: string, o: { linksOnly?: boolea
   const onLan = new Set(lans.map((l) => l.network));
   const bridges: GraphBridge[] = networks.filter((n) => driverOf(n).hostSide(n)?.role === "bridge").map((n) => {
     const link = byName.get(n.bridge);
-    const plugged = hostLinks.filter((l) => l.master === n.bridge).map((l) => l.ifname as string);
+    // an overlay's VXLAN device is drawn as the cluster's (topology.cluster), not as a port
+    const vxlan = n.driver === "overlay" ? vxlanIfname(n.vni!) : undefined;
+    const plugged = hostLinks.filter((l) => l.master === n.bridge && l.ifname !== vxlan).map((l) => l.ifname as string);
     return {
       network: n.name, ifname: n.bridge, present: !!link, up: !!link && isUp(link), addrs: link ? v4(link) : [],
       internal: n.internal, ...(n.lab ? { lab: n.lab } : {}),
@@ -99,14 +102,20 @@ export function renderText(t: Topology): string {
   for (const b of t.bridges) {
     const flags = [b.internal ? "internal" : "", b.lab ? `lab ${b.lab}` : "", !b.present ? "MISSING in the kernel" : !b.up ? "DOWN" : ""].filter(Boolean);
     out.push(`network ${b.network}: bridge ${b.ifname} ${b.addrs.join(" ") || "(no address)"}${flags.length ? `  [${flags.join(", ")}]` : ""}`);
+    const vx = t.cluster?.vxlans.find((v) => v.network === b.network);
     b.ports.forEach((p, n) => {
       const end = sandboxOf(p);
-      const branch = n === b.ports.length - 1 ? "└─" : "├─";
+      const branch = n === b.ports.length - 1 && !vx ? "└─" : "├─";
       const shared = end && end.s.sharedBy.length ? ` (shared with ${end.s.sharedBy.join(", ")})` : "";
       out.push(`  ${branch} ${p} ⇄ ${end ? `${end.s.container}: ${ifaceText(end.i)}${shared}` : "(other end not in a container shown)"}`);
     });
     if (b.hiddenPorts) out.push(`  (and ${b.hiddenPorts} veth${b.hiddenPorts > 1 ? "s" : ""} of containers outside this lab)`);
-    else if (b.ports.length === 0) out.push("  (no containers)");
+    else if (b.ports.length === 0 && !vx) out.push("  (no containers)");
+    if (vx) {
+      const ends = tunnels(t.cluster!).filter((x) => x.vxlan === vx).map((x) => `${x.host.host} ${x.host.vtep}`);
+      const flags = !vx.present ? "  [MISSING in the kernel]" : !vx.up ? "  [DOWN]" : "";
+      out.push(`  └─ ${vx.ifname} ⇄ VXLAN VNI ${vx.vni} from VTEP ${vx.local ?? "?"}${ends.length ? `, tunnels to ${ends.join(", ")}` : ""}${flags}`);
+    }
   }
   for (const l of t.lans) {
     const flags = [l.internal ? "internal" : "", l.lab ? `lab ${l.lab}` : "", !l.present ? "parent MISSING in the kernel" : !l.up ? "parent DOWN" : ""].filter(Boolean);
@@ -126,8 +135,25 @@ export function renderText(t: Topology): string {
   for (const s of missing) out.push(`  ${s.container}: namespace ${s.netns} MISSING in the kernel`);
   if (t.ports.length) out.push("published ports:");
   for (const p of t.ports) out.push(`  ${p.hostIp}:${p.hostPort} → ${p.container}:${p.containerPort}/${p.proto}`);
+  if (t.cluster) out.push(...clusterText(t.cluster));
   if (out.length === 0) out.push("nothing to draw: no ctnet networks or containers");
   return out.join("\n") + "\n";
+}
+
+/** The other hosts of the cluster, their containers on the overlay networks shown, and how this host's tunnels reach them. */
+function clusterText(c: GraphCluster): string[] {
+  const out = [`cluster ${c.store}: this host ${c.host}, VTEP ${c.vtep}`];
+  if (c.error) out.push(`  store unreadable (${c.error}): the other hosts are unknown`);
+  for (const h of c.hosts) {
+    out.push(`  host ${h.host}, VTEP ${h.vtep}, ${h.alive ? "Ready" : "Down"}`);
+    h.containers.forEach((r, n) => {
+      const vx = c.vxlans.find((v) => v.network === r.network)!;
+      const problem = entryProblem(h, r, vx.ifname);
+      out.push(`    ${n === h.containers.length - 1 ? "└─" : "├─"} ${r.container} ${r.ip} on ${r.network}: ${problem ?? `${vx.ifname} → VTEP ${r.fdbDst}`}`);
+    });
+  }
+  for (const v of c.vxlans) for (const e of v.stale) out.push(`  stale FDB entry on ${v.ifname}: ${e.mac} → VTEP ${e.dst} (no live host's claim)`);
+  return out;
 }
 
 export const GRAPH_FORMATS = ["text", "dot", "svg", "png", "json"] as const;
@@ -138,6 +164,11 @@ export async function graphCommand(state: State, o: { format?: string; lab?: str
   // a PNG on a terminal is noise that can upset it: refuse before reading anything
   if (fmt === "png" && process.stdout.isTTY) throw new UsageError("--format png writes binary data: redirect it to a file (ctnet graph --format png > topology.png)");
   const t = readTopology(state, o.lab, { linksOnly: fmt === "text" });
+  // a joined host also draws the other hosts and the tunnels to them; the store client loads only then
+  if (state.cluster && o.lab === undefined) {
+    const { readClusterGraph, tryStoreView } = await import("../cluster/crosshost.js");
+    t.cluster = readClusterGraph(state, t.bridges.map((b) => b.network), await tryStoreView(state));
+  }
   if (fmt === "json") process.stdout.write(JSON.stringify(t, null, 4) + "\n");
   else if (fmt === "text") process.stdout.write(renderText(t));
   else {

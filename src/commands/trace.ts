@@ -10,7 +10,12 @@ import { findContainer, routeNetwork } from "./networks.js";
 import { driverOf } from "../drivers/registry.js";
 import { isRunning } from "./process.js";
 import { netnsEtcDir } from "../naming.js";
-import { hostAddresses, run } from "../host/sys.js";
+import { hostAddresses, run, runJson } from "../host/sys.js";
+import { readNameFile } from "../host/files.js";
+import { dnsConfigPath } from "../dns/aardvark.js";
+import { vxlanIfname } from "../drivers/overlay.js";
+import type { StoreView } from "../cluster/crosshost.js";
+import type { EndpointValue } from "../cluster/claims.js";
 import { firewall } from "../firewall/iptables-driver.js";
 import type { Packet } from "../firewall/walk.js";
 import type { ContainerRecord, NetworkRecord, State } from "../model.js";
@@ -31,7 +36,12 @@ export interface TraceReport {
   expected: "reachable" | "unreachable";
   probe: { command: string[]; ok: boolean; output: string } | null;
   agrees: boolean | null;
+  /** TO on another host of the cluster (an overlay network): its claim in the store */
+  remote?: { container: string; network: string; host: string; vtep: string; alive: boolean };
 }
+
+/** The store as trace reads it on a joined host (cluster/crosshost.ts), or why it could not. */
+export type ClusterFacts = StoreView | { error: string };
 
 // ---- the explanation ---------------------------------------------------------------------------
 
@@ -57,7 +67,30 @@ const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
 /** The container whose namespace FROM's processes use. */
 const sandboxOf = (state: State, c: ContainerRecord) => (c.mode === "container" ? state.containers[c.joined!] : c);
 
-export function explain(state: State, fromName: string, to: string, port: number | null): TraceReport {
+/** Whether FROM may reach TO across hosts: FROM is on an overlay network and TO is no container of this host. */
+export function crossesHosts(state: State, fromName: string, to: string): boolean {
+  const box = sandboxOf(state, findContainer(state, fromName));
+  if (!state.cluster || !box?.endpoints.some((e) => state.networks[e.network]?.driver === "overlay")) return false;
+  return !state.containers[to] && !Object.values(state.containers).some((c) => c.endpoints.some((e) => e.ip === to));
+}
+
+/**
+ * A name the DNS server answers from the other hosts' lines of an overlay network's file (written by
+ * the agent from their claims), for a container on that network.
+ */
+function remoteDnsAnswer(state: State, box: ContainerRecord, name: string): { ip: string; network: string; host: string } | null {
+  const wanted = name.toLowerCase();
+  for (const e of box.endpoints) {
+    if (state.networks[e.network]?.driver !== "overlay") continue;
+    for (const line of (readNameFile(dnsConfigPath(e.network)) ?? "").split("\n").slice(1)) {
+      const [id, ip, names = ""] = line.split(/\s+/);
+      if (id?.includes("/") && names.split(",").includes(wanted)) return { ip, network: e.network, host: id.split("/")[0] };
+    }
+  }
+  return null;
+}
+
+export function explain(state: State, fromName: string, to: string, port: number | null, cluster: ClusterFacts | null = null): TraceReport {
   const from = findContainer(state, fromName);
   if (!isRunning(from)) throw new UsageError(`container ${from.name} is not running: nothing to trace from`);
   const box = sandboxOf(state, from);
@@ -75,7 +108,8 @@ export function explain(state: State, fromName: string, to: string, port: number
     const hostsFile = box.mode === "host" ? "/etc/hosts" : `${netnsEtcDir(box.netns!)}/hosts`;
     const known = hostsEntries(hostsFile);
     const answer = box.mode === "bridge" ? dnsAnswer(state, box, to) : null;
-    report.nameResolves = known.has(to) || answer !== null;
+    const remoteAnswer = box.mode === "bridge" && !known.has(to) && !answer && cluster ? remoteDnsAnswer(state, box, to) : null;
+    report.nameResolves = known.has(to) || answer !== null || remoteAnswer !== null;
     if (known.has(to)) {
       address = known.get(to)!;
       facts.push(`${to} is in ${from.name}'s ${hostsFile} as ${address}`);
@@ -83,6 +117,14 @@ export function explain(state: State, fromName: string, to: string, port: number
       address = answer.ip;
       target = Object.values(state.containers).find((c) => c.endpoints.some((e) => e.ip === address && e.network === answer.network)) ?? target;
       facts.push(`ctnet's DNS server answers ${to} to ${from.name} with ${address} (network ${answer.network})`);
+    } else if (remoteAnswer) {
+      address = remoteAnswer.ip;
+      facts.push(`ctnet's DNS server answers ${to} to ${from.name} with ${address} (network ${remoteAnswer.network}): a container of host ${remoteAnswer.host}, whose line this host's agent wrote from its claim`);
+    } else if (claimNamed(state, box, to, cluster)) {
+      const claim = claimNamed(state, box, to, cluster)!;
+      facts.push(`${to} is unknown in ${from.name}: neither in ${hostsFile} nor answered by ctnet's DNS server, so connecting by name fails before any packet is sent (this host's agent writes the names of live hosts' containers only)`);
+      address = claim.ip;
+      facts.push(`by address: ${to} is ${address} on overlay network ${claim.network}, claimed by host ${claim.host}`);
     } else {
       const why = target ? (target.endpoints.some((e) => e.network !== "bridge") ? "names resolve only between containers that share a user network" : "the default bridge gives containers no names (as in Docker)") : `no container is named ${to}`;
       facts.push(`${to} is unknown in ${from.name}: neither in ${hostsFile} nor answered by ctnet's DNS server (${why}), so connecting by name fails before any packet is sent`);
@@ -94,10 +136,16 @@ export function explain(state: State, fromName: string, to: string, port: number
     if (target) facts.push(`${address} is ${target.name} on network ${target.endpoints.find((e) => e.ip === address)!.network}`);
   }
   report.address = address;
+  const claim = !target && address && cluster && !("error" in cluster) ? cluster.claims.find((c) => c.ip === address && box.endpoints.some((e) => e.network === c.network)) : undefined;
+  if (claim) {
+    report.remote = { container: claim.container, network: claim.network, host: claim.host, vtep: claim.vtep, alive: (cluster as StoreView).live.has(claim.host) };
+    report.sharedNetworks = [claim.network];
+    if (IPV4.test(to)) facts.push(`${address} is ${claim.container} on overlay network ${claim.network}, on host ${claim.host} (its claim in the store)`);
+  }
   if (target) report.sharedNetworks = box.endpoints.map((e) => e.network).filter((n) => target!.endpoints.some((e) => e.network === n));
 
   // 2. the path for the address, 3. someone listening at its end
-  const byAddress = address ? pathVerdict(state, box, target, address, port, facts, report) : false;
+  const byAddress = address ? pathVerdict(state, box, target, address, port, facts, report, cluster) : false;
   const listening = port === null || !target ? true : listens(state, target, port, facts);
   report.expected = byAddress && listening && (report.nameResolves ?? true) ? "reachable" : "unreachable";
   return report;
@@ -114,7 +162,7 @@ function listens(state: State, target: ContainerRecord, port: number, facts: str
 }
 
 /** Explains the path to an address and whether it gets through; appends to facts and report.rules. */
-function pathVerdict(state: State, box: ContainerRecord, target: ContainerRecord | undefined, address: string, port: number | null, facts: string[], report: TraceReport): boolean {
+function pathVerdict(state: State, box: ContainerRecord, target: ContainerRecord | undefined, address: string, port: number | null, facts: string[], report: TraceReport, cluster: ClusterFacts | null): boolean {
   if (box.mode === "none") {
     facts.push(`${box.name} runs with --net none: it has only lo, no route anywhere`);
     return false;
@@ -156,7 +204,9 @@ function pathVerdict(state: State, box: ContainerRecord, target: ContainerRecord
   if (onLink) {
     facts.push(`${address} is on ${box.name}'s link ${ifOf(onLink).ifname} (network ${onLink.name}, ${onLink.subnet}): the packet crosses bridge ${onLink.bridge} without routing`);
     if (onLink.options.icc === "false") facts.push(`network ${onLink.name} has icc=false: traffic between its containers is dropped`);
-    pkt = packet(onLink, onLink.bridge);
+    const bridged = packet(onLink, onLink.bridge);
+    if (onLink.driver === "overlay" && !target) return overlayHops(box, onLink, address, cluster, facts, () => walk(facts, report, bridged));
+    pkt = bridged;
   } else {
     const via = routeNetwork(state, box);
     if (!via) {
@@ -181,6 +231,65 @@ function pathVerdict(state: State, box: ContainerRecord, target: ContainerRecord
     facts.push(`${target.name} publishes ${port}/tcp on ${pub}: reaching that host address and port would be DNATed here and accepted by CTNET-PORTS`);
   }
   return walk(facts, report, pkt);
+}
+
+/** The claim of a container named `name` on one of the box's overlay networks, if the store holds one. */
+function claimNamed(state: State, box: ContainerRecord, name: string, cluster: ClusterFacts | null): EndpointValue | undefined {
+  if (!cluster || "error" in cluster) return undefined;
+  return cluster.claims.find((c) => box.endpoints.some((e) => e.network === c.network) && (c.container === name || (c.aliases ?? []).includes(name)));
+}
+
+/**
+ * The hops of a frame to a container of another host on overlay network `net`, each read from the kernel
+ * or the store: FROM's route, the bridge's filter, its VXLAN port, the ARP entry that port answers from,
+ * the FDB entry that names the remote VTEP, the underlay route to it, and the remote host's claim.
+ * Returns whether they all hold.
+ */
+function overlayHops(box: ContainerRecord, net: NetworkRecord, address: string, cluster: ClusterFacts | null, facts: string[], bridgeFilter: () => boolean): boolean {
+  let ok = true;
+  const fail = (fact: string) => {
+    facts.push(fact);
+    ok = false;
+  };
+  const route = runJson(["ip", "-n", box.netns!, "-j", "route", "get", address])[0];
+  if (!route) fail(`${box.name} has no route to ${address}`);
+  else facts.push(`route in ${box.name}: ${address} dev ${route.dev}${route.gateway ? ` via ${route.gateway}` : ", on-link"}${route.prefsrc ? ` src ${route.prefsrc}` : ""}`);
+  // the bridge's filter (FORWARD between two of its ports) sees the frame before the VXLAN port does
+  if (!bridgeFilter()) ok = false;
+  const vx = vxlanIfname(net.vni!);
+  const link = runJson(["ip", "-j", "-d", "link", "show", "dev", vx])[0];
+  if (!link) {
+    fail(`bridge ${net.bridge} has no VXLAN port: ${vx} is MISSING, nothing leaves this host on ${net.name}`);
+    return false;
+  }
+  const local = link.linkinfo?.info_data?.local ?? "?";
+  if (link.master !== net.bridge || !(link.flags ?? []).includes("UP")) fail(`${vx} is ${link.master !== net.bridge ? `not plugged into ${net.bridge}` : "DOWN"}: frames for other hosts go nowhere`);
+  else facts.push(`bridge ${net.bridge} hands frames for other hosts to its port ${vx} (VXLAN VNI ${net.vni}, local VTEP ${local})`);
+
+  const claim = cluster && !("error" in cluster) ? cluster.claims.find((c) => c.network === net.name && c.ip === address) : undefined;
+  const arp = runJson(["ip", "-j", "neigh", "show", "dev", vx]).find((e) => e.dst === address);
+  const mac: string | undefined = arp?.lladdr ?? claim?.mac;
+  if (!arp?.lladdr) fail(`no ARP entry for ${address} on ${vx}: nothing answers ${box.name}'s ARP request (nolearning, proxy: the device answers only from its neighbour table)`);
+  else facts.push(`${vx} answers ${box.name}'s ARP request for ${address} with ${arp.lladdr} (permanent entry${claim && claim.mac !== arp.lladdr ? `; the claim says ${claim.mac}` : ""})`);
+  if (claim && arp?.lladdr && claim.mac !== arp.lladdr) ok = false;
+
+  const fdb = mac ? runJson(["bridge", "-j", "fdb", "show", "dev", vx]).find((e) => e.mac === mac && e.dst) : undefined;
+  if (mac && !fdb) fail(`no FDB entry for ${mac} on ${vx}: the device learns nothing (nolearning), so the frame is dropped`);
+  else if (fdb && claim && fdb.dst !== claim.vtep) fail(`FDB entry on ${vx}: ${mac} → VTEP ${fdb.dst}, but ${claim.container}'s host ${claim.host} has VTEP ${claim.vtep}`);
+  else if (fdb) facts.push(`FDB entry on ${vx}: ${mac} → VTEP ${fdb.dst}`);
+  const vtep: string | undefined = fdb?.dst ?? claim?.vtep;
+  if (vtep) {
+    const under = runJson(["ip", "-j", "route", "get", vtep])[0];
+    if (!under) fail(`no underlay route to VTEP ${vtep}`);
+    else facts.push(`underlay: VXLAN (UDP 4789, VNI ${net.vni}) to ${vtep} leaves by ${under.dev}${under.gateway ? ` via ${under.gateway}` : ""} src ${under.prefsrc ?? local}`);
+  }
+  if (!cluster) fail(`this host's store was not read: which host holds ${address} is unknown`);
+  else if ("error" in cluster) fail(`the store is unreadable (${cluster.error}): which host holds ${address} is unknown`);
+  else if (!claim) fail(`no container of the cluster claims ${address} on ${net.name} in the store`);
+  else if (!cluster.live.has(claim.host)) fail(`host ${claim.host} (VTEP ${claim.vtep}) holds ${claim.container} (its claim in the store) but is Down: its lease expired, nothing answers there`);
+  else facts.push(`host ${claim.host} (VTEP ${claim.vtep}, Ready) delivers to ${claim.container}: its claim /ctnet/endpoints/${net.name}/${address} in the store`);
+  if (ok) facts.push(`the reply needs ${claim!.host}'s own entries for ${box.name} and its firewall's consent, which this host cannot read: the probe tests them`);
+  return ok;
 }
 
 /** The host interface the kernel would route an address out of. */
@@ -238,7 +347,9 @@ export async function traceCommand(state: State, from: string, to: string, portT
   const fmt = o.format ?? "text";
   if (fmt !== "text" && fmt !== "json") throw new UsageError(`invalid --format ${JSON.stringify(fmt)}: text or json`);
   if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/.test(to)) throw new UsageError(`invalid destination ${JSON.stringify(to)}: a container name or an IPv4 address`);
-  const report = explain(state, from, to, port);
+  // the store (and its client) only when TO may be on another host
+  const cluster = crossesHosts(state, from, to) ? await (await import("../cluster/crosshost.js")).tryStoreView(state) : null;
+  const report = explain(state, from, to, port, cluster);
   if (o.probe !== false) probe(state, report);
   process.stdout.write(fmt === "json" ? JSON.stringify(report, null, 4) + "\n" : renderTrace(report));
 }

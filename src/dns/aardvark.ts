@@ -102,6 +102,17 @@ function dnsConfigFor(state: State, network: string, starting?: ContainerRecord,
   return fileOf(net, lines, remote);
 }
 
+/** The other hosts' lines of an overlay network's file (the agent's), as `content` holds them. */
+export const remoteLinesOf = (state: State, network: string, content: string | null) => remoteLines(state, network, content);
+
+/** doctor --fix: an overlay network's file with `remote` as the other hosts' lines, and the server told. */
+export function fixRemoteNames(plan: Plan, state: State, network: string, remote: string[]): void {
+  const file = dnsConfigPath(network);
+  const now = pendingContent(plan, file);
+  if (now === null) return;
+  control(plan, new Map([[file, withRemoteLines(state, network, now, remote)]]), plannedServer(plan));
+}
+
 /** A network's file as the state has it, with the other hosts' lines the file holds now (doctor, a rebuild). */
 export function dnsConfigKeepingRemote(state: State, network: string, now: string | null, starting?: ContainerRecord): string | null {
   return dnsConfigFor(state, network, starting, remoteLines(state, network, now));

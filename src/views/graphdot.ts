@@ -9,7 +9,10 @@
 // Each network has a colour of its own (its name's when it is called red, blue, …), which edges its
 // bridge, veths and interfaces. Text is monospace: Graphviz sizes boxes for Courier's fixed advance, which
 // every monospace font shares, so no renderer's font makes text spill out of its box.
-import { bridgeOf, isolated, type GraphBridge, type GraphLan, type GraphPort, type GraphSandbox, type Topology } from "./topology.js";
+import {
+  bridgeOf, entryProblem, isolated, tunnels, type GraphBridge, type GraphCluster, type GraphLan, type GraphPort, type GraphRemoteContainer, type GraphRemoteHost,
+  type GraphSandbox, type GraphVxlan, type Topology,
+} from "./topology.js";
 
 // ---- colours -------------------------------------------------------------------------------------
 
@@ -111,7 +114,8 @@ export function renderDot(t: Topology): string {
 
   // -- the host box: its network namespace, holding the veths, bridges, routing, NAT and uplink
   line(1, "subgraph cluster_host {");
-  line(2, `graph ${attrs({ label: '<<B>host</B>: its own network namespace>', style: "rounded,filled", fillcolor: "#f9fafb", color: NEUTRAL, labeljust: "l", class: "host" })};`);
+  const self = t.cluster ? `<B>host ${esc(t.cluster.host)}</B>: its own network namespace, VTEP ${esc(t.cluster.vtep)}` : "<B>host</B>: its own network namespace";
+  line(2, `graph ${attrs({ label: `<${self}>`, style: "rounded,filled", fillcolor: "#f9fafb", color: NEUTRAL, labeljust: "l", class: "host" })};`);
   const forwarding = t.forwarding ? "ip_forward=1" : "ip_forward=0: nothing forwarded";
   line(2, `host ${attrs({ label: table({ title: "host routing", rows: t.forwarding ? [forwarding] : [], warn: t.forwarding ? [] : [forwarding] }), color: NEUTRAL, fillcolor: "#ffffff", class: "routing" })};`);
   for (const s of t.sandboxes.filter((s) => s.mode === "host")) {
@@ -163,7 +167,9 @@ export function renderDot(t: Topology): string {
     line(2, `host -> ${q(`uplink:${t.uplink.ifname}`)} ${attrs({ color: "#374151", label: "default route", class: "route" })};`);
   }
   for (const p of t.ports) line(2, `${q(dnatId(p))} ${attrs(dnatNode(p))};`);
+  if (t.cluster) vxlanNodes(t, t.cluster, colour, line);
   line(1, "}");
+  if (t.cluster) remoteHosts(t.cluster, colour, line);
 
   // the pair's other end: the container's interface
   for (const s of t.sandboxes) {
@@ -220,6 +226,49 @@ export function renderDot(t: Topology): string {
   }
   out.push("}");
   return out.join("\n") + "\n";
+}
+
+// ---- the cluster (a joined host): VXLAN devices, the other hosts, the tunnels -----------------------
+
+type Line = (indent: number, text: string) => void;
+const vxId = (v: GraphVxlan) => `vxlan:${v.ifname}`;
+const vtepId = (h: GraphRemoteHost) => `vtep:${h.host}`;
+const remoteId = (h: GraphRemoteHost, r: GraphRemoteContainer) => `remote:${h.host}:${r.network}:${r.container}`;
+
+/** Inside the host box: each overlay bridge's VXLAN device, the bridge's port into the tunnels. */
+function vxlanNodes(t: Topology, c: GraphCluster, colour: Map<string, string>, line: Line): void {
+  for (const v of c.vxlans) {
+    const col = colour.get(v.network) ?? NEUTRAL;
+    const warn = [!v.present ? "VXLAN device MISSING" : !v.up ? "DOWN" : "", ...v.stale.map((e) => `stale FDB ${e.mac} → ${e.dst}`)].filter(Boolean);
+    const rows = [`VNI ${v.vni}`, `from VTEP ${v.local ?? "?"}, UDP 4789`];
+    line(2, `${q(vxId(v))} ${attrs({ label: table({ title: `VXLAN ${v.ifname}`, rows, warn }), color: warn.length ? DROP : col, fillcolor: "#ffffff", class: `vxlan network-${v.network}`, tooltip: `${v.ifname}: VXLAN device of overlay network ${v.network}, plugged into ${v.bridge}` })};`);
+    const b = t.bridges.find((x) => x.ifname === v.bridge);
+    if (b) line(2, `${q(brId(b))} -> ${q(vxId(v))} ${attrs({ color: col, class: `plug network-${v.network}`, tooltip: `${v.ifname} is a port of ${v.bridge}` })};`);
+  }
+  if (c.error) line(2, `store ${attrs({ label: table({ title: "cluster store", rows: [c.store], warn: [`unreadable: ${c.error}`] }), color: DROP, fillcolor: "#fee2e2", class: "store" })};`);
+}
+
+/** Outside the host box: one box per other host (its VTEP, its containers on the overlays shown), and the tunnels. */
+function remoteHosts(c: GraphCluster, colour: Map<string, string>, line: Line): void {
+  for (const h of c.hosts) {
+    const status = h.alive ? "Ready" : "Down";
+    line(1, `subgraph ${q(`cluster_remote_${h.host}`)} {`);
+    line(2, `graph ${attrs({ label: `<<B>host ${esc(h.host)}</B>: VTEP ${esc(h.vtep)}, ${status}>`, style: h.alive ? "rounded,filled" : "rounded,dashed,filled", fillcolor: h.alive ? "#f9fafb" : "#f3f4f6", color: h.alive ? NEUTRAL : DROP, fontcolor: h.alive ? "#111827" : DROP, labeljust: "l", class: `remote-host ${status.toLowerCase()}` })};`);
+    line(2, `${q(vtepId(h))} ${attrs({ label: table({ title: `VTEP ${h.vtep}`, rows: ["UDP 4789"], warn: h.alive ? [] : ["host Down"] }), color: "#374151", fillcolor: "#e5e7eb", class: "vtep", tooltip: `host ${h.host}'s underlay address, where its tunnels end` })};`);
+    for (const r of h.containers) {
+      const col = colour.get(r.network) ?? NEUTRAL;
+      line(2, `${q(remoteId(h, r))} ${attrs({ label: table({ title: r.container, rows: [`${r.ip} on ${r.network}`, r.mac] }), color: col, fillcolor: tint(col), class: `container remote network-${r.network}`, tooltip: `container ${r.container} on host ${h.host} (its claim in the store)` })};`);
+      line(2, `${q(vtepId(h))} -> ${q(remoteId(h, r))} ${attrs({ color: col, class: `deliver network-${r.network}`, tooltip: `${h.host} delivers ${r.mac} to ${r.container}` })};`);
+    }
+    line(1, "}");
+  }
+  for (const x of tunnels(c)) {
+    const col = colour.get(x.vxlan.network) ?? NEUTRAL;
+    const problems = x.broken.map((r) => `${r.container}: ${entryProblem(x.host, r, x.vxlan.ifname)}`);
+    const label = problems.length ? `× ${problems.join("; ")}` : `VXLAN VNI ${x.vxlan.vni} → ${x.host.vtep}:4789`;
+    const tooltip = `tunnel from ${x.vxlan.ifname} to host ${x.host.host} (VTEP ${x.host.vtep}): ${x.containers.map((r) => r.container).join(", ")}`;
+    line(1, `${q(vxId(x.vxlan))} -> ${q(vtepId(x.host))} ${attrs({ style: problems.length ? "dashed" : "bold", color: problems.length ? DROP : col, fontcolor: problems.length ? DROP : col, penwidth: 2.2, label, class: `tunnel${problems.length ? " broken" : ""} network-${x.vxlan.network}`, tooltip })};`);
+  }
 }
 
 function dnatNode(p: GraphPort): Record<string, string> {

@@ -21,6 +21,9 @@ it("examples/overlay.sh: three hosts, one overlay network, pings across hosts", 
   // the last cluster ls, on h2: every host with its container
   expect(r.stdout).toMatch(/^h1\s+10\.77\.0\.1\s+Ready\s+1\nh2 \*\s+10\.77\.0\.2\s+Ready\s+1\nh3\s+10\.77\.0\.3\s+Ready\s+1$/m);
   expect(r.stdout.match(/dst 10\.77\.0\.[23] self permanent/g)).toHaveLength(2);
+  // graph and trace on h1: the tunnels to the other hosts, and c1 -> c2 across them, as the probe finds it
+  expect(r.stdout).toContain("  └─ ctvx-4096 ⇄ VXLAN VNI 4096 from VTEP 10.77.0.1, tunnels to h2 10.77.0.2, h3 10.77.0.3\n");
+  expect(r.stdout).toMatch(/• FDB entry on ctvx-4096: [0-9a-f:]+ → VTEP 10\.77\.0\.2\n[^]*expected: REACHABLE\n.*→ reached[^]*the probe agrees/);
   expect(h.kernel()).toEqual(before);
   expect(workDirs()).toBe(dirsBefore);
 }, 120_000);

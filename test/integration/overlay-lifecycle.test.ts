@@ -70,6 +70,22 @@ describe("overlay networks through a container's life", () => {
     expect(vxlanUp(h1)).toBe(false);
   });
 
+  it("an --internal overlay network: containers of different hosts reach each other, nothing outside", async () => {
+    const [h1, h2] = sim().hosts;
+    h1.ok("net", "create", "-d", "overlay", "--internal", "--subnet", "10.222.0.0/24", "ovi");
+    h1.ok("run", "-d", "--name", "i1", "--net", "ovi");
+    h2.ok("run", "-d", "--name", "i2", "--net", "ovi");
+    const ipOf = (h: SimHost, c: string) => JSON.parse(h.ok("inspect", c))[0].NetworkSettings.Networks.ovi.IPAddress;
+    await until("i1 reaches i2 across hosts", () => h1.ping("i1", ipOf(h2, "i2")));
+    expect(h1.ping("i1", "i2")).toBe(true);
+    // the other host's underlay address is outside the network: the internal rules drop the way there
+    expect(h1.ping("i1", h2.ip)).toBe(false);
+    expect(h1.ping("i1", h1.ip)).toBe(false);
+    h1.ok("rm", "-f", "i1");
+    h2.ok("rm", "-f", "i2");
+    h1.ok("net", "rm", "ovi");
+  });
+
   it("stop releases the claim and takes the network down with the host's last container; start claims again; restart keeps one claim", async () => {
     const [h1, h2] = sim().hosts;
     h1.ok("run", "-d", "--name", "s", "--net", "ov");

@@ -91,6 +91,13 @@ describe("overlay networks across hosts", () => {
     expect(h2.ping("b", "a")).toBe(true);
     // the other hosts' lines are the agent's: doctor finds no drift in the DNS files
     for (const h of [h1, h2]) expect(h.ctnet("doctor").stdout).toContain("no differences");
+    // with the agent stopped, a remote line lost by hand is doctor's finding, and --fix puts it back
+    h2.sh(["pkill", "-f", `${h2.stateDir} agent`]);
+    const file = `${h2.stateDir}/dns/ov1`;
+    h2.sh(["sed", "-i", "/^h1\\//d", file]);
+    expect(h2.ctnet("doctor").stdout).toContain("overlay network ov1: the DNS server's names of other hosts' containers differ from the store (missing: a)");
+    expect(h2.ctnet("doctor", "--fix").code).toBe(0);
+    await until("b resolves a again", () => resolves(h2, "b", "a") === ipA);
     h2.ok("net", "create", "--subnet", "10.66.1.0/24", "lan");
     h2.ok("run", "-d", "--name", "outsider", "--net", "lan");
     expect(resolves(h2, "outsider", "a")).toBe("");

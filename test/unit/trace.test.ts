@@ -1,6 +1,8 @@
 // The filter-table walk behind `ctnet trace`, on iptables-save text: jumps, RETURN, negation, conntrack
-// state, policies, and rules with matches it cannot judge.
+// state, policies, and rules with matches it cannot judge; and when trace reads the cluster's store.
 import { describe, expect, it } from "vitest";
+import { emptyState } from "../../src/model.js";
+import { crossesHosts } from "../../src/commands/trace.js";
 import { parseRuleset } from "../../src/firewall/iptables.js";
 import { walkForward, type Packet } from "../../src/firewall/walk.js";
 
@@ -61,5 +63,31 @@ describe("walkForward", () => {
     expect(r.verdict).toBe("DROP");
     expect(r.path.at(-1)).toMatch(/^:FORWARD DROP \(the chain's policy/);
     expect(r.skipped).toEqual(['-A CTNET-PORTS -m comment --comment "odd one" -m physdev --physdev-is-bridged -j ACCEPT']);
+  });
+});
+
+describe("crossesHosts: when trace reads the cluster's store", () => {
+  const state = () => {
+    const s = emptyState();
+    s.networks.ov = { name: "ov", driver: "overlay", vni: 4096 } as any;
+    s.networks.red = { name: "red", driver: "bridge" } as any;
+    s.containers.a = { name: "a", id: "a".repeat(64), mode: "bridge", endpoints: [{ network: "ov", ip: "10.200.0.2" }] } as any;
+    s.containers.r = { name: "r", id: "b".repeat(64), mode: "bridge", endpoints: [{ network: "red", ip: "172.18.0.2" }] } as any;
+    s.cluster = { store: "etcd://10.77.0.101:2379", host: "h1", advertise: "10.77.0.1", ttl: 15, lease: "1", joined: "" };
+    return s;
+  };
+
+  it("on a joined host, from a container on an overlay network to no container of this host", () => {
+    expect(crossesHosts(state(), "a", "b")).toBe(true);
+    expect(crossesHosts(state(), "a", "10.200.0.3")).toBe(true);
+  });
+
+  it("not to a container of this host, not from a container on no overlay network, not on a host that has not joined", () => {
+    expect(crossesHosts(state(), "a", "r")).toBe(false);
+    expect(crossesHosts(state(), "a", "172.18.0.2")).toBe(false);
+    expect(crossesHosts(state(), "r", "b")).toBe(false);
+    const alone = state();
+    delete alone.cluster;
+    expect(crossesHosts(alone, "a", "b")).toBe(false);
   });
 });
