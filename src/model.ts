@@ -152,7 +152,16 @@ export interface ClusterJoin {
   /** the etcd lease the host's key is bound to (decimal id) */
   lease: string;
   joined: string;
+  /**
+   * The other members' VTEPs, dead ones too, in address order: the only senders the guard of this host's
+   * VXLAN port lets in (firewall.ts, vxlanRules). Written by `cluster join`, kept current by the agent
+   * (cluster/members.ts). Absent in a state written before ctnet kept them: no guard until the agent has.
+   */
+  peers?: string[];
 }
+
+/** The UDP port of every VXLAN device ctnet makes: IANA's, as Docker's overlay driver uses. */
+export const VXLAN_PORT = 4789;
 
 /** The labels `docker inspect` shows in Config.Labels: a lab's containers carry its name. */
 export const containerLabels = (c: ContainerRecord): Record<string, string> => (c.lab ? { "ctnet.lab": c.lab } : {});

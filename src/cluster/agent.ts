@@ -12,6 +12,7 @@ import { run } from "../host/sys.js";
 import { peerArgvs, vxlanIfname, type RemoteEndpoint } from "../drivers/overlay.js";
 import { agentPidFile, agentPidLine, storeOf } from "./cluster.js";
 import { PREFIX, keys, type EndpointValue, type HostValue } from "./claims.js";
+import { convergePeersSoon } from "./members.js";
 import { acquireLock } from "../store/lock.js";
 import { readNameFile, writeInPlace } from "../host/files.js";
 import { dnsConfigPath, dnsNames, remoteDnsLine, serverPid, withRemoteLines } from "../dns/aardvark.js";
@@ -207,6 +208,8 @@ export async function runAgent(g: GlobalOptions): Promise<void> {
     for (const [vxlan, peers] of view.desired(join.host)) converge(vxlan, peers);
     const ownClaim = events.some((e) => e.type === "PUT" && e.kv.key.startsWith(PREFIX + "endpoints/") && (JSON.parse(e.kv.value) as EndpointValue).host === join.host);
     convergeNamesSoon(ownClaim);
+    // who may send VXLAN here: the members, dead ones too (cluster/members.ts)
+    convergePeersSoon(g, join, view.values<HostValue>("members/"), log);
   };
 
   // the lease: renewed at a third of its TTL; one that expired (the host was cut off longer than that) is

@@ -33,7 +33,7 @@ export async function readOverlayCheck(state: State, stateDir: string): Promise<
   return {
     findings: (st) => {
       const out: Finding[] = [];
-      if (!agentRunning()) out.push({ text: `the cluster agent of this host is not running: --fix starts it (nothing converges this host's FDB and ARP entries meanwhile)`, phase: 8 });
+      if (!agentRunning()) out.push({ text: `the cluster agent of this host is not running: --fix starts it (nothing converges this host's FDB and ARP entries, nor the members its VXLAN guard lets in, meanwhile)`, phase: 8 });
       const desired = view.desired(join.host);
       const names = view.remoteNames(join.host);
       for (const net of Object.values(st.networks)) {

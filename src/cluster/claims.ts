@@ -49,6 +49,10 @@ export interface EndpointValue {
   claimed: string;
 }
 
+/** The VTEPs of the members other than `vtep` (this host's), each once, in address order: ClusterJoin.peers. */
+export const peerVteps = (members: HostValue[], vtep: string): string[] =>
+  [...new Set(members.map((m) => m.vtep))].filter((v) => v !== vtep).sort((a, b) => addrValue(a) - addrValue(b));
+
 /** An overlay network as the store holds it: the same for every host. */
 export interface OverlayNetworkValue {
   name: string;

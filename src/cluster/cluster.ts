@@ -9,7 +9,7 @@ import { Plan, renderStep } from "../plan/plan.js";
 import { hostAddresses } from "../host/sys.js";
 import { processAlive, processStartTime } from "../store/store.js";
 import { Etcd, parseStoreUrl, type TxnOp } from "./etcd.js";
-import { PREFIX, keys, type EndpointValue, type HostValue } from "./claims.js";
+import { PREFIX, keys, peerVteps, type EndpointValue, type HostValue } from "./claims.js";
 import type { ClusterJoin, State } from "../model.js";
 
 export const DEFAULT_TTL = 15;
@@ -92,7 +92,10 @@ export async function joinCluster(g: GlobalOptions, o: JoinOptions): Promise<voi
     // before the plan: a lease nobody keeps alive expires by itself, so a join killed here leaves nothing
     if (!g.dryRun) lease = await etcd.leaseGrant(ttl);
     const value: HostValue = { host, vtep: o.advertise, joined: new Date().toISOString() };
-    const join: ClusterJoin = { store: etcd.url, host, advertise: o.advertise, ttl, lease, joined: value.joined };
+    // the other members, for the VXLAN guard: read before the join's transaction, a step of the plan below;
+    // a host that joins in between is added by the agent, which compares them with the store's as it starts
+    const members = (await etcd.list(PREFIX + "members/")).kvs.map((kv) => JSON.parse(kv.value) as HostValue);
+    const join: ClusterJoin = { store: etcd.url, host, advertise: o.advertise, ttl, lease, joined: value.joined, peers: peerVteps(members, o.advertise) };
     try {
       await mutate(g, (draft) => {
         draft.cluster = join;

@@ -13,9 +13,8 @@ import { bridgeDriver } from "./bridge.js";
 import { MTU_KEYS, checkMtu } from "./endpoints.js";
 import type { NetworkDriver, PlanContext } from "./driver.js";
 import type { Plan } from "../plan/plan.js";
-import type { NetworkRecord, State } from "../model.js";
+import { VXLAN_PORT, type NetworkRecord, type State } from "../model.js";
 
-const VXLAN_PORT = 4789;
 /** outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14) headers */
 export const VXLAN_OVERHEAD = 50;
 

@@ -21,8 +21,10 @@
 //   CTNET-ISOLATION-2   per network: entering its bridge (from another ctnet network) -> DROP, except
 //                          DNATed traffic, which CTNET-PORTS then judges (published ports via a host address)
 //   CTNET-PORTS         published ports: ACCEPT of DNATed traffic to the container's port
-//   CTNET-INPUT         (filter INPUT) where route_localnet is on: drop new traffic from a bridge to 127/8;
-//                          per user network: DNS queries to its gateway from outside its subnet -> DROP
+//   CTNET-INPUT         (filter INPUT) while the host has an overlay network, first: VXLAN to its VTEP from
+//                          each other member's VTEP -> RETURN, from anywhere else -> DROP; where
+//                          route_localnet is on: drop new traffic from a bridge to 127/8; per user network:
+//                          DNS queries to its gateway from outside its subnet -> DROP
 //   nat POSTROUTING     -> CTNET-POSTROUTING: MASQUERADE of each network's subnet leaving its bridge, and
 //                          hairpin and loopback-sourced traffic to published ports
 //   nat PREROUTING, OUTPUT (dst-type LOCAL) -> CTNET-DNAT: DNAT of published ports
@@ -30,7 +32,7 @@ import { Plan } from "../plan/plan.js";
 import {
   addArgv, deleteArgv, ipt, readChain, ruleKey, type PresentRule, type Rule, type RuleSet, type Table,
 } from "./iptables.js";
-import { ANY_ADDRESS, emptyIntent, forwardedNetworks, mappingText, networkIntent, type FirewallIntent, type NetworkIntent, type PortIntent } from "./intent.js";
+import { ANY_ADDRESS, forwardedNetworks, mappingText, networksIntent, type FirewallIntent, type NetworkIntent, type PortIntent, type VxlanIntent } from "./intent.js";
 import type { Packet, Walk } from "./walk.js";
 import type { NetworkRecord, PortMapping, State } from "../model.js";
 
@@ -136,6 +138,22 @@ export function networkRules(net: NetworkIntent): Rule[] {
 
 const protoMatch = (p: string, port: number) => ["-p", p, "-m", p, "--dport", String(port)];
 
+/**
+ * The guard of the VXLAN port: a RETURN per other member's VTEP, then a DROP of the rest, matching this
+ * host's VTEP address only (another VXLAN user's address is not ctnet's to guard). They sit at the top of
+ * CTNET-INPUT, the RETURNs in address order and the DROP right after them, each at its place: a member
+ * that joins later gets its RETURN at its place ahead of the DROP, and doctor puts a lost one back there.
+ */
+export function vxlanRules(v: VxlanIntent | undefined): Rule[] {
+  if (!v) return [];
+  const toVtep = ["-d", `${v.vtep}/32`, ...protoMatch("udp", v.port)];
+  const rule = (spec: string[], why: string, position: number): Rule => ({ table: "filter", chain: "CTNET-INPUT", spec: [...toVtep, ...spec], why, position });
+  return [
+    ...v.peers.map((peer, i) => rule(["-s", `${peer}/32`, "-j", "RETURN"], `cluster member ${peer} may send VXLAN to this host`, i + 1)),
+    rule(["-j", "DROP"], `only the cluster's members may send VXLAN to ${v.vtep}: anyone else could put frames into overlay networks`, v.peers.length + 1),
+  ];
+}
+
 /** The three rules of one published mapping: ACCEPT of what was DNATed, hairpin MASQUERADE, the DNAT. */
 export function portRules(p: PortIntent): Rule[] {
   const { mapping: m, network: net } = p;
@@ -196,7 +214,7 @@ export function portRuleMap(ports: PortIntent[]): Map<string, Rule> {
 /** Every rule an intent implies, in installation order (none without a network: the base goes with the last). */
 export function expectedRules(intent: FirewallIntent): Rule[] {
   if (intent.networks.length === 0) return [];
-  return [...BASE_RULES, ...intent.networks.flatMap(networkRules), ...portRuleMap(intent.ports).values()];
+  return [...BASE_RULES, ...intent.networks.flatMap(networkRules), ...vxlanRules(intent.vxlan), ...portRuleMap(intent.ports).values()];
 }
 
 // ---- what the kernel holds, per plan ------------------------------------------------------------
@@ -458,6 +476,13 @@ export function planChange(plan: Plan, state: State, before: FirewallIntent, aft
     for (const rule of presentRules(facts, networkRules(net)).reverse()) deleteRule(plan, rule);
     cmd.removedBridges.add(net.bridge);
   }
+  // the VXLAN guard: what only one side has (all of it when the first or last overlay network comes or
+  // goes, else the RETURNs of members that came or went); removed from the bottom up, so that a rollback
+  // puts each back at its place, and added top down, each at its place
+  const guardBefore = vxlanRules(before.vxlan);
+  const guardAfter = vxlanRules(after.vxlan);
+  const onlyIn = (rules: Rule[], other: Rule[]) => rules.filter((r) => !other.some((o) => ruleKey(o) === ruleKey(r)));
+  for (const rule of presentRules(facts, onlyIn(guardBefore, guardAfter)).reverse()) deleteRule(plan, rule);
   if (after.networks.length === 0 && gone.length > 0) {
     // each network, of any state dir, has a rule in CTNET-ISOLATION-2: the chains go with the last one
     change.otherBridges = [...facts.ctnetBridgesInFirewall()].filter((br) => !cmd.removedBridges.has(br));
@@ -469,18 +494,19 @@ export function planChange(plan: Plan, state: State, before: FirewallIntent, aft
     cmd.removedBridges.delete(net.bridge);
     for (const rule of networkRules(net)) addRule(plan, rule);
   }
+  for (const rule of onlyIn(guardAfter, guardBefore)) addRule(plan, rule);
   return change;
 }
 
 /** The firewall part of creating `net`, a bridge network (call before adding it to state.networks). */
 export const planNetworkUp = (plan: Plan, state: State, net: NetworkRecord, facts: FirewallFacts): FirewallChange => {
-  const before = { ...emptyIntent(), networks: forwardedNetworks(state).filter((n) => n.bridge !== net.bridge).map(networkIntent) };
-  return planChange(plan, state, before, { ...before, networks: [...before.networks, networkIntent(net)] }, facts);
+  const others = forwardedNetworks(state).filter((n) => n.bridge !== net.bridge);
+  return planChange(plan, state, networksIntent(state, others), networksIntent(state, [...others, net]), facts);
 };
 
 /** The firewall part of removing `net` (call after removing it from state.networks). */
 export const planNetworkDown = (plan: Plan, state: State, net: NetworkRecord, facts: FirewallFacts): FirewallChange => {
-  const after = { ...emptyIntent(), networks: forwardedNetworks(state).filter((n) => n.bridge !== net.bridge).map(networkIntent) };
-  return planChange(plan, state, { ...after, networks: [...after.networks, networkIntent(net)] }, after, facts);
+  const others = forwardedNetworks(state).filter((n) => n.bridge !== net.bridge);
+  return planChange(plan, state, networksIntent(state, [...others, net]), networksIntent(state, others), facts);
 };
 

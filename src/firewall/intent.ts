@@ -1,8 +1,9 @@
 // What the firewall is asked for, in its own words: networks with their isolation, icc, masquerade and
-// internal flags, and the published ports with the address and network each one reaches. The firewall
+// internal flags, the published ports with the address and network each one reaches, and who may send
+// this host VXLAN. The firewall
 // driver (firewall.ts) turns an intent into rules; nothing in an intent names iptables, so an nftables
 // driver takes the same intent (docs/firewall.md).
-import { bridged, type ContainerRecord, type Endpoint, type NetworkRecord, type PortMapping, type State } from "../model.js";
+import { VXLAN_PORT, bridged, type ContainerRecord, type Endpoint, type NetworkRecord, type PortMapping, type State } from "../model.js";
 import { DEFAULT_BRIDGE_NETWORK } from "../naming.js";
 
 export interface NetworkIntent {
@@ -29,13 +30,27 @@ export interface PortIntent {
   mapping: PortMapping;
 }
 
+/**
+ * The guard of this host's VXLAN port while it has an overlay network: the cluster's members may send to
+ * its VTEP, nothing else may. One per host, not one per overlay network: one VTEP and one port carry
+ * every VNI, so a field of the intent cannot be installed twice by two overlay networks, where a copy on
+ * each overlay NetworkIntent would have to be deduplicated and handed from network to network as they go.
+ */
+export interface VxlanIntent {
+  /** this host's VTEP (its advertise address) */
+  vtep: string;
+  port: number;
+  /** the other members' VTEPs, in address order; dead members too (a lease that expired must not cut a host off) */
+  peers: string[];
+}
+
 /** The loopback guard (a DROP of forwarded traffic first addressed to 127/8) is in every intent with a network. */
 export interface FirewallIntent {
   networks: NetworkIntent[];
   ports: PortIntent[];
+  /** present while one of `networks` is an overlay network */
+  vxlan?: VxlanIntent;
 }
-
-export const emptyIntent = (): FirewallIntent => ({ networks: [], ports: [] });
 
 export const networkIntent = (net: NetworkRecord): NetworkIntent => ({
   name: net.name,
@@ -73,7 +88,18 @@ export function portIntents(state: State): PortIntent[] {
  */
 export const forwardedNetworks = (state: State): NetworkRecord[] => Object.values(state.networks).filter(bridged);
 
-export const intentOf = (state: State): FirewallIntent => ({ networks: forwardedNetworks(state).map(networkIntent), ports: portIntents(state) });
+/** The guard of the VXLAN port that `nets` (forwarded networks of `state`) need: none without an overlay network. */
+export function vxlanIntent(state: State, nets: NetworkRecord[]): VxlanIntent | undefined {
+  const join = state.cluster;
+  // a state from before the members were kept (no peers) gets its guard once the agent has written them
+  if (!join?.peers || !nets.some((n) => n.driver === "overlay")) return undefined;
+  return { vtep: join.advertise, port: VXLAN_PORT, peers: join.peers };
+}
+
+/** The intent of networks `nets` of `state`, without ports (ports.ts plans those). */
+export const networksIntent = (state: State, nets: NetworkRecord[]): FirewallIntent => ({ networks: nets.map(networkIntent), ports: [], vxlan: vxlanIntent(state, nets) });
+
+export const intentOf = (state: State): FirewallIntent => ({ ...networksIntent(state, forwardedNetworks(state)), ports: portIntents(state) });
 
 /** The host address of a mapping published on every address of the host. */
 export const ANY_ADDRESS = "0.0.0.0";

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { strayClaims } from "../../src/cluster/agent.js";
 import { emptyState } from "../../src/model.js";
-import type { EndpointValue } from "../../src/cluster/claims.js";
+import { peerVteps, type EndpointValue } from "../../src/cluster/claims.js";
 import type { KeyValue } from "../../src/cluster/etcd.js";
 
 const NOW = Date.parse("2026-12-01T18:00:00Z");
@@ -27,5 +27,12 @@ describe("the agent's stray claims", () => {
 
   it("never touches another host's claims", () => {
     expect(strayClaims([claim("z", "10.0.0.9", { host: "h2", up: true })], "h1", state, NOW)).toEqual([]);
+  });
+});
+
+describe("the members this host lets send VXLAN (ClusterJoin.peers)", () => {
+  it("are the other members' VTEPs, each once, in address order", () => {
+    const m = (host: string, vtep: string) => ({ host, vtep, joined: "" });
+    expect(peerVteps([m("h10", "10.77.0.10"), m("h1", "10.77.0.1"), m("h9", "10.77.0.9"), m("old", "10.77.0.9")], "10.77.0.1")).toEqual(["10.77.0.9", "10.77.0.10"]);
   });
 });

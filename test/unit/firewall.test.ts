@@ -1,11 +1,12 @@
 // The firewall layer without the kernel: intent -> rules -> iptables-save text -> parse -> key, the rules
 // as the kernel prints them back keyed the same, doctor's expected-against-present, reset's keeping of the
-// user's chain, and trace's walk on a parsed ruleset.
+// user's chain, trace's walk on a parsed ruleset, and the VXLAN guard as members and overlay networks come and go.
 import { describe, expect, it } from "vitest";
-import { CHAINS, type RuleDifference, type SparedRules } from "../../src/firewall/firewall.js";
+import { CHAINS, planChange, planNetworkDown, planNetworkUp, vxlanRules, type FirewallFacts, type RuleDifference, type SparedRules } from "../../src/firewall/firewall.js";
 import { firewall } from "../../src/firewall/iptables-driver.js";
 import { dnatOf, parseRuleset, renderSave, ruleKey, type RuleSet } from "../../src/firewall/iptables.js";
-import type { FirewallIntent, NetworkIntent } from "../../src/firewall/intent.js";
+import { intentOf, type FirewallIntent, type NetworkIntent } from "../../src/firewall/intent.js";
+import { emptyState, type NetworkRecord, type State } from "../../src/model.js";
 import { Plan, type CmdStep } from "../../src/plan/plan.js";
 import type { Packet } from "../../src/firewall/walk.js";
 
@@ -246,5 +247,85 @@ describe("graph: what a network's rules in the kernel do", () => {
     const lost = without(kernel, "-A CTNET-PORTS -d 10.9.0.2/32 -o ctbr-red -p tcp -m tcp --dport 80 -m conntrack --ctstate DNAT -j ACCEPT");
     expect(firewall.holdsPort(lost, intent.ports[0])).toBe(false);
     expect(firewall.holdsPort(lost, intent.ports[1])).toBe(true);
+  });
+});
+
+describe("the VXLAN guard: who may send to this host's VTEP", () => {
+  const overlayNet = (name: string, subnet: string): NetworkRecord => ({
+    name, id: name, created: "", driver: "overlay", vni: 4096, bridge: `ctbr-${name}`, subnet, gateway: subnet.replace(/0\/24$/, "1"), internal: false, options: {}, labels: {},
+  });
+  const joined = (peers?: string[], ...nets: NetworkRecord[]): State => ({
+    ...emptyState(),
+    networks: Object.fromEntries(nets.map((n) => [n.name, n])),
+    cluster: { store: "etcd://10.77.0.101:2379", host: "h1", advertise: "10.77.0.1", ttl: 15, lease: "1", joined: "", ...(peers ? { peers } : {}) },
+  });
+  const ov = overlayNet("ov", "10.230.0.0/24");
+  const ov2 = overlayNet("ov2", "10.231.0.0/24");
+  const facts = (lines: string[]): FirewallFacts => ({ firewallRules: () => parseRuleset(lines.join("\n")), ctnetBridgesInFirewall: () => new Set() });
+  const guardLines = (peers: string[]) => vxlanRules({ vtep: "10.77.0.1", port: 4789, peers }).map((r) => `-A CTNET-INPUT ${r.spec.join(" ")}`);
+  const rules = (plan: Plan) => (plan.steps as CmdStep[]).map((s) => s.argv.slice(4).join(" ")).filter((s) => s.includes("4789"));
+
+  it("is in the intent while the host has an overlay network and knows the members, once however many overlay networks", () => {
+    expect(intentOf(joined(["10.77.0.2"], ov, ov2)).vxlan).toEqual({ vtep: "10.77.0.1", port: 4789, peers: ["10.77.0.2"] });
+    expect(firewall.expected(intentOf(joined(["10.77.0.2"], ov, ov2))).filter((r) => r.spec.includes("4789")).map((r) => r.spec.join(" "))).toEqual([
+      "-d 10.77.0.1/32 -p udp -m udp --dport 4789 -s 10.77.0.2/32 -j RETURN",
+      "-d 10.77.0.1/32 -p udp -m udp --dport 4789 -j DROP",
+    ]);
+    expect(intentOf(joined(["10.77.0.2"])).vxlan).toBeUndefined();
+    // a state written before the members were kept: no guard (it would drop every member) until the agent writes them
+    expect(intentOf(joined(undefined, ov)).vxlan).toBeUndefined();
+  });
+
+  it("comes with the first overlay network and goes with the last, after the other networks' rules and before the base", () => {
+    const up = new Plan("up");
+    const state = joined(["10.77.0.2", "10.77.0.3"]);
+    planNetworkUp(up, state, ov, facts([]));
+    expect(rules(up)).toEqual([
+      "-I CTNET-INPUT 1 -d 10.77.0.1/32 -p udp -m udp --dport 4789 -s 10.77.0.2/32 -j RETURN",
+      "-I CTNET-INPUT 2 -d 10.77.0.1/32 -p udp -m udp --dport 4789 -s 10.77.0.3/32 -j RETURN",
+      "-I CTNET-INPUT 3 -d 10.77.0.1/32 -p udp -m udp --dport 4789 -j DROP",
+    ]);
+    state.networks.ov = ov;
+    const second = new Plan("second");
+    planNetworkUp(second, state, ov2, facts(guardLines(["10.77.0.2", "10.77.0.3"])));
+    expect(rules(second)).toEqual([]);
+    const down = new Plan("down");
+    delete state.networks.ov;
+    const kernel = firewall.read(renderSave({ chains: CHAINS, rules: firewall.expected(intentOf({ ...state, networks: { ov } })) }));
+    planNetworkDown(down, state, ov, { firewallRules: () => kernel, ctnetBridgesInFirewall: () => new Set() });
+    const all = (down.steps as CmdStep[]).map((s) => s.argv.slice(4).join(" "));
+    expect(rules(down)).toEqual([
+      "-D CTNET-INPUT -d 10.77.0.1/32 -p udp -m udp --dport 4789 -j DROP",
+      "-D CTNET-INPUT -d 10.77.0.1/32 -p udp -m udp --dport 4789 -s 10.77.0.3/32 -j RETURN",
+      "-D CTNET-INPUT -d 10.77.0.1/32 -p udp -m udp --dport 4789 -s 10.77.0.2/32 -j RETURN",
+    ]);
+    expect(all.indexOf(rules(down)[2])).toBeLessThan(all.indexOf("-X CTNET-INPUT"));
+  });
+
+  it("a change of members moves only their RETURNs, each new one at its place ahead of the DROP; a rollback restores the old order", () => {
+    const state = joined(["10.77.0.2", "10.77.0.10"], ov);
+    const before = intentOf(state);
+    state.cluster!.peers = ["10.77.0.2", "10.77.0.3", "10.77.0.11"];
+    const plan = new Plan("members");
+    planChange(plan, state, before, intentOf(state), facts(guardLines(["10.77.0.2", "10.77.0.10"])));
+    expect(rules(plan)).toEqual([
+      "-D CTNET-INPUT -d 10.77.0.1/32 -p udp -m udp --dport 4789 -s 10.77.0.10/32 -j RETURN",
+      "-I CTNET-INPUT 2 -d 10.77.0.1/32 -p udp -m udp --dport 4789 -s 10.77.0.3/32 -j RETURN",
+      "-I CTNET-INPUT 3 -d 10.77.0.1/32 -p udp -m udp --dport 4789 -s 10.77.0.11/32 -j RETURN",
+    ]);
+    expect((plan.steps[0] as CmdStep).undo?.slice(4).join(" ")).toBe("-I CTNET-INPUT 2 -d 10.77.0.1/32 -p udp -m udp --dport 4789 -s 10.77.0.10/32 -j RETURN");
+  });
+
+  it("doctor: a lost RETURN goes back at its place, a stranger's is stale", () => {
+    const want = intentOf(joined(["10.77.0.2", "10.77.0.3"], ov));
+    const kernel = firewall.read(renderSave({ chains: CHAINS, rules: firewall.expected(want) }));
+    expect(firewall.differences(want, kernel, none())).toEqual([]);
+    const lost = without(kernel, "-A CTNET-INPUT -d 10.77.0.1/32 -p udp -m udp --dport 4789 -s 10.77.0.3/32 -j RETURN");
+    const found = firewall.differences(want, withRules(lost, ["-A CTNET-INPUT -s 10.77.0.9/32 -d 10.77.0.1/32 -p udp -m udp --dport 4789 -j RETURN"]), none());
+    expect(found.map((f) => f.text)).toEqual([
+      "stale rule -t filter -A CTNET-INPUT -s 10.77.0.9/32 -d 10.77.0.1/32 -p udp -m udp --dport 4789 -j RETURN: nothing in ctnet's state needs it",
+      "rule missing: -t filter -A CTNET-INPUT -d 10.77.0.1/32 -p udp -m udp --dport 4789 -s 10.77.0.3/32 -j RETURN (cluster member 10.77.0.3 may send VXLAN to this host)",
+    ]);
+    expect(argvs(found[1])).toEqual(["iptables -w -t filter -I CTNET-INPUT 2 -d 10.77.0.1/32 -p udp -m udp --dport 4789 -s 10.77.0.3/32 -j RETURN"]);
   });
 });
