@@ -133,9 +133,12 @@ export function tunnelEntries(vxlan: string): { fdb: Array<{ mac: string; dst: s
   return { fdb: fdb.filter((e): e is { mac: string; dst: string } => !!e.dst), neigh };
 }
 
-/** Makes one VXLAN device's FDB and ARP entries exactly `peers`: replaces every wanted one, deletes the rest. */
-export function converge(vxlan: string, peers: RemoteEndpoint[]): number {
-  if (!fs.existsSync(`/sys/class/net/${vxlan}`)) return 0;
+/**
+ * Makes one VXLAN device's FDB and ARP entries exactly `peers`: replaces every wanted one, deletes the
+ * rest. False when the device is not there (no container of this host on its network).
+ */
+export function converge(vxlan: string, peers: RemoteEndpoint[]): boolean {
+  if (!fs.existsSync(`/sys/class/net/${vxlan}`)) return false;
   const { fdb, neigh } = tunnelEntries(vxlan);
   const wanted = new Set(peers.map((p) => `${p.mac} ${p.vtep}`));
   const wantedIps = new Set(peers.map((p) => p.ip));
@@ -151,7 +154,7 @@ export function converge(vxlan: string, peers: RemoteEndpoint[]): number {
   // one process per tool however many entries: -force goes on past an entry that vanished meanwhile
   if (bridgeCmds.length) run(["bridge", "-force", "-batch", "-"], bridgeCmds.join("\n") + "\n");
   if (ipCmds.length) run(["ip", "-force", "-batch", "-"], ipCmds.join("\n") + "\n");
-  return peers.length;
+  return true;
 }
 
 /** How long a claim may wait for the `run` that made it to save its state (a run takes well under a second). */
@@ -204,9 +207,20 @@ export async function runAgent(g: GlobalOptions): Promise<void> {
         }
       });
   };
-  const convergeAll = (events: WatchEvent[] = []) => {
-    for (const [vxlan, peers] of view.desired(join.host)) converge(vxlan, peers);
-    const ownClaim = events.some((e) => e.type === "PUT" && e.kv.key.startsWith(PREFIX + "endpoints/") && (JSON.parse(e.kv.value) as EndpointValue).host === join.host);
+  // a device is converged again only when what it should hold changed since (most events are claims on
+  // other networks, and each convergence costs two processes); all of them after a listing, and after a
+  // claim of this host (its command is making a device). A device not there is forgotten: made again, it
+  // is converged at the next event
+  const converged = new Map<string, string>();
+  const convergeAll = (events?: WatchEvent[]) => {
+    const ownClaim = !!events?.some((e) => e.type === "PUT" && e.kv.key.startsWith(PREFIX + "endpoints/") && (JSON.parse(e.kv.value) as EndpointValue).host === join.host);
+    if (!events || ownClaim) converged.clear();
+    for (const [vxlan, peers] of view.desired(join.host)) {
+      const wanted = JSON.stringify(peers);
+      if (converged.get(vxlan) === wanted) continue;
+      if (converge(vxlan, peers)) converged.set(vxlan, wanted);
+      else converged.delete(vxlan);
+    }
     convergeNamesSoon(ownClaim);
     // who may send VXLAN here: the members, dead ones too (cluster/members.ts)
     convergePeersSoon(g, join, view.values<HostValue>("members/"), log);
