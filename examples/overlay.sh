@@ -81,12 +81,14 @@ for n in 1 2 3; do
   eval "pid=\$H$n"
   i=0
   while [ "$(on "$pid" "h$n" bridge fdb show dev ctvx-4096 | grep -c ' dst ')" -lt 2 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+  # and its DNS server knows the other hosts' containers (the agent writes them from their claims)
+  while ! on "$pid" "h$n" "$CTNET" exec "c$n" getent hosts "c$((n % 3 + 1))" >/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 done
 
-say "# pings across hosts: container -> bridge -> VXLAN (VNI) -> underlay -> the other host's VTEP -> container"
-echo "h1\$ ctnet exec c1 ping -c1 $IP2"; on "$H1" h1 "$CTNET" exec c1 ping -c1 -W1 "$IP2" | grep -E 'bytes from|loss'
-echo "h2\$ ctnet exec c2 ping -c1 $IP3"; on "$H2" h2 "$CTNET" exec c2 ping -c1 -W1 "$IP3" | grep -E 'bytes from|loss'
-echo "h3\$ ctnet exec c3 ping -c1 $IP1"; on "$H3" h3 "$CTNET" exec c3 ping -c1 -W1 "$IP1" | grep -E 'bytes from|loss'
+say "# pings across hosts, by name: container -> bridge -> VXLAN (VNI) -> underlay -> the other host's VTEP -> container"
+echo "h1\$ ctnet exec c1 ping -c1 c2"; on "$H1" h1 "$CTNET" exec c1 ping -c1 -W1 c2 | grep -E 'bytes from|loss'
+echo "h2\$ ctnet exec c2 ping -c1 c3"; on "$H2" h2 "$CTNET" exec c2 ping -c1 -W1 c3 | grep -E 'bytes from|loss'
+echo "h3\$ ctnet exec c3 ping -c1 c1"; on "$H3" h3 "$CTNET" exec c3 ping -c1 -W1 c1 | grep -E 'bytes from|loss'
 
 say "# what h1's VXLAN device knows: one FDB entry (MAC -> VTEP) per remote container, from the store"
 on "$H1" h1 sh -c 'bridge fdb show dev ctvx-4096 | grep dst'
