@@ -3,7 +3,8 @@
 // before the diagnosis, which is synchronous; --fix converges through doctor's plan.
 import fs from "node:fs";
 import { agentPid, startAgent, storeOf } from "./cluster.js";
-import { PREFIX, keys, overlayEndpoints, type EndpointValue } from "./claims.js";
+import { PREFIX, keys, overlayEndpoints, peerVteps, type EndpointValue, type HostValue } from "./claims.js";
+import { planPeers } from "./members.js";
 import { View, strayClaims, tunnelEntries } from "./agent.js";
 import { peerArgvs, vxlanIfname } from "../drivers/overlay.js";
 import { dnsConfigPath, fixRemoteNames, remoteLines } from "../dns/aardvark.js";
@@ -34,6 +35,18 @@ export async function readOverlayCheck(state: State, stateDir: string): Promise<
     findings: (st) => {
       const out: Finding[] = [];
       if (!agentRunning()) out.push({ text: `the cluster agent of this host is not running: --fix starts it (nothing converges this host's FDB and ARP entries, nor the members its VXLAN guard lets in, meanwhile)`, phase: 8 });
+      // the members the VXLAN guard lets in (the agent keeps them; a stopped agent does not)
+      const peers = peerVteps(view.values<HostValue>("members/"), join.advertise);
+      const held = st.cluster?.peers ?? [];
+      if (st.cluster && peers.join(" ") !== held.join(" ")) {
+        const missing = peers.filter((p) => !held.includes(p));
+        const gone = held.filter((p) => !peers.includes(p));
+        out.push({
+          text: `the members this host lets send VXLAN differ from the store's (${[missing.length ? `missing: ${missing.join(", ")}` : "", gone.length ? `no longer members: ${gone.join(", ")}` : ""].filter(Boolean).join("; ")})`,
+          phase: 9,
+          fix: (plan) => planPeers(plan, st, peers),
+        });
+      }
       const desired = view.desired(join.host);
       const names = view.remoteNames(join.host);
       for (const net of Object.values(st.networks)) {

@@ -8,7 +8,7 @@ import { planChange } from "../firewall/firewall.js";
 import { intentOf } from "../firewall/intent.js";
 import { liveHostFacts } from "../host/facts.js";
 import { peerVteps, type HostValue } from "./claims.js";
-import type { ClusterJoin } from "../model.js";
+import type { ClusterJoin, State } from "../model.js";
 
 const RETRY_MS = 2_000;
 
@@ -47,15 +47,19 @@ function convergePeers(g: GlobalOptions, log: (msg: string) => void): void {
     });
 }
 
-/** One plan: the state's peers set, and the guard's rules changed with them (none without overlay networks). */
+/** The state's peers set to `peers`, and the guard's rules changed with them (none without overlay networks). */
+export function planPeers(plan: Plan, draft: State, peers: string[]): void {
+  // the host left meanwhile: nothing to guard
+  if (!draft.cluster) return;
+  const before = intentOf(draft);
+  draft.cluster.peers = peers;
+  planChange(plan, draft, before, intentOf(draft), liveHostFacts());
+}
+
 async function setPeers(g: GlobalOptions, peers: string[]): Promise<void> {
   await mutate(g, (draft) => {
     const plan = new Plan("cluster members changed");
-    // the host left meanwhile: nothing to guard
-    if (!draft.cluster) return { plan };
-    const before = intentOf(draft);
-    draft.cluster.peers = peers;
-    planChange(plan, draft, before, intentOf(draft), liveHostFacts());
+    planPeers(plan, draft, peers);
     return { plan };
   });
 }
