@@ -81,6 +81,15 @@ describe("overlay networks through a container's life", () => {
     // the other host's underlay address is outside the network: the internal rules drop the way there
     expect(h1.ping("i1", h2.ip)).toBe(false);
     expect(h1.ping("i1", h1.ip)).toBe(false);
+    // on a network that is not internal, a container reaches outside through its own host, masqueraded
+    // (as Docker's docker_gwbridge): a host of the underlay sees it come from h1's address
+    const h3 = sim().hosts[2];
+    h1.ok("run", "-d", "--name", "o1", "--net", "ov");
+    h3.sh(["sh", "-c", "(timeout 10 socat -T5 UDP-RECVFROM:9999 SYSTEM:'echo $SOCAT_PEERADDR' >/dev/null 2>&1 &)"]);
+    await until("the listener on h3", () => h3.sh(["sh", "-c", "ss -uln | grep -q ':9999 '"]).code === 0);
+    const seen = h1.sh(["ip", "netns", "exec", "o1", "sh", "-c", `echo hi | socat -T3 - UDP:${h3.ip}:9999`]).stdout.trim();
+    expect(seen).toBe(h1.ip);
+    h1.ok("rm", "-f", "o1");
     h1.ok("rm", "-f", "i1");
     h2.ok("rm", "-f", "i2");
     h1.ok("net", "rm", "ovi");
