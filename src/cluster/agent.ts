@@ -13,7 +13,8 @@ import { peerArgvs, vxlanIfname, type RemoteEndpoint } from "../drivers/overlay.
 import { agentPidFile, agentPidLine, storeOf } from "./cluster.js";
 import { PREFIX, keys, type EndpointValue, type HostValue } from "./claims.js";
 import { convergePeersSoon } from "./members.js";
-import { acquireLock } from "../store/lock.js";
+import { createHash } from "node:crypto";
+import { acquireLock, holder, tryHold } from "../store/lock.js";
 import { readNameFile, writeInPlace } from "../host/files.js";
 import { dnsConfigPath, dnsNames, remoteDnsLine, serverPid, withRemoteLines } from "../dns/aardvark.js";
 import type { OverlayNetworkValue } from "./claims.js";
@@ -137,7 +138,7 @@ export function tunnelEntries(vxlan: string): { fdb: Array<{ mac: string; dst: s
  * Makes one VXLAN device's FDB and ARP entries exactly `peers`: replaces every wanted one, deletes the
  * rest. False when the device is not there (no container of this host on its network).
  */
-export function converge(vxlan: string, peers: RemoteEndpoint[]): boolean {
+function converge(vxlan: string, peers: RemoteEndpoint[]): boolean {
   if (!fs.existsSync(`/sys/class/net/${vxlan}`)) return false;
   const { fdb, neigh } = tunnelEntries(vxlan);
   const wanted = new Set(peers.map((p) => `${p.mac} ${p.vtep}`));
@@ -163,7 +164,7 @@ const REAP_INTERVAL_MS = 2_000;
 
 /**
  * This host's claims that no container of its state holds: a `run --rm` removed by its watcher, a run
- * killed between its claim and its state save, a `reset`. Released unless the run may still be saving.
+ * killed between its claim and its state save. Released unless the run may still be saving.
  */
 export function strayClaims(claims: Array<[KeyValue, EndpointValue]>, self: string, state: State, now: number): KeyValue[] {
   return claims
@@ -181,6 +182,17 @@ export async function runAgent(g: GlobalOptions): Promise<void> {
     // nothing to keep alive: no command should start this agent again (cluster.ts, reviveAgent)
     fs.rmSync(agentPidFile(stateDir), { force: true });
     throw new UsageError("this host has not joined a cluster: the agent has nothing to do");
+  }
+  // one agent per state dir: two would both answer for the host (its lease, the DNS files), and `cluster
+  // leave` or `reset` would stop only the one the pid file names. A second one (two commands revived a
+  // dead agent at once; a join and a command that revived the agent of the join's pid file) points the
+  // pid file at the first, and ends. The kernel lets go of the name when the agent dies, however it dies
+  const name = `ctnet/agent/${createHash("sha256").update(stateDir).digest("hex").slice(0, 32)}`;
+  if (!(await tryHold(name, `${process.pid}\n`))) {
+    const first = Number((await holder(name)) ?? 0);
+    if (first > 0) fs.writeFileSync(agentPidFile(stateDir), agentPidLine(first), { mode: 0o600 });
+    log(`the agent of this host runs already (pid ${first || "unknown"}): this one ends`);
+    return;
   }
   const etcd = storeOf(state);
   fs.writeFileSync(agentPidFile(stateDir), agentPidLine(process.pid), { mode: 0o600 });
@@ -209,18 +221,23 @@ export async function runAgent(g: GlobalOptions): Promise<void> {
   };
   // a device is converged again only when what it should hold changed since (most events are claims on
   // other networks, and each convergence costs two processes); all of them after a listing, and after a
-  // claim of this host (its command is making a device). A device not there is forgotten: made again, it
-  // is converged at the next event
+  // new claim of this host (its command is making a device). A device not there is forgotten: one that a
+  // command made from what it read of the store before it waited for the lock is converged by the
+  // periodic check below
   const converged = new Map<string, string>();
-  const convergeAll = (events?: WatchEvent[]) => {
-    const ownClaim = !!events?.some((e) => e.type === "PUT" && e.kv.key.startsWith(PREFIX + "endpoints/") && (JSON.parse(e.kv.value) as EndpointValue).host === join.host);
-    if (!events || ownClaim) converged.clear();
+  const convergeDevices = (which: (vxlan: string) => boolean) => {
     for (const [vxlan, peers] of view.desired(join.host)) {
       const wanted = JSON.stringify(peers);
-      if (converged.get(vxlan) === wanted) continue;
+      if (!which(vxlan) || converged.get(vxlan) === wanted) continue;
       if (converge(vxlan, peers)) converged.set(vxlan, wanted);
       else converged.delete(vxlan);
     }
+  };
+  const convergeAll = (events?: WatchEvent[]) => {
+    // a new claim (version 1), not the mark `up` a run puts on its claim once done
+    const ownClaim = !!events?.some((e) => e.type === "PUT" && e.kv.version === 1 && e.kv.key.startsWith(PREFIX + "endpoints/") && (JSON.parse(e.kv.value) as EndpointValue).host === join.host);
+    if (!events || ownClaim) converged.clear();
+    convergeDevices(() => true);
     convergeNamesSoon(ownClaim);
     // who may send VXLAN here: the members, dead ones too (cluster/members.ts)
     convergePeersSoon(g, join, view.values<HostValue>("members/"), log);
@@ -234,7 +251,9 @@ export async function runAgent(g: GlobalOptions): Promise<void> {
       if ((await etcd.leaseKeepAlive(lease)) > 0) return;
       lease = await etcd.leaseGrant(join.ttl);
       await etcd.put(keys.host(join.host), hostValue, lease);
-      log(`lease expired: host key put again with lease ${lease}`);
+      // pruned while it was cut off: a member again (the others' guards let members in, cluster ls lists them)
+      const rejoined = await etcd.txn([{ key: keys.member(join.host), target: "CREATE", createRevision: 0 }], [{ put: { key: keys.member(join.host), value: hostValue } }]);
+      log(`lease expired: host key put again with lease ${lease}${rejoined.succeeded ? "; the host had been pruned: a member again" : ""}`);
     } catch (err: any) {
       log(`lease renewal failed: ${err.message}`);
     }
@@ -257,7 +276,10 @@ export async function runAgent(g: GlobalOptions): Promise<void> {
     }
   };
   // a command's rebuild or a rollback may put back older lines: the names are checked again with the claims
-  setInterval(() => void reap().then(() => convergeNamesSoon()), REAP_INTERVAL_MS);
+  setInterval(() => {
+    convergeDevices((vxlan) => !converged.has(vxlan) && fs.existsSync(`/sys/class/net/${vxlan}`));
+    void reap().then(() => convergeNamesSoon());
+  }, REAP_INTERVAL_MS);
 
   // list, converge, watch from the listing's revision; re-list when the watch ends (a compaction, a member lost)
   for (;;) {

@@ -17,7 +17,7 @@ export interface StoreView {
 }
 
 /** Reads the store once; an unreachable store is an error with the store's message. */
-export async function readStoreView(state: State): Promise<StoreView> {
+async function readStoreView(state: State): Promise<StoreView> {
   const etcd = storeOf(state);
   try {
     const view = new View();

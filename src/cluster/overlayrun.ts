@@ -138,8 +138,11 @@ export async function runOnCluster(g: GlobalOptions, state: State, o: RunOptions
   const given = { ip: o.ip, name: o.name };
   await recoverFirst(g);
   state = readState(g);
-  // a later --network may be an overlay network this host has none of yet: joined as net connect joins it
-  if (networkAttachments(o.net, o).length > 1) await readCluster(g, state);
+  // a later --network may be an overlay network (one this host has none of yet is not in its state):
+  // joined as net connect joins it, from the store's claims. Later bridge networks need no store
+  const later = networkAttachments(o.net, o).slice(1);
+  const laterOverlay = () => later.some((a) => state.networks[a.target]?.driver !== "bridge");
+  if (laterOverlay()) await readCluster(g, state);
   const etcd = storeOf(state);
   try {
     for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
@@ -152,6 +155,8 @@ export async function runOnCluster(g: GlobalOptions, state: State, o: RunOptions
         if (!(await claimedBySomeoneElse(etcd, claim))) throw err;
         Object.assign(o, given, { beforePlan: undefined });
         state = readState(g);
+        // the failed plan's claims on later networks are in the view: it is read again
+        if (laterOverlay()) await readCluster(g, state);
         continue;
       }
       // once the state holds the container (the agent releases an up claim no container holds), unless a

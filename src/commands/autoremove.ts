@@ -3,7 +3,7 @@
 // that waits for the container's process to end and then removes the container with the ordinary rm
 // plan — after `stop` too, as Docker does. It ends by itself when the container is removed first.
 import { mutate, readState, type GlobalOptions } from "../plan/core.js";
-import { acquireLock } from "../store/lock.js";
+import { LOCK_NAME, acquireLock } from "../store/lock.js";
 import { planRm } from "./containers.js";
 import { isRunning } from "./process.js";
 import { Plan } from "../plan/plan.js";
@@ -21,7 +21,8 @@ const sleep = () => new Promise((resolve) => setTimeout(resolve, POLL_MS));
  * the run within one poll and then waited for a container that never came.
  */
 async function afterRun(g: GlobalOptions, id: string): Promise<ContainerRecord | undefined> {
-  const unlock = await acquireLock(`ctnet autoremove ${id.slice(0, 12)}: reading the state`);
+  // however long the wait: a watcher that gave up would leave its container behind
+  const unlock = await acquireLock(`ctnet autoremove ${id.slice(0, 12)}: reading the state`, LOCK_NAME, Infinity);
   try {
     return byId(readState(g), id);
   } finally {

@@ -12,13 +12,13 @@ import { isRunning } from "./process.js";
 import { netnsEtcDir } from "../naming.js";
 import { hostAddresses, run, runJson } from "../host/sys.js";
 import { readNameFile } from "../host/files.js";
-import { dnsConfigPath } from "../dns/aardvark.js";
+import { dnsConfigPath, remoteLines } from "../dns/aardvark.js";
 import { vxlanIfname } from "../drivers/overlay.js";
 import type { StoreView } from "../cluster/crosshost.js";
 import type { EndpointValue } from "../cluster/claims.js";
 import { firewall } from "../firewall/iptables-driver.js";
 import type { Packet } from "../firewall/walk.js";
-import type { ContainerRecord, NetworkRecord, State } from "../model.js";
+import { VXLAN_PORT, type ContainerRecord, type NetworkRecord, type State } from "../model.js";
 
 export interface TraceReport {
   from: string;
@@ -82,9 +82,9 @@ function remoteDnsAnswer(state: State, box: ContainerRecord, name: string): { ip
   const wanted = name.toLowerCase();
   for (const e of box.endpoints) {
     if (state.networks[e.network]?.driver !== "overlay") continue;
-    for (const line of (readNameFile(dnsConfigPath(e.network)) ?? "").split("\n").slice(1)) {
-      const [id, ip, names = ""] = line.split(/\s+/);
-      if (id?.includes("/") && names.split(",").includes(wanted)) return { ip, network: e.network, host: id.split("/")[0] };
+    for (const line of remoteLines(state, e.network, readNameFile(dnsConfigPath(e.network)))) {
+      const [id, ip, names] = line.split(/\s+/);
+      if (names.split(",").includes(wanted)) return { ip, network: e.network, host: id.split("/")[0] };
     }
   }
   return null;
@@ -281,7 +281,7 @@ function overlayHops(box: ContainerRecord, net: NetworkRecord, address: string, 
   if (vtep) {
     const under = runJson(["ip", "-j", "route", "get", vtep])[0];
     if (!under) fail(`no underlay route to VTEP ${vtep}`);
-    else facts.push(`underlay: VXLAN (UDP 4789, VNI ${net.vni}) to ${vtep} leaves by ${under.dev}${under.gateway ? ` via ${under.gateway}` : ""} src ${under.prefsrc ?? local}`);
+    else facts.push(`underlay: VXLAN (UDP ${VXLAN_PORT}, VNI ${net.vni}) to ${vtep} leaves by ${under.dev}${under.gateway ? ` via ${under.gateway}` : ""} src ${under.prefsrc ?? local}`);
   }
   if (!cluster) fail(`this host's store was not read: which host holds ${address} is unknown`);
   else if ("error" in cluster) fail(`the store is unreadable (${cluster.error}): which host holds ${address} is unknown`);

@@ -71,7 +71,7 @@ export const BASE_RULES: Rule[] = [
   { table: "filter", chain: "CTNET-FORWARD", spec: ["-j", USER_CHAIN], why: `the user's rules in ${USER_CHAIN} decide before any of ctnet's (as Docker's DOCKER-USER)`, position: 1 },
   { table: "filter", chain: "CTNET-FORWARD", spec: ["-j", "CTNET-ISOLATION"], why: "isolation between ctnet networks is checked before any accept", position: 1 },
   { table: "filter", chain: "FORWARD", spec: ["-j", "CTNET-FORWARD"], why: "send forwarded traffic through ctnet's rules first", position: 1 },
-  { table: "filter", chain: "INPUT", spec: ["-j", "CTNET-INPUT"], why: "guard the host's loopback on bridges where published ports need route_localnet", position: 1 },
+  { table: "filter", chain: "INPUT", spec: ["-j", "CTNET-INPUT"], why: "ctnet's guards of the host: its loopback on bridges where published ports need route_localnet, the DNS servers, the VXLAN port", position: 1 },
   { table: "nat", chain: "POSTROUTING", spec: ["-j", "CTNET-POSTROUTING"], why: "let ctnet masquerade container traffic leaving the host" },
   { table: "nat", chain: "PREROUTING", spec: [...LOCAL, "-j", "CTNET-DNAT"], why: "published ports: traffic arriving for a host address" },
   { table: "nat", chain: "OUTPUT", spec: [...LOCAL, "-j", "CTNET-DNAT"], why: "published ports: traffic from the host itself to a host address" },

@@ -89,7 +89,7 @@ export function portIntents(state: State): PortIntent[] {
 export const forwardedNetworks = (state: State): NetworkRecord[] => Object.values(state.networks).filter(bridged);
 
 /** The guard of the VXLAN port that `nets` (forwarded networks of `state`) need: none without an overlay network. */
-export function vxlanIntent(state: State, nets: NetworkRecord[]): VxlanIntent | undefined {
+function vxlanIntent(state: State, nets: NetworkRecord[]): VxlanIntent | undefined {
   const join = state.cluster;
   // a state from before the members were kept (no peers) gets its guard once the agent has written them
   if (!join?.peers || !nets.some((n) => n.driver === "overlay")) return undefined;

@@ -13,8 +13,8 @@ import { OpError } from "../errors.js";
 export const LOCK_NAME = "ctnet/lock";
 const WAIT_MS = 60_000;
 
-/** Asks the holder of the lock who it is (it answers with its pid and command); null when nobody answers. */
-function holder(name: string): Promise<string | null> {
+/** Asks the holder of an abstract socket who it is (the lock's answers with its pid and command); null when nobody answers. */
+export function holder(name: string): Promise<string | null> {
   return new Promise((resolve) => {
     let answer = "";
     const conn = net.connect({ path: `\0${name}` });
@@ -26,26 +26,34 @@ function holder(name: string): Promise<string | null> {
 }
 
 /**
- * Takes the lock, waiting (up to a minute) for another command to let go; returns the function that lets
- * go. `who` is what a waiting command is told about this holder.
+ * Takes the lock, waiting (up to `waitMs`, a minute unless said) for another command to let go; returns
+ * the function that lets go. `who` is what a waiting command is told about this holder.
  */
-export async function acquireLock(who: string, name = LOCK_NAME): Promise<() => void> {
-  const deadline = Date.now() + WAIT_MS;
+export async function acquireLock(who: string, name = LOCK_NAME, waitMs = WAIT_MS): Promise<() => void> {
+  const deadline = Date.now() + waitMs;
   for (let attempt = 0; ; attempt++) {
-    const server = net.createServer((conn) => conn.end(`pid ${process.pid}: ${who}\n`));
-    const err = await new Promise<NodeJS.ErrnoException | null>((resolve) => {
-      server.once("error", resolve);
-      server.listen({ path: `\0${name}` }, () => resolve(null));
-    });
-    if (!err) {
-      // the lock must not keep ctnet alive, nor its holder's answers delay its exit
-      server.unref();
-      return () => server.close();
-    }
-    if (err.code !== "EADDRINUSE") throw new OpError(`cannot take ctnet's lock @${name}: ${err.message}`);
+    const release = await tryHold(name, `pid ${process.pid}: ${who}\n`);
+    if (release) return release;
     if (Date.now() > deadline) {
-      throw new OpError(`timed out after ${WAIT_MS / 1000} s waiting for another ctnet command to finish (${(await holder(name)) ?? "holder unknown"})`);
+      throw new OpError(`timed out after ${waitMs / 1000} s waiting for another ctnet command to finish (${(await holder(name)) ?? "holder unknown"})`);
     }
     await new Promise((r) => setTimeout(r, Math.min(5 + attempt * 2, 50) + Math.random() * 10));
   }
+}
+
+/**
+ * Takes abstract socket @name if nobody holds it, answering whoever connects with `answer`; returns the
+ * function that lets go, or null when it is held. It does not keep the process alive.
+ */
+export async function tryHold(name: string, answer: string): Promise<(() => void) | null> {
+  const server = net.createServer((conn) => conn.end(answer));
+  const err = await new Promise<NodeJS.ErrnoException | null>((resolve) => {
+    server.once("error", resolve);
+    server.listen({ path: `\0${name}` }, () => resolve(null));
+  });
+  if (err?.code === "EADDRINUSE") return null;
+  if (err) throw new OpError(`cannot take @${name}: ${err.message}`);
+  // nor its holder's answers delay its exit
+  server.unref();
+  return () => server.close();
 }

@@ -9,6 +9,7 @@
 // Each network has a colour of its own (its name's when it is called red, blue, …), which edges its
 // bridge, veths and interfaces. Text is monospace: Graphviz sizes boxes for Courier's fixed advance, which
 // every monospace font shares, so no renderer's font makes text spill out of its box.
+import { VXLAN_PORT } from "../model.js";
 import {
   bridgeOf, entryProblem, isolated, tunnels, type GraphBridge, type GraphCluster, type GraphLan, type GraphPort, type GraphRemoteContainer, type GraphRemoteHost,
   type GraphSandbox, type GraphVxlan, type Topology,
@@ -240,7 +241,7 @@ function vxlanNodes(t: Topology, c: GraphCluster, colour: Map<string, string>, l
   for (const v of c.vxlans) {
     const col = colour.get(v.network) ?? NEUTRAL;
     const warn = [!v.present ? "VXLAN device MISSING" : !v.up ? "DOWN" : "", ...v.stale.map((e) => `stale FDB ${e.mac} → ${e.dst}`)].filter(Boolean);
-    const rows = [`VNI ${v.vni}`, `from VTEP ${v.local ?? "?"}, UDP 4789`];
+    const rows = [`VNI ${v.vni}`, `from VTEP ${v.local ?? "?"}, UDP ${VXLAN_PORT}`];
     line(2, `${q(vxId(v))} ${attrs({ label: table({ title: `VXLAN ${v.ifname}`, rows, warn }), color: warn.length ? DROP : col, fillcolor: "#ffffff", class: `vxlan network-${v.network}`, tooltip: `${v.ifname}: VXLAN device of overlay network ${v.network}, plugged into ${v.bridge}` })};`);
     const b = t.bridges.find((x) => x.ifname === v.bridge);
     if (b) line(2, `${q(brId(b))} -> ${q(vxId(v))} ${attrs({ color: col, class: `plug network-${v.network}`, tooltip: `${v.ifname} is a port of ${v.bridge}` })};`);
@@ -254,7 +255,7 @@ function remoteHosts(c: GraphCluster, colour: Map<string, string>, line: Line): 
     const status = h.alive ? "Ready" : "Down";
     line(1, `subgraph ${q(`cluster_remote_${h.host}`)} {`);
     line(2, `graph ${attrs({ label: `<<B>host ${esc(h.host)}</B>: VTEP ${esc(h.vtep)}, ${status}>`, style: h.alive ? "rounded,filled" : "rounded,dashed,filled", fillcolor: h.alive ? "#f9fafb" : "#f3f4f6", color: h.alive ? NEUTRAL : DROP, fontcolor: h.alive ? "#111827" : DROP, labeljust: "l", class: `remote-host ${status.toLowerCase()}` })};`);
-    line(2, `${q(vtepId(h))} ${attrs({ label: table({ title: `VTEP ${h.vtep}`, rows: ["UDP 4789"], warn: h.alive ? [] : ["host Down"] }), color: "#374151", fillcolor: "#e5e7eb", class: "vtep", tooltip: `host ${h.host}'s underlay address, where its tunnels end` })};`);
+    line(2, `${q(vtepId(h))} ${attrs({ label: table({ title: `VTEP ${h.vtep}`, rows: [`UDP ${VXLAN_PORT}`], warn: h.alive ? [] : ["host Down"] }), color: "#374151", fillcolor: "#e5e7eb", class: "vtep", tooltip: `host ${h.host}'s underlay address, where its tunnels end` })};`);
     for (const r of h.containers) {
       const col = colour.get(r.network) ?? NEUTRAL;
       line(2, `${q(remoteId(h, r))} ${attrs({ label: table({ title: r.container, rows: [`${r.ip} on ${r.network}`, r.mac] }), color: col, fillcolor: tint(col), class: `container remote network-${r.network}`, tooltip: `container ${r.container} on host ${h.host} (its claim in the store)` })};`);
@@ -265,7 +266,7 @@ function remoteHosts(c: GraphCluster, colour: Map<string, string>, line: Line): 
   for (const x of tunnels(c)) {
     const col = colour.get(x.vxlan.network) ?? NEUTRAL;
     const problems = x.broken.map((r) => `${r.container}: ${entryProblem(x.host, r, x.vxlan.ifname)}`);
-    const label = problems.length ? `× ${problems.join("; ")}` : `VXLAN VNI ${x.vxlan.vni} → ${x.host.vtep}:4789`;
+    const label = problems.length ? `× ${problems.join("; ")}` : `VXLAN VNI ${x.vxlan.vni} → ${x.host.vtep}:${VXLAN_PORT}`;
     const tooltip = `tunnel from ${x.vxlan.ifname} to host ${x.host.host} (VTEP ${x.host.vtep}): ${x.containers.map((r) => r.container).join(", ")}`;
     line(1, `${q(vxId(x.vxlan))} -> ${q(vtepId(x.host))} ${attrs({ style: problems.length ? "dashed" : "bold", color: problems.length ? DROP : col, fontcolor: problems.length ? DROP : col, penwidth: 2.2, label, class: `tunnel${problems.length ? " broken" : ""} network-${x.vxlan.network}`, tooltip })};`);
   }

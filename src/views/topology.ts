@@ -144,7 +144,7 @@ export interface GraphTunnel {
   vxlan: GraphVxlan;
   host: GraphRemoteHost;
   containers: GraphRemoteContainer[];
-  /** the containers whose FDB entry is missing or sends their frames elsewhere than the host's VTEP */
+  /** the containers whose entries are wrong (entryProblem): an FDB entry missing or elsewhere, an ARP entry missing, a host Down */
   broken: GraphRemoteContainer[];
 }
 
@@ -152,7 +152,7 @@ export interface GraphTunnel {
 export function tunnels(c: GraphCluster): GraphTunnel[] {
   return c.vxlans.flatMap((vxlan) => c.hosts.flatMap((host) => {
     const containers = host.containers.filter((r) => r.network === vxlan.network);
-    return containers.length ? [{ vxlan, host, containers, broken: containers.filter((r) => r.fdbDst !== host.vtep) }] : [];
+    return containers.length ? [{ vxlan, host, containers, broken: containers.filter((r) => entryProblem(host, r, vxlan.ifname) !== null) }] : [];
   }));
 }
 

@@ -208,6 +208,12 @@ describe("overlay networks across hosts", () => {
     const second = fs.readFileSync(pidFile, "utf8").split(" ")[0];
     expect(second).not.toBe(first);
     expect(alive(second)).toBe(true);
+    // one agent a host: another one started by hand (two commands reviving it at once) ends at once, and
+    // leaves the pid file naming the first
+    expect(h3.ctnet("agent").code).toBe(0);
+    const agents = () => h3.sh(["pgrep", "-f", `${h3.stateDir} agent`]).stdout.trim().split("\n").filter(Boolean);
+    expect(agents()).toEqual([second]);
+    expect(fs.readFileSync(pidFile, "utf8").split(" ")[0]).toBe(second);
     h3.ok("reset", "-y");
     await until("reset stopped the agent", () => !alive(second));
     expect(fs.existsSync(pidFile)).toBe(false);
