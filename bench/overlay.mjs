@@ -95,6 +95,8 @@ try {
     const r = h1.sh(["etcdctl", `--endpoints=${sim.store.slice("etcd://".length)}`, "put", key, rest.join(" ").replace(/^'|'$/g, "")], { env: { ...process.env, ETCDCTL_API: "3" } });
     if (r.code !== 0) throw new Error(r.stderr);
   }
+  // the three agents take in the puts (a watch event each) before the reads are timed
+  await new Promise((r) => setTimeout(r, 3000));
   const ls = Array.from({ length: REPS }, () => timed(h1, "cluster", "ls"));
   const netLs = Array.from({ length: REPS }, () => timed(h1, "net", "ls"));
   // a command that reads no store, through the same nsenter: what the machine's load makes of any command
