@@ -49,9 +49,14 @@ export class View {
     return out;
   }
 
+  /** The hosts whose lease is held. */
+  live(): Set<string> {
+    return new Set(this.values<HostValue>("hosts/").map((h) => h.host));
+  }
+
   /** The entries each overlay network's VXLAN device should hold on host `self`, by device name. */
   desired(self: string): Map<string, RemoteEndpoint[]> {
-    const live = new Set(this.values<HostValue>("hosts/").map((h) => h.host));
+    const live = this.live();
     const out = new Map<string, RemoteEndpoint[]>();
     const vniOf = new Map(this.values<OverlayNetworkValue>("networks/").map((n) => [n.name, n.vni]));
     for (const vni of vniOf.values()) out.set(vxlanIfname(vni), []);
@@ -65,7 +70,7 @@ export class View {
 
   /** The DNS lines of other live hosts' containers each overlay network's file should hold, by network. */
   remoteNames(self: string): Map<string, string[]> {
-    const live = new Set(this.values<HostValue>("hosts/").map((h) => h.host));
+    const live = this.live();
     const out = new Map<string, string[]>();
     const claims = this.values<EndpointValue>("endpoints/").filter((ep) => ep.host !== self && live.has(ep.host));
     for (const ep of claims.sort((a, b) => a.ip.localeCompare(b.ip, undefined, { numeric: true }))) {

@@ -24,7 +24,7 @@ async function readStoreView(state: State): Promise<StoreView> {
     view.load((await etcd.list(PREFIX)).kvs);
     return {
       members: view.values<HostValue>("members/").sort((a, b) => a.host.localeCompare(b.host)),
-      live: new Set(view.values<HostValue>("hosts/").map((h) => h.host)),
+      live: view.live(),
       claims: view.values<EndpointValue>("endpoints/").sort((a, b) => a.ip.localeCompare(b.ip, undefined, { numeric: true })),
     };
   } finally {

@@ -64,21 +64,18 @@ async function killEverywhere(setup: string[][], args: string[], check: () => Pr
 describe("SIGKILL at every step of the DNS server's changes", () => {
   it("run on a network whose server runs (check, file, signal), and rm of that container", async () => {
     h.ok("run", "-d", "--net", "red", "--name", "a");
-    const runFailures = await killEverywhere([], ["run", "-d", "--net", "red", "--name", "b"], async () => {
+    // after each repair: a asks for b, and the answer follows the state; then b goes for the next round
+    const bAnswersAsInState = async () => {
       const want = inState("b");
       const got = await settled("a", "b", want);
       return got === want ? [] : [`b is ${want ? "" : "not "}in the state, but the DNS server answers ${got === null ? "nothing" : got ? "its name" : "NXDOMAIN"}`];
-    }, () => {
+    };
+    const removeB = () => {
       if (inState("b")) h.ok("rm", "-f", "b");
-    });
+    };
+    const runFailures = await killEverywhere([], ["run", "-d", "--net", "red", "--name", "b"], bAnswersAsInState, removeB);
     expect(runFailures).toEqual([]);
-    const rmFailures = await killEverywhere([["run", "-d", "--net", "red", "--name", "b"]], ["rm", "-f", "b"], async () => {
-      const want = inState("b");
-      const got = await settled("a", "b", want);
-      return got === want ? [] : [`b is ${want ? "" : "not "}in the state, but the DNS server answers ${got === null ? "nothing" : got ? "its name" : "NXDOMAIN"}`];
-    }, () => {
-      if (inState("b")) h.ok("rm", "-f", "b");
-    });
+    const rmFailures = await killEverywhere([["run", "-d", "--net", "red", "--name", "b"]], ["rm", "-f", "b"], bAnswersAsInState, removeB);
     expect(rmFailures).toEqual([]);
     h.ok("rm", "-f", "a");
   });
