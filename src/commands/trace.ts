@@ -110,6 +110,8 @@ export function explain(state: State, fromName: string, to: string, port: number
     const answer = box.mode === "bridge" ? dnsAnswer(state, box, to) : null;
     const remoteAnswer = box.mode === "bridge" && !known.has(to) && !answer && cluster ? remoteDnsAnswer(state, box, to) : null;
     report.nameResolves = known.has(to) || answer !== null || remoteAnswer !== null;
+    // a container of another host that its name would not reach (a Down host's): trace goes on by address
+    const named = !report.nameResolves ? claimNamed(box, to, cluster) : undefined;
     if (known.has(to)) {
       address = known.get(to)!;
       facts.push(`${to} is in ${from.name}'s ${hostsFile} as ${address}`);
@@ -120,8 +122,8 @@ export function explain(state: State, fromName: string, to: string, port: number
     } else if (remoteAnswer) {
       address = remoteAnswer.ip;
       facts.push(`ctnet's DNS server answers ${to} to ${from.name} with ${address} (network ${remoteAnswer.network}): a container of host ${remoteAnswer.host}, whose line this host's agent wrote from its claim`);
-    } else if (claimNamed(state, box, to, cluster)) {
-      const claim = claimNamed(state, box, to, cluster)!;
+    } else if (named) {
+      const claim = named;
       facts.push(`${to} is unknown in ${from.name}: neither in ${hostsFile} nor answered by ctnet's DNS server, so connecting by name fails before any packet is sent (this host's agent writes the names of live hosts' containers only)`);
       address = claim.ip;
       facts.push(`by address: ${to} is ${address} on overlay network ${claim.network}, claimed by host ${claim.host}`);
@@ -234,7 +236,7 @@ function pathVerdict(state: State, box: ContainerRecord, target: ContainerRecord
 }
 
 /** The claim of a container named `name` on one of the box's overlay networks, if the store holds one. */
-function claimNamed(state: State, box: ContainerRecord, name: string, cluster: ClusterFacts | null): EndpointValue | undefined {
+function claimNamed(box: ContainerRecord, name: string, cluster: ClusterFacts | null): EndpointValue | undefined {
   if (!cluster || "error" in cluster) return undefined;
   return cluster.claims.find((c) => box.endpoints.some((e) => e.network === c.network) && (c.container === name || (c.aliases ?? []).includes(name)));
 }

@@ -1,8 +1,7 @@
 // What the firewall is asked for, in its own words: networks with their isolation, icc, masquerade and
 // internal flags, the published ports with the address and network each one reaches, and who may send
-// this host VXLAN. The firewall
-// driver (firewall.ts) turns an intent into rules; nothing in an intent names iptables, so an nftables
-// driver takes the same intent (docs/firewall.md).
+// this host VXLAN. The firewall driver (firewall.ts) turns an intent into rules; nothing in an intent
+// names iptables, so an nftables driver takes the same intent (docs/firewall.md).
 import { VXLAN_PORT, bridged, type ContainerRecord, type Endpoint, type NetworkRecord, type PortMapping, type State } from "../model.js";
 import { DEFAULT_BRIDGE_NETWORK } from "../naming.js";
 
