@@ -3,6 +3,7 @@
 import fs from "node:fs";
 import { describe, expect, it } from "vitest";
 import { until, useSimCluster, type SimHost } from "./simhosts.js";
+import { CTNET } from "./harness.js";
 
 const sim = useSimCluster(3);
 
@@ -209,8 +210,10 @@ describe("overlay networks across hosts", () => {
     expect(second).not.toBe(first);
     expect(alive(second)).toBe(true);
     // one agent a host: another one started by hand (two commands reviving it at once) ends at once, and
-    // leaves the pid file naming the first
-    expect(h3.ctnet("agent").code).toBe(0);
+    // leaves the pid file naming the first. First means the one holding the agent's abstract socket: the
+    // revived one takes it once node has started, a moment after ps returned
+    await until("the revived agent holds its socket", () => h3.sh(["cat", "/proc/net/unix"]).stdout.includes("@ctnet/agent/"));
+    expect(h3.sh([CTNET, "agent"], { timeout: 20_000 }).code).toBe(0);
     const agents = () => h3.sh(["pgrep", "-f", `${h3.stateDir} agent`]).stdout.trim().split("\n").filter(Boolean);
     expect(agents()).toEqual([second]);
     expect(fs.readFileSync(pidFile, "utf8").split(" ")[0]).toBe(second);
