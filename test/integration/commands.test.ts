@@ -4,7 +4,7 @@
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import { describe, expect, it } from "vitest";
-import { CTNET, Lab, hostSnapshot, jsonLines, sh, uniq, useLabs } from "./harness.js";
+import { CTNET, Lab, hostSnapshot, jsonLines, settled, sh, uniq, useLabs } from "./harness.js";
 import { IsolatedHost } from "./isolated.js";
 
 const newLab = useLabs();
@@ -86,7 +86,7 @@ describe("run -it: the seed's interactive shell", () => {
     expect(r.code).toBe(0);
     expect(r.output).toMatch(/eth0@if\d+\s+UP/);
     expect(lab.state().containers[me]).toBeUndefined();
-    expect(leftoversOf([me])).toEqual([]);
+    expect(settled(() => leftoversOf([me]), [])).toEqual([]);
     expect(fs.existsSync(`/etc/netns/${me}`)).toBe(false);
   });
 
@@ -128,7 +128,7 @@ describe("run -d --rm (seed 002: docker run --rm -dit --network none …)", () =
     const [short, idle] = [uniq("s"), uniq("i")];
     lab.ok("run", "--rm", "-dit", "--network", "none", "--name", idle);
     expect(lab.ok("exec", idle, "ip", "-o", "link").trim().split("\n")).toHaveLength(1);
-    lab.ok("run", "-d", "--rm", "--net", "none", "--name", short, "--", "sleep", "1");
+    lab.ok("run", "-d", "--rm", "--net", "none", "--name", short, "--", "sleep", "3");
     expect(watchers(lab)).toHaveLength(2);
     expect(waitFor(() => !lab.state().containers[short])).toBe(true);
     expect(lab.state().containers[idle]).toBeDefined();

@@ -5,6 +5,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { settled } from "./harness.js";
 import { IsolatedHost } from "./isolated.js";
 import { journalFiles as journalFilesOf, startPaused as startPausedOn, stateText as stateTextOf } from "./killpoints.js";
 import { decodeState } from "../../src/store/statefile.js";
@@ -137,7 +138,7 @@ describe("SIGKILL at every step of a deleting plan", () => {
         outcomes.add("gone");
       }
       expect(stateText()).toBe(state0);
-      expect(host.kernel(), `kernel after a kill at ${at}`).toEqual(kernel0);
+      expect(settled(() => host.kernel(), kernel0), `kernel after a kill at ${at}`).toEqual(kernel0);
     }
     // both sides of the point of no return were reached
     expect([...outcomes].sort()).toEqual(["gone", "whole"]);

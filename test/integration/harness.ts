@@ -23,6 +23,19 @@ export function sh(argv: string[], input?: string, env: NodeJS.ProcessEnv = proc
   return { code: r.status ?? 128, stdout: r.stdout, stderr: r.stderr };
 }
 
+/**
+ * read() once it equals `want`, or as it is after `ms`: for what the kernel finishes after a command
+ * returned (a single `rm -f` does not wait for its veths, which go with their namespace).
+ */
+export function settled<T>(read: () => T, want: T, ms = 3_000): T {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const got = read();
+    if (JSON.stringify(got) === JSON.stringify(want) || Date.now() > deadline) return got;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
+  }
+}
+
 /** `ps`/`net ls --format json`: one object a line, as docker 23+ prints them. */
 export const jsonLines = (text: string): any[] => text.split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
 

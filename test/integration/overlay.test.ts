@@ -94,6 +94,7 @@ describe("overlay networks across hosts", () => {
     for (const h of [h1, h2]) expect(h.ctnet("doctor").stdout).toContain("no differences");
     // with the agent stopped, a remote line lost by hand is doctor's finding, and --fix puts it back
     h2.sh(["pkill", "-f", `${h2.stateDir} agent`]);
+    await until("h2's agent is gone", () => h2.sh(["pgrep", "-f", `${h2.stateDir} agent`]).code !== 0);
     const file = `${h2.stateDir}/dns/ov1`;
     h2.sh(["sed", "-i", "/^h1\\//d", file]);
     expect(h2.ctnet("doctor").stdout).toContain("overlay network ov1: the DNS server's names of other hosts' containers differ from the store (missing: a)");
@@ -212,7 +213,7 @@ describe("overlay networks across hosts", () => {
     // one agent a host: another one started by hand (two commands reviving it at once) ends at once, and
     // leaves the pid file naming the first. First means the one holding the agent's abstract socket: the
     // revived one takes it once node has started, a moment after ps returned
-    await until("the revived agent holds its socket", () => h3.sh(["cat", "/proc/net/unix"]).stdout.includes("@ctnet/agent/"));
+    await until("the revived agent holds its socket", () => h3.sh(["cat", "/proc/net/unix"]).stdout.includes("@ctnet/agent/"), 20_000);
     expect(h3.sh([CTNET, "agent"], { timeout: 20_000 }).code).toBe(0);
     const agents = () => h3.sh(["pgrep", "-f", `${h3.stateDir} agent`]).stdout.trim().split("\n").filter(Boolean);
     expect(agents()).toEqual([second]);
