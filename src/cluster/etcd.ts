@@ -89,15 +89,25 @@ export class Etcd {
 
   /** One POST to the gateway, trying each member in turn; an unreachable store is an OpError naming it. */
   async call(path: string, body: object): Promise<any> {
+    return (await this.send(path, body)).res;
+  }
+
+  /**
+   * call(), and whether an earlier member got the request and gave no answer: it may have applied it
+   * (etcd's own "request timed out" is such an answer), so the member that answered saw it done.
+   */
+  private async send(path: string, body: object): Promise<{ res: any; ambiguous: boolean }> {
     let last: Error | null = null;
+    let ambiguous = false;
     for (let i = 0; i < this.endpoints.length; i++) {
       const at = (this.current + i) % this.endpoints.length;
       try {
         const res = await this.post(this.endpoints[at], path, body);
         this.current = at;
-        return res;
+        return { res, ambiguous };
       } catch (err: any) {
         if (err instanceof OpError) throw err;
+        ambiguous ||= err.sent === true;
         last = err;
       }
     }
@@ -107,7 +117,10 @@ export class Etcd {
   private post(endpoint: string, path: string, body: object): Promise<any> {
     const [host, port] = [endpoint.slice(0, endpoint.lastIndexOf(":")), Number(endpoint.slice(endpoint.lastIndexOf(":") + 1))];
     const data = JSON.stringify(body);
-    return new Promise((resolve, reject) => {
+    return new Promise((resolve, reject_) => {
+      // once connected, the member may have applied the request whatever becomes of its answer
+      let connected = false;
+      const reject = (err: Error) => reject_(Object.assign(err, { sent: connected }));
       const req = http.request({ host, port, path, method: "POST", agent: this.agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(data) } }, (res) => {
         let text = "";
         res.setEncoding("utf8");
@@ -131,9 +144,12 @@ export class Etcd {
       // a member that is down does not answer ARP: the kernel gives up after 3 s; the next member is
       // tried long before that (a LAN connects in well under a millisecond)
       req.on("socket", (socket) => {
-        if (!socket.connecting) return;
+        if (!socket.connecting) return void (connected = true);
         const timer = setTimeout(() => req.destroy(new Error(`cannot connect to ${endpoint} within ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS);
-        socket.once("connect", () => clearTimeout(timer));
+        socket.once("connect", () => {
+          connected = true;
+          clearTimeout(timer);
+        });
         socket.once("close", () => clearTimeout(timer));
       });
       req.on("error", reject);
@@ -164,9 +180,23 @@ export class Etcd {
 
   /** If every compare holds, `success`, else `failure`, atomically; the range answers decoded. */
   async txn(compare: Compare[], success: TxnOp[], failure: TxnOp[] = []): Promise<{ succeeded: boolean; ranges: KeyValue[][]; revision: number }> {
-    const res = await this.call("/v3/kv/txn", encodeTxn(compare, success, failure));
+    const { res, ambiguous } = await this.send("/v3/kv/txn", encodeTxn(compare, success, failure));
     const ranges = (res.responses ?? []).filter((r: any) => r.response_range).map((r: any) => (r.response_range.kvs ?? []).map(decodeKv));
-    return { succeeded: res.succeeded === true, ranges, revision: Number(res.header.revision) };
+    // a member that gave no answer applied it, and its compares then failed on the next member: a
+    // claim would else be taken for another host's (and left behind)
+    const succeeded = res.succeeded === true || (ambiguous && (await this.holds(success)));
+    return { succeeded, ranges, revision: Number(res.header.revision) };
+  }
+
+  /** Whether the store is as `ops` leave it: each put's value there, each deleted key gone. */
+  private async holds(ops: TxnOp[]): Promise<boolean> {
+    if (ops.length === 0) return false;
+    for (const op of ops) {
+      if ("range" in op) return false;
+      if ("put" in op && (await this.get(op.put.key))?.value !== op.put.value) return false;
+      if ("delete" in op && (op.delete.prefix ? (await this.list(op.delete.key)).kvs.length > 0 : (await this.get(op.delete.key)) !== null)) return false;
+    }
+    return true;
   }
 
   async leaseGrant(ttl: number): Promise<string> {

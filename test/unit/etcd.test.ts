@@ -1,5 +1,7 @@
-import { describe, expect, it } from "vitest";
-import { decodeKv, encodeTxn, parseStoreUrl, prefixEnd } from "../../src/cluster/etcd.js";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { Etcd, decodeKv, encodeTxn, parseStoreUrl, prefixEnd, type Compare, type TxnOp } from "../../src/cluster/etcd.js";
 import { Plan, renderStep, renderUndo, type StoreStep } from "../../src/plan/plan.js";
 import { irreversible } from "../../src/plan/executor.js";
 
@@ -56,5 +58,59 @@ describe("store steps of a plan", () => {
   it("a claim is undone by rollback; a release without undo is past the point of no return", () => {
     expect(irreversible(step)).toBe(false);
     expect(irreversible({ ...(step as StoreStep), success: [{ delete: { key: "/ctnet/names/ov/k" } }], undo: null })).toBe(true);
+  });
+});
+
+describe("a transaction a member applied without answering", () => {
+  // two members of one store: the first applies what it gets and never answers (a slow disk, a lost
+  // answer), the second answers as etcd does. Only what a create-if-absent claim uses is served
+  const store = new Map<string, string>();
+  const servers: http.Server[] = [];
+  const unb64 = (s: string) => Buffer.from(s, "base64").toString();
+  const member = (answers: boolean) =>
+    new Promise<string>((resolve) => {
+      const server = http.createServer((req, res) => {
+        let body = "";
+        req.on("data", (d) => (body += d));
+        req.on("end", () => {
+          const r = JSON.parse(body);
+          let answer: object;
+          if (req.url === "/v3/kv/range") {
+            const v = store.get(unb64(r.key));
+            answer = { header: { revision: "1" }, ...(v === undefined ? {} : { kvs: [{ key: r.key, value: Buffer.from(v).toString("base64"), create_revision: "1", mod_revision: "1", version: "1" }] }) };
+          } else {
+            const succeeded = r.compare.every((c: any) => !store.has(unb64(c.key)));
+            for (const op of succeeded ? r.success : r.failure) store.set(unb64(op.request_put.key), unb64(op.request_put.value));
+            answer = { header: { revision: "2" }, succeeded };
+          }
+          if (answers) res.end(JSON.stringify(answer));
+        });
+      });
+      servers.push(server);
+      server.listen(0, "127.0.0.1", () => resolve(`127.0.0.1:${(server.address() as AddressInfo).port}`));
+    });
+  afterEach(() => {
+    for (const s of servers.splice(0)) {
+      s.closeAllConnections();
+      s.close();
+    }
+    store.clear();
+  });
+  const claim = (value: string): [Compare[], TxnOp[]] => [[{ key: "/ctnet/names/ov/k", target: "CREATE", createRevision: 0 }], [{ put: { key: "/ctnet/names/ov/k", value } }]];
+
+  it("is its caller's: the next member's failed compare finds the store as the transaction leaves it", async () => {
+    const etcd = new Etcd([await member(false), await member(true)], 200);
+    const r = await etcd.txn(...claim('{"host":"h1"}'));
+    etcd.close();
+    expect(r.succeeded).toBe(true);
+    expect(store.get("/ctnet/names/ov/k")).toBe('{"host":"h1"}');
+  });
+
+  it("a key another host holds is still taken", async () => {
+    store.set("/ctnet/names/ov/k", '{"host":"h2"}');
+    const etcd = new Etcd([await member(false), await member(true)], 200);
+    const r = await etcd.txn(...claim('{"host":"h1"}'));
+    etcd.close();
+    expect(r.succeeded).toBe(false);
   });
 });
