@@ -72,11 +72,15 @@ function readPrivate(file: string): string | null {
   }
 }
 
+/**
+ * Unlists one dir, and its namespace's directory once empty. /run/ctnet itself stays (empty, gone at
+ * reboot): private hosts mount a tmpfs of their own on it (examples/overlay.sh, the tests), and an rmdir
+ * here would succeed on their mount point and detach it, sending their entries into this host's list.
+ */
 function remove(file: string): void {
   try {
     fs.unlinkSync(file);
     fs.rmdirSync(path.dirname(file));
-    fs.rmdirSync(ROOT);
   } catch {
     /* gone already, or the namespace's directory still lists others */
   }

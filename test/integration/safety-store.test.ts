@@ -129,6 +129,35 @@ describe("two state dirs on one host", () => {
   }, 300_000);
 });
 
+describe("a private host inside this one", () => {
+  // /run/ctnet of the private host is a tmpfs of its own (as isolated.ts and examples/overlay.sh make
+  // them); on this host it is a plain directory. An rmdir of it here succeeds and detaches the private
+  // host's tmpfs, whose next command then lists its dir in this host's /run/ctnet, for good
+  it("keeps its own list of state dirs when this host's last state dir is unlisted", async () => {
+    const h = await newHost();
+    const script = [
+      "set -e",
+      // this host's /run of its own: /run/ctnet a plain directory in it, gone with the private host h
+      "mount -t tmpfs outer-run /run",
+      "mkdir -p /run/ctnet /run/netns /run/s-outer /run/s-inner",
+      "unshare --mount --propagation private --net sh -c 'mount -t tmpfs inner /run/ctnet && mount -t sysfs sysfs /sys && ip link set lo up && exec sleep 600' &",
+      "inner=$!",
+      "for i in $(seq 100); do nsenter -t $inner -m findmnt -n --mountpoint /run/ctnet >/dev/null 2>&1 && break; sleep 0.1; done",
+      `CTNET_STATE_DIR=/run/s-outer ${CTNET} net create --subnet 10.251.1.0/24 outer1 >/dev/null`,
+      `CTNET_STATE_DIR=/run/s-outer ${CTNET} net rm outer1 >/dev/null`,
+      `nsenter -t $inner -n -m env CTNET_STATE_DIR=/run/s-inner ${CTNET} net create --subnet 10.251.2.0/24 inner1 >/dev/null`,
+      // the topmost mount on /run/ctnet in the private host (h's own, hidden under this /run, is listed too)
+      `echo "inner: $(nsenter -t $inner -m awk '$5 == "/run/ctnet" { s = $0 } END { sub(/.* - /, "", s); split(s, f, " "); print f[2] }' /proc/self/mountinfo)"`,
+      'echo "outer: $(ls -A /run/ctnet | tr "\\n" " ")"',
+      `nsenter -t $inner -n -m env CTNET_STATE_DIR=/run/s-inner ${CTNET} net rm inner1 >/dev/null`,
+      "kill $inner",
+    ].join("\n");
+    const r = h.sh(["sh", "-c", script]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe("inner: inner\nouter: \n");
+  });
+});
+
 describe("objects deleted by hand", () => {
   it("run after its network's bridge was deleted fails naming the right step and leaves nothing; removals of what is gone succeed", async () => {
     const h = await newHost();
