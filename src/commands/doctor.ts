@@ -35,6 +35,7 @@ import { containerDigests, decodeState } from "../store/statefile.js";
 import { processAlive, processStartTime, type Store } from "../store/store.js";
 import { isRoot, netnsNames, readOrNull, readSysctl, run, runJson, sysctlPath } from "../host/sys.js";
 import { otherStateDirs } from "../store/statedirs.js";
+import { LOCK_NAME, acquireLock } from "../store/lock.js";
 import type { ContainerRecord, Endpoint, PortMapping, State } from "../model.js";
 
 // ---- the kernel's view ---------------------------------------------------------------------------
@@ -629,10 +630,29 @@ export function diagnose(store: Store, state: State, o: { removeOrphans?: boolea
 
 // ---- the command -----------------------------------------------------------------------------------
 
+/** How long plain doctor waits for a command in the middle of its plan: most take well under a second. */
+const READ_WAIT_MS = 5_000;
+
 export async function doctorCommand(g: GlobalOptions, o: { fix?: boolean; removeOrphans?: boolean }): Promise<number> {
   if (o.removeOrphans && !o.fix) throw new UsageError("--remove-orphans only goes with --fix: doctor alone changes nothing");
   const store = openStore(g);
   if (!isRoot() && !(o.fix && g.dryRun)) throw new UsageError("ctnet doctor must run as root: it reads iptables and ctnet's private state");
+  if (o.fix) return doctor(g, o, store);
+  // plain doctor reads under the lock, as --fix does: what a command between its first step and its state
+  // save (the agent's too) has made so far would else show as differences. One that holds the lock longer
+  // (stuck, or paused) is named, and doctor reads anyway: it is what is asked when something hangs
+  const unlock = await acquireLock("ctnet doctor: reading", LOCK_NAME, READ_WAIT_MS).catch((err: Error) => {
+    process.stdout.write(`${err.message.replace(/^timed out/, "read without the lock: timed out")}: what that command is changing may show below\n`);
+    return null;
+  });
+  try {
+    return await doctor(g, o, store);
+  } finally {
+    unlock?.();
+  }
+}
+
+async function doctor(g: GlobalOptions, o: { fix?: boolean; removeOrphans?: boolean }, store: Store): Promise<number> {
   let state: State;
   try {
     state = store.read();

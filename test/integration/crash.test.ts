@@ -174,6 +174,38 @@ describe("the journal", () => {
   }, 60_000);
 });
 
+describe("doctor while another command is in the middle of its plan", () => {
+  beforeAll(() => void host.ok("net", "create", "--subnet", "10.252.9.0/24", "mids"));
+  afterAll(() => void host.ok("net", "rm", "mids"));
+
+  it("waits for it to finish, and then finds nothing (none of its half-made container)", async () => {
+    const p = await startPaused(["run", "-d", "--net", "mids", "--name", "mid"], "6");
+    expect(p.pid, p.stderr()).not.toBeNull();
+    const doctor = host.spawnCtnet(["doctor"]);
+    let out = "";
+    doctor.stdout!.on("data", (d) => (out += d));
+    const code = new Promise<number>((resolve) => doctor.on("close", (c) => resolve(c ?? 128)));
+    // doctor is waiting for the lock meanwhile (without it, it would be done and have reported the run)
+    await new Promise((r) => setTimeout(r, 2_000));
+    host.sh(["kill", "-TERM", p.pid!]);
+    expect(await p.exit).toBe(1);
+    expect([await code, out]).toEqual([0, expect.stringContaining("no differences")]);
+  });
+
+  it("that holds the lock longer is named, and doctor reads anyway", async () => {
+    const p = await startPaused(["run", "-d", "--net", "mids", "--name", "mid"], "6");
+    expect(p.pid, p.stderr()).not.toBeNull();
+    const doc = host.ctnet("doctor");
+    host.sh(["kill", "-TERM", p.pid!]);
+    await p.exit;
+    expect(doc.code).toBe(1);
+    expect(doc.stdout).toContain(`read without the lock: timed out after 5 s waiting for another ctnet command to finish (pid ${p.pid}: `);
+    // what the paused run made so far is there to see
+    expect(doc.stdout).toMatch(/^\d+ differences?: 'ctnet doctor --fix' repairs them/m);
+    expectAgree();
+  });
+});
+
 describe("SIGINT and SIGTERM during a plan", () => {
   for (const sig of ["INT", "TERM"] as const) {
     it(`SIG${sig} rolls the plan back before ctnet exits`, async () => {
