@@ -642,7 +642,7 @@ export async function doctorCommand(g: GlobalOptions, o: { fix?: boolean; remove
   // save (the agent's too) has made so far would else show as differences. One that holds the lock longer
   // (stuck, or paused) is named, and doctor reads anyway: it is what is asked when something hangs
   const unlock = await acquireLock("ctnet doctor: reading", LOCK_NAME, READ_WAIT_MS).catch((err: Error) => {
-    process.stdout.write(`${err.message.replace(/^timed out/, "read without the lock: timed out")}: what that command is changing may show below\n`);
+    process.stdout.write(`read without the lock: ${err.message}: what that command is changing may show below\n`);
     return null;
   });
   try {
